@@ -1,0 +1,772 @@
+//! TOML → validated [`Config`]. Every default lives here; after `load` succeeds the rest of the daemon
+//! holds types that cannot be wrong (parsed schedules, ids, URLs, absolute paths). Validation collects
+//! every problem with its key path so `check-config` can show them all at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::model::RecordKind;
+
+pub const DEFAULT_SCHEDULE: &str = "0 */30 * * * *";
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 50 * 1024 * 1024;
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
+pub const DEFAULT_RETRIES: u32 = 3;
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_TOKEN_ENV: &str = "TRIBUTARY_ADMIN_TOKEN";
+
+/// One problem found in a config file, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{path} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+/// A partner id: `[a-z0-9-]+`, stable, used in URLs and the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartnerId(String);
+
+impl PartnerId {
+    pub fn parse(s: &str) -> Result<PartnerId, String> {
+        if s.is_empty() || s.len() > 64 {
+            return Err("must be 1 to 64 characters".into());
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(format!(
+                "{s:?} must use only lowercase letters, digits and '-'"
+            ));
+        }
+        Ok(PartnerId(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PartnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A cron schedule with a seconds field, parsed once.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub expr: String,
+    pub cron: cron::Schedule,
+}
+
+impl Schedule {
+    pub fn parse(s: &str) -> Result<Schedule, String> {
+        let cron = cron::Schedule::from_str(s).map_err(|e| {
+            format!(
+                "{s:?} is not a cron schedule with a seconds field (e.g. \"0 */30 * * * *\"): {e}"
+            )
+        })?;
+        Ok(Schedule {
+            expr: s.to_string(),
+            cron,
+        })
+    }
+}
+
+/// Where a feed's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Http(url::Url),
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Http(u) => write!(f, "{u}"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The input formats tributary reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    TributaryJson,
+    Csv,
+    Ical,
+}
+
+impl Format {
+    pub const ALL: &'static [(&'static str, Format)] = &[
+        ("tributary-json", Format::TributaryJson),
+        ("csv", Format::Csv),
+        ("ical", Format::Ical),
+    ];
+
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, f)| *f)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Format::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(name, _)| *name)
+            .unwrap_or("unknown")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Feed {
+    /// Stable key of this feed within its partner (`events-0`, …): the store keys validators and
+    /// records by it, so reordering unrelated feeds does not orphan them.
+    pub key: String,
+    pub kind: RecordKind,
+    pub format: Format,
+    pub source: Source,
+    pub rate_limit_per_minute: u32,
+    pub timeout: Duration,
+    pub max_body_bytes: u64,
+    pub retries: u32,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub id: PartnerId,
+    pub name: String,
+    pub schedule: Schedule,
+    pub priority: i64,
+    pub licence: Option<String>,
+    pub website: Option<String>,
+    pub feeds: Vec<Feed>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: std::net::SocketAddr,
+    pub base_url: url::Url,
+}
+
+#[derive(Debug, Clone)]
+pub enum AdminToken {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub token: AdminToken,
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub default_schedule: Schedule,
+    pub timezone: chrono_tz::Tz,
+    pub max_concurrent: usize,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    pub store: StoreConfig,
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub scheduler: SchedulerConfig,
+    pub partners: Vec<Partner>,
+}
+
+impl Config {
+    pub fn partner(&self, id: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.id.as_str() == id)
+    }
+}
+
+// ---- raw, as written in TOML ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    scheduler: RawScheduler,
+    #[serde(default)]
+    partners: Vec<RawPartner>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    base_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    token_env: Option<String>,
+    token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduler {
+    default_schedule: Option<String>,
+    timezone: Option<String>,
+    max_concurrent: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartner {
+    id: Option<String>,
+    name: Option<String>,
+    schedule: Option<String>,
+    priority: Option<i64>,
+    licence: Option<String>,
+    website: Option<String>,
+    #[serde(default)]
+    feeds: Vec<RawFeed>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    kind: Option<String>,
+    format: Option<String>,
+    url: Option<String>,
+    rate_limit_per_minute: Option<i64>,
+    timeout_secs: Option<i64>,
+    max_body_bytes: Option<i64>,
+    retries: Option<i64>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// Reads the config file that the CLI's rules point at: `--config`, else `$TRIBUTARY_CONFIG`, else
+/// `config/tributary.toml` if it exists, else `/etc/tributary/tributary.toml`.
+pub fn resolve_path(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Ok(p) = std::env::var("TRIBUTARY_CONFIG") {
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let local = PathBuf::from("config/tributary.toml");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("/etc/tributary/tributary.toml")
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = std::path::absolute(&base).unwrap_or(base);
+    parse(&text, path, &base, &|name| std::env::var(name).ok())
+}
+
+/// Parses and validates config text. `base` anchors relative paths; `env` resolves `${VAR}`.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: describe_toml_error(&e),
+    })?;
+    let mut problems = Vec::new();
+    let cfg = validate(raw, path, base, env, &mut problems);
+    match cfg {
+        Some(cfg) if problems.is_empty() => Ok(cfg),
+        _ => Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }),
+    }
+}
+
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    // toml's message already names the unknown/mistyped key and the line; keep it on one line.
+    e.to_string()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn resolve_file(base: &Path, p: &str) -> PathBuf {
+    let pb = PathBuf::from(p);
+    if pb.is_absolute() {
+        pb
+    } else {
+        base.join(pb)
+    }
+}
+
+/// Replaces `${VAR}` with the environment's value; a missing variable is a problem.
+fn expand_env(
+    s: &str,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                match env(name) {
+                    Some(v) => out.push_str(&v),
+                    None => problems.push(Problem {
+                        key: key.to_string(),
+                        message: format!("environment variable {name} is not set"),
+                    }),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                problems.push(Problem {
+                    key: key.to_string(),
+                    message: "unterminated ${...}".into(),
+                });
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn validate(
+    raw: RawConfig,
+    path: &Path,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Config> {
+    let store_path = resolve_file(
+        base,
+        raw.store.path.as_deref().unwrap_or("data/tributary.db"),
+    );
+
+    let listen_s = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_s.parse::<std::net::SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            push(
+                problems,
+                "server.listen",
+                format!("{listen_s:?} is not an address:port such as \"127.0.0.1:8080\""),
+            );
+            None
+        }
+    };
+    let base_url = match &raw.server.base_url {
+        Some(s) => match url::Url::parse(s) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(u),
+            Ok(_) => {
+                push(
+                    problems,
+                    "server.base_url",
+                    format!("{s:?} must be an http(s) URL"),
+                );
+                None
+            }
+            Err(e) => {
+                push(
+                    problems,
+                    "server.base_url",
+                    format!("{s:?} is not a URL: {e}"),
+                );
+                None
+            }
+        },
+        None => listen.and_then(|a| url::Url::parse(&format!("http://{a}")).ok()),
+    };
+
+    let token = match (&raw.admin.token_env, &raw.admin.token_file) {
+        (Some(_), Some(_)) => {
+            push(
+                problems,
+                "admin",
+                "set either token_env or token_file, not both".into(),
+            );
+            AdminToken::Env(DEFAULT_TOKEN_ENV.into())
+        }
+        (_, Some(f)) => AdminToken::File(resolve_file(base, f)),
+        (Some(e), None) => {
+            if e.is_empty() {
+                push(problems, "admin.token_env", "must not be empty".into());
+            }
+            AdminToken::Env(e.clone())
+        }
+        (None, None) => AdminToken::Env(DEFAULT_TOKEN_ENV.into()),
+    };
+
+    let default_schedule = match Schedule::parse(
+        raw.scheduler
+            .default_schedule
+            .as_deref()
+            .unwrap_or(DEFAULT_SCHEDULE),
+    ) {
+        Ok(s) => Some(s),
+        Err(m) => {
+            push(problems, "scheduler.default_schedule", m);
+            None
+        }
+    };
+    let tz_s = raw.scheduler.timezone.as_deref().unwrap_or("Europe/London");
+    let timezone = match tz_s.parse::<chrono_tz::Tz>() {
+        Ok(tz) => tz,
+        Err(_) => {
+            push(
+                problems,
+                "scheduler.timezone",
+                format!("{tz_s:?} is not an IANA time zone such as \"Europe/London\""),
+            );
+            chrono_tz::Europe::London
+        }
+    };
+    let max_concurrent = match raw.scheduler.max_concurrent {
+        None => 4,
+        Some(n) if (1..=64).contains(&n) => n as usize,
+        Some(n) => {
+            push(
+                problems,
+                "scheduler.max_concurrent",
+                format!("{n} must be between 1 and 64"),
+            );
+            1
+        }
+    };
+
+    if raw.partners.is_empty() {
+        push(
+            problems,
+            "partners",
+            "no [[partners]] configured: there is nothing to sync".into(),
+        );
+    }
+
+    let mut seen = HashSet::new();
+    let mut partners = Vec::new();
+    for (i, rp) in raw.partners.into_iter().enumerate() {
+        let pk = format!("partners[{i}]");
+        let id = match rp.id.as_deref() {
+            None => {
+                push(problems, &format!("{pk}.id"), "is required".into());
+                None
+            }
+            Some(s) => match PartnerId::parse(s) {
+                Ok(id) => {
+                    if !seen.insert(id.clone()) {
+                        push(
+                            problems,
+                            &format!("{pk}.id"),
+                            format!("{s:?} is used by another partner"),
+                        );
+                    }
+                    Some(id)
+                }
+                Err(m) => {
+                    push(problems, &format!("{pk}.id"), m);
+                    None
+                }
+            },
+        };
+        let name = match rp.name {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => {
+                push(problems, &format!("{pk}.name"), "is required".into());
+                String::new()
+            }
+        };
+        let schedule = match rp.schedule.as_deref() {
+            None => default_schedule.clone(),
+            Some(s) => match Schedule::parse(s) {
+                Ok(s) => Some(s),
+                Err(m) => {
+                    push(problems, &format!("{pk}.schedule"), m);
+                    None
+                }
+            },
+        };
+        if rp.feeds.is_empty() {
+            push(
+                problems,
+                &format!("{pk}.feeds"),
+                "a partner needs at least one [[partners.feeds]]".into(),
+            );
+        }
+        let mut feeds = Vec::new();
+        let mut feed_keys = HashSet::new();
+        for (j, rf) in rp.feeds.into_iter().enumerate() {
+            let fk = format!("{pk}.feeds[{j}]");
+            let kind = match rf.kind.as_deref() {
+                None => {
+                    push(
+                        problems,
+                        &format!("{fk}.kind"),
+                        "is required: \"organisations\" or \"events\"".into(),
+                    );
+                    None
+                }
+                Some(k) => match RecordKind::parse(k) {
+                    Some(k) => Some(k),
+                    None => {
+                        push(
+                            problems,
+                            &format!("{fk}.kind"),
+                            format!("{k:?} must be \"organisations\" or \"events\""),
+                        );
+                        None
+                    }
+                },
+            };
+            let format = match rf.format.as_deref() {
+                None => {
+                    push(problems, &format!("{fk}.format"), "is required".into());
+                    None
+                }
+                Some(f) => match Format::parse(f) {
+                    Some(f) => Some(f),
+                    None => {
+                        let known: Vec<_> = Format::ALL.iter().map(|(n, _)| *n).collect();
+                        push(
+                            problems,
+                            &format!("{fk}.format"),
+                            format!("{f:?} is not a known format ({})", known.join(", ")),
+                        );
+                        None
+                    }
+                },
+            };
+            if format == Some(Format::Ical) && kind == Some(RecordKind::Organisations) {
+                push(
+                    problems,
+                    &format!("{fk}.format"),
+                    "an ical feed carries events; set kind = \"events\"".into(),
+                );
+            }
+            let source = match rf.url.as_deref() {
+                None | Some("") => {
+                    push(
+                        problems,
+                        &format!("{fk}.url"),
+                        "is required: an http(s) URL or a file path".into(),
+                    );
+                    None
+                }
+                Some(u) => parse_source(u, base).map_or_else(
+                    |m| {
+                        push(problems, &format!("{fk}.url"), m);
+                        None
+                    },
+                    Some,
+                ),
+            };
+            let rate = match rf.rate_limit_per_minute {
+                None => DEFAULT_RATE_LIMIT_PER_MINUTE,
+                Some(n) if (1..=100_000).contains(&n) => n as u32,
+                Some(n) => {
+                    push(
+                        problems,
+                        &format!("{fk}.rate_limit_per_minute"),
+                        format!("{n} must be between 1 and 100000"),
+                    );
+                    1
+                }
+            };
+            let timeout = match rf.timeout_secs {
+                None => DEFAULT_TIMEOUT_SECS,
+                Some(n) if (1..=3600).contains(&n) => n as u64,
+                Some(n) => {
+                    push(
+                        problems,
+                        &format!("{fk}.timeout_secs"),
+                        format!("{n} must be between 1 and 3600"),
+                    );
+                    1
+                }
+            };
+            let max_body_bytes = match rf.max_body_bytes {
+                None => DEFAULT_MAX_BODY_BYTES,
+                Some(n) if n >= 1024 => n as u64,
+                Some(n) => {
+                    push(
+                        problems,
+                        &format!("{fk}.max_body_bytes"),
+                        format!("{n} must be at least 1024"),
+                    );
+                    1024
+                }
+            };
+            let retries = match rf.retries {
+                None => DEFAULT_RETRIES,
+                Some(n) if (0..=10).contains(&n) => n as u32,
+                Some(n) => {
+                    push(
+                        problems,
+                        &format!("{fk}.retries"),
+                        format!("{n} must be between 0 and 10"),
+                    );
+                    0
+                }
+            };
+            let mut headers = Vec::new();
+            for (name, value) in rf.headers {
+                let hk = format!("{fk}.headers.{name}");
+                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    push(problems, &hk, "is not a valid HTTP header name".into());
+                    continue;
+                }
+                let value = expand_env(&value, &hk, env, problems);
+                headers.push((name, value));
+            }
+            if let (Some(kind), Some(format), Some(source)) = (kind, format, source) {
+                let mut key = format!("{}-{j}", kind.as_str());
+                while !feed_keys.insert(key.clone()) {
+                    key.push('x');
+                }
+                feeds.push(Feed {
+                    key,
+                    kind,
+                    format,
+                    source,
+                    rate_limit_per_minute: rate,
+                    timeout: Duration::from_secs(timeout),
+                    max_body_bytes,
+                    retries,
+                    headers,
+                });
+            }
+        }
+        if let (Some(id), Some(schedule)) = (id, schedule) {
+            partners.push(Partner {
+                id,
+                name,
+                schedule,
+                priority: rp.priority.unwrap_or(0),
+                licence: rp.licence,
+                website: rp.website,
+                feeds,
+            });
+        }
+    }
+
+    Some(Config {
+        path: path.to_path_buf(),
+        store: StoreConfig { path: store_path },
+        server: ServerConfig {
+            listen: listen?,
+            base_url: base_url?,
+        },
+        admin: AdminConfig { token },
+        scheduler: SchedulerConfig {
+            default_schedule: default_schedule?,
+            timezone,
+            max_concurrent,
+        },
+        partners,
+    })
+}
+
+fn push(problems: &mut Vec<Problem>, key: &str, message: String) {
+    problems.push(Problem {
+        key: key.to_string(),
+        message,
+    });
+}
+
+fn parse_source(u: &str, base: &Path) -> Result<Source, String> {
+    if u.starts_with("http://") || u.starts_with("https://") {
+        let url = url::Url::parse(u).map_err(|e| format!("{u:?} is not a valid URL: {e}"))?;
+        if url.host_str().is_none() {
+            return Err(format!("{u:?} has no host"));
+        }
+        return Ok(Source::Http(url));
+    }
+    if let Some((scheme, _)) = u.split_once("://") {
+        if scheme != "file" {
+            return Err(format!(
+                "{u:?}: scheme {scheme:?} is not supported (use http, https or a file path)"
+            ));
+        }
+    }
+    let p = u.strip_prefix("file://").unwrap_or(u);
+    let path = resolve_file(base, p);
+    if !path.is_file() {
+        return Err(format!("file {} does not exist", path.display()));
+    }
+    Ok(Source::File(path))
+}

@@ -1,0 +1,242 @@
+//! The canonical shapes every stage speaks: what a partner's record becomes after ingest and
+//! normalisation, and what the merged store publishes. Field names match the public JSON API and the
+//! `tributary-json` input format, so these types serialise straight to and from both.
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+/// Which family of records a feed carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    #[serde(alias = "organisation", alias = "organizations")]
+    Organisations,
+    #[serde(alias = "event")]
+    Events,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Organisations => "organisations",
+            RecordKind::Events => "events",
+        }
+    }
+
+    /// Prefix of canonical ids of this kind (`org_…`, `evt_…`).
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            RecordKind::Organisations => "org_",
+            RecordKind::Events => "evt_",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordKind> {
+        match s {
+            "organisations" => Some(RecordKind::Organisations),
+            "events" => Some(RecordKind::Events),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Identifiers {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub charity_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_number: Option<String>,
+    /// An org-id.guide identifier such as `GB-CHC-1234567`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+}
+
+impl Identifiers {
+    pub fn is_empty(&self) -> bool {
+        self.charity_number.is_none() && self.company_number.is_none() && self.org_id.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Address {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+}
+
+impl Address {
+    pub fn is_empty(&self) -> bool {
+        self.street.is_none()
+            && self.locality.is_none()
+            && self.region.is_none()
+            && self.postcode.is_none()
+    }
+}
+
+/// An organisation as one partner describes it, or as the merged store publishes it (minus the
+/// canonical id and provenance, which [`CanonicalOrganisation`] adds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Organisation {
+    pub name: String,
+    pub alternate_names: Vec<String>,
+    pub description: Option<String>,
+    pub description_html: Option<String>,
+    pub identifiers: Identifiers,
+    pub website: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Address,
+    pub categories: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    #[default]
+    Scheduled,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Location {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    pub online: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Organiser {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organisation_id: Option<String>,
+}
+
+/// An event (single or a recurring series) as one partner describes it.
+///
+/// `start`/`end` carry the local wall-clock offset; `timezone` is the IANA zone they were given in
+/// (so recurrences expand correctly across daylight-saving changes). All-day events start at local
+/// midnight and `end` is exclusive, as in RFC 5545.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub description_html: Option<String>,
+    pub start: DateTime<FixedOffset>,
+    #[serde(default)]
+    pub end: Option<DateTime<FixedOffset>>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub all_day: bool,
+    /// RRULE / RDATE / EXDATE content lines, verbatim (`RRULE:FREQ=WEEKLY;BYDAY=TU`), or none.
+    #[serde(default)]
+    pub recurrence: Option<Vec<String>>,
+    #[serde(default)]
+    pub status: EventStatus,
+    #[serde(default)]
+    pub location: Location,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub booking_url: Option<String>,
+    #[serde(default)]
+    pub organiser: Organiser,
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+/// What an ingest adapter produced for one record of a partner's feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Payload {
+    Organisation(Organisation),
+    Event(Event),
+}
+
+impl Payload {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Payload::Organisation(_) => RecordKind::Organisations,
+            Payload::Event(_) => RecordKind::Events,
+        }
+    }
+}
+
+/// One record of one partner's feed, keyed by the partner's own id for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// The partner's own id (a UID, a row id, …); unique within one feed.
+    pub source_id: String,
+    /// Where the partner publishes this record, if it says.
+    pub url: Option<String>,
+    /// When the partner says it last changed the record, if it says.
+    pub updated_at: Option<DateTime<FixedOffset>>,
+    pub payload: Payload,
+}
+
+/// A record an adapter or the normaliser could not accept, with the reason in words an admin can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub source_id: Option<String>,
+    pub reason: String,
+}
+
+/// Everything one feed's bytes yielded: the good records and the rejected ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParsedFeed {
+    pub records: Vec<SourceRecord>,
+    pub rejections: Vec<Rejection>,
+}
+
+/// Provenance: one partner's record behind a canonical entity.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartnerRef {
+    pub partner: String,
+    pub record_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// A merged organisation as the store keeps and the API publishes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanonicalOrganisation {
+    pub id: String,
+    #[serde(flatten)]
+    pub organisation: Organisation,
+    pub partners: Vec<PartnerRef>,
+    /// Which partner each merged field was taken from (field name → partner id).
+    #[serde(default)]
+    pub field_sources: std::collections::BTreeMap<String, String>,
+    pub updated_at: DateTime<FixedOffset>,
+}
+
+/// A merged event as the store keeps and the API publishes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanonicalEvent {
+    pub id: String,
+    #[serde(flatten)]
+    pub event: Event,
+    pub partners: Vec<PartnerRef>,
+    #[serde(default)]
+    pub field_sources: std::collections::BTreeMap<String, String>,
+    pub updated_at: DateTime<FixedOffset>,
+}
