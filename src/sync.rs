@@ -1,1 +1,377 @@
-//! (being written)
+//! One partner's sync, start to commit: fetch every feed (conditionally), parse and normalise, then in
+//! one store transaction upsert records, soft-delete what full feeds dropped, re-resolve entities and
+//! close the run. Any failure leaves the store exactly as it was, with the reason in the run row.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{Feed, Partner};
+use crate::dedupe;
+use crate::ingest::{self, fetch};
+use crate::model::{ParsedFeed, RecordKind, SourceRecord};
+use crate::normalise;
+use crate::store::runs::{RunCounts, StoredRejection};
+use crate::store::{self, entities, records, runs, Store, StoreError};
+
+/// What the daemon needs to sync any partner.
+pub struct SyncContext {
+    pub store: Arc<Store>,
+    pub fetcher: Arc<fetch::Fetcher>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Ignore cache validators and re-read every feed.
+    pub full: bool,
+    /// Why the sync runs: `schedule`, `startup`, `cli`, `admin`.
+    pub trigger: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Something was fetched and applied.
+    Ok,
+    /// Every feed answered "not modified".
+    Unchanged,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncReport {
+    pub partner: String,
+    pub run_id: Option<i64>,
+    pub outcome: Outcome,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+    #[serde(serialize_with = "ser_secs")]
+    pub duration: Duration,
+}
+
+fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("feed {feed} ({source_desc}): {error}")]
+    Fetch {
+        feed: String,
+        source_desc: String,
+        error: fetch::FetchError,
+    },
+    #[error("feed {feed} ({source_desc}): {error}")]
+    Parse {
+        feed: String,
+        source_desc: String,
+        error: ingest::ParseError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// A feed's fetched-and-parsed content, ready to apply.
+struct FeedData {
+    feed: Feed,
+    /// `None` when the partner said "not modified".
+    parsed: Option<(Vec<SourceRecord>, fetch::Validators)>,
+    rejections: Vec<StoredRejection>,
+}
+
+/// Runs one partner's sync and records it as a run. Never panics on partner data; a failure is a
+/// report with `Outcome::Failed` and the reason.
+pub async fn sync_partner(ctx: &SyncContext, partner: &Partner, opts: &SyncOptions) -> SyncReport {
+    let started = Instant::now();
+    let pid = partner.id.to_string();
+    tracing::info!(partner = %pid, trigger = %opts.trigger, full = opts.full, "sync starting");
+
+    let store = ctx.store.clone();
+    let trigger = opts.trigger.clone();
+    let pid2 = pid.clone();
+    let begun = blocking(move || {
+        let conn = store.writer();
+        runs::begin(&conn, &pid2, &trigger, &store::now_text()).map_err(SyncError::from)
+    })
+    .await;
+    let run_id = match begun {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(partner = %pid, error = %e, "cannot start sync run");
+            return SyncReport {
+                partner: pid,
+                run_id: None,
+                outcome: Outcome::Failed,
+                counts: RunCounts::default(),
+                error: Some(e.to_string()),
+                duration: started.elapsed(),
+            };
+        }
+    };
+
+    let result = match gather(ctx, partner, opts).await {
+        Ok(data) => {
+            let store = ctx.store.clone();
+            let partner = partner.clone();
+            blocking(move || apply(&store, &partner, run_id, data)).await
+        }
+        Err(e) => Err(e),
+    };
+    let (outcome, counts, error) = match result {
+        Ok((outcome, counts)) => (outcome, counts, None),
+        Err(e) => {
+            let msg = e.to_string();
+            let store = ctx.store.clone();
+            let m = msg.clone();
+            let closed = blocking(move || {
+                let conn = store.writer();
+                runs::finish(
+                    &conn,
+                    run_id,
+                    "failed",
+                    &RunCounts::default(),
+                    Some(&m),
+                    &store::now_text(),
+                )
+                .map_err(SyncError::from)
+            })
+            .await;
+            if let Err(e2) = closed {
+                tracing::error!(partner = %pid, error = %e2, "cannot record failed run");
+            }
+            (Outcome::Failed, RunCounts::default(), Some(msg))
+        }
+    };
+    let duration = started.elapsed();
+    match &error {
+        None => tracing::info!(
+            partner = %pid, run = run_id, outcome = outcome.as_str(),
+            inserted = counts.inserted, updated = counts.updated, deleted = counts.deleted,
+            rejected = counts.rejected, unchanged_feeds = counts.feeds_unchanged,
+            secs = duration.as_secs_f64(), "sync finished"
+        ),
+        Some(e) => tracing::warn!(partner = %pid, run = run_id, error = %e, "sync failed"),
+    }
+    SyncReport {
+        partner: pid,
+        run_id: Some(run_id),
+        outcome,
+        counts,
+        error,
+        duration,
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SyncError> + Send + 'static,
+) -> Result<T, SyncError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))?
+}
+
+/// Fetches and parses every feed; the first feed that cannot be read fails the whole sync, so a
+/// partner is never half-updated.
+async fn gather(
+    ctx: &SyncContext,
+    partner: &Partner,
+    opts: &SyncOptions,
+) -> Result<Vec<FeedData>, SyncError> {
+    let mut out = Vec::with_capacity(partner.feeds.len());
+    for feed in &partner.feeds {
+        let source_desc = feed.source.to_string();
+        let validators = if opts.full {
+            fetch::Validators::default()
+        } else {
+            let store = ctx.store.clone();
+            let (pid, key, src) = (
+                partner.id.to_string(),
+                feed.key.clone(),
+                source_desc.clone(),
+            );
+            blocking(move || {
+                let conn = store.reader()?;
+                // A feed whose URL changed in config starts afresh.
+                if records::feed_source(&conn, &pid, &key)?.as_deref() != Some(src.as_str()) {
+                    return Ok(fetch::Validators::default());
+                }
+                let (etag, last_modified) = records::validators(&conn, &pid, &key)?;
+                Ok(fetch::Validators {
+                    etag,
+                    last_modified,
+                })
+            })
+            .await?
+        };
+        let outcome = ctx
+            .fetcher
+            .fetch(feed, &validators)
+            .await
+            .map_err(|error| SyncError::Fetch {
+                feed: feed.key.clone(),
+                source_desc: source_desc.clone(),
+                error,
+            })?;
+        match outcome {
+            fetch::FetchOutcome::NotModified => out.push(FeedData {
+                feed: feed.clone(),
+                parsed: None,
+                rejections: Vec::new(),
+            }),
+            fetch::FetchOutcome::Fetched {
+                body, validators, ..
+            } => {
+                let f = feed.clone();
+                let parsed = tokio::task::spawn_blocking(move || {
+                    ingest::parse(f.format, f.kind, &body).map(|p| prepare(&f, p))
+                })
+                .await
+                .map_err(|e| SyncError::Task(e.to_string()))?
+                .map_err(|error| SyncError::Parse {
+                    feed: feed.key.clone(),
+                    source_desc,
+                    error,
+                })?;
+                let (records, rejections) = parsed;
+                out.push(FeedData {
+                    feed: feed.clone(),
+                    parsed: Some((records, validators)),
+                    rejections,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Normalises parsed records, turning every problem into a counted, logged rejection.
+fn prepare(feed: &Feed, parsed: ParsedFeed) -> (Vec<SourceRecord>, Vec<StoredRejection>) {
+    let mut rejections: Vec<StoredRejection> = parsed
+        .rejections
+        .into_iter()
+        .map(|r| StoredRejection {
+            feed: feed.key.clone(),
+            record_id: r.source_id,
+            reason: r.reason,
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut records = Vec::with_capacity(parsed.records.len());
+    for rec in parsed.records {
+        let id = rec.source_id.clone();
+        if rec.payload.kind() != feed.kind {
+            rejections.push(StoredRejection {
+                feed: feed.key.clone(),
+                record_id: Some(id),
+                reason: format!(
+                    "record is {}, but this feed is configured for {}",
+                    rec.payload.kind().as_str(),
+                    feed.kind.as_str()
+                ),
+            });
+            continue;
+        }
+        if !seen.insert(id.clone()) {
+            rejections.push(StoredRejection {
+                feed: feed.key.clone(),
+                record_id: Some(id),
+                reason: "duplicate id: an earlier record in this feed has the same id".into(),
+            });
+            continue;
+        }
+        match normalise::record(rec) {
+            Ok(r) => records.push(r),
+            Err(reason) => rejections.push(StoredRejection {
+                feed: feed.key.clone(),
+                record_id: Some(id),
+                reason,
+            }),
+        }
+    }
+    for r in &rejections {
+        tracing::warn!(feed = %r.feed, record = r.record_id.as_deref().unwrap_or("-"), reason = %r.reason, "record rejected");
+    }
+    (records, rejections)
+}
+
+/// Applies gathered feeds in one transaction and closes the run inside it.
+fn apply(
+    store: &Store,
+    partner: &Partner,
+    run_id: i64,
+    data: Vec<FeedData>,
+) -> Result<(Outcome, RunCounts), SyncError> {
+    let now = chrono::Utc::now();
+    let now_s = store::timestamp(now);
+    let pid = partner.id.as_str();
+    let mut counts = RunCounts::default();
+    let mut touched: Vec<RecordKind> = Vec::new();
+    let mut all_rejections = Vec::new();
+
+    let mut conn = store.writer();
+    let tx = conn.transaction().map_err(StoreError::from)?;
+    tx.execute(
+        "INSERT INTO partners (id, name, priority) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, priority = excluded.priority",
+        rusqlite::params![pid, partner.name, partner.priority],
+    )
+    .map_err(StoreError::from)?;
+    for fd in data {
+        all_rejections.extend(fd.rejections);
+        let Some((recs, validators)) = fd.parsed else {
+            counts.feeds_unchanged += 1;
+            continue;
+        };
+        counts.feeds_fetched += 1;
+        counts.records_seen += recs.len();
+        let up = records::upsert(&tx, pid, &fd.feed.key, &recs, &now_s)?;
+        counts.inserted += up.inserted;
+        counts.updated += up.updated;
+        counts.unchanged += up.unchanged;
+        let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
+        let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
+        records::mark_deleted(&tx, &missing, &now_s)?;
+        counts.deleted += missing.len();
+        records::save_validators(
+            &tx,
+            pid,
+            &fd.feed.key,
+            &fd.feed.source.to_string(),
+            validators.etag.as_deref(),
+            validators.last_modified.as_deref(),
+            &now_s,
+        )?;
+        if (up.inserted + up.updated + missing.len()) > 0 && !touched.contains(&fd.feed.kind) {
+            touched.push(fd.feed.kind);
+        }
+    }
+    counts.rejected = all_rejections.len();
+    for kind in touched {
+        let live = records::live(&tx, kind)?;
+        let clusters =
+            dedupe::resolve(kind, &live, &|id| entities::exists(&tx, id).unwrap_or(true));
+        let stats = entities::apply(&tx, kind, &live, &clusters, now)?;
+        tracing::debug!(kind = kind.as_str(), ?stats, "entities resolved");
+    }
+    let outcome = if counts.feeds_fetched == 0 {
+        Outcome::Unchanged
+    } else {
+        Outcome::Ok
+    };
+    runs::add_rejections(&tx, run_id, &all_rejections)?;
+    runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok((outcome, counts))
+}

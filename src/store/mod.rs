@@ -1,1 +1,152 @@
-//! (being written)
+//! The canonical SQLite store: partners' raw records with provenance, merged entities, the change log
+//! and sync runs. One writer connection behind a mutex (SQLite has one writer anyway, and queuing in
+//! process avoids `database is locked`); readers open their own connections and never block it (WAL).
+
+pub mod entities;
+mod migrations;
+pub mod records;
+pub mod runs;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the store's folder {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store {path} has schema version {found}, newer than this build understands ({supported}); upgrade tributary")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("store error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored record {what} is unreadable: {reason}")]
+    Corrupt { what: String, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Handle to the store file. Cheap to share behind an `Arc`.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        // WAL lets readers run during a sync's write transaction; NORMAL sync is durable at each
+        // checkpoint and never corrupts on power loss in WAL mode.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if found > migrations::latest() {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: migrations::latest(),
+            });
+        }
+        migrations::apply(&mut conn).map_err(open_err)?;
+        // A run left 'running' belongs to a process that died mid-sync; its transaction rolled back.
+        conn.execute(
+            "UPDATE runs SET result = 'interrupted', finished_at = COALESCE(finished_at, started_at),
+                 error = COALESCE(error, 'the process stopped before this sync finished; nothing was applied')
+             WHERE result = 'running'",
+            [],
+        )
+        .map_err(open_err)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The single writer connection. Hold it only for one transaction.
+    pub fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no half-written transaction (rusqlite rolls back on
+        // drop), so the connection is still sound to reuse.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new read-only connection; readers never wait for the writer.
+    pub fn reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+
+    /// Registers the configured partners (name, priority) so queries and survivorship can use them.
+    pub fn upsert_partners(&self, partners: &[crate::config::Partner]) -> Result<()> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO partners (id, name, priority) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, priority = excluded.priority",
+            )?;
+            for p in partners {
+                st.execute(rusqlite::params![p.id.as_str(), p.name, p.priority])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Current time as stored: RFC 3339 UTC with seconds.
+pub fn now_text() -> String {
+    timestamp(chrono::Utc::now())
+}
+
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

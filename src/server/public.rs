@@ -1,0 +1,413 @@
+//! Public read routes: merged organisations and events (JSON, paged), the iCalendar feeds and the
+//! health check. Handlers parse and check parameters (naming the bad one), query the store off the
+//! async threads, and hand records to the pure renderers in `publish`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::{blocking, cached, ApiError, AppState};
+use crate::model::{CanonicalEvent, RecordKind};
+use crate::publish;
+use crate::store::entities::{self, EventRow, Filter, Lookup};
+use crate::store::records::hex;
+use crate::store::runs;
+
+type Params = Query<HashMap<String, String>>;
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+/// Most events one calendar response carries; past it, clients should narrow `from`/`to`.
+pub const MAX_CALENDAR_EVENTS: usize = 50_000;
+
+fn limit(p: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match p.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_param(
+                "limit",
+                format!("{s:?} must be a whole number from 1 to {MAX_LIMIT}"),
+            )),
+        },
+    }
+}
+
+/// RFC 3339 instant or a plain date (midnight UTC).
+fn time_param(p: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(s) = p.get(name) else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
+    }
+    Err(ApiError::bad_param(
+        name,
+        format!(
+            "{s:?} must be a date (2027-01-31) or an RFC 3339 date-time (2027-01-31T09:00:00Z)"
+        ),
+    ))
+}
+
+fn filter(p: &HashMap<String, String>) -> Filter {
+    let get = |k: &str| {
+        p.get(k)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    Filter {
+        q: get("q"),
+        category: get("category"),
+        partner: get("partner"),
+        postcode_area: get("postcode_area"),
+    }
+}
+
+fn check_partner(state: &AppState, f: &Filter) -> Result<(), ApiError> {
+    match &f.partner {
+        Some(p) if state.config.partner(p).is_none() => Err(ApiError::bad_param(
+            "partner",
+            format!("{p:?} is not a configured partner"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn window(
+    p: &HashMap<String, String>,
+    default_back: Duration,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let now = Utc::now();
+    let from = time_param(p, "from")?.unwrap_or(now - default_back);
+    let to = time_param(p, "to")?.unwrap_or(now + Duration::days(365));
+    if to <= from {
+        return Err(ApiError::bad_param("to", "must be later than from"));
+    }
+    Ok((from, to))
+}
+
+/// Link to the next page: the same query with a new cursor, absolute from `server.base_url`.
+fn next_link(state: &AppState, path: &str, p: &HashMap<String, String>, cursor: &str) -> String {
+    let mut url = state.config.server.base_url.clone();
+    url.set_path(path);
+    {
+        let mut q = url.query_pairs_mut();
+        let mut keys: Vec<_> = p.iter().filter(|(k, _)| k.as_str() != "cursor").collect();
+        keys.sort();
+        for (k, v) in keys {
+            q.append_pair(k, v);
+        }
+        q.append_pair("cursor", cursor);
+    }
+    url.to_string()
+}
+
+fn last_modified(conn: &rusqlite::Connection) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let (_, at) = entities::last_change(conn)?;
+    Ok(at
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc)))
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+pub async fn organisations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let limit = limit(&p)?;
+    let f = filter(&p);
+    check_partner(&state, &f)?;
+    let after = match p.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(k, id)| unhex(k).map(|k| (k, id.to_string())))
+                .ok_or_else(|| {
+                    ApiError::bad_param("cursor", "is not a cursor this server issued")
+                })?,
+        ),
+    };
+    let st = state.clone();
+    let (rows, lm) = blocking(move || {
+        let conn = st.store.reader()?;
+        let rows = entities::list_organisations(
+            &conn,
+            &f,
+            after.as_ref().map(|(k, id)| (k.as_str(), id.as_str())),
+            limit + 1,
+        )?;
+        Ok((rows, last_modified(&conn)?))
+    })
+    .await?;
+    let next = (rows.len() > limit).then(|| {
+        let (k, id, _) = &rows[limit - 1];
+        next_link(
+            &state,
+            "/v1/organisations",
+            &p,
+            &format!("{}.{id}", hex(k.as_bytes())),
+        )
+    });
+    let body = publish::json::page(
+        rows.iter().take(limit).map(|(_, _, b)| b.as_str()),
+        next.as_deref(),
+    );
+    Ok(cached(&headers, "application/json", body, lm))
+}
+
+async fn one(
+    state: AppState,
+    headers: HeaderMap,
+    kind: RecordKind,
+    id: String,
+) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let id2 = id.clone();
+    let (found, lm) = blocking(move || {
+        let conn = st.store.reader()?;
+        Ok((entities::get(&conn, kind, &id2)?, last_modified(&conn)?))
+    })
+    .await?;
+    let path = match kind {
+        RecordKind::Organisations => "/v1/organisations/",
+        RecordKind::Events => "/v1/events/",
+    };
+    match found {
+        Lookup::Found(body) => Ok(cached(&headers, "application/json", body, lm)),
+        Lookup::MergedInto(survivor) => {
+            Ok(Redirect::permanent(&format!("{path}{survivor}")).into_response())
+        }
+        Lookup::Deleted => Err(ApiError {
+            status: StatusCode::GONE,
+            code: "gone",
+            message: format!("{id} was deleted: no partner lists it any more"),
+        }),
+        Lookup::NotFound => Err(ApiError::not_found(format!(
+            "no {} with id {id}",
+            kind.as_str()
+        ))),
+    }
+}
+
+pub async fn organisation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    one(state, headers, RecordKind::Organisations, id).await
+}
+
+pub async fn event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    one(state, headers, RecordKind::Events, id).await
+}
+
+/// One listed occurrence: order key and body.
+struct Item {
+    start: i64,
+    id: String,
+    body: String,
+}
+
+fn parse_event(row: &EventRow) -> Result<CanonicalEvent, ApiError> {
+    serde_json::from_str(&row.body)
+        .map_err(|e| ApiError::internal(format!("stored event {}: {e}", row.id)))
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let limit = limit(&p)?;
+    let (from, to) = window(&p, Duration::zero())?;
+    let f = filter(&p);
+    check_partner(&state, &f)?;
+    let after: Option<(i64, String)> = match p.get("cursor") {
+        None => None,
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(s, id)| s.parse::<i64>().ok().map(|s| (s, id.to_string())))
+                .ok_or_else(|| {
+                    ApiError::bad_param("cursor", "is not a cursor this server issued")
+                })?,
+        ),
+    };
+    let st = state.clone();
+    let (items, lm) = blocking(move || {
+        let conn = st.store.reader()?;
+        let cur = after.as_ref().map(|(s, id)| (*s, id.as_str()));
+        let singles =
+            entities::single_events(&conn, &f, from.timestamp(), to.timestamp(), cur, limit + 1)?;
+        let mut items: Vec<Item> = singles
+            .into_iter()
+            .map(|r| Item {
+                start: r.start_utc,
+                id: r.id,
+                body: r.body,
+            })
+            .collect();
+        for row in entities::recurring_events(&conn, &f, to.timestamp())? {
+            let ev = parse_event(&row)?;
+            for occ in publish::json::occurrences(&ev.event, from, to) {
+                let key = (occ.start.timestamp(), row.id.as_str());
+                if cur.is_some_and(|c| key <= c) {
+                    continue;
+                }
+                if let Some(body) = publish::json::occurrence_body(&row.body, &occ) {
+                    items.push(Item {
+                        start: key.0,
+                        id: row.id.clone(),
+                        body,
+                    });
+                }
+            }
+        }
+        items.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
+        items.truncate(limit + 1);
+        Ok((items, last_modified(&conn)?))
+    })
+    .await?;
+    let next = (items.len() > limit).then(|| {
+        let last = &items[limit - 1];
+        next_link(
+            &state,
+            "/v1/events",
+            &p,
+            &format!("{}.{}", last.start, last.id),
+        )
+    });
+    let body = publish::json::page(
+        items.iter().take(limit).map(|i| i.body.as_str()),
+        next.as_deref(),
+    );
+    Ok(cached(&headers, "application/json", body, lm))
+}
+
+async fn render_calendar(
+    state: AppState,
+    headers: HeaderMap,
+    p: HashMap<String, String>,
+    f: Filter,
+    name: String,
+) -> Result<Response, ApiError> {
+    // Subscribed calendars keep recent history, so the default window starts 30 days back.
+    let (from, to) = window(&p, Duration::days(30))?;
+    let st = state.clone();
+    let (events, lm) = blocking(move || {
+        let conn = st.store.reader()?;
+        let mut rows = entities::single_events(
+            &conn,
+            &f,
+            from.timestamp(),
+            to.timestamp(),
+            None,
+            MAX_CALENDAR_EVENTS,
+        )?;
+        for row in entities::recurring_events(&conn, &f, to.timestamp())? {
+            let ev = parse_event(&row)?;
+            // A series is listed whole (clients expand RRULE) if any occurrence falls in the window.
+            if !publish::json::occurrences(&ev.event, from, to).is_empty() {
+                rows.push(row);
+            }
+        }
+        let events = rows
+            .iter()
+            .map(parse_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((events, last_modified(&conn)?))
+    })
+    .await?;
+    let opts = publish::ical::CalendarOptions {
+        name: &name,
+        description: Some("Events merged by tributary from local voluntary-sector partners"),
+        // DTSTAMP follows the data, not the clock, so an unchanged calendar keeps its ETag.
+        now: lm.unwrap_or(DateTime::UNIX_EPOCH),
+        uid_domain: "tributary",
+    };
+    let body = publish::ical::render(&events, &opts);
+    Ok(cached(&headers, "text/calendar; charset=utf-8", body, lm))
+}
+
+pub async fn calendar(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let f = filter(&p);
+    check_partner(&state, &f)?;
+    render_calendar(state, headers, p, f, "tributary: merged events".into()).await
+}
+
+pub async fn partner_calendar(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    let Some(partner) = state.config.partner(&id) else {
+        return Err(ApiError::not_found(format!("no partner with id {id}")));
+    };
+    let name = partner.name.clone();
+    let mut f = filter(&p);
+    f.partner = Some(id);
+    render_calendar(state, headers, p, f, name).await
+}
+
+pub async fn healthz(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let result = blocking(move || {
+        let conn = st.store.reader()?;
+        let (orgs, events) = entities::counts(&conn)?;
+        let mut partners = Vec::new();
+        for p in &st.config.partners {
+            let (last, ok) = runs::latest(&conn, p.id.as_str())?;
+            partners.push(serde_json::json!({
+                "id": p.id.as_str(),
+                "last_run": last.map(|r| serde_json::json!({
+                    "id": r.id, "result": r.result, "started_at": r.started_at,
+                    "finished_at": r.finished_at, "error": r.error,
+                })),
+                "last_success_at": ok.and_then(|r| r.finished_at),
+            }));
+        }
+        Ok(serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "organisations": orgs,
+            "events": events,
+            "partners": partners,
+        }))
+    })
+    .await;
+    match result {
+        Ok(v) => Ok(cached(&headers, "application/json", v.to_string(), None)),
+        Err(e) => Err(ApiError::unavailable(format!(
+            "the store does not answer: {}",
+            e.message
+        ))),
+    }
+}

@@ -1,0 +1,470 @@
+//! Canonical entities (`entities`, `entity_partners`) and their change log (`changes`): applies a
+//! dedupe resolution — create, update, merge, delete, each a numbered change — and answers the
+//! public queries over merged organisations and events.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use super::records::{hex, StoredRecord};
+use super::{Result, StoreError};
+use crate::dedupe::Cluster;
+use crate::model::{CanonicalEvent, CanonicalOrganisation, Payload, RecordKind};
+use crate::normalise;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub created: usize,
+    pub updated: usize,
+    pub merged: usize,
+    pub deleted: usize,
+}
+
+impl ApplyStats {
+    pub fn changed(&self) -> bool {
+        self.created + self.updated + self.merged + self.deleted > 0
+    }
+}
+
+/// Whether a canonical id was ever issued, in any state.
+pub fn exists(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM entities WHERE id = ?1", params![id], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
+}
+
+struct Existing {
+    hash: String,
+    live: bool,
+}
+
+fn body_hash(cluster: &Cluster) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(&cluster.merged.payload).unwrap_or_default());
+    h.update(serde_json::to_vec(&cluster.merged.partners).unwrap_or_default());
+    h.update(serde_json::to_vec(&cluster.merged.field_sources).unwrap_or_default());
+    hex(&h.finalize()[..16])
+}
+
+/// Columns derived from the merged record for filtering and ordering.
+struct Derived {
+    sort_key: String,
+    search_text: String,
+    categories: String,
+    postcode_area: Option<String>,
+    start_utc: Option<i64>,
+    end_utc: Option<i64>,
+    recurring: bool,
+}
+
+fn derive(payload: &Payload) -> Derived {
+    let cats = |c: &[String]| {
+        let mut s = String::from("|");
+        for c in c {
+            s.push_str(&c.to_lowercase());
+            s.push('|');
+        }
+        s
+    };
+    let outward = |pc: Option<&str>| {
+        pc.and_then(normalise::postcode)
+            .and_then(|p| p.split(' ').next().map(str::to_string))
+    };
+    match payload {
+        Payload::Organisation(o) => Derived {
+            sort_key: normalise::name_key(&o.name),
+            search_text: std::iter::once(&o.name)
+                .chain(o.alternate_names.iter())
+                .map(|s| s.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" "),
+            categories: cats(&o.categories),
+            postcode_area: outward(o.address.postcode.as_deref()),
+            start_utc: None,
+            end_utc: None,
+            recurring: false,
+        },
+        Payload::Event(e) => Derived {
+            sort_key: normalise::title_key(&e.title),
+            search_text: [
+                Some(&e.title),
+                e.location.name.as_ref(),
+                e.organiser.name.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|s| s.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" "),
+            categories: cats(&e.categories),
+            postcode_area: outward(e.location.postcode.as_deref()),
+            start_utc: Some(e.start.timestamp()),
+            end_utc: Some(e.end.unwrap_or(e.start).timestamp()),
+            recurring: e.recurrence.as_ref().is_some_and(|r| !r.is_empty()),
+        },
+    }
+}
+
+fn render_body(id: &str, cluster: &Cluster, updated_at: DateTime<FixedOffset>) -> Result<String> {
+    let m = &cluster.merged;
+    let json = match &m.payload {
+        Payload::Organisation(o) => serde_json::to_string(&CanonicalOrganisation {
+            id: id.to_string(),
+            organisation: o.clone(),
+            partners: m.partners.clone(),
+            field_sources: m.field_sources.clone(),
+            updated_at,
+        }),
+        Payload::Event(e) => serde_json::to_string(&CanonicalEvent {
+            id: id.to_string(),
+            event: e.clone(),
+            partners: m.partners.clone(),
+            field_sources: m.field_sources.clone(),
+            updated_at,
+        }),
+    };
+    json.map_err(|e| StoreError::Corrupt {
+        what: id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn record_change(
+    tx: &Transaction,
+    kind: RecordKind,
+    id: &str,
+    action: &str,
+    merged_into: Option<&str>,
+    now: &str,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO changes (kind, entity_id, action, merged_into, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![kind.as_str(), id, action, merged_into, now])?;
+    Ok(())
+}
+
+/// Writes a resolution of every live record of `kind`: entities not in it are deleted.
+pub fn apply(
+    tx: &Transaction,
+    kind: RecordKind,
+    records: &[StoredRecord],
+    clusters: &[Cluster],
+    now: DateTime<Utc>,
+) -> Result<ApplyStats> {
+    let now_s = super::timestamp(now);
+    let now_fixed = now.fixed_offset();
+    let mut stats = ApplyStats::default();
+    let mut existing: HashMap<String, Existing> = HashMap::new();
+    {
+        let mut st = tx.prepare(
+            "SELECT id, content_hash, deleted_at IS NULL AND merged_into IS NULL FROM entities WHERE kind = ?1",
+        )?;
+        let rows = st.query_map(params![kind.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Existing {
+                    hash: r.get(1)?,
+                    live: r.get(2)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (id, e) = row?;
+            existing.insert(id, e);
+        }
+    }
+
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO entities (id, kind, body, content_hash, sort_key, search_text, categories,
+             postcode_area, start_utc, end_utc, recurring, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body, content_hash = excluded.content_hash,
+             sort_key = excluded.sort_key, search_text = excluded.search_text,
+             categories = excluded.categories, postcode_area = excluded.postcode_area,
+             start_utc = excluded.start_utc, end_utc = excluded.end_utc,
+             recurring = excluded.recurring, updated_at = excluded.updated_at,
+             version = entities.version + 1, deleted_at = NULL, merged_into = NULL",
+    )?;
+    let mut clear_partners =
+        tx.prepare_cached("DELETE FROM entity_partners WHERE entity_id = ?1")?;
+    let mut add_partner = tx.prepare_cached(
+        "INSERT OR IGNORE INTO entity_partners (entity_id, partner_id) VALUES (?1, ?2)",
+    )?;
+    let mut retire = tx.prepare_cached(
+        "UPDATE entities SET deleted_at = ?2, merged_into = ?3, updated_at = ?2, version = version + 1
+         WHERE id = ?1",
+    )?;
+
+    let mut live_after: HashSet<&str> = HashSet::new();
+    let mut links: Vec<(i64, &str)> = Vec::new();
+    for c in clusters {
+        live_after.insert(&c.entity_id);
+        for &m in &c.members {
+            if let Some(r) = records.get(m) {
+                if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
+                    links.push((r.row_id, &c.entity_id));
+                }
+            }
+        }
+        let hash = body_hash(c);
+        let action = match existing.get(&c.entity_id) {
+            Some(e) if e.live && e.hash == hash => None,
+            Some(_) => Some("update"),
+            None => Some("create"),
+        };
+        if let Some(action) = action {
+            let d = derive(&c.merged.payload);
+            let body = render_body(&c.entity_id, c, now_fixed)?;
+            upsert.execute(params![
+                c.entity_id,
+                kind.as_str(),
+                body,
+                hash,
+                d.sort_key,
+                d.search_text,
+                d.categories,
+                d.postcode_area,
+                d.start_utc,
+                d.end_utc,
+                d.recurring,
+                now_s
+            ])?;
+            clear_partners.execute(params![c.entity_id])?;
+            for p in &c.merged.partners {
+                add_partner.execute(params![c.entity_id, p.partner])?;
+            }
+            record_change(tx, kind, &c.entity_id, "upsert", None, &now_s)?;
+            if action == "create" {
+                stats.created += 1;
+            } else {
+                stats.updated += 1;
+            }
+        }
+        for old in &c.absorbed {
+            if existing.get(old).is_some_and(|e| e.live) {
+                retire.execute(params![old, now_s, c.entity_id])?;
+                record_change(tx, kind, old, "merged", Some(&c.entity_id), &now_s)?;
+                stats.merged += 1;
+            }
+        }
+    }
+    let absorbed: HashSet<&str> = clusters
+        .iter()
+        .flat_map(|c| c.absorbed.iter().map(String::as_str))
+        .collect();
+    let mut gone: Vec<&String> = existing
+        .iter()
+        .filter(|(id, e)| {
+            e.live && !live_after.contains(id.as_str()) && !absorbed.contains(id.as_str())
+        })
+        .map(|(id, _)| id)
+        .collect();
+    gone.sort();
+    for id in gone {
+        retire.execute(params![id, now_s, Option::<String>::None])?;
+        record_change(tx, kind, id, "delete", None, &now_s)?;
+        stats.deleted += 1;
+    }
+    super::records::set_entities(tx, &links)?;
+    Ok(stats)
+}
+
+/// What a lookup by id found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(String),
+    MergedInto(String),
+    Deleted,
+    NotFound,
+}
+
+/// One entity's published JSON, following merges to the survivor.
+pub fn get(conn: &Connection, kind: RecordKind, id: &str) -> Result<Lookup> {
+    let row: Option<(String, Option<String>, Option<String>)> = conn
+        .query_row(
+            "SELECT body, deleted_at, merged_into FROM entities WHERE id = ?1 AND kind = ?2",
+            params![id, kind.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    Ok(match row {
+        None => Lookup::NotFound,
+        Some((_, _, Some(into))) => {
+            // Follow a chain of merges (a→b, b→c) to the live survivor, bounded against cycles.
+            let mut target = into;
+            for _ in 0..16 {
+                let next: Option<Option<String>> = conn
+                    .query_row(
+                        "SELECT merged_into FROM entities WHERE id = ?1",
+                        params![target],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match next {
+                    Some(Some(n)) => target = n,
+                    _ => break,
+                }
+            }
+            Lookup::MergedInto(target)
+        }
+        Some((_, Some(_), None)) => Lookup::Deleted,
+        Some((body, None, None)) => Lookup::Found(body),
+    })
+}
+
+/// Filters shared by the organisation and event listings.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub partner: Option<String>,
+    pub postcode_area: Option<String>,
+}
+
+fn filter_sql(f: &Filter, sql: &mut String, args: &mut Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    if let Some(q) = &f.q {
+        sql.push_str(" AND instr(search_text, ?) > 0");
+        args.push(Value::Text(q.to_lowercase()));
+    }
+    if let Some(c) = &f.category {
+        sql.push_str(" AND instr(categories, ?) > 0");
+        args.push(Value::Text(format!("|{}|", c.to_lowercase())));
+    }
+    if let Some(p) = &f.partner {
+        sql.push_str(" AND id IN (SELECT entity_id FROM entity_partners WHERE partner_id = ?)");
+        args.push(Value::Text(p.clone()));
+    }
+    if let Some(a) = &f.postcode_area {
+        let a = a.trim().to_ascii_uppercase();
+        if a.chars().any(|c| c.is_ascii_digit()) {
+            sql.push_str(" AND postcode_area = ?");
+            args.push(Value::Text(a));
+        } else {
+            sql.push_str(" AND postcode_area GLOB ?");
+            args.push(Value::Text(format!("{a}[0-9]*")));
+        }
+    }
+}
+
+/// A page of merged organisations in name order, after the `(sort_key, id)` cursor.
+pub fn list_organisations(
+    conn: &Connection,
+    f: &Filter,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<(String, String, String)>> {
+    use rusqlite::types::Value;
+    let mut sql = String::from(
+        "SELECT sort_key, id, body FROM entities WHERE kind = 'organisations' AND deleted_at IS NULL",
+    );
+    let mut args: Vec<Value> = Vec::new();
+    filter_sql(f, &mut sql, &mut args);
+    if let Some((k, id)) = after {
+        sql.push_str(" AND (sort_key, id) > (?, ?)");
+        args.push(Value::Text(k.to_string()));
+        args.push(Value::Text(id.to_string()));
+    }
+    sql.push_str(" ORDER BY sort_key, id LIMIT ?");
+    args.push(Value::Integer(limit as i64));
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A stored event row for listing: its first start, end and published body.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: String,
+    pub start_utc: i64,
+    pub body: String,
+    pub recurring: bool,
+}
+
+/// Live single events overlapping `[from, to)` that start at or after the `(start, id)` cursor, in
+/// start order; recurring series are returned separately by [`recurring_events`].
+pub fn single_events(
+    conn: &Connection,
+    f: &Filter,
+    from: i64,
+    to: i64,
+    after: Option<(i64, &str)>,
+    limit: usize,
+) -> Result<Vec<EventRow>> {
+    use rusqlite::types::Value;
+    let mut sql = String::from(
+        "SELECT id, start_utc, body FROM entities WHERE kind = 'events' AND deleted_at IS NULL
+         AND recurring = 0 AND start_utc < ? AND end_utc >= ?",
+    );
+    let mut args: Vec<Value> = vec![Value::Integer(to), Value::Integer(from)];
+    filter_sql(f, &mut sql, &mut args);
+    if let Some((s, id)) = after {
+        sql.push_str(" AND (start_utc, id) > (?, ?)");
+        args.push(Value::Integer(s));
+        args.push(Value::Text(id.to_string()));
+    }
+    sql.push_str(" ORDER BY start_utc, id LIMIT ?");
+    args.push(Value::Integer(limit as i64));
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        Ok(EventRow {
+            id: r.get(0)?,
+            start_utc: r.get(1)?,
+            body: r.get(2)?,
+            recurring: false,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Live recurring series whose first occurrence starts before `to`.
+pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<EventRow>> {
+    use rusqlite::types::Value;
+    let mut sql = String::from(
+        "SELECT id, start_utc, body FROM entities WHERE kind = 'events' AND deleted_at IS NULL
+         AND recurring = 1 AND start_utc < ?",
+    );
+    let mut args: Vec<Value> = vec![Value::Integer(to)];
+    filter_sql(f, &mut sql, &mut args);
+    sql.push_str(" ORDER BY start_utc, id");
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        Ok(EventRow {
+            id: r.get(0)?,
+            start_utc: r.get(1)?,
+            body: r.get(2)?,
+            recurring: true,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The store's change counter: any write to entities moves it. Used to build ETags cheaply.
+pub fn last_change(conn: &Connection) -> Result<(i64, Option<String>)> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(change_number), 0), MAX(at) FROM changes",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// Live entity counts by kind.
+pub fn counts(conn: &Connection) -> Result<(usize, usize)> {
+    let count = |kind: &str| -> Result<usize> {
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM entities WHERE kind = ?1 AND deleted_at IS NULL",
+            params![kind],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    };
+    Ok((count("organisations")?, count("events")?))
+}

@@ -1,0 +1,134 @@
+//! Schema migrations, applied in order at open and tracked in `PRAGMA user_version`. Append new steps;
+//! never edit a step that has shipped.
+
+use rusqlite::Connection;
+
+const STEPS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE partners (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        priority    INTEGER NOT NULL DEFAULT 0
+    );
+
+    -- Cache validators per feed, so an unchanged feed costs one conditional request.
+    CREATE TABLE feeds (
+        partner_id      TEXT NOT NULL,
+        feed_key        TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        etag            TEXT,
+        last_modified   TEXT,
+        last_fetched_at TEXT,
+        PRIMARY KEY (partner_id, feed_key)
+    );
+
+    -- Every partner record as last seen, kept after deletion so provenance and ids survive.
+    CREATE TABLE source_records (
+        id                INTEGER PRIMARY KEY,
+        partner_id        TEXT NOT NULL,
+        feed_key          TEXT NOT NULL,
+        kind              TEXT NOT NULL,
+        source_id         TEXT NOT NULL,
+        content_hash      TEXT NOT NULL,
+        payload           TEXT NOT NULL,
+        url               TEXT,
+        source_updated_at TEXT,
+        first_seen        TEXT NOT NULL,
+        last_seen         TEXT NOT NULL,
+        changed_at        TEXT NOT NULL,
+        deleted_at        TEXT,
+        entity_id         TEXT,
+        UNIQUE (partner_id, feed_key, source_id)
+    );
+    CREATE INDEX source_records_live ON source_records (kind) WHERE deleted_at IS NULL;
+    CREATE INDEX source_records_entity ON source_records (entity_id);
+
+    -- Canonical (merged) organisations and events; `body` is the published JSON.
+    CREATE TABLE entities (
+        id             TEXT PRIMARY KEY,
+        kind           TEXT NOT NULL,
+        body           TEXT NOT NULL,
+        content_hash   TEXT NOT NULL,
+        sort_key       TEXT NOT NULL,
+        search_text    TEXT NOT NULL,
+        categories     TEXT NOT NULL,
+        postcode_area  TEXT,
+        start_utc      INTEGER,
+        end_utc        INTEGER,
+        recurring      INTEGER NOT NULL DEFAULT 0,
+        version        INTEGER NOT NULL DEFAULT 1,
+        created_at     TEXT NOT NULL,
+        updated_at     TEXT NOT NULL,
+        deleted_at     TEXT,
+        merged_into    TEXT
+    );
+    CREATE INDEX entities_orgs ON entities (kind, sort_key, id) WHERE deleted_at IS NULL;
+    CREATE INDEX entities_events ON entities (kind, start_utc, id) WHERE deleted_at IS NULL;
+
+    CREATE TABLE entity_partners (
+        entity_id   TEXT NOT NULL,
+        partner_id  TEXT NOT NULL,
+        PRIMARY KEY (entity_id, partner_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX entity_partners_partner ON entity_partners (partner_id, entity_id);
+
+    -- Monotonic change log per canonical entity, for change feeds and audit.
+    CREATE TABLE changes (
+        change_number INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind          TEXT NOT NULL,
+        entity_id     TEXT NOT NULL,
+        action        TEXT NOT NULL,
+        merged_into   TEXT,
+        at            TEXT NOT NULL
+    );
+    CREATE INDEX changes_kind ON changes (kind, change_number);
+
+    CREATE TABLE runs (
+        id              INTEGER PRIMARY KEY,
+        partner_id      TEXT NOT NULL,
+        trigger         TEXT NOT NULL,
+        started_at      TEXT NOT NULL,
+        finished_at     TEXT,
+        result          TEXT NOT NULL,
+        feeds_fetched   INTEGER NOT NULL DEFAULT 0,
+        feeds_unchanged INTEGER NOT NULL DEFAULT 0,
+        records_seen    INTEGER NOT NULL DEFAULT 0,
+        inserted        INTEGER NOT NULL DEFAULT 0,
+        updated         INTEGER NOT NULL DEFAULT 0,
+        unchanged       INTEGER NOT NULL DEFAULT 0,
+        deleted         INTEGER NOT NULL DEFAULT 0,
+        rejected        INTEGER NOT NULL DEFAULT 0,
+        error           TEXT
+    );
+    CREATE INDEX runs_partner ON runs (partner_id, id);
+
+    CREATE TABLE rejections (
+        run_id     INTEGER NOT NULL REFERENCES runs (id),
+        feed_key   TEXT NOT NULL,
+        source_id  TEXT,
+        reason     TEXT NOT NULL
+    );
+    CREATE INDEX rejections_run ON rejections (run_id);
+    "#,
+];
+
+pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, step) in STEPS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    STEPS.len() as i64
+}

@@ -1,0 +1,270 @@
+//! Partners' raw records (`source_records`) and per-feed cache validators (`feeds`): upsert by the
+//! partner's own id with a content hash, soft-delete what a full feed no longer lists, and load the
+//! live records that dedupe resolves.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use super::{Result, StoreError};
+use crate::model::{Payload, RecordKind, SourceRecord};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UpsertStats {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// A live partner record as dedupe sees it.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub row_id: i64,
+    pub partner: String,
+    pub priority: i64,
+    pub record_id: String,
+    pub url: Option<String>,
+    /// When this partner's copy last changed (partner-stated, else when we saw it change).
+    pub changed_at: DateTime<Utc>,
+    pub payload: Payload,
+    /// The canonical entity this record belonged to after the last resolution.
+    pub entity_id: Option<String>,
+}
+
+pub fn content_hash(rec: &SourceRecord) -> String {
+    let mut h = Sha256::new();
+    // serde_json output of our own types is deterministic (struct field order).
+    h.update(serde_json::to_vec(&rec.payload).unwrap_or_default());
+    h.update([0]);
+    h.update(rec.url.as_deref().unwrap_or("").as_bytes());
+    hex(&h.finalize()[..16])
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Inserts new records, rewrites changed ones (and revives deleted ones), touches `last_seen` on the rest.
+pub fn upsert(
+    tx: &Transaction,
+    partner: &str,
+    feed_key: &str,
+    records: &[SourceRecord],
+    now: &str,
+) -> Result<UpsertStats> {
+    let mut stats = UpsertStats::default();
+    let mut find = tx.prepare_cached(
+        "SELECT id, content_hash, deleted_at IS NOT NULL FROM source_records
+         WHERE partner_id = ?1 AND feed_key = ?2 AND source_id = ?3",
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO source_records (partner_id, feed_key, kind, source_id, content_hash, payload, url,
+             source_updated_at, first_seen, last_seen, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)",
+    )?;
+    let mut update = tx.prepare_cached(
+        "UPDATE source_records SET kind = ?2, content_hash = ?3, payload = ?4, url = ?5,
+             source_updated_at = ?6, last_seen = ?7, changed_at = ?7, deleted_at = NULL
+         WHERE id = ?1",
+    )?;
+    let mut touch = tx.prepare_cached("UPDATE source_records SET last_seen = ?2 WHERE id = ?1")?;
+    for rec in records {
+        let hash = content_hash(rec);
+        let payload = serde_json::to_string(&rec.payload).map_err(|e| StoreError::Corrupt {
+            what: rec.source_id.clone(),
+            reason: e.to_string(),
+        })?;
+        let updated_at = rec.updated_at.map(|t| t.to_rfc3339());
+        let existing: Option<(i64, String, bool)> = find
+            .query_row(params![partner, feed_key, rec.source_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        match existing {
+            None => {
+                insert.execute(params![
+                    partner,
+                    feed_key,
+                    rec.payload.kind().as_str(),
+                    rec.source_id,
+                    hash,
+                    payload,
+                    rec.url,
+                    updated_at,
+                    now
+                ])?;
+                stats.inserted += 1;
+            }
+            Some((id, old_hash, deleted)) if old_hash != hash || deleted => {
+                update.execute(params![
+                    id,
+                    rec.payload.kind().as_str(),
+                    hash,
+                    payload,
+                    rec.url,
+                    updated_at,
+                    now
+                ])?;
+                stats.updated += 1;
+            }
+            Some((id, _, _)) => {
+                touch.execute(params![id, now])?;
+                stats.unchanged += 1;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Live records of one feed whose ids are not in `seen`: the ones a full feed no longer lists.
+pub fn missing_from_feed(
+    tx: &Transaction,
+    partner: &str,
+    feed_key: &str,
+    seen: &HashSet<&str>,
+) -> Result<Vec<i64>> {
+    let mut st = tx.prepare_cached(
+        "SELECT id, source_id FROM source_records
+         WHERE partner_id = ?1 AND feed_key = ?2 AND deleted_at IS NULL",
+    )?;
+    let rows = st.query_map(params![partner, feed_key], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut missing = Vec::new();
+    for row in rows {
+        let (id, source_id) = row?;
+        if !seen.contains(source_id.as_str()) {
+            missing.push(id);
+        }
+    }
+    Ok(missing)
+}
+
+pub fn mark_deleted(tx: &Transaction, ids: &[i64], now: &str) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "UPDATE source_records SET deleted_at = ?2, changed_at = ?2 WHERE id = ?1",
+    )?;
+    for id in ids {
+        st.execute(params![id, now])?;
+    }
+    Ok(())
+}
+
+/// Number of live records a partner has, per feed.
+pub fn live_count(tx: &Transaction, partner: &str, feed_key: &str) -> Result<usize> {
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM source_records WHERE partner_id = ?1 AND feed_key = ?2 AND deleted_at IS NULL",
+        params![partner, feed_key],
+        |r| r.get(0),
+    )?;
+    Ok(n as usize)
+}
+
+/// Every live record of `kind`, with its partner's priority, for dedupe.
+pub fn live(tx: &Transaction, kind: RecordKind) -> Result<Vec<StoredRecord>> {
+    let mut st = tx.prepare_cached(
+        "SELECT r.id, r.partner_id, COALESCE(p.priority, 0), r.source_id, r.url,
+                COALESCE(r.source_updated_at, r.changed_at), r.payload, r.entity_id
+         FROM source_records r LEFT JOIN partners p ON p.id = r.partner_id
+         WHERE r.kind = ?1 AND r.deleted_at IS NULL
+         ORDER BY r.id",
+    )?;
+    let rows = st.query_map(params![kind.as_str()], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, Option<String>>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (row_id, partner, priority, record_id, url, changed, payload, entity_id) = row?;
+        let payload: Payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+            what: format!("{partner}/{record_id}"),
+            reason: e.to_string(),
+        })?;
+        let changed_at = DateTime::parse_from_rfc3339(&changed)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        out.push(StoredRecord {
+            row_id,
+            partner,
+            priority,
+            record_id,
+            url,
+            changed_at,
+            payload,
+            entity_id,
+        });
+    }
+    Ok(out)
+}
+
+/// Points records at the canonical entity they resolved to.
+pub fn set_entities(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "UPDATE source_records SET entity_id = ?2 WHERE id = ?1 AND entity_id IS NOT ?2",
+    )?;
+    for (row, entity) in links {
+        st.execute(params![row, entity])?;
+    }
+    Ok(())
+}
+
+/// Cache validators from the last successful fetch of a feed.
+pub fn validators(
+    conn: &rusqlite::Connection,
+    partner: &str,
+    feed_key: &str,
+) -> Result<(Option<String>, Option<String>)> {
+    Ok(conn
+        .query_row(
+            "SELECT etag, last_modified FROM feeds WHERE partner_id = ?1 AND feed_key = ?2",
+            params![partner, feed_key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((None, None)))
+}
+
+pub fn save_validators(
+    tx: &Transaction,
+    partner: &str,
+    feed_key: &str,
+    source: &str,
+    etag: Option<&str>,
+    last_modified: Option<&str>,
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO feeds (partner_id, feed_key, source, etag, last_modified, last_fetched_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (partner_id, feed_key) DO UPDATE SET source = excluded.source,
+             etag = excluded.etag, last_modified = excluded.last_modified,
+             last_fetched_at = excluded.last_fetched_at",
+        params![partner, feed_key, source, etag, last_modified, now],
+    )?;
+    Ok(())
+}
+
+/// Forgets a feed's validators when its source changed in config, so the next fetch is unconditional.
+pub fn feed_source(
+    conn: &rusqlite::Connection,
+    partner: &str,
+    feed_key: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT source FROM feeds WHERE partner_id = ?1 AND feed_key = ?2",
+            params![partner, feed_key],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
