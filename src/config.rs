@@ -19,6 +19,7 @@ pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
 pub const DEFAULT_RETRIES: u32 = 3;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_TOKEN_ENV: &str = "TRIBUTARY_ADMIN_TOKEN";
+pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.25;
 
 /// One problem found in a config file, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +172,8 @@ pub struct Partner {
     pub priority: i64,
     pub licence: Option<String>,
     pub website: Option<String>,
+    /// Share of a feed's live records one sync may delete before it is held for an admin.
+    pub max_delete_share: f64,
     pub feeds: Vec<Feed>,
 }
 
@@ -275,6 +278,7 @@ struct RawPartner {
     priority: Option<i64>,
     licence: Option<String>,
     website: Option<String>,
+    max_delete_share: Option<f64>,
     #[serde(default)]
     feeds: Vec<RawFeed>,
 }
@@ -561,6 +565,18 @@ fn validate(
                 }
             },
         };
+        let max_delete_share = match rp.max_delete_share {
+            None => DEFAULT_MAX_DELETE_SHARE,
+            Some(x) if x > 0.0 && x <= 1.0 => x,
+            Some(x) => {
+                push(
+                    problems,
+                    &format!("{pk}.max_delete_share"),
+                    format!("{x} must be more than 0 and at most 1 (e.g. 0.25 for 25%)"),
+                );
+                DEFAULT_MAX_DELETE_SHARE
+            }
+        };
         if rp.feeds.is_empty() {
             push(
                 problems,
@@ -719,6 +735,7 @@ fn validate(
                 priority: rp.priority.unwrap_or(0),
                 licence: rp.licence,
                 website: rp.website,
+                max_delete_share,
                 feeds,
             });
         }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use tributary::config::{self, Config};
 use tributary::ingest::fetch::Fetcher;
+use tributary::metrics::Metrics;
 use tributary::scheduler::{self, Runner};
 use tributary::server::{self, AppState};
 use tributary::store::{runs, Store};
@@ -49,6 +50,9 @@ enum Command {
         /// Ignore cache validators and re-read every feed
         #[arg(long)]
         full: bool,
+        /// Apply deletions even past a partner's max_delete_share
+        #[arg(long)]
+        force: bool,
     },
     /// Show each partner's last run, result, counts and next run
     Status {
@@ -57,6 +61,42 @@ enum Command {
     },
     /// Validate the config and print every problem with its key path
     CheckConfig,
+    /// Ask the running daemon (admin API) to sync now: all partners or the named ones
+    Resync {
+        partners: Vec<String>,
+        /// Ignore cache validators and re-read every feed
+        #[arg(long)]
+        full: bool,
+        /// Apply deletions even past a partner's max_delete_share
+        #[arg(long)]
+        force: bool,
+        /// Wait for the syncs to finish and print their results
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Write the merged data to a file or stdout
+    Export {
+        #[arg(long, value_enum)]
+        kind: ExportKind,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Output file (default: stdout)
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportKind {
+    Organisations,
+    Events,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Json,
+    Csv,
+    Ics,
 }
 
 fn main() -> ExitCode {
@@ -99,10 +139,21 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Run => run(config).await,
-            Command::Sync { partners, full } => sync(config, partners, full).await,
+            Command::Run => run(config, path).await,
+            Command::Sync {
+                partners,
+                full,
+                force,
+            } => sync(config, partners, full, force).await,
             Command::Status { json } => status(config, json),
             Command::CheckConfig => Ok(ExitCode::SUCCESS),
+            Command::Resync {
+                partners,
+                full,
+                force,
+                wait,
+            } => resync(config, partners, full, force, wait).await,
+            Command::Export { kind, format, out } => export(config, kind, format, out),
         }
     });
     match result {
@@ -132,19 +183,24 @@ fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(store))
 }
 
-fn runner(config: &Config, store: Arc<Store>) -> anyhow::Result<Arc<Runner>> {
+fn runner(
+    config: &Config,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<Runner>> {
     let fetcher = Fetcher::new().context("cannot set up the HTTP client")?;
     let ctx = SyncContext {
         store,
         fetcher: Arc::new(fetcher),
     };
-    Ok(Arc::new(Runner::new(ctx, config)))
+    Ok(Arc::new(Runner::new(ctx, config, metrics)))
 }
 
-async fn run(config: Config) -> anyhow::Result<ExitCode> {
+async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = Arc::new(config);
     let store = open_store(&config)?;
-    let runner = runner(&config, store.clone())?;
+    let metrics = Arc::new(Metrics::new());
+    let runner = runner(&config, store.clone(), metrics.clone())?;
     let never_synced = {
         let conn = store.reader()?;
         let mut v = Vec::new();
@@ -165,9 +221,17 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
         "tributary running"
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_token = server::admin::load_token(&config.admin.token)?;
+    if admin_token.is_none() {
+        tracing::warn!("no admin token configured: the admin API answers 503");
+    }
+    let app_config = Arc::new(arc_swap::ArcSwap::new(config.clone()));
     let app = server::router(AppState {
         store: store.clone(),
-        config: config.clone(),
+        config: app_config.clone(),
+        admin_token: admin_token.map(Into::into),
+        runner: Some(runner.clone()),
+        metrics,
     });
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
@@ -177,15 +241,30 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
             })
             .await
     });
+    let (config_tx, config_rx) = watch::channel(config.clone());
     let sched = tokio::spawn(scheduler::run(
-        runner,
-        config.clone(),
+        runner.clone(),
+        config_rx,
         never_synced,
         stop_rx,
     ));
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        tokio::spawn(watchdog(store.clone(), every / 2));
+    }
 
-    shutdown_signal().await;
+    loop {
+        match next_signal().await {
+            Signal::Stop => break,
+            Signal::Reload => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                reload(&config_path, &app_config, &runner, &store, &config_tx);
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
     tracing::info!("stopping: letting running syncs finish");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     let _ = sched.await;
     match server.await {
@@ -197,29 +276,98 @@ async fn run(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload the config).
+async fn next_signal() -> Signal {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
+        return Signal::Stop;
+    };
+    tokio::select! {
+        _ = term.recv() => Signal::Stop,
+        _ = tokio::signal::ctrl_c() => Signal::Stop,
+        _ = hup.recv() => Signal::Reload,
     }
 }
 
-async fn sync(config: Config, names: Vec<String>, full: bool) -> anyhow::Result<ExitCode> {
+/// Re-reads the config file; a bad one is refused and the old one kept.
+fn reload(
+    path: &std::path::Path,
+    live: &arc_swap::ArcSwap<Config>,
+    runner: &Runner,
+    store: &Store,
+    configs: &watch::Sender<Arc<Config>>,
+) {
+    let new = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "config reload refused; keeping the running config");
+            return;
+        }
+    };
+    let old = live.load_full();
+    for (what, changed) in [
+        ("server.listen", old.server.listen != new.server.listen),
+        ("store.path", old.store.path != new.store.path),
+        (
+            "scheduler.max_concurrent",
+            old.scheduler.max_concurrent != new.scheduler.max_concurrent,
+        ),
+        (
+            "admin",
+            format!("{:?}", old.admin.token) != format!("{:?}", new.admin.token),
+        ),
+    ] {
+        if changed {
+            tracing::warn!(key = what, "this setting changes only on restart");
+        }
+    }
+    if let Err(e) = store.upsert_partners(&new.partners) {
+        tracing::error!(error = %e, "config reload refused: cannot record partners");
+        return;
+    }
+    let new = Arc::new(new);
+    runner.reconfigure(&new);
+    live.store(new.clone());
+    let _ = configs.send(new.clone());
+    tracing::info!(partners = new.partners.len(), "config reloaded");
+}
+
+/// Pings systemd's watchdog while the store answers, so a wedged daemon is restarted.
+async fn watchdog(store: Arc<Store>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let st = store.clone();
+        let healthy = tokio::task::spawn_blocking(move || {
+            st.reader()
+                .and_then(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if healthy {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!("store does not answer; withholding the watchdog ping");
+        }
+    }
+}
+
+async fn sync(
+    config: Config,
+    names: Vec<String>,
+    full: bool,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     let mut partners = Vec::new();
     for n in &names {
         match config.partner(n) {
@@ -238,10 +386,11 @@ async fn sync(config: Config, names: Vec<String>, full: bool) -> anyhow::Result<
         partners = config.partners.clone();
     }
     let store = open_store(&config)?;
-    let runner = runner(&config, store)?;
+    let runner = runner(&config, store, Arc::new(Metrics::new()))?;
     let opts = SyncOptions {
         full,
         trigger: "cli".into(),
+        force,
     };
     let started = std::time::Instant::now();
     let reports = runner.run_many(&partners, &opts).await;
@@ -249,11 +398,12 @@ async fn sync(config: Config, names: Vec<String>, full: bool) -> anyhow::Result<
     for r in &reports {
         let c = &r.counts;
         match r.outcome {
-            Outcome::Failed => {
+            Outcome::Failed | Outcome::Held => {
                 failed += 1;
                 println!(
-                    "{:<24} FAILED     {}",
+                    "{:<24} {:<10} {}",
                     r.partner,
+                    if r.outcome == Outcome::Held { "HELD" } else { "FAILED" },
                     r.error.as_deref().unwrap_or("unknown error")
                 );
             }
@@ -344,6 +494,159 @@ fn status(config: Config, json: bool) -> anyhow::Result<ExitCode> {
             next.map(|t| t.to_rfc3339())
                 .unwrap_or_else(|| "none".into())
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn resync(
+    config: Config,
+    partners: Vec<String>,
+    full: bool,
+    force: bool,
+    wait: bool,
+) -> anyhow::Result<ExitCode> {
+    for n in &partners {
+        if config.partner(n).is_none() {
+            eprintln!("error: no partner {n:?} in the config");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let Some(token) = server::admin::load_token(&config.admin.token)? else {
+        eprintln!(
+            "error: no admin token: set the variable named by admin.token_env (default TRIBUTARY_ADMIN_TOKEN) or admin.token_file"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let mut url = config.server.base_url.clone();
+    // Talk to the daemon on its listen address, not through a proxy in front of it.
+    let listen = config.server.listen;
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        listen.ip().to_string()
+    };
+    let _ = url.set_scheme("http");
+    let _ = url.set_host(Some(&host));
+    let _ = url.set_port(Some(listen.port()));
+    url.set_path("/admin/resync");
+    let client = reqwest::Client::builder()
+        .timeout(if wait {
+            std::time::Duration::from_secs(3600)
+        } else {
+            std::time::Duration::from_secs(30)
+        })
+        .build()?;
+    let resp = client
+        .post(url.clone())
+        .bearer_auth(token)
+        .json(
+            &serde_json::json!({"partners": partners, "full": full, "force": force, "wait": wait}),
+        )
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach the daemon at {url} (is `tributary run` running?)")
+        })?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        let msg = body["error"]["message"].as_str().unwrap_or("no message");
+        eprintln!("error: the daemon answered {status}: {msg}");
+        return Ok(ExitCode::from(1));
+    }
+    let mut failed = false;
+    for run in body["runs"].as_array().into_iter().flatten() {
+        let partner = run["partner"].as_str().unwrap_or("?");
+        let id = run["run_id"].as_i64().unwrap_or(0);
+        let joined = if run["joined"].as_bool().unwrap_or(false) {
+            " (joined the sync already running)"
+        } else {
+            ""
+        };
+        match run["result"].as_str() {
+            None => println!("{partner:<24} run #{id} started{joined}"),
+            Some("failed") | Some("held") => {
+                failed = true;
+                println!(
+                    "{partner:<24} run #{id} {}: {}",
+                    run["result"].as_str().unwrap_or("failed").to_uppercase(),
+                    run["error"].as_str().unwrap_or("unknown error")
+                );
+            }
+            Some(r) => println!("{partner:<24} run #{id} {r}{joined}"),
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn export(
+    config: Config,
+    kind: ExportKind,
+    format: ExportFormat,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use tributary::model::{CanonicalEvent, CanonicalOrganisation, RecordKind};
+    use tributary::publish;
+    use tributary::store::entities;
+
+    let store = Store::open(&config.store.path)?;
+    let conn = store.reader()?;
+    let text = match kind {
+        ExportKind::Organisations => {
+            let items: Vec<CanonicalOrganisation> =
+                entities::all_live(&conn, RecordKind::Organisations)?
+                    .iter()
+                    .map(|b| serde_json::from_str(b))
+                    .collect::<Result<_, _>>()
+                    .context("a stored organisation is unreadable")?;
+            match format {
+                ExportFormat::Json => publish::export::json(&items)?,
+                ExportFormat::Csv => publish::export::organisations_csv(&items)?,
+                ExportFormat::Ics => {
+                    eprintln!("error: --format ics needs --kind events");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        ExportKind::Events => {
+            let items: Vec<CanonicalEvent> = entities::all_live(&conn, RecordKind::Events)?
+                .iter()
+                .map(|b| serde_json::from_str(b))
+                .collect::<Result<_, _>>()
+                .context("a stored event is unreadable")?;
+            match format {
+                ExportFormat::Json => publish::export::json(&items)?,
+                ExportFormat::Csv => publish::export::events_csv(&items)?,
+                ExportFormat::Ics => {
+                    let (_, at) = entities::last_change(&conn)?;
+                    let now = at
+                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .unwrap_or_else(chrono::Utc::now);
+                    publish::ical::render(
+                        &items,
+                        &publish::ical::CalendarOptions {
+                            name: publish::CALENDAR_NAME,
+                            description: Some(publish::CALENDAR_DESCRIPTION),
+                            now,
+                            uid_domain: publish::UID_DOMAIN,
+                        },
+                    )
+                }
+            }
+        }
+    };
+    match out {
+        Some(path) => std::fs::write(&path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,31 +3,79 @@
 //! Manual triggers go through the same [`Runner`], so they obey the same rules.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use chrono::Utc;
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::{watch, Mutex, Semaphore};
 
 use crate::config::{Config, Partner};
-use crate::sync::{sync_partner, SyncContext, SyncOptions, SyncReport};
+use crate::metrics::Metrics;
+use crate::sync::{Outcome, SyncContext, SyncOptions, SyncReport};
 
-/// Runs syncs with the no-overlap and concurrency rules.
+/// A sync in progress, shared by everyone who asked for it.
+#[derive(Clone)]
+struct InFlight {
+    run_id: i64,
+    done: watch::Receiver<Option<SyncReport>>,
+}
+
+/// A started (or joined) sync.
+pub struct Ticket {
+    pub partner: String,
+    pub run_id: i64,
+    /// True when the request joined a sync that was already running.
+    pub joined: bool,
+    done: watch::Receiver<Option<SyncReport>>,
+}
+
+impl Ticket {
+    /// Waits for the sync to finish.
+    pub async fn wait(mut self) -> Option<SyncReport> {
+        let r = self.done.wait_for(|r| r.is_some()).await.ok()?;
+        r.clone()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no partner {0:?} in the config")]
+    UnknownPartner(String),
+    #[error("cannot start a sync: {0}")]
+    Start(#[from] crate::sync::SyncError),
+}
+
+/// Runs syncs with the single-flight and concurrency rules: at most one sync per partner (a second
+/// request joins the running one) and at most `max_concurrent` at once.
 pub struct Runner {
-    ctx: SyncContext,
-    locks: HashMap<String, Arc<Mutex<()>>>,
+    ctx: Arc<SyncContext>,
+    partners: RwLock<HashMap<String, Partner>>,
+    inflight: RwLock<HashMap<String, Arc<Mutex<Option<InFlight>>>>>,
     slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    /// When each partner's loop will next sync (schedule and backoff), for the admin API.
+    next: RwLock<HashMap<String, DateTime<Utc>>>,
 }
 
 impl Runner {
-    pub fn new(ctx: SyncContext, config: &Config) -> Runner {
-        let locks = config
-            .partners
-            .iter()
-            .map(|p| (p.id.to_string(), Arc::new(Mutex::new(()))))
-            .collect();
+    pub fn new(ctx: SyncContext, config: &Config, metrics: Arc<Metrics>) -> Runner {
         Runner {
-            ctx,
-            locks,
+            metrics,
+            next: RwLock::new(HashMap::new()),
+            ctx: Arc::new(ctx),
+            partners: RwLock::new(
+                config
+                    .partners
+                    .iter()
+                    .map(|p| (p.id.to_string(), p.clone()))
+                    .collect(),
+            ),
+            inflight: RwLock::new(
+                config
+                    .partners
+                    .iter()
+                    .map(|p| (p.id.to_string(), Arc::new(Mutex::new(None))))
+                    .collect(),
+            ),
             slots: Arc::new(Semaphore::new(config.scheduler.max_concurrent)),
         }
     }
@@ -36,38 +84,147 @@ impl Runner {
         &self.ctx
     }
 
-    /// Syncs a partner now unless it is already syncing (then `None`). Waits for a free slot.
-    pub async fn run(&self, partner: &Partner, opts: &SyncOptions) -> Option<SyncReport> {
-        let lock = self.locks.get(partner.id.as_str())?.clone();
-        let Ok(_guard) = lock.try_lock() else {
-            tracing::info!(partner = %partner.id, "sync already running; not starting another");
-            return None;
-        };
-        let _slot = self.slots.acquire().await.ok()?;
-        Some(sync_partner(&self.ctx, partner, opts).await)
+    /// Takes a reloaded config's partners. A sync already running keeps the settings it started
+    /// with; a partner that stays keeps its single-flight slot, so no overlap across a reload.
+    pub fn reconfigure(&self, config: &Config) {
+        let mut partners = self.partners.write().unwrap_or_else(|e| e.into_inner());
+        *partners = config
+            .partners
+            .iter()
+            .map(|p| (p.id.to_string(), p.clone()))
+            .collect();
+        let mut inflight = self.inflight.write().unwrap_or_else(|e| e.into_inner());
+        for p in &config.partners {
+            inflight
+                .entry(p.id.to_string())
+                .or_insert_with(|| Arc::new(Mutex::new(None)));
+        }
     }
 
-    /// Syncs the given partners concurrently (within the slot limit) and returns their reports.
-    pub async fn run_many(
-        self: &Arc<Self>,
-        partners: &[Partner],
-        opts: &SyncOptions,
-    ) -> Vec<SyncReport> {
-        let mut set = tokio::task::JoinSet::new();
-        for (i, p) in partners.iter().enumerate() {
-            let (me, p, opts) = (self.clone(), p.clone(), opts.clone());
-            set.spawn(async move { (i, me.run(&p, &opts).await) });
-        }
-        let mut out: Vec<(usize, SyncReport)> = Vec::new();
-        while let Some(res) = set.join_next().await {
-            match res {
-                Ok((i, Some(r))) => out.push((i, r)),
-                Ok((_, None)) => {}
-                Err(e) => tracing::error!(error = %e, "sync task failed"),
+    fn set_next(&self, partner_id: &str, at: DateTime<Utc>) {
+        self.next
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(partner_id.to_string(), at);
+    }
+
+    /// When the scheduler will next sync a partner (its schedule, pushed back while backing off).
+    pub fn next_sync(&self, partner_id: &str) -> Option<DateTime<Utc>> {
+        self.next
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(partner_id)
+            .copied()
+    }
+
+    /// Failed runs in a row, from the store, so backoff survives a restart.
+    async fn failure_streak(&self, partner_id: &str) -> u32 {
+        let store = self.ctx.store.clone();
+        let pid = partner_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            let conn = store.reader().ok()?;
+            crate::store::runs::failures(&conn, &pid)
+                .ok()
+                .map(|(_, n)| n as u32)
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+    }
+
+    fn lookup(&self, partner_id: &str) -> Option<(Partner, Arc<Mutex<Option<InFlight>>>)> {
+        let partners = self.partners.read().unwrap_or_else(|e| e.into_inner());
+        let inflight = self.inflight.read().unwrap_or_else(|e| e.into_inner());
+        Some((
+            partners.get(partner_id)?.clone(),
+            inflight.get(partner_id)?.clone(),
+        ))
+    }
+
+    /// Starts a partner's sync, or joins the one already running. Returns once the run has an id;
+    /// the sync itself goes on in the background (it waits for a free slot first).
+    pub async fn start(&self, partner_id: &str, opts: SyncOptions) -> Result<Ticket, RunError> {
+        let Some((partner, slot)) = self.lookup(partner_id) else {
+            return Err(RunError::UnknownPartner(partner_id.to_string()));
+        };
+        let mut current = slot.lock().await;
+        if let Some(f) = current.as_ref() {
+            if f.done.borrow().is_none() {
+                return Ok(Ticket {
+                    partner: partner_id.to_string(),
+                    run_id: f.run_id,
+                    joined: true,
+                    done: f.done.clone(),
+                });
             }
         }
-        out.sort_by_key(|(i, _)| *i);
-        out.into_iter().map(|(_, r)| r).collect()
+        let run_id = crate::sync::begin_run(&self.ctx, &partner, &opts.trigger).await?;
+        let (tx, rx) = watch::channel(None);
+        *current = Some(InFlight {
+            run_id,
+            done: rx.clone(),
+        });
+        drop(current);
+        let (ctx, slots) = (self.ctx.clone(), self.slots.clone());
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await.ok();
+            let report = crate::sync::execute(&ctx, &partner, &opts, run_id).await;
+            metrics.record_sync(&report);
+            let _ = tx.send(Some(report));
+        });
+        Ok(Ticket {
+            partner: partner_id.to_string(),
+            run_id,
+            joined: false,
+            done: rx,
+        })
+    }
+
+    /// Whether a partner is syncing now, and its run id.
+    pub async fn running(&self, partner_id: &str) -> Option<i64> {
+        let (_, slot) = self.lookup(partner_id)?;
+        let current = slot.lock().await;
+        current
+            .as_ref()
+            .filter(|f| f.done.borrow().is_none())
+            .map(|f| f.run_id)
+    }
+
+    /// Syncs the given partners (within the slot limit) and returns their reports in order.
+    pub async fn run_many(&self, partners: &[Partner], opts: &SyncOptions) -> Vec<SyncReport> {
+        let mut tickets = Vec::new();
+        for p in partners {
+            match self.start(p.id.as_str(), opts.clone()).await {
+                Ok(t) => tickets.push(t),
+                Err(e) => tracing::error!(partner = %p.id, error = %e, "cannot start sync"),
+            }
+        }
+        let mut out = Vec::new();
+        for t in tickets {
+            if let Some(r) = t.wait().await {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Waits until no sync is running (used at shutdown).
+    pub async fn idle(&self) {
+        let slots: Vec<_> = self
+            .inflight
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            let current = slot.lock().await.clone();
+            if let Some(mut f) = current {
+                let _ = f.done.wait_for(|r| r.is_some()).await;
+            }
+        }
     }
 }
 
@@ -82,57 +239,156 @@ pub fn next_run(partner: &Partner, config: &Config) -> Option<chrono::DateTime<U
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Runs every partner's schedule until `shutdown` turns true; in-flight syncs finish first.
+/// Backoff after `streak` failed syncs in a row: 5 minutes, doubling, capped at 6 hours. A failing
+/// partner is retried no sooner than this after its last failure, whatever its schedule says.
+pub fn backoff(streak: u32) -> Duration {
+    if streak == 0 {
+        return Duration::zero();
+    }
+    let minutes = 5i64.saturating_mul(1i64 << (streak - 1).min(16));
+    Duration::minutes(minutes.min(6 * 60))
+}
+
+/// Runs every partner's schedule until `shutdown` turns true, restarting the loops whenever
+/// `configs` delivers a reloaded config; in-flight syncs finish before it returns.
 /// Partners that never synced successfully are synced once at start, so a new install has data
 /// without waiting for the first cron tick.
 pub async fn run(
     runner: Arc<Runner>,
-    config: Arc<Config>,
+    mut configs: watch::Receiver<Arc<Config>>,
     never_synced: Vec<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut set = tokio::task::JoinSet::new();
-    for partner in config.partners.clone() {
-        let runner = runner.clone();
-        let config = config.clone();
-        let mut shutdown = shutdown.clone();
-        let sync_now = never_synced.contains(&partner.id.to_string());
-        set.spawn(async move {
-            if sync_now {
-                let opts = SyncOptions {
-                    full: false,
-                    trigger: "startup".into(),
-                };
-                runner.run(&partner, &opts).await;
-                if *shutdown.borrow() {
-                    return;
-                }
-            }
-            loop {
-                let Some(next) = next_run(&partner, &config) else {
-                    tracing::warn!(partner = %partner.id, "schedule has no future run");
-                    return;
-                };
-                let wait = (next - Utc::now()).to_std().unwrap_or_default();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => return,
-                }
-                if *shutdown.borrow() {
-                    return;
-                }
-                let opts = SyncOptions {
-                    full: false,
-                    trigger: "schedule".into(),
-                };
-                // A sync in progress is allowed to finish (or roll back) before the loop stops.
-                runner.run(&partner, &opts).await;
-                if *shutdown.borrow() {
-                    return;
-                }
-            }
-        });
+    let mut first = true;
+    loop {
+        let config = configs.borrow_and_update().clone();
+        let mut set = tokio::task::JoinSet::new();
+        for partner in config.partners.clone() {
+            let sync_now = first && never_synced.contains(&partner.id.to_string());
+            set.spawn(partner_loop(
+                runner.clone(),
+                config.clone(),
+                partner,
+                sync_now,
+                shutdown.clone(),
+            ));
+        }
+        first = false;
+        let reloaded = tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => false,
+            changed = configs.changed() => changed.is_ok(),
+        };
+        if !reloaded {
+            while set.join_next().await.is_some() {}
+            break;
+        }
+        // Loops only sleep or wait on syncs that run in their own tasks, so aborting them
+        // cancels no sync.
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+        tracing::info!("schedules restarted with the reloaded config");
     }
-    let _ = shutdown.changed().await;
-    while set.join_next().await.is_some() {}
+    runner.idle().await;
+}
+
+async fn partner_loop(
+    runner: Arc<Runner>,
+    config: Arc<Config>,
+    partner: Partner,
+    sync_now: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut streak = runner.failure_streak(partner.id.as_str()).await;
+    let mut last_failure = Utc::now();
+    if sync_now {
+        let opts = SyncOptions {
+            full: false,
+            trigger: "startup".into(),
+            force: false,
+        };
+        if let Some(failed) = run_once(&runner, &partner, opts).await {
+            (streak, last_failure) = if failed {
+                (streak + 1, Utc::now())
+            } else {
+                (0, last_failure)
+            };
+        }
+    }
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let Some(mut next) = next_run(&partner, &config) else {
+            tracing::warn!(partner = %partner.id, "schedule has no future run");
+            return;
+        };
+        if streak > 0 {
+            let not_before = last_failure + backoff(streak);
+            if next < not_before {
+                tracing::warn!(
+                    partner = %partner.id, failures = streak, not_before = %not_before,
+                    "partner keeps failing; backing off"
+                );
+                // The first schedule tick after the backoff window.
+                let tz = config.scheduler.timezone;
+                next = partner
+                    .schedule
+                    .cron
+                    .after(&not_before.with_timezone(&tz))
+                    .next()
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(not_before);
+            }
+        }
+        runner.set_next(partner.id.as_str(), next);
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let opts = SyncOptions {
+            full: false,
+            trigger: "schedule".into(),
+            force: false,
+        };
+        if let Some(failed) = run_once(&runner, &partner, opts).await {
+            (streak, last_failure) = if failed {
+                (streak + 1, Utc::now())
+            } else {
+                (0, last_failure)
+            };
+        }
+    }
+}
+
+/// A scheduled sync: skipped if the partner is already syncing (no overlap, no queue build-up).
+/// Returns whether it failed, or `None` if it did not run.
+async fn run_once(runner: &Runner, partner: &Partner, opts: SyncOptions) -> Option<bool> {
+    match runner.start(partner.id.as_str(), opts).await {
+        Ok(t) if t.joined => {
+            tracing::info!(partner = %partner.id, run = t.run_id, "already syncing; schedule tick skipped");
+            None
+        }
+        Ok(t) => t.wait().await.map(|r| r.outcome == Outcome::Failed),
+        Err(e) => {
+            tracing::error!(partner = %partner.id, error = %e, "cannot start sync");
+            Some(true)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use chrono::Duration;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(0), Duration::zero());
+        assert_eq!(backoff(1), Duration::minutes(5));
+        assert_eq!(backoff(2), Duration::minutes(10));
+        assert_eq!(backoff(5), Duration::minutes(80));
+        assert_eq!(backoff(7), Duration::hours(6));
+        assert_eq!(backoff(60), Duration::hours(6));
+    }
 }

@@ -26,6 +26,8 @@ pub struct SyncOptions {
     pub full: bool,
     /// Why the sync runs: `schedule`, `startup`, `cli`, `admin`.
     pub trigger: String,
+    /// Apply deletions even past the partner's `max_delete_share`.
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +37,8 @@ pub enum Outcome {
     Ok,
     /// Every feed answered "not modified".
     Unchanged,
+    /// Not applied: it would have deleted more than the partner's `max_delete_share`.
+    Held,
     Failed,
 }
 
@@ -43,6 +47,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Unchanged => "unchanged",
+            Outcome::Held => "held",
             Outcome::Failed => "failed",
         }
     }
@@ -77,6 +82,13 @@ pub enum SyncError {
         source_desc: String,
         error: ingest::ParseError,
     },
+    #[error("held, nothing applied: feed {feed} would delete {would_delete} of {live} records (more than {share_pct}% allowed by max_delete_share); check the partner's feed, then resync with --force to apply")]
+    MassDeletion {
+        feed: String,
+        would_delete: usize,
+        live: usize,
+        share_pct: f64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal task failed: {0}")]
@@ -91,47 +103,67 @@ struct FeedData {
     rejections: Vec<StoredRejection>,
 }
 
+/// Opens a run row for a partner's sync (result `running`), so callers get its id at once.
+pub async fn begin_run(
+    ctx: &SyncContext,
+    partner: &Partner,
+    trigger: &str,
+) -> Result<i64, SyncError> {
+    let store = ctx.store.clone();
+    let (pid, trigger) = (partner.id.to_string(), trigger.to_string());
+    blocking(move || {
+        let conn = store.writer();
+        runs::begin(&conn, &pid, &trigger, &store::now_text()).map_err(SyncError::from)
+    })
+    .await
+}
+
 /// Runs one partner's sync and records it as a run. Never panics on partner data; a failure is a
 /// report with `Outcome::Failed` and the reason.
 pub async fn sync_partner(ctx: &SyncContext, partner: &Partner, opts: &SyncOptions) -> SyncReport {
-    let started = Instant::now();
-    let pid = partner.id.to_string();
-    tracing::info!(partner = %pid, trigger = %opts.trigger, full = opts.full, "sync starting");
-
-    let store = ctx.store.clone();
-    let trigger = opts.trigger.clone();
-    let pid2 = pid.clone();
-    let begun = blocking(move || {
-        let conn = store.writer();
-        runs::begin(&conn, &pid2, &trigger, &store::now_text()).map_err(SyncError::from)
-    })
-    .await;
-    let run_id = match begun {
-        Ok(id) => id,
+    match begin_run(ctx, partner, &opts.trigger).await {
+        Ok(run_id) => execute(ctx, partner, opts, run_id).await,
         Err(e) => {
-            tracing::error!(partner = %pid, error = %e, "cannot start sync run");
-            return SyncReport {
-                partner: pid,
+            tracing::error!(partner = %partner.id, error = %e, "cannot start sync run");
+            SyncReport {
+                partner: partner.id.to_string(),
                 run_id: None,
                 outcome: Outcome::Failed,
                 counts: RunCounts::default(),
                 error: Some(e.to_string()),
-                duration: started.elapsed(),
-            };
+                duration: Duration::ZERO,
+            }
         }
-    };
+    }
+}
+
+/// Runs the sync for a run opened with [`begin_run`] and closes it.
+pub async fn execute(
+    ctx: &SyncContext,
+    partner: &Partner,
+    opts: &SyncOptions,
+    run_id: i64,
+) -> SyncReport {
+    let started = Instant::now();
+    let pid = partner.id.to_string();
+    tracing::info!(partner = %pid, run = run_id, trigger = %opts.trigger, full = opts.full, "sync starting");
 
     let result = match gather(ctx, partner, opts).await {
         Ok(data) => {
             let store = ctx.store.clone();
             let partner = partner.clone();
-            blocking(move || apply(&store, &partner, run_id, data)).await
+            let force = opts.force;
+            blocking(move || apply(&store, &partner, run_id, data, force)).await
         }
         Err(e) => Err(e),
     };
     let (outcome, counts, error) = match result {
         Ok((outcome, counts)) => (outcome, counts, None),
         Err(e) => {
+            let outcome = match e {
+                SyncError::MassDeletion { .. } => Outcome::Held,
+                _ => Outcome::Failed,
+            };
             let msg = e.to_string();
             let store = ctx.store.clone();
             let m = msg.clone();
@@ -140,7 +172,7 @@ pub async fn sync_partner(ctx: &SyncContext, partner: &Partner, opts: &SyncOptio
                 runs::finish(
                     &conn,
                     run_id,
-                    "failed",
+                    outcome.as_str(),
                     &RunCounts::default(),
                     Some(&m),
                     &store::now_text(),
@@ -151,7 +183,7 @@ pub async fn sync_partner(ctx: &SyncContext, partner: &Partner, opts: &SyncOptio
             if let Err(e2) = closed {
                 tracing::error!(partner = %pid, error = %e2, "cannot record failed run");
             }
-            (Outcome::Failed, RunCounts::default(), Some(msg))
+            (outcome, RunCounts::default(), Some(msg))
         }
     };
     let duration = started.elapsed();
@@ -312,6 +344,7 @@ fn apply(
     partner: &Partner,
     run_id: i64,
     data: Vec<FeedData>,
+    force: bool,
 ) -> Result<(Outcome, RunCounts), SyncError> {
     let now = chrono::Utc::now();
     let now_s = store::timestamp(now);
@@ -342,6 +375,22 @@ fn apply(
         counts.unchanged += up.unchanged;
         let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
         let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
+        if !force {
+            let live = up.unchanged + up.updated + missing.len();
+            if mass_deletion(
+                missing.len(),
+                live,
+                recs.is_empty(),
+                partner.max_delete_share,
+            ) {
+                return Err(SyncError::MassDeletion {
+                    feed: fd.feed.key.clone(),
+                    would_delete: missing.len(),
+                    live,
+                    share_pct: partner.max_delete_share * 100.0,
+                });
+            }
+        }
         records::mark_deleted(&tx, &missing, &now_s)?;
         counts.deleted += missing.len();
         records::save_validators(
@@ -374,4 +423,34 @@ fn apply(
     runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
     tx.commit().map_err(StoreError::from)?;
     Ok((outcome, counts))
+}
+
+/// Whether deleting `would_delete` of `live` records is too many to apply unseen. A single deletion
+/// is routine; an empty feed that would wipe a partner is always suspect.
+pub fn mass_deletion(would_delete: usize, live: usize, feed_empty: bool, max_share: f64) -> bool {
+    if would_delete == 0 {
+        return false;
+    }
+    if feed_empty {
+        return true;
+    }
+    would_delete >= 2 && (would_delete as f64) > max_share * live as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mass_deletion;
+
+    #[test]
+    fn mass_deletion_guard_thresholds() {
+        assert!(!mass_deletion(0, 100, false, 0.25));
+        assert!(!mass_deletion(1, 2, false, 0.25), "one deletion is routine");
+        assert!(!mass_deletion(25, 100, false, 0.25));
+        assert!(mass_deletion(26, 100, false, 0.25));
+        assert!(
+            mass_deletion(1, 1, true, 0.25),
+            "an empty feed never wipes a partner unseen"
+        );
+        assert!(!mass_deletion(90, 100, false, 1.0));
+    }
 }

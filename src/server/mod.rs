@@ -1,14 +1,16 @@
 //! The HTTP server: the axum router, shared state, JSON errors and the conditional-GET wrapper every
 //! public response goes through (strong ETag from the body, Last-Modified from the change log, 304s).
 
+pub mod admin;
 pub mod public;
+pub mod status_page;
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use sha2::{Digest, Sha256};
 
@@ -18,22 +20,75 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
-    pub config: Arc<Config>,
+    /// The live config; SIGHUP swaps it.
+    pub config: Arc<arc_swap::ArcSwap<Config>>,
+    /// The admin bearer token; `None` closes the admin API (503).
+    pub admin_token: Option<Arc<str>>,
+    /// The daemon's sync runner, for admin resyncs.
+    pub runner: Option<admin::SharedRunner>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl AppState {
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
 }
 
 pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/resync", post(admin::resync))
+        .route("/partners", get(admin::partners))
+        .route("/runs", get(admin::runs_list))
+        .route("/runs/{id}", get(admin::run_detail))
+        .fallback(|| async { ApiError::not_found("no such admin route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_token,
+        ));
     Router::new()
+        .nest("/admin", admin)
+        .route("/", get(status_page::page))
         .route("/v1/organisations", get(public::organisations))
         .route("/v1/organisations/{id}", get(public::organisation))
         .route("/v1/events", get(public::events))
         .route("/v1/events/{id}", get(public::event))
+        .route("/v1/feeds/organisations", get(public::organisations_feed))
+        .route("/v1/feeds/events", get(public::events_feed))
         .route("/calendar.ics", get(public::calendar))
         .route("/partners/{id}/calendar.ics", get(public::partner_calendar))
         .route("/healthz", get(public::healthz))
+        .route("/metrics", get(public::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::cors::CorsLayer::permissive())
         .with_state(state)
+}
+
+/// Records each request's route template, status and latency.
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.record_http(
+        &route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
 }
 
 /// An error answered as `{"error": {"code": "...", "message": "..."}}`.

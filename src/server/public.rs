@@ -71,7 +71,7 @@ fn filter(p: &HashMap<String, String>) -> Filter {
 
 fn check_partner(state: &AppState, f: &Filter) -> Result<(), ApiError> {
     match &f.partner {
-        Some(p) if state.config.partner(p).is_none() => Err(ApiError::bad_param(
+        Some(p) if state.config().partner(p).is_none() => Err(ApiError::bad_param(
             "partner",
             format!("{p:?} is not a configured partner"),
         )),
@@ -94,7 +94,7 @@ fn window(
 
 /// Link to the next page: the same query with a new cursor, absolute from `server.base_url`.
 fn next_link(state: &AppState, path: &str, p: &HashMap<String, String>, cursor: &str) -> String {
-    let mut url = state.config.server.base_url.clone();
+    let mut url = state.config().server.base_url.clone();
     url.set_path(path);
     {
         let mut q = url.query_pairs_mut();
@@ -304,6 +304,60 @@ pub async fn events(
     Ok(cached(&headers, "application/json", body, lm))
 }
 
+/// Licence stated on the change feeds: partners' own licences are listed per partner in README.
+pub const FEED_LICENCE: &str = "https://creativecommons.org/licenses/by/4.0/";
+
+async fn change_feed(
+    state: AppState,
+    headers: HeaderMap,
+    p: HashMap<String, String>,
+    kind: RecordKind,
+) -> Result<Response, ApiError> {
+    let limit = limit(&p)?;
+    let after = match p.get("afterChangeNumber") {
+        None => 0,
+        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::bad_param("afterChangeNumber", format!("{s:?} must be a whole number"))
+        })?,
+    };
+    let st = state.clone();
+    let (items, lm) = blocking(move || {
+        let conn = st.store.reader()?;
+        Ok((
+            entities::changed_since(&conn, kind, after, limit)?,
+            last_modified(&conn)?,
+        ))
+    })
+    .await?;
+    let last = items.last().map(|i| i.change_number).unwrap_or(after);
+    let mut next = state.config().server.base_url.clone();
+    next.set_path(&format!("/v1/feeds/{}", kind.as_str()));
+    next.query_pairs_mut()
+        .append_pair("afterChangeNumber", &last.to_string());
+    if p.contains_key("limit") {
+        next.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
+    }
+    let body = publish::rpde::page(kind, &items, next.as_str(), FEED_LICENCE);
+    Ok(cached(&headers, "application/json", body, lm))
+}
+
+pub async fn organisations_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    change_feed(state, headers, p, RecordKind::Organisations).await
+}
+
+pub async fn events_feed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Params,
+) -> Result<Response, ApiError> {
+    change_feed(state, headers, p, RecordKind::Events).await
+}
+
 async fn render_calendar(
     state: AppState,
     headers: HeaderMap,
@@ -340,10 +394,10 @@ async fn render_calendar(
     .await?;
     let opts = publish::ical::CalendarOptions {
         name: &name,
-        description: Some("Events merged by tributary from local voluntary-sector partners"),
+        description: Some(publish::CALENDAR_DESCRIPTION),
         // DTSTAMP follows the data, not the clock, so an unchanged calendar keeps its ETag.
         now: lm.unwrap_or(DateTime::UNIX_EPOCH),
-        uid_domain: "tributary",
+        uid_domain: publish::UID_DOMAIN,
     };
     let body = publish::ical::render(&events, &opts);
     Ok(cached(&headers, "text/calendar; charset=utf-8", body, lm))
@@ -356,7 +410,7 @@ pub async fn calendar(
 ) -> Result<Response, ApiError> {
     let f = filter(&p);
     check_partner(&state, &f)?;
-    render_calendar(state, headers, p, f, "tributary: merged events".into()).await
+    render_calendar(state, headers, p, f, publish::CALENDAR_NAME.into()).await
 }
 
 pub async fn partner_calendar(
@@ -365,7 +419,8 @@ pub async fn partner_calendar(
     Path(id): Path<String>,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let Some(partner) = state.config.partner(&id) else {
+    let config = state.config();
+    let Some(partner) = config.partner(&id) else {
         return Err(ApiError::not_found(format!("no partner with id {id}")));
     };
     let name = partner.name.clone();
@@ -383,7 +438,8 @@ pub async fn healthz(
         let conn = st.store.reader()?;
         let (orgs, events) = entities::counts(&conn)?;
         let mut partners = Vec::new();
-        for p in &st.config.partners {
+        let config = st.config();
+        for p in &config.partners {
             let (last, ok) = runs::latest(&conn, p.id.as_str())?;
             partners.push(serde_json::json!({
                 "id": p.id.as_str(),
@@ -410,4 +466,19 @@ pub async fn healthz(
             e.message
         ))),
     }
+}
+
+/// `GET /metrics` — Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let (orgs, events) = blocking(move || Ok(entities::counts(&st.store.reader()?)?)).await?;
+    state.metrics.set_entities(orgs, events);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response())
 }

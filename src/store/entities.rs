@@ -146,6 +146,9 @@ fn record_change(
         "INSERT INTO changes (kind, entity_id, action, merged_into, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![kind.as_str(), id, action, merged_into, now])?;
+    let number = tx.last_insert_rowid();
+    tx.prepare_cached("UPDATE entities SET change_number = ?2 WHERE id = ?1")?
+        .execute(params![id, number])?;
     Ok(())
 }
 
@@ -467,4 +470,49 @@ pub fn counts(conn: &Connection) -> Result<(usize, usize)> {
         Ok(n as usize)
     };
     Ok((count("organisations")?, count("events")?))
+}
+
+/// One entry of a change feed: the entity's latest state after a change number.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    pub id: String,
+    pub change_number: i64,
+    /// `None` for a deleted or merged entity (a tombstone).
+    pub body: Option<String>,
+    pub updated_at: String,
+}
+
+/// Entities of `kind` whose latest change is after `after`, in change order.
+pub fn changed_since(
+    conn: &Connection,
+    kind: RecordKind,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<FeedItem>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, change_number, CASE WHEN deleted_at IS NULL THEN body END, updated_at
+         FROM entities WHERE kind = ?1 AND change_number > ?2 ORDER BY change_number LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![kind.as_str(), after, limit as i64], |r| {
+        Ok(FeedItem {
+            id: r.get(0)?,
+            change_number: r.get(1)?,
+            body: r.get(2)?,
+            updated_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every live entity's published JSON of one kind, in listing order (for export).
+pub fn all_live(conn: &Connection, kind: RecordKind) -> Result<Vec<String>> {
+    let order = match kind {
+        RecordKind::Organisations => "sort_key, id",
+        RecordKind::Events => "start_utc, id",
+    };
+    let mut st = conn.prepare(&format!(
+        "SELECT body FROM entities WHERE kind = ?1 AND deleted_at IS NULL ORDER BY {order}"
+    ))?;
+    let rows = st.query_map(params![kind.as_str()], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -58,6 +58,8 @@ const STEPS: &[&str] = &[
         end_utc        INTEGER,
         recurring      INTEGER NOT NULL DEFAULT 0,
         version        INTEGER NOT NULL DEFAULT 1,
+        -- The entity's latest change number: the RPDE change feed orders by it.
+        change_number  INTEGER NOT NULL DEFAULT 0,
         created_at     TEXT NOT NULL,
         updated_at     TEXT NOT NULL,
         deleted_at     TEXT,
@@ -65,6 +67,7 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX entities_orgs ON entities (kind, sort_key, id) WHERE deleted_at IS NULL;
     CREATE INDEX entities_events ON entities (kind, start_utc, id) WHERE deleted_at IS NULL;
+    CREATE INDEX entities_changes ON entities (kind, change_number);
 
     CREATE TABLE entity_partners (
         entity_id   TEXT NOT NULL,

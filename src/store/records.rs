@@ -268,3 +268,16 @@ pub fn feed_source(
         )
         .optional()?)
 }
+
+/// Live records per kind for one partner: (organisations, events).
+pub fn partner_counts(conn: &rusqlite::Connection, partner: &str) -> Result<(usize, usize)> {
+    let n = |kind: &str| -> Result<usize> {
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM source_records WHERE partner_id = ?1 AND kind = ?2 AND deleted_at IS NULL",
+            params![partner, kind],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as usize)
+    };
+    Ok((n("organisations")?, n("events")?))
+}

@@ -174,3 +174,24 @@ pub fn latest(conn: &Connection, partner: &str) -> Result<(Option<Run>, Option<R
         .optional()?;
     Ok((last, ok))
 }
+
+/// The latest failed run of a partner, and how many runs in a row have failed.
+pub fn failures(conn: &Connection, partner: &str) -> Result<(Option<Run>, usize)> {
+    let last = conn
+        .query_row(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE partner_id = ?1 AND result IN ('failed', 'interrupted')
+                 ORDER BY id DESC LIMIT 1"
+            ),
+            params![partner],
+            run_from_row,
+        )
+        .optional()?;
+    let streak: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM runs WHERE partner_id = ?1 AND result IN ('failed', 'interrupted')
+           AND id > COALESCE((SELECT MAX(id) FROM runs WHERE partner_id = ?1 AND result IN ('ok', 'unchanged')), 0)",
+        params![partner],
+        |r| r.get(0),
+    )?;
+    Ok((last, streak.max(0) as usize))
+}

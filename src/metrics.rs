@@ -1,0 +1,197 @@
+//! Prometheus metrics for `GET /metrics`: syncs by partner and result, their durations, records and
+//! rejections, HTTP requests by route and status. Store-derived gauges are set at scrape time.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::sync::SyncReport;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncLabels {
+    partner: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartnerLabels {
+    partner: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    syncs: Family<SyncLabels, Counter>,
+    sync_seconds: Family<PartnerLabels, Histogram>,
+    records_seen: Family<PartnerLabels, Counter>,
+    rejections: Family<PartnerLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_seconds: Family<RouteLabels, Histogram>,
+    entities: Family<KindLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("tributary");
+        let syncs = Family::<SyncLabels, Counter>::default();
+        registry.register("syncs", "Partner syncs by result", syncs.clone());
+        let sync_seconds = Family::<PartnerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 16))
+        });
+        registry.register(
+            "sync_duration_seconds",
+            "Duration of partner syncs",
+            sync_seconds.clone(),
+        );
+        let records_seen = Family::<PartnerLabels, Counter>::default();
+        registry.register(
+            "records_seen",
+            "Records read from partners' feeds",
+            records_seen.clone(),
+        );
+        let rejections = Family::<PartnerLabels, Counter>::default();
+        registry.register(
+            "rejections",
+            "Partner records rejected with a reason",
+            rejections.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
+        let http_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            http_seconds.clone(),
+        );
+        let entities = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "entities",
+            "Live canonical entities in the store",
+            entities.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            syncs,
+            sync_seconds,
+            records_seen,
+            rejections,
+            http_requests,
+            http_seconds,
+            entities,
+        }
+    }
+
+    pub fn record_sync(&self, r: &SyncReport) {
+        let partner = PartnerLabels {
+            partner: r.partner.clone(),
+        };
+        self.syncs
+            .get_or_create(&SyncLabels {
+                partner: r.partner.clone(),
+                result: r.outcome.as_str().to_string(),
+            })
+            .inc();
+        self.sync_seconds
+            .get_or_create(&partner)
+            .observe(r.duration.as_secs_f64());
+        self.records_seen
+            .get_or_create(&partner)
+            .inc_by(r.counts.records_seen as u64);
+        self.rejections
+            .get_or_create(&partner)
+            .inc_by(r.counts.rejected as u64);
+    }
+
+    pub fn record_http(&self, route: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.http_seconds
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn set_entities(&self, organisations: usize, events: usize) {
+        for (kind, n) in [("organisations", organisations), ("events", events)] {
+            self.entities
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(n as i64);
+        }
+    }
+
+    /// The Prometheus/OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let m = Metrics::new();
+        m.record_http("/v1/events", 200, 0.002);
+        m.set_entities(3, 4);
+        let text = m.render();
+        assert!(
+            text.contains("tributary_http_requests_total{route=\"/v1/events\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tributary_entities{kind=\"events\"} 4"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

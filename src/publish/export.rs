@@ -1,0 +1,176 @@
+//! Static export of the merged data (`tributary export`): the same records the API serves, written
+//! whole as a JSON array, a flat CSV (the `csv` input format's columns plus id and provenance) or,
+//! for events, an iCalendar file — for object storage, spreadsheets or a CDN.
+
+use crate::model::{CanonicalEvent, CanonicalOrganisation};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot write CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("CSV is not UTF-8: {0}")]
+    Utf8(#[from] std::string::FromUtf8Error),
+}
+
+pub fn json<T: serde::Serialize>(items: &[T]) -> Result<String, ExportError> {
+    Ok(serde_json::to_string_pretty(items)?)
+}
+
+fn join(v: &[String]) -> String {
+    v.join(";")
+}
+
+fn opt(v: &Option<String>) -> &str {
+    v.as_deref().unwrap_or("")
+}
+
+fn provenance(p: &[crate::model::PartnerRef]) -> String {
+    p.iter()
+        .map(|p| format!("{}:{}", p.partner, p.record_id))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn finish(w: csv::Writer<Vec<u8>>) -> Result<String, ExportError> {
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ExportError::Csv(e.into_error().into()))?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+pub fn organisations_csv(items: &[CanonicalOrganisation]) -> Result<String, ExportError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "id",
+        "name",
+        "alternate_names",
+        "description",
+        "charity_number",
+        "company_number",
+        "org_id",
+        "website",
+        "email",
+        "phone",
+        "street",
+        "locality",
+        "region",
+        "postcode",
+        "categories",
+        "partners",
+        "updated_at",
+    ])?;
+    for o in items {
+        let g = &o.organisation;
+        w.write_record([
+            o.id.as_str(),
+            &g.name,
+            &join(&g.alternate_names),
+            opt(&g.description),
+            opt(&g.identifiers.charity_number),
+            opt(&g.identifiers.company_number),
+            opt(&g.identifiers.org_id),
+            opt(&g.website),
+            opt(&g.email),
+            opt(&g.phone),
+            opt(&g.address.street),
+            opt(&g.address.locality),
+            opt(&g.address.region),
+            opt(&g.address.postcode),
+            &join(&g.categories),
+            &provenance(&o.partners),
+            &o.updated_at.to_rfc3339(),
+        ])?;
+    }
+    finish(w)
+}
+
+pub fn events_csv(items: &[CanonicalEvent]) -> Result<String, ExportError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "id",
+        "title",
+        "description",
+        "start",
+        "end",
+        "timezone",
+        "all_day",
+        "recurrence",
+        "status",
+        "location_name",
+        "location_address",
+        "postcode",
+        "online",
+        "location_url",
+        "url",
+        "booking_url",
+        "organiser_name",
+        "categories",
+        "partners",
+        "updated_at",
+    ])?;
+    for e in items {
+        let v = &e.event;
+        w.write_record([
+            e.id.as_str(),
+            &v.title,
+            opt(&v.description),
+            &v.start.to_rfc3339(),
+            &v.end.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            opt(&v.timezone),
+            if v.all_day { "true" } else { "false" },
+            &v.recurrence
+                .as_ref()
+                .map(|r| r.join("\n"))
+                .unwrap_or_default(),
+            match v.status {
+                crate::model::EventStatus::Scheduled => "scheduled",
+                crate::model::EventStatus::Cancelled => "cancelled",
+            },
+            opt(&v.location.name),
+            opt(&v.location.address),
+            opt(&v.location.postcode),
+            if v.location.online { "true" } else { "false" },
+            opt(&v.location.url),
+            opt(&v.url),
+            opt(&v.booking_url),
+            opt(&v.organiser.name),
+            &join(&v.categories),
+            &provenance(&e.partners),
+            &e.updated_at.to_rfc3339(),
+        ])?;
+    }
+    finish(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Organisation, PartnerRef};
+
+    #[test]
+    fn csv_quotes_commas_and_lists_provenance() {
+        let org = CanonicalOrganisation {
+            id: "org_1".into(),
+            organisation: Organisation {
+                name: "Age UK Cheshire East, Macclesfield".into(),
+                categories: vec!["Older people".into(), "Advice".into()],
+                ..Default::default()
+            },
+            partners: vec![PartnerRef {
+                partner: "cvs-cheshire-east".into(),
+                record_id: "m12".into(),
+                url: None,
+            }],
+            field_sources: Default::default(),
+            updated_at: chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00+00:00").unwrap(),
+        };
+        let text = organisations_csv(&[org]).unwrap();
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let row = r.records().next().unwrap().unwrap();
+        assert_eq!(&row[1], "Age UK Cheshire East, Macclesfield");
+        assert_eq!(&row[14], "Older people;Advice");
+        assert_eq!(&row[15], "cvs-cheshire-east:m12");
+    }
+}

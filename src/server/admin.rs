@@ -1,0 +1,310 @@
+//! Admin routes under `/admin/`, behind a bearer token compared in constant time. With no token
+//! configured every admin route answers 503 — never open. Resync requests go through the same
+//! single-flight runner as the scheduler, so a resync of a partner already syncing joins that run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::{blocking, ApiError, AppState};
+use crate::config::AdminToken;
+use crate::scheduler;
+use crate::store::{records, runs};
+use crate::sync::SyncOptions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("admin.token_file {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("admin.token_file {0} is empty")]
+    EmptyFile(std::path::PathBuf),
+}
+
+/// Reads the admin token from the configured place. `Ok(None)`: no token set, admin is closed.
+pub fn load_token(token: &AdminToken) -> Result<Option<String>, TokenError> {
+    match token {
+        AdminToken::Env(name) => Ok(std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())),
+        AdminToken::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| TokenError::File {
+                path: path.clone(),
+                source,
+            })?;
+            let t = text.trim().to_string();
+            if t.is_empty() {
+                return Err(TokenError::EmptyFile(path.clone()));
+            }
+            Ok(Some(t))
+        }
+    }
+}
+
+/// Middleware: 503 without a configured token, 401 on a missing or wrong one.
+pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(expected) = state.admin_token.as_deref() else {
+        return ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "admin_disabled",
+            message: "no admin token is configured (admin.token_env or admin.token_file)".into(),
+        }
+        .into_response();
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = given
+        .is_some_and(|g| constant_time_eq::constant_time_eq(g.as_bytes(), expected.as_bytes()));
+    if !ok {
+        tracing::warn!(
+            path = %req.uri().path(),
+            presented = given.is_some(),
+            "admin request refused: missing or wrong bearer token"
+        );
+        let mut resp = ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "a valid bearer token is required".into(),
+        }
+        .into_response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"tributary-admin\""),
+        );
+        return resp;
+    }
+    next.run(req).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncBody {
+    #[serde(default)]
+    pub partners: Vec<String>,
+    #[serde(default)]
+    pub full: bool,
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub wait: bool,
+}
+
+fn flag(p: &HashMap<String, String>, name: &str) -> Result<Option<bool>, ApiError> {
+    match p.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true" | "1" | "yes") => Ok(Some(true)),
+        Some("false" | "0" | "no") => Ok(Some(false)),
+        Some(other) => Err(ApiError::bad_param(
+            name,
+            format!("{other:?} must be true or false"),
+        )),
+    }
+}
+
+/// `POST /admin/resync` — body `{"partners": [...], "full": bool, "wait": bool}` or the query
+/// parameters `partner`, `full`, `wait`. No partner means all. 202 with run ids, or 200 with the
+/// finished runs when `wait` is set.
+pub async fn resync(
+    State(state): State<AppState>,
+    Query(p): Query<HashMap<String, String>>,
+    body: Option<Json<ResyncBody>>,
+) -> Result<Response, ApiError> {
+    let Some(runner) = state.runner.clone() else {
+        return Err(ApiError::unavailable("this server runs no scheduler"));
+    };
+    let mut req = body.map(|Json(b)| b).unwrap_or_default();
+    if let Some(partner) = p.get("partner") {
+        req.partners
+            .extend(partner.split(',').map(|s| s.trim().to_string()));
+    }
+    req.full |= flag(&p, "full")?.unwrap_or(false);
+    req.force |= flag(&p, "force")?.unwrap_or(false);
+    req.wait |= flag(&p, "wait")?.unwrap_or(false);
+    for id in &req.partners {
+        if state.config().partner(id).is_none() {
+            return Err(ApiError::bad_param(
+                "partners",
+                format!("{id:?} is not a configured partner"),
+            ));
+        }
+    }
+    let ids: Vec<String> = if req.partners.is_empty() {
+        state
+            .config()
+            .partners
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect()
+    } else {
+        req.partners.clone()
+    };
+    let opts = SyncOptions {
+        full: req.full,
+        trigger: "admin".into(),
+        force: req.force,
+    };
+    let mut tickets = Vec::new();
+    for id in &ids {
+        let t = runner.start(id, opts.clone()).await.map_err(|e| match e {
+            scheduler::RunError::UnknownPartner(p) => {
+                ApiError::bad_param("partners", format!("{p:?} is not a configured partner"))
+            }
+            other => ApiError::internal(other),
+        })?;
+        tracing::info!(partner = %id, run = t.run_id, joined = t.joined, "resync requested");
+        tickets.push(t);
+    }
+    if !req.wait {
+        let runs: Vec<_> = tickets
+            .iter()
+            .map(|t| serde_json::json!({"partner": t.partner, "run_id": t.run_id, "joined": t.joined}))
+            .collect();
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "runs": runs })),
+        )
+            .into_response());
+    }
+    let mut runs = Vec::new();
+    for t in tickets {
+        let (partner, run_id, joined) = (t.partner.clone(), t.run_id, t.joined);
+        let report = t.wait().await;
+        runs.push(serde_json::json!({
+            "partner": partner, "run_id": run_id, "joined": joined,
+            "result": report.as_ref().map(|r| r.outcome.as_str()),
+            "counts": report.as_ref().map(|r| r.counts),
+            "error": report.and_then(|r| r.error),
+        }));
+    }
+    Ok((StatusCode::OK, Json(serde_json::json!({ "runs": runs }))).into_response())
+}
+
+/// `GET /admin/partners` — each partner's health at a glance.
+pub async fn partners(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut running = HashMap::new();
+    let mut next = HashMap::new();
+    if let Some(runner) = &state.runner {
+        let config = state.config();
+        for p in &config.partners {
+            if let Some(id) = runner.running(p.id.as_str()).await {
+                running.insert(p.id.to_string(), id);
+            }
+            if let Some(at) = runner.next_sync(p.id.as_str()) {
+                next.insert(p.id.to_string(), at);
+            }
+        }
+    }
+    let st = state.clone();
+    let out = blocking(move || {
+        let conn = st.store.reader()?;
+        let mut out = Vec::new();
+        let config = st.config();
+        for p in &config.partners {
+            let pid = p.id.as_str();
+            let (last, ok) = runs::latest(&conn, pid)?;
+            let (failed, streak) = runs::failures(&conn, pid)?;
+            let (orgs, events) = records::partner_counts(&conn, pid)?;
+            out.push(serde_json::json!({
+                "id": pid,
+                "name": p.name,
+                "priority": p.priority,
+                "schedule": p.schedule.expr,
+                "next_run": next.get(pid).copied().or_else(|| scheduler::next_run(p, &config)).map(|t| t.to_rfc3339()),
+                "running_run_id": running.get(pid),
+                "last_run": last,
+                "last_success_at": ok.and_then(|r| r.finished_at),
+                "last_failure": failed.map(|r| serde_json::json!({
+                    "run_id": r.id, "at": r.finished_at.unwrap_or(r.started_at), "error": r.error,
+                })),
+                "consecutive_failures": streak,
+                "records": {"organisations": orgs, "events": events},
+                "feeds": p.feeds.iter().map(|f| serde_json::json!({
+                    "key": f.key, "kind": f.kind.as_str(), "format": f.format.as_str(),
+                    "source": f.source.to_string(),
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "partners": out })).into_response())
+}
+
+/// `GET /admin/runs?partner=&limit=` — recent runs, newest first.
+pub async fn runs_list(
+    State(state): State<AppState>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = match p.get("limit") {
+        None => 50,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_param("limit", format!("{s:?} must be 1 to 1000")))?,
+    };
+    let partner = p.get("partner").cloned();
+    if let Some(id) = &partner {
+        if state.config().partner(id).is_none() {
+            return Err(ApiError::bad_param(
+                "partner",
+                format!("{id:?} is not a configured partner"),
+            ));
+        }
+    }
+    let st = state.clone();
+    let list = blocking(move || {
+        let conn = st.store.reader()?;
+        Ok(runs::recent(&conn, partner.as_deref(), limit)?)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "runs": list })).into_response())
+}
+
+/// `GET /admin/runs/{id}` — one run with its rejections.
+pub async fn run_detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let run_id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_param("id", format!("{id:?} is not a run id")))?;
+    let st = state.clone();
+    let found = blocking(move || {
+        let conn = st.store.reader()?;
+        match runs::get(&conn, run_id)? {
+            Some(run) => Ok(Some((run, runs::rejections(&conn, run_id)?))),
+            None => Ok(None),
+        }
+    })
+    .await?;
+    match found {
+        Some((run, rejections)) => {
+            let mut v = serde_json::to_value(&run).map_err(ApiError::internal)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "rejections".into(),
+                    serde_json::to_value(rejections).map_err(ApiError::internal)?,
+                );
+            }
+            Ok(Json(v).into_response())
+        }
+        None => Err(ApiError::not_found(format!("no run {run_id}"))),
+    }
+}
+
+/// Keeps the runner type in one place for the router.
+pub type SharedRunner = Arc<scheduler::Runner>;

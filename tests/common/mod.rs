@@ -1,0 +1,315 @@
+//! Shared test fixtures: fake partners as real HTTP servers on 127.0.0.1, temp configs, and the real
+//! `tributary` binary run as a one-shot command or as a daemon.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Response, StatusCode};
+use axum::routing::get;
+use axum::Router;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+
+/// What a fake partner serves, changeable mid-test.
+#[derive(Clone)]
+pub struct Feed {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub etag: Option<String>,
+    pub content_type: &'static str,
+}
+
+#[derive(Default)]
+pub struct Seen {
+    pub requests: usize,
+    pub not_modified: usize,
+    pub if_none_match: Vec<Option<String>>,
+    pub user_agents: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakePartner {
+    pub addr: SocketAddr,
+    pub feed: Arc<Mutex<Feed>>,
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+impl FakePartner {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut Feed)) {
+        let mut feed = self.feed.lock().unwrap();
+        f(&mut feed);
+    }
+
+    pub fn requests(&self) -> usize {
+        self.seen.lock().unwrap().requests
+    }
+}
+
+async fn serve_feed(
+    State(p): State<(Arc<Mutex<Feed>>, Arc<Mutex<Seen>>)>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let feed = p.0.lock().unwrap().clone();
+    let inm = headers
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let mut seen = p.1.lock().unwrap();
+    seen.requests += 1;
+    seen.if_none_match.push(inm.clone());
+    seen.user_agents.push(
+        headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    );
+    let mut b = Response::builder();
+    if let Some(etag) = &feed.etag {
+        b = b.header("etag", etag);
+        if feed.status == 200 && inm.as_deref() == Some(etag.as_str()) {
+            seen.not_modified += 1;
+            return b
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .unwrap();
+        }
+    }
+    b.status(feed.status)
+        .header("content-type", feed.content_type)
+        .body(Body::from(feed.body))
+        .unwrap()
+}
+
+/// Starts a fake partner on 127.0.0.1 serving `feed` at every path, on its own thread and runtime
+/// so it outlives any one test's runtime.
+pub fn fake_partner(feed: Feed) -> FakePartner {
+    let feed = Arc::new(Mutex::new(feed));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let state = (feed.clone(), seen.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            let app = Router::new().fallback(get(serve_feed)).with_state(state);
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    FakePartner { addr, feed, seen }
+}
+
+pub fn ics_feed(body: &str, etag: Option<&str>) -> Feed {
+    Feed {
+        status: 200,
+        body: body.as_bytes().to_vec(),
+        etag: etag.map(String::from),
+        content_type: "text/calendar",
+    }
+}
+
+pub fn json_feed(body: &str) -> Feed {
+    Feed {
+        status: 200,
+        body: body.as_bytes().to_vec(),
+        etag: None,
+        content_type: "application/json",
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temp dir holding `tributary.toml` with the given partners section.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl TestEnv {
+    pub fn new(partners_toml: &str) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let text = format!(
+            "[store]\npath = \"data/tributary.db\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\n\n{partners_toml}"
+        );
+        std::fs::write(dir.path().join("tributary.toml"), text).unwrap();
+        TestEnv { dir, port }
+    }
+
+    /// The bundled demo config and data, copied so the test owns its store.
+    pub fn demo() -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let demo_dst = dir.path().join("demo");
+        std::fs::create_dir_all(&demo_dst).unwrap();
+        for entry in std::fs::read_dir(root.join("config/demo")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), demo_dst.join(entry.file_name())).unwrap();
+        }
+        let text = std::fs::read_to_string(root.join("config/tributary.toml")).unwrap();
+        let text = text
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("../data/tributary.db", "data/tributary.db");
+        std::fs::write(dir.path().join("tributary.toml"), text).unwrap();
+        TestEnv { dir, port }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("tributary.toml")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("data/tributary.db")
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+
+    /// Starts the daemon and waits until `/healthz` answers.
+    pub fn start(&self) -> Daemon {
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(self.config())
+            .arg("run")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child,
+            base: self.base(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = blocking_get(&format!("{}/healthz", d.base)) {
+                if r.0 == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "daemon did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Daemon {
+    /// SIGTERM and wait; returns the exit status code.
+    pub fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET returning (status, headers, body) without an async runtime in the test.
+pub fn blocking_get(url: &str) -> Result<(u16, reqwest::header::HeaderMap, String), String> {
+    get_with(url, &[])
+}
+
+pub fn get_with(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, reqwest::header::HeaderMap, String), String> {
+    let url = url.to_string();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut req = client.get(&url);
+            for (k, v) in &headers {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let h = resp.headers().clone();
+            let body = resp.text().await.map_err(|e| e.to_string())?;
+            Ok((status, h, body))
+        })
+    })
+    .join()
+    .map_err(|_| "request thread panicked".to_string())?
+}
+
+pub fn json(url: &str) -> serde_json::Value {
+    let (status, _, body) = blocking_get(url).unwrap();
+    assert_eq!(status, 200, "GET {url} answered {status}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Opens the test's store file directly (a real SQLite file) for assertions.
+pub fn db(env: &TestEnv) -> rusqlite::Connection {
+    rusqlite::Connection::open(env.db()).unwrap()
+}

@@ -1,0 +1,238 @@
+//! The bundled demo, end to end through the real daemon: the seed webinar re-posted by two partners
+//! becomes one merged event in `/v1/events` and `/calendar.ics` with a stable UID, the HTTP caching
+//! contract holds, and a real iCalendar client library reads the same events the JSON API lists.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::*;
+
+const WINDOW: &str = "from=2022-01-25&to=2022-01-26";
+
+fn unfold(ics: &str) -> String {
+    ics.replace("\r\n ", "").replace("\r\n\t", "")
+}
+
+/// (UID, SUMMARY) of every VEVENT in a calendar.
+fn vevents(ics: &str) -> Vec<(String, String)> {
+    let text = unfold(ics);
+    let mut out = Vec::new();
+    for block in text.split("BEGIN:VEVENT").skip(1) {
+        let field = |name: &str| {
+            block
+                .lines()
+                .find(|l| l.starts_with(&format!("{name}:")) || l.starts_with(&format!("{name};")))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        out.push((field("UID"), field("SUMMARY")));
+    }
+    out
+}
+
+fn webinar(base: &str) -> serde_json::Value {
+    let page = json(&format!("{base}/v1/events?{WINDOW}"));
+    let items: Vec<&serde_json::Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["title"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("anchor institutions")
+        })
+        .collect();
+    assert_eq!(
+        items.len(),
+        1,
+        "the webinar should be listed once: {page:#}"
+    );
+    items[0].clone()
+}
+
+fn calendar_uid(base: &str) -> String {
+    let (status, headers, ics) = blocking_get(&format!("{base}/calendar.ics?{WINDOW}")).unwrap();
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/calendar"));
+    assert!(
+        ics.contains("\r\n") && !ics.replace("\r\n", "").contains('\n'),
+        "CRLF only"
+    );
+    let hits: Vec<(String, String)> = vevents(&ics)
+        .into_iter()
+        .filter(|(_, s)| s.to_lowercase().contains("anchor institutions"))
+        .collect();
+    assert_eq!(hits.len(), 1, "one VEVENT for the webinar:\n{ics}");
+    hits[0].0.clone()
+}
+
+#[test]
+fn seed_webinar_is_one_event_with_both_partners_and_a_stable_uid() {
+    let env = TestEnv::demo();
+    let out = env.cmd(&["sync"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let daemon = env.start();
+    let ev = webinar(&daemon.base);
+    let partners: Vec<&str> = ev["partners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["partner"].as_str().unwrap())
+        .collect();
+    assert!(partners.contains(&"cvs-cheshire-east"), "{partners:?}");
+    assert!(partners.contains(&"hcv-vcse"), "{partners:?}");
+    assert_eq!(ev["start"], "2022-01-25T13:00:00+00:00");
+    let id = ev["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("evt_"));
+    let uid = calendar_uid(&daemon.base);
+    assert_eq!(uid, format!("{id}@tributary"));
+
+    // One merged organisation is listed by two partners.
+    let orgs = json(&format!("{}/v1/organisations?limit=500", daemon.base));
+    let shared = orgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["partners"].as_array().unwrap().len() >= 2)
+        .count();
+    assert!(
+        shared >= 1,
+        "expected an organisation listed by two partners"
+    );
+
+    // The single-event route, and caching: ETag + If-None-Match → 304.
+    let (status, headers, _) = blocking_get(&format!("{}/v1/events/{id}", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    for path in [
+        format!("/v1/events?{WINDOW}"),
+        format!("/calendar.ics?{WINDOW}"),
+        "/v1/organisations".to_string(),
+        format!("/v1/events/{id}"),
+        "/healthz".to_string(),
+    ] {
+        let url = format!("{}{path}", daemon.base);
+        let (status, headers, _) = blocking_get(&url).unwrap();
+        assert_eq!(status, 200, "{path}");
+        let etag = headers["etag"].to_str().unwrap().to_string();
+        let (status, _, body) = get_with(&url, &[("if-none-match", &etag)]).unwrap();
+        assert_eq!(status, 304, "{path}");
+        assert!(body.is_empty());
+    }
+    assert!(headers.contains_key("last-modified"));
+
+    // Errors are JSON naming the parameter.
+    let (status, _, body) =
+        blocking_get(&format!("{}/v1/events?from=yesterday", daemon.base)).unwrap();
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "invalid_parameter");
+    assert!(v["error"]["message"].as_str().unwrap().starts_with("from:"));
+    let (status, _, _) = blocking_get(&format!("{}/v1/events/evt_nope", daemon.base)).unwrap();
+    assert_eq!(status, 404);
+
+    assert_eq!(daemon.stop(), Some(0), "clean stop on SIGTERM");
+
+    // Full re-sync and a restart keep the id and UID.
+    let out = env.cmd(&["sync", "--full"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let daemon = env.start();
+    assert_eq!(webinar(&daemon.base)["id"], id.as_str());
+    assert_eq!(calendar_uid(&daemon.base), uid);
+    daemon.stop();
+}
+
+#[test]
+fn calendar_reads_in_python_icalendar_and_matches_the_json_api() {
+    let probe = Command::new("python3")
+        .args(["-c", "import icalendar"])
+        .output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 with the icalendar package is required in CI (.ci/run installs it)"
+        );
+        eprintln!("skipping: python3 icalendar is not installed (pip install icalendar)");
+        return;
+    }
+    let env = TestEnv::demo();
+    assert!(env.cmd(&["sync"]).status.success());
+    let daemon = env.start();
+    let window = "from=2020-01-01&to=2030-01-01";
+    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{window}", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    let path = env.dir.path().join("merged.ics");
+    std::fs::write(&path, &ics).unwrap();
+
+    let script = r#"
+import json, sys, icalendar
+from datetime import datetime, date, timezone
+cal = icalendar.Calendar.from_ical(open(sys.argv[1], 'rb').read())
+out = []
+for ev in cal.walk('VEVENT'):
+    start = ev.decoded('DTSTART')
+    if isinstance(start, datetime):
+        start = start.astimezone(timezone.utc).isoformat()
+    else:
+        start = start.isoformat()
+    out.append({'uid': str(ev['UID']), 'summary': str(ev['SUMMARY']), 'start': start,
+                'recurring': 'RRULE' in ev, 'status': str(ev.get('STATUS', ''))})
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "icalendar failed: {}", stderr(&out));
+    let parsed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let by_uid: BTreeMap<String, &serde_json::Value> = parsed
+        .iter()
+        .map(|e| (e["uid"].as_str().unwrap().to_string(), e))
+        .collect();
+    assert_eq!(by_uid.len(), parsed.len(), "UIDs are unique");
+
+    // Every event the JSON API lists is in the calendar with the same title and start.
+    let mut url = format!("{}/v1/events?{window}&limit=500", daemon.base);
+    let mut checked = 0;
+    loop {
+        let page = json(&url);
+        for item in page["items"].as_array().unwrap() {
+            let uid = format!("{}@tributary", item["id"].as_str().unwrap());
+            let cal = by_uid
+                .get(&uid)
+                .unwrap_or_else(|| panic!("{uid} missing from calendar.ics"));
+            assert_eq!(cal["summary"], item["title"], "{uid}");
+            if item.get("series_start").is_none() {
+                let json_start =
+                    chrono::DateTime::parse_from_rfc3339(item["start"].as_str().unwrap()).unwrap();
+                let cal_start = cal["start"].as_str().unwrap();
+                if item["all_day"].as_bool().unwrap_or(false) {
+                    assert_eq!(cal_start, json_start.date_naive().to_string(), "{uid}");
+                } else {
+                    let cal_start = chrono::DateTime::parse_from_rfc3339(cal_start).unwrap();
+                    assert_eq!(cal_start, json_start, "{uid}");
+                }
+            } else {
+                assert_eq!(cal["recurring"], true, "{uid}");
+            }
+            let cancelled = item["status"] == "cancelled";
+            assert_eq!(cal["status"] == "CANCELLED", cancelled, "{uid}");
+            checked += 1;
+        }
+        match page["next"].as_str() {
+            Some(n) => url = n.to_string(),
+            None => break,
+        }
+    }
+    assert!(checked >= 10, "checked only {checked} events");
+    daemon.stop();
+}
