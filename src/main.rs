@@ -201,16 +201,6 @@ async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<ExitCode> {
     let store = open_store(&config)?;
     let metrics = Arc::new(Metrics::new());
     let runner = runner(&config, store.clone(), metrics.clone())?;
-    let never_synced = {
-        let conn = store.reader()?;
-        let mut v = Vec::new();
-        for p in &config.partners {
-            if runs::latest(&conn, p.id.as_str())?.1.is_none() {
-                v.push(p.id.to_string());
-            }
-        }
-        v
-    };
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
@@ -242,12 +232,7 @@ async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<ExitCode> {
             .await
     });
     let (config_tx, config_rx) = watch::channel(config.clone());
-    let sched = tokio::spawn(scheduler::run(
-        runner.clone(),
-        config_rx,
-        never_synced,
-        stop_rx,
-    ));
+    let sched = tokio::spawn(scheduler::run(runner.clone(), config_rx, stop_rx));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(every) = sd_notify::watchdog_enabled() {
         tokio::spawn(watchdog(store.clone(), every / 2));
@@ -393,46 +378,81 @@ async fn sync(
         force,
     };
     let started = std::time::Instant::now();
-    let reports = runner.run_many(&partners, &opts).await;
-    let mut failed = 0;
-    for r in &reports {
-        let c = &r.counts;
-        match r.outcome {
-            Outcome::Failed | Outcome::Held => {
-                failed += 1;
-                println!(
-                    "{:<24} {:<10} {}",
-                    r.partner,
-                    if r.outcome == Outcome::Held { "HELD" } else { "FAILED" },
-                    r.error.as_deref().unwrap_or("unknown error")
-                );
-            }
-            o => println!(
-                "{:<24} {:<10} {} records: {} new, {} updated, {} unchanged, {} deleted, {} rejected; {} feed(s) not modified ({:.2}s)",
-                r.partner,
-                o.as_str(),
-                c.records_seen,
-                c.inserted,
-                c.updated,
-                c.unchanged,
-                c.deleted,
-                c.rejected,
-                c.feeds_unchanged,
-                r.duration.as_secs_f64()
-            ),
+    // A progress bar on a terminal; plain lines (one per partner as it finishes) otherwise.
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stdout()).then(|| {
+        let pb = indicatif::ProgressBar::new(partners.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {pos}/{len} partners {msg}",
+        ) {
+            pb.set_style(style.progress_chars("=> "));
         }
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    let mut waiting = tokio::task::JoinSet::new();
+    for p in &partners {
+        match runner.start(p.id.as_str(), opts.clone()).await {
+            Ok(t) => {
+                waiting.spawn(t.wait());
+            }
+            Err(e) => eprintln!("error: {}: {e}", p.id),
+        }
+    }
+    let (mut done, mut failed) = (0usize, 0usize);
+    while let Some(joined) = waiting.join_next().await {
+        let Ok(Some(r)) = joined else { continue };
+        done += 1;
+        if matches!(r.outcome, Outcome::Failed | Outcome::Held) {
+            failed += 1;
+        }
+        let line = summary_line(&r);
+        match &bar {
+            Some(pb) => {
+                pb.println(line);
+                pb.inc(1);
+            }
+            None => println!("{line}"),
+        }
+    }
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
     }
     println!(
         "{} partner(s) synced, {} failed, in {:.2}s",
-        reports.len() - failed,
+        done - failed,
         failed,
         started.elapsed().as_secs_f64()
     );
-    Ok(if failed > 0 {
+    Ok(if failed > 0 || done < partners.len() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn summary_line(r: &tributary::sync::SyncReport) -> String {
+    let c = &r.counts;
+    match r.outcome {
+        Outcome::Failed | Outcome::Held => format!(
+            "{:<24} {:<10} {}",
+            r.partner,
+            r.outcome.as_str().to_uppercase(),
+            r.error.as_deref().unwrap_or("unknown error")
+        ),
+        o => format!(
+            "{:<24} {:<10} {} records: {} new, {} updated, {} unchanged, {} deleted, {} rejected; {} feed(s) not modified ({:.2}s)",
+            r.partner,
+            o.as_str(),
+            c.records_seen,
+            c.inserted,
+            c.updated,
+            c.unchanged,
+            c.deleted,
+            c.rejected,
+            c.feeds_unchanged,
+            r.duration.as_secs_f64()
+        ),
+    }
 }
 
 fn status(config: Config, json: bool) -> anyhow::Result<ExitCode> {

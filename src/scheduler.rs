@@ -117,20 +117,21 @@ impl Runner {
             .copied()
     }
 
-    /// Failed runs in a row, from the store, so backoff survives a restart.
-    async fn failure_streak(&self, partner_id: &str) -> u32 {
+    /// Whether a partner ever synced successfully, and its failed runs in a row, from the
+    /// store, so backoff survives a restart.
+    async fn history(&self, partner_id: &str) -> (bool, u32) {
         let store = self.ctx.store.clone();
         let pid = partner_id.to_string();
         tokio::task::spawn_blocking(move || {
             let conn = store.reader().ok()?;
-            crate::store::runs::failures(&conn, &pid)
-                .ok()
-                .map(|(_, n)| n as u32)
+            let ok = crate::store::runs::latest(&conn, &pid).ok()?.1.is_some();
+            let streak = crate::store::runs::failures(&conn, &pid).ok()?.1 as u32;
+            Some((ok, streak))
         })
         .await
         .ok()
         .flatten()
-        .unwrap_or(0)
+        .unwrap_or((false, 0))
     }
 
     fn lookup(&self, partner_id: &str) -> Option<(Partner, Arc<Mutex<Option<InFlight>>>)> {
@@ -192,24 +193,6 @@ impl Runner {
             .map(|f| f.run_id)
     }
 
-    /// Syncs the given partners (within the slot limit) and returns their reports in order.
-    pub async fn run_many(&self, partners: &[Partner], opts: &SyncOptions) -> Vec<SyncReport> {
-        let mut tickets = Vec::new();
-        for p in partners {
-            match self.start(p.id.as_str(), opts.clone()).await {
-                Ok(t) => tickets.push(t),
-                Err(e) => tracing::error!(partner = %p.id, error = %e, "cannot start sync"),
-            }
-        }
-        let mut out = Vec::new();
-        for t in tickets {
-            if let Some(r) = t.wait().await {
-                out.push(r);
-            }
-        }
-        out
-    }
-
     /// Waits until no sync is running (used at shutdown).
     pub async fn idle(&self) {
         let slots: Vec<_> = self
@@ -251,29 +234,24 @@ pub fn backoff(streak: u32) -> Duration {
 
 /// Runs every partner's schedule until `shutdown` turns true, restarting the loops whenever
 /// `configs` delivers a reloaded config; in-flight syncs finish before it returns.
-/// Partners that never synced successfully are synced once at start, so a new install has data
-/// without waiting for the first cron tick.
+/// Partners that never synced are synced at once, so a new install (or a partner added by a
+/// reload) has data without waiting for the first cron tick.
 pub async fn run(
     runner: Arc<Runner>,
     mut configs: watch::Receiver<Arc<Config>>,
-    never_synced: Vec<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut first = true;
     loop {
         let config = configs.borrow_and_update().clone();
         let mut set = tokio::task::JoinSet::new();
         for partner in config.partners.clone() {
-            let sync_now = first && never_synced.contains(&partner.id.to_string());
             set.spawn(partner_loop(
                 runner.clone(),
                 config.clone(),
                 partner,
-                sync_now,
                 shutdown.clone(),
             ));
         }
-        first = false;
         let reloaded = tokio::select! {
             _ = shutdown.wait_for(|s| *s) => false,
             changed = configs.changed() => changed.is_ok(),
@@ -295,12 +273,12 @@ async fn partner_loop(
     runner: Arc<Runner>,
     config: Arc<Config>,
     partner: Partner,
-    sync_now: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut streak = runner.failure_streak(partner.id.as_str()).await;
+    let (ever_ok, mut streak) = runner.history(partner.id.as_str()).await;
     let mut last_failure = Utc::now();
-    if sync_now {
+    // A partner that has never synced (new install, or added by a reload) syncs at once.
+    if !ever_ok && streak == 0 {
         let opts = SyncOptions {
             full: false,
             trigger: "startup".into(),

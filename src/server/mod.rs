@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/partners/{id}/calendar.ics", get(public::partner_calendar))
         .route("/healthz", get(public::healthz))
         .route("/metrics", get(public::metrics))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -68,6 +69,34 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::cors::CorsLayer::permissive())
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 document of every route (kept beside this file, checked against the router by
+/// the tests).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route the router serves, as the OpenAPI document names them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/"),
+    ("get", "/v1/organisations"),
+    ("get", "/v1/organisations/{id}"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/{id}"),
+    ("get", "/v1/feeds/organisations"),
+    ("get", "/v1/feeds/events"),
+    ("get", "/calendar.ics"),
+    ("get", "/partners/{id}/calendar.ics"),
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("post", "/admin/resync"),
+    ("get", "/admin/partners"),
+    ("get", "/admin/runs"),
+    ("get", "/admin/runs/{id}"),
+];
+
+async fn openapi(headers: HeaderMap) -> Response {
+    cached(&headers, "application/json", OPENAPI.to_string(), None)
 }
 
 /// Records each request's route template, status and latency.
@@ -203,4 +232,27 @@ pub fn cached(
             .body(Body::from(body))
     };
     resp.unwrap_or_else(|e| ApiError::internal(e).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_document_lists_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+        documented.sort();
+        let mut routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        routes.sort();
+        assert_eq!(documented, routes);
+    }
 }

@@ -201,7 +201,16 @@ impl TestEnv {
 
     /// Starts the daemon and waits until `/healthz` answers.
     pub fn start(&self) -> Daemon {
-        let child = Command::new(BIN)
+        self.start_with(&[])
+    }
+
+    /// Starts the daemon with extra environment variables.
+    pub fn start_with(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .arg("--config")
             .arg(self.config())
             .arg("run")
@@ -293,6 +302,31 @@ pub fn get_with(
     })
     .join()
     .map_err(|_| "request thread panicked".to_string())?
+}
+
+/// POST with optional bearer token; returns (status, body).
+pub fn post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let (url, token, body) = (url.to_string(), token.map(String::from), body.to_string());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut req = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap())
+        })
+    })
+    .join()
+    .unwrap()
 }
 
 pub fn json(url: &str) -> serde_json::Value {
