@@ -150,29 +150,32 @@ fn seed_webinar_is_one_event_with_both_partners_and_a_stable_uid() {
     daemon.stop();
 }
 
-#[test]
-fn calendar_reads_in_python_icalendar_and_matches_the_json_api() {
-    let probe = Command::new("python3")
-        .args(["-c", "import icalendar"])
-        .output();
-    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+/// Runs a consumer command; `None` (skip) only outside CI when the tool is not installed.
+fn consumer(
+    program: &str,
+    args: &[&str],
+    probe: &[&str],
+    what: &str,
+) -> Option<Vec<serde_json::Value>> {
+    let ok = Command::new(program)
+        .args(probe)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
         assert!(
             std::env::var_os("CI").is_none(),
-            "python3 with the icalendar package is required in CI (.ci/run installs it)"
+            "{what} is required in CI (.ci/run installs it)"
         );
-        eprintln!("skipping: python3 icalendar is not installed (pip install icalendar)");
-        return;
+        eprintln!("skipping {what}: not installed (bash .ci/run installs it)");
+        return None;
     }
-    let env = TestEnv::demo();
-    assert!(env.cmd(&["sync"]).status.success());
-    let daemon = env.start();
-    let window = "from=2020-01-01&to=2030-01-01";
-    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{window}", daemon.base)).unwrap();
-    assert_eq!(status, 200);
-    let path = env.dir.path().join("merged.ics");
-    std::fs::write(&path, &ics).unwrap();
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(out.status.success(), "{what} failed: {}", stderr(&out));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
 
-    let script = r#"
+const PY_ICALENDAR: &str = r#"
 import json, sys, icalendar
 from datetime import datetime, date, timezone
 cal = icalendar.Calendar.from_ical(open(sys.argv[1], 'rb').read())
@@ -187,21 +190,15 @@ for ev in cal.walk('VEVENT'):
                 'recurring': 'RRULE' in ev, 'status': str(ev.get('STATUS', ''))})
 print(json.dumps(out))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "icalendar failed: {}", stderr(&out));
-    let parsed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+
+/// Checks a consumer's reading of calendar.ics against every event the JSON API lists.
+fn check_consumer_matches_api(base: &str, window: &str, parsed: &[serde_json::Value], who: &str) {
     let by_uid: BTreeMap<String, &serde_json::Value> = parsed
         .iter()
         .map(|e| (e["uid"].as_str().unwrap().to_string(), e))
         .collect();
-    assert_eq!(by_uid.len(), parsed.len(), "UIDs are unique");
-
-    // Every event the JSON API lists is in the calendar with the same title and start.
-    let mut url = format!("{}/v1/events?{window}&limit=500", daemon.base);
+    assert_eq!(by_uid.len(), parsed.len(), "{who}: UIDs are unique");
+    let mut url = format!("{base}/v1/events?{window}&limit=500");
     let mut checked = 0;
     loop {
         let page = json(&url);
@@ -209,23 +206,27 @@ print(json.dumps(out))
             let uid = format!("{}@tributary", item["id"].as_str().unwrap());
             let cal = by_uid
                 .get(&uid)
-                .unwrap_or_else(|| panic!("{uid} missing from calendar.ics"));
-            assert_eq!(cal["summary"], item["title"], "{uid}");
+                .unwrap_or_else(|| panic!("{who}: {uid} missing from calendar.ics"));
+            assert_eq!(cal["summary"], item["title"], "{who}: {uid}");
             if item.get("series_start").is_none() {
                 let json_start =
                     chrono::DateTime::parse_from_rfc3339(item["start"].as_str().unwrap()).unwrap();
                 let cal_start = cal["start"].as_str().unwrap();
                 if item["all_day"].as_bool().unwrap_or(false) {
-                    assert_eq!(cal_start, json_start.date_naive().to_string(), "{uid}");
+                    assert_eq!(
+                        cal_start,
+                        json_start.date_naive().to_string(),
+                        "{who}: {uid}"
+                    );
                 } else {
                     let cal_start = chrono::DateTime::parse_from_rfc3339(cal_start).unwrap();
-                    assert_eq!(cal_start, json_start, "{uid}");
+                    assert_eq!(cal_start, json_start, "{who}: {uid}");
                 }
             } else {
-                assert_eq!(cal["recurring"], true, "{uid}");
+                assert_eq!(cal["recurring"], true, "{who}: {uid}");
             }
             let cancelled = item["status"] == "cancelled";
-            assert_eq!(cal["status"] == "CANCELLED", cancelled, "{uid}");
+            assert_eq!(cal["status"] == "CANCELLED", cancelled, "{who}: {uid}");
             checked += 1;
         }
         match page["next"].as_str() {
@@ -233,6 +234,97 @@ print(json.dumps(out))
             None => break,
         }
     }
-    assert!(checked >= 10, "checked only {checked} events");
+    assert!(checked >= 10, "{who}: checked only {checked} events");
+}
+
+#[test]
+fn calendar_reads_in_real_clients_and_matches_the_json_api() {
+    let env = TestEnv::demo();
+    assert!(env.cmd(&["sync"]).status.success());
+    let daemon = env.start();
+    let window = "from=2020-01-01&to=2030-01-01";
+    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{window}", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    let path = env.dir.path().join("merged.ics");
+    std::fs::write(&path, &ics).unwrap();
+    let path = path.to_str().unwrap();
+
+    if let Some(parsed) = consumer(
+        "python3",
+        &["-c", PY_ICALENDAR, path],
+        &["-c", "import icalendar"],
+        "python3 with icalendar",
+    ) {
+        check_consumer_matches_api(&daemon.base, window, &parsed, "python icalendar");
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/consumers/parse_ics.mjs");
+    let module = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/consumers/node_modules/ical.js/package.json"
+    );
+    if let Some(parsed) = consumer(
+        "node",
+        &[script, path],
+        &["-e", &format!("require('fs').accessSync({module:?})")],
+        "node with ical.js (npm ci --prefix tests/consumers)",
+    ) {
+        check_consumer_matches_api(&daemon.base, window, &parsed, "ical.js");
+    }
+    daemon.stop();
+}
+
+const PY_VALIDATE: &str = r#"
+import json, sys, urllib.request, jsonschema
+base, doc = sys.argv[1], json.load(open(sys.argv[2]))
+schemas = doc['components']['schemas']
+text = json.dumps(schemas).replace('#/components/schemas/', '#/$defs/')
+defs = json.loads(text)
+def check(path, name):
+    body = json.load(urllib.request.urlopen(base + path))
+    jsonschema.validate(body, {'$ref': '#/$defs/' + name, '$defs': defs})
+    return body
+orgs = check('/v1/organisations?limit=500', 'OrganisationPage')
+for o in orgs['items'][:5]:
+    check('/v1/organisations/' + o['id'], 'Organisation')
+events = check('/v1/events?from=2020-01-01&to=2030-01-01&limit=500', 'EventPage')
+for e in events['items'][:5]:
+    check('/v1/events/' + e['id'], 'Event')
+check('/v1/feeds/organisations', 'RpdePage')
+check('/v1/feeds/events', 'RpdePage')
+check('/healthz', 'Health')
+print(json.dumps({'organisations': len(orgs['items']), 'events': len(events['items'])}))
+"#;
+
+#[test]
+fn json_responses_validate_against_the_openapi_schemas() {
+    let env = TestEnv::demo();
+    assert!(env.cmd(&["sync"]).status.success());
+    let daemon = env.start();
+    let doc = env.dir.path().join("openapi.json");
+    let (status, _, text) = blocking_get(&format!("{}/openapi.json", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    std::fs::write(&doc, text).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output();
+    if !out.map(|o| o.status.success()).unwrap_or(false) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 jsonschema is required in CI"
+        );
+        eprintln!("skipping: python3 jsonschema is not installed");
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["-c", PY_VALIDATE, &daemon.base, doc.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "schema validation failed: {}",
+        stderr(&out)
+    );
+    let counts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(counts["organisations"].as_u64().unwrap() > 10, "{counts}");
     daemon.stop();
 }
