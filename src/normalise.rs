@@ -1,25 +1,467 @@
-//! (stub, being written)
-use crate::model::SourceRecord;
+//! Normalise: pure functions that clean a partner's record into canonical form (trimmed text, UK
+//! postcodes, charity and company numbers, URLs, emails, E.164 phones) and derive the match keys
+//! dedupe compares (names and titles with case, punctuation and decoration removed).
+
+use crate::model::{Event, Organisation, Payload, SourceRecord};
 
 /// Cleans one record into canonical form, or says why it cannot be accepted.
-pub fn record(rec: SourceRecord) -> Result<SourceRecord, String> {
+pub fn record(mut rec: SourceRecord) -> Result<SourceRecord, String> {
+    rec.source_id = rec.source_id.trim().to_string();
+    if rec.source_id.is_empty() {
+        return Err("empty id".into());
+    }
+    rec.url = rec.url.as_deref().and_then(website);
+    rec.payload = match rec.payload {
+        Payload::Organisation(o) => Payload::Organisation(organisation(o)?),
+        Payload::Event(e) => Payload::Event(event(e)?),
+    };
     Ok(rec)
 }
 
-// TEMPORARY stubs (added by the integrator so the crate compiles while this file is being written):
-// replace each with the real implementation, same signature.
+/// Trims and collapses runs of whitespace; empty → None.
+pub fn text(s: &str) -> Option<String> {
+    let t = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!t.is_empty()).then_some(t)
+}
+
+fn opt_text(s: Option<String>) -> Option<String> {
+    s.as_deref().and_then(text)
+}
+
+/// Multi-line text: trims each line, keeps paragraph breaks, drops runs of blank lines.
+fn long_text(s: Option<String>) -> Option<String> {
+    let s = s?;
+    let mut out: Vec<String> = Vec::new();
+    for line in s.replace("\r\n", "\n").split('\n') {
+        let l = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if l.is_empty() && out.last().is_none_or(|p| p.is_empty()) {
+            continue;
+        }
+        out.push(l);
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    (!out.is_empty()).then(|| out.join("\n"))
+}
+
+fn list(v: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in v {
+        if let Some(c) = text(&c) {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(&c)) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn organisation(mut o: Organisation) -> Result<Organisation, String> {
+    o.name = text(&o.name).ok_or("organisation has no name")?;
+    o.alternate_names = list(o.alternate_names)
+        .into_iter()
+        .filter(|n| name_key(n) != name_key(&o.name))
+        .collect();
+    o.description = long_text(o.description);
+    o.description_html = opt_text(o.description_html);
+    o.identifiers.charity_number = o.identifiers.charity_number.as_deref().and_then(charity_number);
+    o.identifiers.company_number = o.identifiers.company_number.as_deref().and_then(company_number);
+    o.identifiers.org_id = o.identifiers.org_id.as_deref().and_then(org_id);
+    o.website = o.website.as_deref().and_then(website);
+    o.email = o.email.as_deref().and_then(email);
+    o.phone = o.phone.as_deref().and_then(phone);
+    o.address.street = opt_text(o.address.street);
+    o.address.locality = opt_text(o.address.locality);
+    o.address.region = opt_text(o.address.region);
+    o.address.postcode = o.address.postcode.as_deref().and_then(postcode);
+    o.categories = list(o.categories);
+    Ok(o)
+}
+
+fn event(mut e: Event) -> Result<Event, String> {
+    e.title = text(&e.title).ok_or("event has no title")?;
+    if let Some(end) = e.end {
+        if end < e.start {
+            return Err(format!(
+                "end {} is before start {}",
+                end.to_rfc3339(),
+                e.start.to_rfc3339()
+            ));
+        }
+    }
+    e.description = long_text(e.description);
+    e.description_html = opt_text(e.description_html);
+    e.location.name = opt_text(e.location.name);
+    e.location.address = opt_text(e.location.address);
+    e.location.postcode = e.location.postcode.as_deref().and_then(postcode);
+    e.location.url = e.location.url.as_deref().and_then(website);
+    e.url = e.url.as_deref().and_then(website);
+    e.booking_url = e.booking_url.as_deref().and_then(website);
+    e.organiser.name = opt_text(e.organiser.name);
+    e.categories = list(e.categories);
+    e.recurrence = e
+        .recurrence
+        .map(|r| r.into_iter().filter_map(|l| text(&l)).collect::<Vec<_>>())
+        .filter(|r| !r.is_empty());
+    Ok(e)
+}
+
+/// Folds the accented letters common in UK names to ASCII, so "Café" and "Cafe" match.
+fn fold(c: char) -> char {
+    match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' => 'a',
+        'ç' | 'ć' | 'č' => 'c',
+        'è' | 'é' | 'ê' | 'ë' | 'ē' => 'e',
+        'ì' | 'í' | 'î' | 'ï' | 'ī' => 'i',
+        'ñ' | 'ń' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' => 'u',
+        'ý' | 'ÿ' | 'ŵ' | 'ŷ' => if c == 'ŵ' { 'w' } else { 'y' },
+        '’' | '‘' | '\'' => '\'',
+        other => other,
+    }
+}
+
+/// Lower-case words with punctuation removed, `&` as "and", accents folded.
+fn words(s: &str) -> Vec<String> {
+    let lowered: String = s.to_lowercase().chars().map(fold).collect();
+    let spaced = lowered.replace('&', " and ").replace('+', " and ");
+    spaced
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.replace('\'', ""))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Match key of an organisation's name: "The Hull Food-Bank & Pantry" → "hull food bank and pantry".
 pub fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    let mut w = words(name);
+    if w.first().is_some_and(|f| f == "the") && w.len() > 1 {
+        w.remove(0);
+    }
+    w.join(" ")
 }
+
+/// Decorations partners add around a cross-posted event's title.
+const TITLE_NOISE: &[&str] = &[
+    "save the date",
+    "webinar",
+    "online event",
+    "online",
+    "virtual event",
+    "virtual",
+    "free event",
+    "free",
+    "new date",
+    "reminder",
+    "last chance to book",
+    "book now",
+    "event",
+];
+
+/// Match key of an event title: decorations like "***SAVE THE DATE***", "Webinar:", "(webinar)"
+/// and "- online" are removed, then the words are compared like names.
 pub fn title_key(title: &str) -> String {
-    title.to_lowercase()
+    let mut w = words(title);
+    // Strip decoration phrases from either end, repeatedly ("SAVE THE DATE Webinar: …").
+    loop {
+        let before = w.len();
+        for phrase in TITLE_NOISE {
+            let p: Vec<&str> = phrase.split(' ').collect();
+            if w.len() > p.len() && w.iter().take(p.len()).map(String::as_str).eq(p.iter().copied()) {
+                w.drain(..p.len());
+            }
+            if w.len() > p.len()
+                && w.iter().skip(w.len() - p.len()).map(String::as_str).eq(p.iter().copied())
+            {
+                w.truncate(w.len() - p.len());
+            }
+        }
+        if w.len() == before {
+            break;
+        }
+    }
+    if w.first().is_some_and(|f| f == "the") && w.len() > 1 {
+        w.remove(0);
+    }
+    w.join(" ")
 }
-pub fn charity_number(s: &str) -> Option<String> {
-    Some(s.trim().to_string())
-}
-pub fn company_number(s: &str) -> Option<String> {
-    Some(s.trim().to_string())
-}
+
+/// A UK postcode in standard form ("sk116ab" → "SK11 6AB"), or None if it is not one.
 pub fn postcode(s: &str) -> Option<String> {
-    Some(s.trim().to_uppercase())
+    let compact: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if !(5..=7).contains(&compact.len()) || !compact.is_ascii() {
+        return None;
+    }
+    let (outward, inward) = compact.split_at(compact.len() - 3);
+    let inb = inward.as_bytes();
+    if !(inb[0].is_ascii_digit() && inb[1].is_ascii_alphabetic() && inb[2].is_ascii_alphabetic()) {
+        return None;
+    }
+    // Outward: A9, A99, AA9, AA99, A9A, AA9A.
+    let ob = outward.as_bytes();
+    let letters = ob.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    let rest = &ob[letters..];
+    let valid_rest = match rest {
+        [d] => d.is_ascii_digit(),
+        [d1, d2] => d1.is_ascii_digit() && (d2.is_ascii_digit() || d2.is_ascii_alphabetic()),
+        _ => false,
+    };
+    if !(1..=2).contains(&letters) || !valid_rest {
+        return None;
+    }
+    Some(format!("{outward} {inward}"))
+}
+
+/// A charity number: England & Wales `1234567` (optionally `-1` sub-number), Scotland `SC012345`,
+/// Northern Ireland `NIC100002` or `XR12345`. Leading text such as "Registered charity no." is dropped.
+pub fn charity_number(s: &str) -> Option<String> {
+    let upper = s.to_ascii_uppercase();
+    let mut t: &str = upper.trim();
+    for prefix in [
+        "REGISTERED CHARITY NUMBER",
+        "REGISTERED CHARITY NO.",
+        "REGISTERED CHARITY NO",
+        "REG. CHARITY NO.",
+        "CHARITY NUMBER",
+        "CHARITY NO.",
+        "CHARITY NO",
+        "REG NO.",
+        "REG NO",
+        "GB-CHC-",
+        "GB-SC-",
+        "GB-NIC-",
+    ] {
+        if let Some(rest) = t.strip_prefix(prefix) {
+            t = rest.trim_start_matches([':', ' ', '.']).trim();
+            break;
+        }
+    }
+    let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Some(d) = compact.strip_prefix("SC") {
+        return (d.len() == 6 && d.bytes().all(|b| b.is_ascii_digit())).then(|| format!("SC{d}"));
+    }
+    if let Some(d) = compact.strip_prefix("NIC") {
+        return (d.len() >= 5 && d.len() <= 6 && d.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("NIC{d}"));
+    }
+    if let Some(d) = compact.strip_prefix("XR") {
+        return (d.len() >= 4 && d.len() <= 6 && d.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("XR{d}"));
+    }
+    let (main, sub) = match compact.split_once('-') {
+        Some((m, s)) => (m, Some(s)),
+        None => (compact.as_str(), None),
+    };
+    if !(6..=7).contains(&main.len()) || !main.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match sub {
+        None => Some(main.to_string()),
+        Some(s) if !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(format!("{main}-{s}"))
+        }
+        Some(_) => None,
+    }
+}
+
+/// A Companies House number: 8 characters, zero-padded, with an upper-case prefix (SC, NI, OC…).
+pub fn company_number(s: &str) -> Option<String> {
+    let compact: String = s
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let compact = compact
+        .strip_prefix("GBCOH")
+        .map(str::to_string)
+        .unwrap_or(compact);
+    let letters = compact.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+    let (prefix, digits) = compact.split_at(letters);
+    if letters > 2 || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if prefix.len() + digits.len() > 8 {
+        return None;
+    }
+    let width = 8 - prefix.len();
+    Some(format!("{prefix}{digits:0>width$}"))
+}
+
+/// An org-id.guide identifier (`GB-CHC-1234567`), upper-cased scheme, or None.
+pub fn org_id(s: &str) -> Option<String> {
+    let t = s.trim();
+    let (scheme, id) = t.rsplit_once('-')?;
+    let scheme = scheme.to_ascii_uppercase();
+    if !scheme.contains('-') || id.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return None;
+    }
+    let id = match scheme.as_str() {
+        "GB-CHC" | "GB-SC" | "GB-NIC" => charity_number(id)?,
+        "GB-COH" => company_number(id)?,
+        _ => id.to_string(),
+    };
+    Some(format!("{scheme}-{id}"))
+}
+
+/// An http(s) URL, with `https://` added when the scheme is missing and the host lower-cased.
+pub fn website(s: &str) -> Option<String> {
+    let t = s.trim();
+    if t.is_empty() || t.contains(char::is_whitespace) {
+        return None;
+    }
+    let lower = t.to_ascii_lowercase();
+    let with_scheme = if lower.starts_with("http://") || lower.starts_with("https://") {
+        t.to_string()
+    } else if t.contains("://") {
+        return None;
+    } else {
+        format!("https://{t}")
+    };
+    let url = url::Url::parse(&with_scheme).ok()?;
+    let host = url.host_str()?;
+    if !host.contains('.') && host != "localhost" && url.host().is_some_and(|h| matches!(h, url::Host::Domain(_))) {
+        return None;
+    }
+    Some(url.to_string())
+}
+
+/// A lower-cased email address, or None if it does not look like one.
+pub fn email(s: &str) -> Option<String> {
+    let t = s.trim().trim_start_matches("mailto:").to_lowercase();
+    let (local, domain) = t.split_once('@')?;
+    let ok = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !t.contains(char::is_whitespace)
+        && t.matches('@').count() == 1;
+    ok.then_some(t)
+}
+
+/// UK numbers in E.164 (`01625 428 922` → `+441625428922`); others kept trimmed.
+pub fn phone(s: &str) -> Option<String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let digits: String = t.chars().filter(|c| c.is_ascii_digit()).collect();
+    let national = if let Some(rest) = digits.strip_prefix("44").filter(|_| t.starts_with('+') || t.starts_with("00")) {
+        Some(rest.trim_start_matches('0').to_string())
+    } else if let Some(rest) = digits.strip_prefix("0044") {
+        Some(rest.trim_start_matches('0').to_string())
+    } else {
+        digits.strip_prefix('0').map(str::to_string)
+    };
+    match national {
+        Some(n) if (9..=10).contains(&n.len()) => Some(format!("+44{n}")),
+        _ => Some(text(t)?),
+    }
+}
+
+/// The outward code of a postcode ("SK11 6AB" → "SK11").
+pub fn outward_code(pc: &str) -> Option<String> {
+    postcode(pc).and_then(|p| p.split(' ').next().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcodes() {
+        assert_eq!(postcode("sk11 6ab").as_deref(), Some("SK11 6AB"));
+        assert_eq!(postcode("HU32AA").as_deref(), Some("HU3 2AA"));
+        assert_eq!(postcode(" cw1  2bj ").as_deref(), Some("CW1 2BJ"));
+        assert_eq!(postcode("EC1A1BB").as_deref(), Some("EC1A 1BB"));
+        assert_eq!(postcode("W1A 0AX").as_deref(), Some("W1A 0AX"));
+        assert_eq!(postcode("not a postcode"), None);
+        assert_eq!(postcode("12345"), None);
+        assert_eq!(postcode("SK11 AAB"), None);
+        assert_eq!(postcode(""), None);
+    }
+
+    #[test]
+    fn charity_numbers() {
+        assert_eq!(charity_number("1123456").as_deref(), Some("1123456"));
+        assert_eq!(charity_number("Registered charity no. 1123456").as_deref(), Some("1123456"));
+        assert_eq!(charity_number("Registered Charity Number: 1 123 456").as_deref(), Some("1123456"));
+        assert_eq!(charity_number("1123456-1").as_deref(), Some("1123456-1"));
+        assert_eq!(charity_number("sc012345").as_deref(), Some("SC012345"));
+        assert_eq!(charity_number("NIC100002").as_deref(), Some("NIC100002"));
+        assert_eq!(charity_number("GB-CHC-1123456").as_deref(), Some("1123456"));
+        assert_eq!(charity_number("12345"), None);
+        assert_eq!(charity_number("exempt"), None);
+        assert_eq!(charity_number(""), None);
+    }
+
+    #[test]
+    fn company_numbers() {
+        assert_eq!(company_number("4321").as_deref(), Some("00004321"));
+        assert_eq!(company_number("01234567").as_deref(), Some("01234567"));
+        assert_eq!(company_number("sc123456").as_deref(), Some("SC123456"));
+        assert_eq!(company_number("OC 301234").as_deref(), Some("OC301234"));
+        assert_eq!(company_number("123456789"), None);
+        assert_eq!(company_number("n/a"), None);
+    }
+
+    #[test]
+    fn org_ids() {
+        assert_eq!(org_id("gb-chc-1123456").as_deref(), Some("GB-CHC-1123456"));
+        assert_eq!(org_id("GB-COH-4321").as_deref(), Some("GB-COH-00004321"));
+        assert_eq!(org_id("1123456"), None);
+    }
+
+    #[test]
+    fn names_and_titles() {
+        assert_eq!(name_key("The Hull Food-Bank & Pantry"), "hull food bank and pantry");
+        assert_eq!(name_key("Child Dynamix"), name_key("CHILD DYNAMIX."));
+        assert_eq!(name_key("Café Rêve"), "cafe reve");
+        let a = title_key("***SAVE THE DATE*** Webinar:  Next Steps in Developing Anchor Institutions in our Region");
+        let b = title_key("Next Steps in Developing Anchor Institutions in Our Region (Webinar)");
+        assert_eq!(a, b);
+        assert_eq!(a, "next steps in developing anchor institutions in our region");
+        assert_eq!(title_key("Online: Trustee training - free event"), "trustee training");
+        assert_eq!(title_key("Webinar"), "webinar", "a title that is only decoration is kept");
+    }
+
+    #[test]
+    fn urls_emails_phones() {
+        assert_eq!(website("www.cvsce.org.uk").as_deref(), Some("https://www.cvsce.org.uk/"));
+        assert_eq!(website("HTTP://Example.ORG/Path").as_deref(), Some("http://example.org/Path"));
+        assert_eq!(website("ftp://x.org"), None);
+        assert_eq!(website("n/a"), None);
+        assert_eq!(email(" Info@Example.org ").as_deref(), Some("info@example.org"));
+        assert_eq!(email("info at example"), None);
+        assert_eq!(phone("01625 428 922").as_deref(), Some("+441625428922"));
+        assert_eq!(phone("+44 (0)1482 123456").as_deref(), Some("+441482123456"));
+        assert_eq!(phone("07700 900123").as_deref(), Some("+447700900123"));
+        assert_eq!(phone("ext. 12").as_deref(), Some("ext. 12"));
+    }
+
+    #[test]
+    fn records_are_cleaned_or_rejected() {
+        let rec = |name: &str| SourceRecord {
+            source_id: " 7 ".into(),
+            url: None,
+            updated_at: None,
+            payload: Payload::Organisation(Organisation {
+                name: name.into(),
+                categories: vec!["Youth ".into(), "youth".into(), "".into()],
+                ..Default::default()
+            }),
+        };
+        let ok = record(rec("  Hull   CVS ")).unwrap();
+        assert_eq!(ok.source_id, "7");
+        let Payload::Organisation(o) = ok.payload else { panic!() };
+        assert_eq!(o.name, "Hull CVS");
+        assert_eq!(o.categories, vec!["Youth".to_string()]);
+        assert!(record(rec("   ")).unwrap_err().contains("no name"));
+    }
 }

@@ -366,7 +366,8 @@ mod tests {
         assert_eq!(backoff(1), Duration::minutes(5));
         assert_eq!(backoff(2), Duration::minutes(10));
         assert_eq!(backoff(5), Duration::minutes(80));
-        assert_eq!(backoff(7), Duration::hours(6));
+        assert_eq!(backoff(7), Duration::minutes(320));
+        assert_eq!(backoff(8), Duration::hours(6));
         assert_eq!(backoff(60), Duration::hours(6));
     }
 }
