@@ -170,6 +170,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -647,8 +648,16 @@ fn export(
                         .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
                         .map(|t| t.with_timezone(&chrono::Utc))
                         .unwrap_or_else(chrono::Utc::now);
+                    let entries: Vec<publish::ical::CalendarEntry> = items
+                        .into_iter()
+                        .map(|event| publish::ical::CalendarEntry {
+                            event,
+                            sequence: 0,
+                            withdrawn: false,
+                        })
+                        .collect();
                     publish::ical::render(
-                        &items,
+                        &entries,
                         &publish::ical::CalendarOptions {
                             name: publish::CALENDAR_NAME,
                             description: Some(publish::CALENDAR_DESCRIPTION),

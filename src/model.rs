@@ -140,8 +140,9 @@ pub struct Event {
     pub description: Option<String>,
     #[serde(default)]
     pub description_html: Option<String>,
+    #[serde(with = "offset_time")]
     pub start: DateTime<FixedOffset>,
-    #[serde(default)]
+    #[serde(default, with = "offset_time::option")]
     pub end: Option<DateTime<FixedOffset>>,
     #[serde(default)]
     pub timezone: Option<String>,
@@ -239,4 +240,45 @@ pub struct CanonicalEvent {
     #[serde(default)]
     pub field_sources: std::collections::BTreeMap<String, String>,
     pub updated_at: DateTime<FixedOffset>,
+}
+
+/// Event times serialise with their numeric offset (`+00:00`, `+01:00`), never `Z`, so consumers
+/// see the local offset the event was given in.
+mod offset_time {
+    use chrono::{DateTime, FixedOffset};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<FixedOffset>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&t.to_rfc3339()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(text) => DateTime::parse_from_rfc3339(&text)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
+            }
+        }
+    }
 }

@@ -65,8 +65,16 @@ fn organisation(mut o: Organisation) -> Result<Organisation, String> {
         .collect();
     o.description = long_text(o.description);
     o.description_html = opt_text(o.description_html);
-    o.identifiers.charity_number = o.identifiers.charity_number.as_deref().and_then(charity_number);
-    o.identifiers.company_number = o.identifiers.company_number.as_deref().and_then(company_number);
+    o.identifiers.charity_number = o
+        .identifiers
+        .charity_number
+        .as_deref()
+        .and_then(charity_number);
+    o.identifiers.company_number = o
+        .identifiers
+        .company_number
+        .as_deref()
+        .and_then(company_number);
     o.identifiers.org_id = o.identifiers.org_id.as_deref().and_then(org_id);
     o.website = o.website.as_deref().and_then(website);
     o.email = o.email.as_deref().and_then(email);
@@ -117,7 +125,13 @@ fn fold(c: char) -> char {
         'ñ' | 'ń' => 'n',
         'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => 'o',
         'ù' | 'ú' | 'û' | 'ü' | 'ū' => 'u',
-        'ý' | 'ÿ' | 'ŵ' | 'ŷ' => if c == 'ŵ' { 'w' } else { 'y' },
+        'ý' | 'ÿ' | 'ŵ' | 'ŷ' => {
+            if c == 'ŵ' {
+                'w'
+            } else {
+                'y'
+            }
+        }
         '’' | '‘' | '\'' => '\'',
         other => other,
     }
@@ -126,7 +140,7 @@ fn fold(c: char) -> char {
 /// Lower-case words with punctuation removed, `&` as "and", accents folded.
 fn words(s: &str) -> Vec<String> {
     let lowered: String = s.to_lowercase().chars().map(fold).collect();
-    let spaced = lowered.replace('&', " and ").replace('+', " and ");
+    let spaced = lowered.replace(['&', '+'], " and ");
     spaced
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .map(|w| w.replace('\'', ""))
@@ -169,11 +183,19 @@ pub fn title_key(title: &str) -> String {
         let before = w.len();
         for phrase in TITLE_NOISE {
             let p: Vec<&str> = phrase.split(' ').collect();
-            if w.len() > p.len() && w.iter().take(p.len()).map(String::as_str).eq(p.iter().copied()) {
+            if w.len() > p.len()
+                && w.iter()
+                    .take(p.len())
+                    .map(String::as_str)
+                    .eq(p.iter().copied())
+            {
                 w.drain(..p.len());
             }
             if w.len() > p.len()
-                && w.iter().skip(w.len() - p.len()).map(String::as_str).eq(p.iter().copied())
+                && w.iter()
+                    .skip(w.len() - p.len())
+                    .map(String::as_str)
+                    .eq(p.iter().copied())
             {
                 w.truncate(w.len() - p.len());
             }
@@ -282,7 +304,10 @@ pub fn company_number(s: &str) -> Option<String> {
         .strip_prefix("GBCOH")
         .map(str::to_string)
         .unwrap_or(compact);
-    let letters = compact.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+    let letters = compact
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
     let (prefix, digits) = compact.split_at(letters);
     if letters > 2 || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -299,7 +324,12 @@ pub fn org_id(s: &str) -> Option<String> {
     let t = s.trim();
     let (scheme, id) = t.rsplit_once('-')?;
     let scheme = scheme.to_ascii_uppercase();
-    if !scheme.contains('-') || id.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if !scheme.contains('-')
+        || id.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         return None;
     }
     let id = match scheme.as_str() {
@@ -326,7 +356,12 @@ pub fn website(s: &str) -> Option<String> {
     };
     let url = url::Url::parse(&with_scheme).ok()?;
     let host = url.host_str()?;
-    if !host.contains('.') && host != "localhost" && url.host().is_some_and(|h| matches!(h, url::Host::Domain(_))) {
+    if !host.contains('.')
+        && host != "localhost"
+        && url
+            .host()
+            .is_some_and(|h| matches!(h, url::Host::Domain(_)))
+    {
         return None;
     }
     Some(url.to_string())
@@ -352,7 +387,10 @@ pub fn phone(s: &str) -> Option<String> {
         return None;
     }
     let digits: String = t.chars().filter(|c| c.is_ascii_digit()).collect();
-    let national = if let Some(rest) = digits.strip_prefix("44").filter(|_| t.starts_with('+') || t.starts_with("00")) {
+    let national = if let Some(rest) = digits
+        .strip_prefix("44")
+        .filter(|_| t.starts_with('+') || t.starts_with("00"))
+    {
         Some(rest.trim_start_matches('0').to_string())
     } else if let Some(rest) = digits.strip_prefix("0044") {
         Some(rest.trim_start_matches('0').to_string())
@@ -390,8 +428,14 @@ mod tests {
     #[test]
     fn charity_numbers() {
         assert_eq!(charity_number("1123456").as_deref(), Some("1123456"));
-        assert_eq!(charity_number("Registered charity no. 1123456").as_deref(), Some("1123456"));
-        assert_eq!(charity_number("Registered Charity Number: 1 123 456").as_deref(), Some("1123456"));
+        assert_eq!(
+            charity_number("Registered charity no. 1123456").as_deref(),
+            Some("1123456")
+        );
+        assert_eq!(
+            charity_number("Registered Charity Number: 1 123 456").as_deref(),
+            Some("1123456")
+        );
         assert_eq!(charity_number("1123456-1").as_deref(), Some("1123456-1"));
         assert_eq!(charity_number("sc012345").as_deref(), Some("SC012345"));
         assert_eq!(charity_number("NIC100002").as_deref(), Some("NIC100002"));
@@ -420,27 +464,52 @@ mod tests {
 
     #[test]
     fn names_and_titles() {
-        assert_eq!(name_key("The Hull Food-Bank & Pantry"), "hull food bank and pantry");
+        assert_eq!(
+            name_key("The Hull Food-Bank & Pantry"),
+            "hull food bank and pantry"
+        );
         assert_eq!(name_key("Child Dynamix"), name_key("CHILD DYNAMIX."));
         assert_eq!(name_key("Café Rêve"), "cafe reve");
         let a = title_key("***SAVE THE DATE*** Webinar:  Next Steps in Developing Anchor Institutions in our Region");
         let b = title_key("Next Steps in Developing Anchor Institutions in Our Region (Webinar)");
         assert_eq!(a, b);
-        assert_eq!(a, "next steps in developing anchor institutions in our region");
-        assert_eq!(title_key("Online: Trustee training - free event"), "trustee training");
-        assert_eq!(title_key("Webinar"), "webinar", "a title that is only decoration is kept");
+        assert_eq!(
+            a,
+            "next steps in developing anchor institutions in our region"
+        );
+        assert_eq!(
+            title_key("Online: Trustee training - free event"),
+            "trustee training"
+        );
+        assert_eq!(
+            title_key("Webinar"),
+            "webinar",
+            "a title that is only decoration is kept"
+        );
     }
 
     #[test]
     fn urls_emails_phones() {
-        assert_eq!(website("www.cvsce.org.uk").as_deref(), Some("https://www.cvsce.org.uk/"));
-        assert_eq!(website("HTTP://Example.ORG/Path").as_deref(), Some("http://example.org/Path"));
+        assert_eq!(
+            website("www.cvsce.org.uk").as_deref(),
+            Some("https://www.cvsce.org.uk/")
+        );
+        assert_eq!(
+            website("HTTP://Example.ORG/Path").as_deref(),
+            Some("http://example.org/Path")
+        );
         assert_eq!(website("ftp://x.org"), None);
         assert_eq!(website("n/a"), None);
-        assert_eq!(email(" Info@Example.org ").as_deref(), Some("info@example.org"));
+        assert_eq!(
+            email(" Info@Example.org ").as_deref(),
+            Some("info@example.org")
+        );
         assert_eq!(email("info at example"), None);
         assert_eq!(phone("01625 428 922").as_deref(), Some("+441625428922"));
-        assert_eq!(phone("+44 (0)1482 123456").as_deref(), Some("+441482123456"));
+        assert_eq!(
+            phone("+44 (0)1482 123456").as_deref(),
+            Some("+441482123456")
+        );
         assert_eq!(phone("07700 900123").as_deref(), Some("+447700900123"));
         assert_eq!(phone("ext. 12").as_deref(), Some("ext. 12"));
     }
@@ -459,7 +528,9 @@ mod tests {
         };
         let ok = record(rec("  Hull   CVS ")).unwrap();
         assert_eq!(ok.source_id, "7");
-        let Payload::Organisation(o) = ok.payload else { panic!() };
+        let Payload::Organisation(o) = ok.payload else {
+            panic!()
+        };
         assert_eq!(o.name, "Hull CVS");
         assert_eq!(o.categories, vec!["Youth".to_string()]);
         assert!(record(rec("   ")).unwrap_err().contains("no name"));

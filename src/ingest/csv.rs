@@ -1,7 +1,307 @@
-//! (stub, being written)
-use super::ParseError;
-use crate::model::{ParsedFeed, RecordKind};
+//! The `csv` format: one record per row, columns named after the flattened canonical fields
+//! (header names matched case-insensitively; unknown columns ignored). Multi-valued cells
+//! (`categories`, `alternate_names`) split on `;`; a `recurrence` cell holds one content line per
+//! line of the cell (`RRULE:…` values contain `;` themselves, so `;` cannot separate them).
 
-pub fn parse(_kind: RecordKind, _bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
-    Ok(ParsedFeed::default())
+use std::collections::HashMap;
+
+use super::tributary_json::{instant, DEFAULT_TZ};
+use super::ParseError;
+use crate::model::{
+    Address, Event, EventStatus, Identifiers, Location, Organisation, Organiser, ParsedFeed,
+    Payload, RecordKind, Rejection, SourceRecord,
+};
+
+const FORMAT: &str = "csv";
+
+/// A row's cells by lower-cased column name.
+struct Row<'a> {
+    cells: HashMap<&'a str, &'a str>,
+}
+
+impl Row<'_> {
+    fn get(&self, col: &str) -> Option<String> {
+        self.cells
+            .get(col)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+
+    fn list(&self, col: &str) -> Vec<String> {
+        self.get(col)
+            .map(|v| {
+                v.split(';')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn flag(&self, col: &str) -> Result<bool, String> {
+        match self.get(col).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false" | "no" | "n" | "0") => Ok(false),
+            Some("true" | "yes" | "y" | "1") => Ok(true),
+            Some(other) => Err(format!("{col} {other:?} must be true or false")),
+        }
+    }
+}
+
+pub fn parse(kind: RecordKind, bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
+    let invalid = |reason: String| ParseError::Invalid {
+        format: FORMAT,
+        reason,
+    };
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::None)
+        .from_reader(bytes);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| invalid(format!("cannot read the header row: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let required: &[&str] = match kind {
+        RecordKind::Organisations => &["id", "name"],
+        RecordKind::Events => &["id", "title", "start"],
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|c| !headers.iter().any(|h| h == *c))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(invalid(format!(
+            "the header row lacks required column(s) {} (found: {})",
+            missing.join(", "),
+            headers.join(", ")
+        )));
+    }
+
+    let mut feed = ParsedFeed::default();
+    let mut seen = std::collections::HashSet::new();
+    for (i, result) in reader.records().enumerate() {
+        // Row numbers as a spreadsheet shows them: the header is row 1.
+        let n = i + 2;
+        let record = match result {
+            Ok(r) => r,
+            Err(e) => {
+                feed.rejections.push(Rejection {
+                    source_id: None,
+                    reason: format!("row {n}: {e}"),
+                });
+                continue;
+            }
+        };
+        if record.len() != headers.len() {
+            feed.rejections.push(Rejection {
+                source_id: record
+                    .get(0)
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+                reason: format!(
+                    "row {n}: has {} fields, the header has {}",
+                    record.len(),
+                    headers.len()
+                ),
+            });
+            continue;
+        }
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let row = Row {
+            cells: headers
+                .iter()
+                .map(String::as_str)
+                .zip(record.iter())
+                .collect(),
+        };
+        let id = row.get("id");
+        let result = match &id {
+            None => Err("no id".to_string()),
+            Some(id) => match kind {
+                RecordKind::Organisations => organisation(&row).map(Payload::Organisation),
+                RecordKind::Events => event(&row).map(Payload::Event),
+            }
+            .map(|payload| (id.clone(), payload)),
+        };
+        match result {
+            Ok((id, payload)) => {
+                if !seen.insert(id.clone()) {
+                    feed.rejections.push(Rejection {
+                        source_id: Some(id),
+                        reason: format!("row {n}: duplicate id: an earlier row has the same id"),
+                    });
+                    continue;
+                }
+                let updated_at = row
+                    .get("updated_at")
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+                feed.records.push(SourceRecord {
+                    source_id: id,
+                    url: row.get("url"),
+                    updated_at,
+                    payload,
+                });
+            }
+            Err(reason) => feed.rejections.push(Rejection {
+                source_id: id,
+                reason: format!("row {n}: {reason}"),
+            }),
+        }
+    }
+    Ok(feed)
+}
+
+fn organisation(row: &Row) -> Result<Organisation, String> {
+    let name = row.get("name").ok_or("no name")?;
+    Ok(Organisation {
+        name,
+        alternate_names: row.list("alternate_names"),
+        description: row.get("description"),
+        description_html: row.get("description_html"),
+        identifiers: Identifiers {
+            charity_number: row.get("charity_number"),
+            company_number: row.get("company_number"),
+            org_id: row.get("org_id"),
+        },
+        website: row.get("website"),
+        email: row.get("email"),
+        phone: row.get("phone"),
+        address: Address {
+            street: row.get("street"),
+            locality: row.get("locality"),
+            region: row.get("region"),
+            postcode: row.get("postcode"),
+        },
+        categories: row.list("categories"),
+    })
+}
+
+fn event(row: &Row) -> Result<Event, String> {
+    let title = row.get("title").ok_or("no title")?;
+    let tz: chrono_tz::Tz = match row.get("timezone") {
+        None => DEFAULT_TZ,
+        Some(name) => name
+            .parse()
+            .map_err(|_| format!("timezone {name:?} is not an IANA time zone"))?,
+    };
+    let start_s = row.get("start").ok_or("no start")?;
+    let (start, start_is_date) = instant(&start_s, tz).map_err(|e| format!("start: {e}"))?;
+    let end = match row.get("end") {
+        None => None,
+        Some(s) => Some(instant(&s, tz).map_err(|e| format!("end: {e}"))?.0),
+    };
+    let status = match row.get("status").map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("scheduled" | "confirmed") => EventStatus::Scheduled,
+        Some("cancelled" | "canceled") => EventStatus::Cancelled,
+        Some(other) => return Err(format!("status {other:?} must be scheduled or cancelled")),
+    };
+    let recurrence: Vec<String> = row
+        .get("recurrence")
+        .map(|r| {
+            r.lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Event {
+        title,
+        description: row.get("description"),
+        description_html: row.get("description_html"),
+        start,
+        end,
+        timezone: Some(tz.name().to_string()),
+        all_day: row.flag("all_day")? || start_is_date,
+        recurrence: (!recurrence.is_empty()).then_some(recurrence),
+        status,
+        location: Location {
+            name: row.get("location_name"),
+            address: row.get("location_address"),
+            postcode: row.get("postcode"),
+            online: row.flag("online")?,
+            url: row.get("location_url"),
+        },
+        url: row.get("url"),
+        booking_url: row.get("booking_url"),
+        organiser: Organiser {
+            name: row.get("organiser_name"),
+            organisation_id: None,
+        },
+        categories: row.list("categories"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organisations_with_quirks() {
+        let text = "\u{feff}ID,Name,Charity_Number,Website,Postcode,Categories,Extra\n\
+            m1,\"Age UK Cheshire East, Macclesfield\",1100000,www.ageukce.org,SK11 6AB,Older people;Advice,x\n\
+            m2,,1100001,,CW1 2BJ,,\n\
+            m3,Crewe Foodbank,,,CW1 2BJ,Food,\n\
+            m4,Too,many,fields,here,a,b,c\n\
+            m3,Crewe Foodbank again,,,CW1 2BJ,,\n";
+        let feed = parse(RecordKind::Organisations, text.as_bytes()).unwrap();
+        assert_eq!(feed.records.len(), 2, "{:?}", feed.rejections);
+        let Payload::Organisation(o) = &feed.records[0].payload else {
+            panic!()
+        };
+        assert_eq!(o.name, "Age UK Cheshire East, Macclesfield");
+        assert_eq!(o.categories, vec!["Older people", "Advice"]);
+        assert_eq!(o.identifiers.charity_number.as_deref(), Some("1100000"));
+        let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].starts_with("row 3: no name"), "{reasons:?}");
+        assert!(reasons[1].contains("row 5") && reasons[1].contains("fields"));
+        assert!(reasons[2].contains("duplicate"));
+    }
+
+    #[test]
+    fn events_with_local_times_and_recurrence() {
+        let text = "id,title,start,end,timezone,all_day,recurrence,status,online\n\
+            e1,Funding fair,2027-02-10 10:00,2027-02-10 13:00,,,,,no\n\
+            e2,Community cafe,2027-01-05T10:00,2027-01-05T12:00,Europe/London,,\"RRULE:FREQ=WEEKLY;BYDAY=TU\nEXDATE;TZID=Europe/London:20270112T100000\",scheduled,\n\
+            e3,Volunteers' Week,2027-06-01,2027-06-08,,true,,,\n\
+            e4,Bad,31/01/2027,,,,,,\n\
+            e5,Cancelled talk,2027-03-01T18:00:00+00:00,,,,,canceled,yes\n";
+        let feed = parse(RecordKind::Events, text.as_bytes()).unwrap();
+        assert_eq!(feed.records.len(), 4, "{:?}", feed.rejections);
+        let Payload::Event(e2) = &feed.records[1].payload else {
+            panic!()
+        };
+        assert_eq!(e2.recurrence.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            e2.recurrence.as_ref().unwrap()[0],
+            "RRULE:FREQ=WEEKLY;BYDAY=TU"
+        );
+        let Payload::Event(e3) = &feed.records[2].payload else {
+            panic!()
+        };
+        assert!(e3.all_day);
+        let Payload::Event(e5) = &feed.records[3].payload else {
+            panic!()
+        };
+        assert_eq!(e5.status, EventStatus::Cancelled);
+        assert!(e5.location.online);
+        assert!(feed.rejections[0].reason.contains("row 5: start"));
+    }
+
+    #[test]
+    fn missing_required_columns_fail_the_feed() {
+        let err = parse(RecordKind::Events, b"id,name\n1,x\n").unwrap_err();
+        assert!(err.to_string().contains("title, start"), "{err}");
+        assert!(parse(
+            RecordKind::Organisations,
+            b"<html><body>Not found</body></html>"
+        )
+        .is_err());
+    }
 }

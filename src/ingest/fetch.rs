@@ -350,7 +350,10 @@ mod tests {
         assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
         let later = chrono::DateTime::<chrono::Utc>::from(now) + chrono::Duration::seconds(90);
         let header = later.to_rfc2822();
-        assert_eq!(parse_retry_after(&header, now), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_retry_after(&header, now),
+            Some(Duration::from_secs(90))
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
@@ -369,8 +372,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("feed.csv");
         std::fs::write(&path, "id,name\n1,Hull CVS\n").unwrap();
-        let FetchOutcome::Fetched { body, validators, .. } =
-            read_file(&path, 1024, &Validators::default()).unwrap()
+        let FetchOutcome::Fetched {
+            body, validators, ..
+        } = read_file(&path, 1024, &Validators::default()).unwrap()
         else {
             panic!("expected a body");
         };

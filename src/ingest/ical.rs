@@ -27,9 +27,8 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         )));
     }
     let unfolded = icalendar::parser::unfold(text);
-    let cal = icalendar::parser::read_calendar(&unfolded).map_err(|e| {
-        invalid(e.lines().take(4).collect::<Vec<_>>().join(" "))
-    })?;
+    let cal = icalendar::parser::read_calendar(&unfolded)
+        .map_err(|e| invalid(e.lines().take(4).collect::<Vec<_>>().join(" ")))?;
     let default_tz = cal
         .properties
         .iter()
@@ -114,10 +113,7 @@ fn zone(name: &str) -> Option<chrono_tz::Tz> {
         .rsplit_once('/')
         .and_then(|_| {
             let parts: Vec<&str> = name.split('/').collect();
-            parts
-                .len()
-                .checked_sub(2)
-                .map(|i| parts[i..].join("/"))
+            parts.len().checked_sub(2).map(|i| parts[i..].join("/"))
         })
         .and_then(|n| n.parse::<chrono_tz::Tz>().ok())
     {
@@ -207,14 +203,22 @@ fn duration(s: &str) -> Option<Duration> {
 }
 
 fn first_url(text: &str, hosts: &[&str]) -> Option<String> {
-    text.split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"' || c == '(' || c == ')')
-        .filter(|w| w.starts_with("https://") || w.starts_with("http://"))
-        .map(|w| w.trim_end_matches(['.', ',', ';']))
-        .find(|w| hosts.iter().any(|h| w.contains(h)))
-        .map(str::to_string)
+    text.split(|c: char| {
+        c.is_whitespace() || c == '<' || c == '>' || c == '"' || c == '(' || c == ')'
+    })
+    .filter(|w| w.starts_with("https://") || w.starts_with("http://"))
+    .map(|w| w.trim_end_matches(['.', ',', ';']))
+    .find(|w| hosts.iter().any(|h| w.contains(h)))
+    .map(str::to_string)
 }
 
-const BOOKING_HOSTS: &[&str] = &["eventbrite.", "ticketsource.", "ticketmaster.", "tickettailor.", "billetto."];
+const BOOKING_HOSTS: &[&str] = &[
+    "eventbrite.",
+    "ticketsource.",
+    "ticketmaster.",
+    "tickettailor.",
+    "billetto.",
+];
 
 fn event(comp: &Component, default_tz: chrono_tz::Tz) -> Result<Event, String> {
     let title = prop(comp, "SUMMARY")
@@ -286,7 +290,11 @@ fn event(comp: &Component, default_tz: chrono_tz::Tz) -> Result<Event, String> {
     let booking_url = url
         .clone()
         .filter(|u| BOOKING_HOSTS.iter().any(|h| u.contains(h)))
-        .or_else(|| description.as_deref().and_then(|d| first_url(d, BOOKING_HOSTS)));
+        .or_else(|| {
+            description
+                .as_deref()
+                .and_then(|d| first_url(d, BOOKING_HOSTS))
+        });
     let mut location = Location::default();
     if let Some(loc) = location_text.filter(|l| !l.is_empty()) {
         let lower = loc.to_lowercase();
@@ -294,16 +302,24 @@ fn event(comp: &Component, default_tz: chrono_tz::Tz) -> Result<Event, String> {
             location.online = true;
             location.url = Some(loc.clone());
         } else {
-            location.online = ["online", "webinar", "zoom", "microsoft teams", "teams meeting", "virtual"]
-                .iter()
-                .any(|w| lower.contains(w));
+            location.online = [
+                "online",
+                "webinar",
+                "zoom",
+                "microsoft teams",
+                "teams meeting",
+                "virtual",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
             // A UK postcode at the end of the address ("…, Macclesfield, SK10 1EE").
             let parts: Vec<&str> = loc.split(',').map(str::trim).collect();
             if let Some(pc) = parts.last().and_then(|l| crate::normalise::postcode(l)) {
                 location.postcode = Some(pc);
                 if parts.len() > 1 {
                     location.name = Some(parts[0].to_string());
-                    location.address = Some(parts[1..parts.len() - 1].join(", ")).filter(|a| !a.is_empty());
+                    location.address =
+                        Some(parts[1..parts.len() - 1].join(", ")).filter(|a| !a.is_empty());
                 } else {
                     location.name = Some(loc.clone());
                 }
@@ -336,8 +352,7 @@ fn event(comp: &Component, default_tz: chrono_tz::Tz) -> Result<Event, String> {
         .filter(|c| !c.is_empty())
         .collect();
     let organiser = Organiser {
-        name: prop(comp, "ORGANIZER")
-            .and_then(|p| param(p, "CN").map(str::to_string)),
+        name: prop(comp, "ORGANIZER").and_then(|p| param(p, "CN").map(str::to_string)),
         organisation_id: None,
     };
     Ok(Event {
@@ -406,7 +421,10 @@ mod tests {
         let r = one("BEGIN:VEVENT\r\nUID:r\r\nDTSTART;TZID=Europe/London:20270105T100000\r\nDTEND;TZID=Europe/London:20270105T120000\r\nRRULE:FREQ=WEEKLY;BYDAY=TU\r\nEXDATE;TZID=Europe/London:20270112T100000\r\nSUMMARY:Community cafe\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\n");
         assert_eq!(
             r.recurrence.unwrap(),
-            vec!["RRULE:FREQ=WEEKLY;BYDAY=TU", "EXDATE;TZID=Europe/London:20270112T100000"]
+            vec![
+                "RRULE:FREQ=WEEKLY;BYDAY=TU",
+                "EXDATE;TZID=Europe/London:20270112T100000"
+            ]
         );
         assert_eq!(r.status, EventStatus::Cancelled);
     }

@@ -194,7 +194,12 @@ pub fn instant(s: &str, tz: chrono_tz::Tz) -> Result<(DateTime<FixedOffset>, boo
             )),
         }
     };
-    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return local(n).map(|t| (t, false));
         }
@@ -249,12 +254,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(feed.records.len(), 3, "{:?}", feed.rejections);
-        let Payload::Event(e2) = &feed.records[1].payload else { panic!() };
+        let Payload::Event(e2) = &feed.records[1].payload else {
+            panic!()
+        };
         assert_eq!(e2.start.to_rfc3339(), "2027-07-10T10:00:00+01:00");
-        let Payload::Event(e3) = &feed.records[2].payload else { panic!() };
+        let Payload::Event(e3) = &feed.records[2].payload else {
+            panic!()
+        };
         assert!(e3.all_day);
         assert_eq!(e3.start.to_rfc3339(), "2027-06-01T00:00:00+01:00");
-        assert!(feed.rejections[0].reason.contains("does not exist"), "{:?}", feed.rejections);
+        assert!(
+            feed.rejections[0].reason.contains("does not exist"),
+            "{:?}",
+            feed.rejections
+        );
         assert!(feed.rejections[1].reason.contains("Mars/Olympus"));
     }
 

@@ -113,11 +113,11 @@ pub fn occurrence_body(series_body: &str, occ: &Occurrence) -> Option<String> {
     let obj = v.as_object_mut()?;
     let first = obj.get("start").cloned().unwrap_or(serde_json::Value::Null);
     obj.insert("series_start".into(), first);
-    obj.insert("start".into(), serde_json::to_value(occ.start).ok()?);
+    obj.insert("start".into(), occ.start.to_rfc3339().into());
     obj.insert(
         "end".into(),
         occ.end
-            .and_then(|e| serde_json::to_value(e).ok())
+            .map(|e| e.to_rfc3339().into())
             .unwrap_or(serde_json::Value::Null),
     );
     serde_json::to_string(&v).ok()

@@ -120,12 +120,17 @@ fn flag(p: &HashMap<String, String>, name: &str) -> Result<Option<bool>, ApiErro
 pub async fn resync(
     State(state): State<AppState>,
     Query(p): Query<HashMap<String, String>>,
-    body: Option<Json<ResyncBody>>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let Some(runner) = state.runner.clone() else {
         return Err(ApiError::unavailable("this server runs no scheduler"));
     };
-    let mut req = body.map(|Json(b)| b).unwrap_or_default();
+    // The body is optional: query parameters alone are a complete request.
+    let mut req: ResyncBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResyncBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_param("body", e))?
+    };
     if let Some(partner) = p.get("partner") {
         req.partners
             .extend(partner.split(',').map(|s| s.trim().to_string()));

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::{blocking, cached, ApiError, AppState};
@@ -22,6 +22,8 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
 /// Most events one calendar response carries; past it, clients should narrow `from`/`to`.
 pub const MAX_CALENDAR_EVENTS: usize = 50_000;
+/// Days a deleted or merged-away event stays in calendars as CANCELLED.
+pub const WITHDRAWN_DAYS: i64 = 30;
 
 fn limit(p: &HashMap<String, String>) -> Result<usize, ApiError> {
     match p.get("limit") {
@@ -191,9 +193,12 @@ async fn one(
     };
     match found {
         Lookup::Found(body) => Ok(cached(&headers, "application/json", body, lm)),
-        Lookup::MergedInto(survivor) => {
-            Ok(Redirect::permanent(&format!("{path}{survivor}")).into_response())
-        }
+        // 301 as designed (not 308): clients may re-issue any method as GET, which is all we serve.
+        Lookup::MergedInto(survivor) => Ok((
+            StatusCode::MOVED_PERMANENTLY,
+            [(axum::http::header::LOCATION, format!("{path}{survivor}"))],
+        )
+            .into_response()),
         Lookup::Deleted => Err(ApiError {
             status: StatusCode::GONE,
             code: "gone",
@@ -366,9 +371,9 @@ async fn render_calendar(
     name: String,
 ) -> Result<Response, ApiError> {
     // Subscribed calendars keep recent history, so the default window starts 30 days back.
-    let (from, to) = window(&p, Duration::days(30))?;
+    let (from, to) = window(&p, Duration::days(WITHDRAWN_DAYS))?;
     let st = state.clone();
-    let (events, lm) = blocking(move || {
+    let (entries, lm) = blocking(move || {
         let conn = st.store.reader()?;
         let mut rows = entities::single_events(
             &conn,
@@ -378,18 +383,28 @@ async fn render_calendar(
             None,
             MAX_CALENDAR_EVENTS,
         )?;
-        for row in entities::recurring_events(&conn, &f, to.timestamp())? {
-            let ev = parse_event(&row)?;
-            // A series is listed whole (clients expand RRULE) if any occurrence falls in the window.
-            if !publish::json::occurrences(&ev.event, from, to).is_empty() {
-                rows.push(row);
+        let mut series = entities::recurring_events(&conn, &f, to.timestamp())?;
+        let since = crate::store::timestamp(Utc::now() - Duration::days(WITHDRAWN_DAYS));
+        let withdrawn = entities::withdrawn_events(&conn, &f, &since, to.timestamp())?;
+        let withdrawn_from = rows.len() + series.len();
+        rows.append(&mut series);
+        rows.extend(withdrawn);
+        let mut entries = Vec::with_capacity(rows.len());
+        for (i, row) in rows.iter().enumerate() {
+            let ev = parse_event(row)?;
+            // A series is listed whole (clients expand RRULE) if any occurrence is in the window.
+            if (row.recurring || i >= withdrawn_from)
+                && publish::json::occurrences(&ev.event, from, to).is_empty()
+            {
+                continue;
             }
+            entries.push(publish::ical::CalendarEntry {
+                event: ev,
+                sequence: row.version - 1,
+                withdrawn: i >= withdrawn_from,
+            });
         }
-        let events = rows
-            .iter()
-            .map(parse_event)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((events, last_modified(&conn)?))
+        Ok((entries, last_modified(&conn)?))
     })
     .await?;
     let opts = publish::ical::CalendarOptions {
@@ -399,7 +414,7 @@ async fn render_calendar(
         now: lm.unwrap_or(DateTime::UNIX_EPOCH),
         uid_domain: publish::UID_DOMAIN,
     };
-    let body = publish::ical::render(&events, &opts);
+    let body = publish::ical::render(&entries, &opts);
     Ok(cached(&headers, "text/calendar; charset=utf-8", body, lm))
 }
 

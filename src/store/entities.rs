@@ -390,6 +390,8 @@ pub struct EventRow {
     pub start_utc: i64,
     pub body: String,
     pub recurring: bool,
+    /// Grows with every change of the merged event (the calendar's SEQUENCE).
+    pub version: i64,
 }
 
 /// Live single events overlapping `[from, to)` that start at or after the `(start, id)` cursor, in
@@ -404,7 +406,7 @@ pub fn single_events(
 ) -> Result<Vec<EventRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, start_utc, body FROM entities WHERE kind = 'events' AND deleted_at IS NULL
+        "SELECT id, start_utc, body, version FROM entities WHERE kind = 'events' AND deleted_at IS NULL
          AND recurring = 0 AND start_utc < ? AND end_utc >= ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to), Value::Integer(from)];
@@ -423,6 +425,7 @@ pub fn single_events(
             start_utc: r.get(1)?,
             body: r.get(2)?,
             recurring: false,
+            version: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -432,7 +435,7 @@ pub fn single_events(
 pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<EventRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, start_utc, body FROM entities WHERE kind = 'events' AND deleted_at IS NULL
+        "SELECT id, start_utc, body, version FROM entities WHERE kind = 'events' AND deleted_at IS NULL
          AND recurring = 1 AND start_utc < ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to)];
@@ -445,6 +448,36 @@ pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<Ev
             start_utc: r.get(1)?,
             body: r.get(2)?,
             recurring: true,
+            version: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Events deleted or merged away since `since` (RFC 3339) that start before `to`: the calendar
+/// keeps them as CANCELLED for a while so subscribed clients remove them.
+pub fn withdrawn_events(
+    conn: &Connection,
+    f: &Filter,
+    since: &str,
+    to: i64,
+) -> Result<Vec<EventRow>> {
+    use rusqlite::types::Value;
+    let mut sql = String::from(
+        "SELECT id, start_utc, body, version, recurring FROM entities WHERE kind = 'events'
+         AND deleted_at IS NOT NULL AND deleted_at >= ? AND start_utc < ?",
+    );
+    let mut args: Vec<Value> = vec![Value::Text(since.to_string()), Value::Integer(to)];
+    filter_sql(f, &mut sql, &mut args);
+    sql.push_str(" ORDER BY start_utc, id");
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        Ok(EventRow {
+            id: r.get(0)?,
+            start_utc: r.get(1)?,
+            body: r.get(2)?,
+            version: r.get(3)?,
+            recurring: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -55,8 +55,10 @@ impl FakePartner {
     }
 }
 
+type PartnerState = (Arc<Mutex<Feed>>, Arc<Mutex<Seen>>);
+
 async fn serve_feed(
-    State(p): State<(Arc<Mutex<Feed>>, Arc<Mutex<Seen>>)>,
+    State(p): State<PartnerState>,
     headers: HeaderMap,
 ) -> Response<Body> {
     let feed = p.0.lock().unwrap().clone();
