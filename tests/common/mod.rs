@@ -57,10 +57,7 @@ impl FakePartner {
 
 type PartnerState = (Arc<Mutex<Feed>>, Arc<Mutex<Seen>>);
 
-async fn serve_feed(
-    State(p): State<PartnerState>,
-    headers: HeaderMap,
-) -> Response<Body> {
+async fn serve_feed(State(p): State<PartnerState>, headers: HeaderMap) -> Response<Body> {
     let feed = p.0.lock().unwrap().clone();
     let inm = headers
         .get("if-none-match")
@@ -287,8 +284,10 @@ pub fn get_with(
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async move {
+            // No automatic decompression: tests see the headers the server sent.
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .no_gzip()
                 .build()
                 .map_err(|e| e.to_string())?;
             let mut req = client.get(&url);
