@@ -20,6 +20,9 @@ pub const DEFAULT_RETRIES: u32 = 3;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_TOKEN_ENV: &str = "TRIBUTARY_ADMIN_TOKEN";
 pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.25;
+pub const DEFAULT_MERGE_THRESHOLD: f64 = 8.0;
+pub const DEFAULT_REVIEW_THRESHOLD: f64 = 4.0;
+pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 0;
 
 /// One problem found in a config file, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +218,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub admin: AdminConfig,
     pub scheduler: SchedulerConfig,
+    pub dedupe: crate::dedupe::Settings,
     pub partners: Vec<Partner>,
 }
 
@@ -238,7 +242,17 @@ struct RawConfig {
     #[serde(default)]
     scheduler: RawScheduler,
     #[serde(default)]
+    dedupe: RawDedupe,
+    #[serde(default)]
     partners: Vec<RawPartner>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDedupe {
+    merge_threshold: Option<f64>,
+    review_threshold: Option<f64>,
+    event_time_tolerance_minutes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -514,6 +528,45 @@ fn validate(
         }
     };
 
+    let merge_threshold = raw
+        .dedupe
+        .merge_threshold
+        .unwrap_or(DEFAULT_MERGE_THRESHOLD);
+    let review_threshold = raw
+        .dedupe
+        .review_threshold
+        .unwrap_or(DEFAULT_REVIEW_THRESHOLD);
+    if !merge_threshold.is_finite() {
+        push(
+            problems,
+            "dedupe.merge_threshold",
+            "must be a number".into(),
+        );
+    }
+    if !(review_threshold.is_finite() && review_threshold <= merge_threshold) {
+        push(
+            problems,
+            "dedupe.review_threshold",
+            format!("{review_threshold} must be a number no greater than merge_threshold ({merge_threshold})"),
+        );
+    }
+    let tolerance = raw
+        .dedupe
+        .event_time_tolerance_minutes
+        .unwrap_or(DEFAULT_EVENT_TOLERANCE_MINUTES);
+    if !(0..=24 * 60).contains(&tolerance) {
+        push(
+            problems,
+            "dedupe.event_time_tolerance_minutes",
+            format!("{tolerance} must be between 0 and 1440"),
+        );
+    }
+    let dedupe = crate::dedupe::Settings {
+        merge_threshold,
+        review_threshold,
+        event_tolerance_secs: tolerance.clamp(0, 24 * 60) * 60,
+    };
+
     if raw.partners.is_empty() {
         push(
             problems,
@@ -754,6 +807,7 @@ fn validate(
             timezone,
             max_concurrent,
         },
+        dedupe,
         partners,
     })
 }

@@ -193,6 +193,7 @@ fn runner(
     let ctx = SyncContext {
         store,
         fetcher: Arc::new(fetcher),
+        dedupe: config.dedupe,
     };
     Ok(Arc::new(Runner::new(ctx, config, metrics)))
 }

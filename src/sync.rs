@@ -18,6 +18,7 @@ use crate::store::{self, entities, records, runs, Store, StoreError};
 pub struct SyncContext {
     pub store: Arc<Store>,
     pub fetcher: Arc<fetch::Fetcher>,
+    pub dedupe: dedupe::Settings,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -152,8 +153,8 @@ pub async fn execute(
         Ok(data) => {
             let store = ctx.store.clone();
             let partner = partner.clone();
-            let force = opts.force;
-            blocking(move || apply(&store, &partner, run_id, data, force)).await
+            let (force, settings) = (opts.force, ctx.dedupe);
+            blocking(move || apply(&store, &partner, run_id, data, force, &settings)).await
         }
         Err(e) => Err(e),
     };
@@ -345,6 +346,7 @@ fn apply(
     run_id: i64,
     data: Vec<FeedData>,
     force: bool,
+    settings: &dedupe::Settings,
 ) -> Result<(Outcome, RunCounts), SyncError> {
     let now = chrono::Utc::now();
     let now_s = store::timestamp(now);
@@ -408,11 +410,7 @@ fn apply(
     }
     counts.rejected = all_rejections.len();
     for kind in touched {
-        let live = records::live(&tx, kind)?;
-        let clusters =
-            dedupe::resolve(kind, &live, &|id| entities::exists(&tx, id).unwrap_or(true));
-        let stats = entities::apply(&tx, kind, &live, &clusters, now)?;
-        tracing::debug!(kind = kind.as_str(), ?stats, "entities resolved");
+        resolve_kind(&tx, kind, settings, now)?;
     }
     let outcome = if counts.feeds_fetched == 0 {
         Outcome::Unchanged
@@ -423,6 +421,46 @@ fn apply(
     runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
     tx.commit().map_err(StoreError::from)?;
     Ok((outcome, counts))
+}
+
+/// Re-resolves every live record of `kind` inside `tx`: clusters, canonical entities, the change
+/// log and the review queue. Admins' merge and split decisions are applied first.
+pub fn resolve_kind(
+    tx: &rusqlite::Transaction,
+    kind: RecordKind,
+    settings: &dedupe::Settings,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<entities::ApplyStats, StoreError> {
+    let live = records::live(tx, kind)?;
+    let manual = crate::store::review::decisions(tx, kind)?;
+    let resolution = dedupe::resolve(
+        kind,
+        &live,
+        &|id| entities::exists(tx, id).unwrap_or(true),
+        settings,
+        &manual,
+    );
+    let stats = entities::apply(tx, kind, &live, &resolution.clusters, now)?;
+    let pairs: Vec<(i64, i64, f64, Vec<String>)> = resolution
+        .review
+        .into_iter()
+        .map(|p| {
+            (
+                live[p.a].row_id,
+                live[p.b].row_id,
+                p.score.weight,
+                p.score.evidence,
+            )
+        })
+        .collect();
+    crate::store::review::replace_queue(tx, kind, &pairs, &store::timestamp(now))?;
+    tracing::debug!(
+        kind = kind.as_str(),
+        ?stats,
+        review = pairs.len(),
+        "entities resolved"
+    );
+    Ok(stats)
 }
 
 /// Whether deleting `would_delete` of `live` records is too many to apply unseen. A single deletion

@@ -1,16 +1,48 @@
 //! Dedupe: decides which partner records describe the same organisation or event, and gives each
-//! resulting cluster a stable canonical id. Pure: records in, clusters out; the store applies them.
-//! First version: exact matches on normalised identifiers, name + postcode, title + start instant.
+//! resulting cluster a stable canonical id. Pure: records in, clusters and review pairs out.
+//! block → score → link (guarded, transitive) / review / separate → survivorship → stable ids.
 
+pub mod block;
+pub mod features;
 pub mod merge;
+pub mod score;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{Payload, RecordKind};
-use crate::normalise;
+use crate::model::RecordKind;
 use crate::store::records::StoredRecord;
+
+/// Thresholds and tolerances, from `[dedupe]` in the config.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// A pair scoring at least this is the same entity.
+    pub merge_threshold: f64,
+    /// A pair scoring at least this (but under `merge_threshold`) goes to the review queue.
+    pub review_threshold: f64,
+    /// Events starting this many seconds apart may still be one event.
+    pub event_tolerance_secs: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            merge_threshold: 8.0,
+            review_threshold: 4.0,
+            event_tolerance_secs: 0,
+        }
+    }
+}
+
+/// An admin's decision about two partner records (by their store row ids); it outlives syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManualLink {
+    pub a: i64,
+    pub b: i64,
+    /// `true`: the same entity (merge); `false`: never the same (split).
+    pub same: bool,
+}
 
 /// One canonical entity as resolved: its members and the merged record.
 #[derive(Debug, Clone)]
@@ -23,26 +55,238 @@ pub struct Cluster {
     pub merged: merge::Merged,
 }
 
+/// A pair the engine was unsure about, for an admin to settle.
+#[derive(Debug, Clone)]
+pub struct ReviewPair {
+    pub a: usize,
+    pub b: usize,
+    pub score: score::Score,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub clusters: Vec<Cluster>,
+    pub review: Vec<ReviewPair>,
+}
+
+/// Union–find whose roots remember each cluster's identifiers, so a merge that would join two
+/// different charity (or company) numbers is refused: clustering is transitive but guarded.
+struct Clusters {
+    parent: Vec<u32>,
+    ids: Vec<[Option<u32>; 3]>,
+}
+
+impl Clusters {
+    fn find(&mut self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            let p = self.parent[i as usize];
+            self.parent[i as usize] = self.parent[p as usize];
+            i = p;
+        }
+        i
+    }
+
+    fn compatible(&self, a: u32, b: u32) -> bool {
+        self.ids[a as usize]
+            .iter()
+            .zip(self.ids[b as usize].iter())
+            .all(|(x, y)| x.is_none() || y.is_none() || x == y)
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (keep, gone) = (a.min(b), a.max(b));
+        self.parent[gone as usize] = keep;
+        for k in 0..3 {
+            if self.ids[keep as usize][k].is_none() {
+                self.ids[keep as usize][k] = self.ids[gone as usize][k];
+            }
+        }
+    }
+}
+
+/// Scores pairs on all cores; the work is independent per pair.
+fn score_all(
+    features: &[features::Features],
+    pairs: &[(u32, u32)],
+    tolerance: i64,
+    review_threshold: f64,
+) -> Vec<(f64, bool, u32, u32)> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let chunk = pairs.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pairs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter_map(|&(a, b)| {
+                            let s = score::score(
+                                &features[a as usize],
+                                &features[b as usize],
+                                tolerance,
+                            );
+                            (s.weight >= review_threshold || s.conflict)
+                                .then_some((s.weight, s.conflict, a, b))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
 /// Resolves every live record of one kind into clusters with stable ids.
 ///
 /// `id_taken` says whether a canonical id was ever issued (live, merged or deleted), so a new
-/// cluster never reuses a retired id.
+/// cluster never reuses a retired id. `manual` holds admins' merge/split decisions.
 pub fn resolve(
     kind: RecordKind,
     records: &[StoredRecord],
     id_taken: &dyn Fn(&str) -> bool,
+    settings: &Settings,
+    manual: &[ManualLink],
+) -> Resolution {
+    let n = records.len();
+    let feats: Vec<features::Features> = records.iter().map(|r| features::of(&r.payload)).collect();
+
+    // Intern identifiers so each root carries three small integers.
+    let mut interned: HashMap<String, u32> = HashMap::new();
+    let mut intern = |s: &Option<String>, scheme: &str| {
+        s.as_ref().map(|v| {
+            let next = interned.len() as u32;
+            *interned.entry(format!("{scheme}:{v}")).or_insert(next)
+        })
+    };
+    let ids: Vec<[Option<u32>; 3]> = feats
+        .iter()
+        .map(|f| match f {
+            features::Features::Org(o) => [
+                intern(&o.charity, "c"),
+                intern(&o.company, "h"),
+                intern(&o.org_id, "o"),
+            ],
+            features::Features::Event(_) => [None, None, None],
+        })
+        .collect();
+    let mut uf = Clusters {
+        parent: (0..n as u32).collect(),
+        ids,
+    };
+
+    let by_row: HashMap<i64, u32> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.row_id, i as u32))
+        .collect();
+    let mut cannot: Vec<(u32, u32)> = Vec::new();
+    let mut decided: HashSet<(u32, u32)> = HashSet::new();
+    for m in manual {
+        let (Some(&a), Some(&b)) = (by_row.get(&m.a), by_row.get(&m.b)) else {
+            continue;
+        };
+        decided.insert((a.min(b), a.max(b)));
+        if m.same {
+            let (ra, rb) = (uf.find(a), uf.find(b));
+            if ra != rb {
+                uf.union(ra, rb);
+            }
+        } else {
+            cannot.push((a, b));
+        }
+    }
+    let forbidden = |uf: &mut Clusters, ra: u32, rb: u32| {
+        cannot.iter().any(|&(x, y)| {
+            let (fx, fy) = (uf.find(x), uf.find(y));
+            (fx == ra && fy == rb) || (fx == rb && fy == ra)
+        })
+    };
+
+    let pairs = block::candidate_pairs(&feats, settings.event_tolerance_secs);
+    let mut scored = score_all(
+        &feats,
+        &pairs,
+        settings.event_tolerance_secs,
+        settings.review_threshold,
+    );
+    // Strongest evidence first, so a weak link never pre-empts a strong one.
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.2, a.3).cmp(&(b.2, b.3))));
+    let mut uncertain: Vec<(u32, u32)> = Vec::new();
+    for &(weight, conflict, a, b) in &scored {
+        if conflict || decided.contains(&(a, b)) {
+            continue;
+        }
+        let (ra, rb) = (uf.find(a), uf.find(b));
+        if ra == rb {
+            continue;
+        }
+        if weight >= settings.merge_threshold
+            && uf.compatible(ra, rb)
+            && !forbidden(&mut uf, ra, rb)
+        {
+            uf.union(ra, rb);
+        } else if weight >= settings.review_threshold {
+            uncertain.push((a, b));
+        }
+    }
+    let mut review = Vec::new();
+    let mut reviewed_roots: HashSet<(u32, u32)> = HashSet::new();
+    for (a, b) in uncertain {
+        let (ra, rb) = (uf.find(a), uf.find(b));
+        if ra == rb || !uf.compatible(ra, rb) || forbidden(&mut uf, ra, rb) {
+            continue;
+        }
+        // One question per pair of clusters is enough.
+        if reviewed_roots.insert((ra.min(rb), ra.max(rb))) {
+            let s = score::score(
+                &feats[a as usize],
+                &feats[b as usize],
+                settings.event_tolerance_secs,
+            );
+            review.push(ReviewPair {
+                a: a as usize,
+                b: b as usize,
+                score: s,
+            });
+        }
+    }
+
+    let mut groups: HashMap<u32, Vec<usize>> = HashMap::new();
+    for i in 0..n as u32 {
+        let r = uf.find(i);
+        groups.entry(r).or_default().push(i as usize);
+    }
+    Resolution {
+        clusters: assign_ids(kind, records, groups.into_values().collect(), id_taken),
+        review,
+    }
+}
+
+fn order_key(r: &StoredRecord) -> (&str, &str, i64) {
+    (&r.partner, &r.record_id, r.row_id)
+}
+
+/// Gives every group a canonical id: the id its records held before, when one group holds that
+/// id's first record; otherwise a new id derived from the group's first member.
+fn assign_ids(
+    kind: RecordKind,
+    records: &[StoredRecord],
+    mut groups: Vec<Vec<usize>>,
+    id_taken: &dyn Fn(&str) -> bool,
 ) -> Vec<Cluster> {
-    let groups = group(records);
-    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
     for g in &mut groups {
         g.sort_by(|&a, &b| order_key(&records[a]).cmp(&order_key(&records[b])));
     }
     // Deterministic whatever order the records arrived in.
     groups.sort_by(|a, b| order_key(&records[a[0]]).cmp(&order_key(&records[b[0]])));
 
-    // Which group owns each previously issued id: the one holding that id's first record.
     let mut owner: HashMap<&str, usize> = HashMap::new();
-    let mut owned: Vec<Vec<&str>> = vec![Vec::new(); groups.len()];
     for (gi, g) in groups.iter().enumerate() {
         for &m in g {
             if let Some(id) = records[m].entity_id.as_deref() {
@@ -50,6 +294,7 @@ pub fn resolve(
             }
         }
     }
+    let mut owned: Vec<Vec<&str>> = vec![Vec::new(); groups.len()];
     for (gi, g) in groups.iter().enumerate() {
         for &m in g {
             if let Some(id) = records[m].entity_id.as_deref() {
@@ -60,11 +305,10 @@ pub fn resolve(
         }
     }
 
-    let mut issued: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut issued: HashSet<String> = HashSet::new();
     let mut clusters = Vec::with_capacity(groups.len());
     for (gi, members) in groups.into_iter().enumerate() {
-        let ids = &owned[gi];
-        let (entity_id, absorbed) = match ids.split_first() {
+        let (entity_id, absorbed) = match owned[gi].split_first() {
             Some((first, rest)) => (
                 (*first).to_string(),
                 rest.iter().map(|s| s.to_string()).collect(),
@@ -87,10 +331,6 @@ pub fn resolve(
         });
     }
     clusters
-}
-
-fn order_key(r: &StoredRecord) -> (&str, &str, i64) {
-    (&r.partner, &r.record_id, r.row_id)
 }
 
 /// A fresh id derived from the cluster's first member, so rebuilding a store from the same feeds
@@ -120,88 +360,10 @@ fn new_id(kind: RecordKind, first: &StoredRecord, taken: &dyn Fn(&str) -> bool) 
     }
 }
 
-/// Match keys of one record: records sharing any key are the same entity.
-fn keys(payload: &Payload) -> Vec<String> {
-    let mut keys = Vec::new();
-    match payload {
-        Payload::Organisation(o) => {
-            if let Some(n) = o
-                .identifiers
-                .charity_number
-                .as_deref()
-                .and_then(normalise::charity_number)
-            {
-                keys.push(format!("chc:{n}"));
-            }
-            if let Some(n) = o
-                .identifiers
-                .company_number
-                .as_deref()
-                .and_then(normalise::company_number)
-            {
-                keys.push(format!("coh:{n}"));
-            }
-            if let Some(id) = o.identifiers.org_id.as_deref() {
-                let id = id.trim().to_ascii_uppercase();
-                if !id.is_empty() {
-                    keys.push(format!("orgid:{id}"));
-                }
-            }
-            if let Some(pc) = o.address.postcode.as_deref().and_then(normalise::postcode) {
-                let name = normalise::name_key(&o.name);
-                if !name.is_empty() {
-                    keys.push(format!("np:{name}|{pc}"));
-                }
-            }
-        }
-        Payload::Event(e) => {
-            let title = normalise::title_key(&e.title);
-            if !title.is_empty() {
-                keys.push(format!("ts:{title}|{}", e.start.timestamp()));
-            }
-        }
-    }
-    keys
-}
-
-/// Union-find over shared keys; returns root → members.
-fn group(records: &[StoredRecord]) -> BTreeMap<usize, Vec<usize>> {
-    let mut parent: Vec<usize> = (0..records.len()).collect();
-    fn find(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut first_with: HashMap<String, usize> = HashMap::new();
-    for (i, r) in records.iter().enumerate() {
-        for key in keys(&r.payload) {
-            match first_with.get(&key) {
-                Some(&j) => {
-                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
-                    if a != b {
-                        parent[a.max(b)] = a.min(b);
-                    }
-                }
-                None => {
-                    first_with.insert(key, i);
-                }
-            }
-        }
-    }
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..records.len() {
-        let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(i);
-    }
-    groups
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Address, Event, Identifiers, Organisation};
+    use crate::model::{Address, Event, Identifiers, Organisation, Payload};
     use chrono::{DateTime, Utc};
 
     fn rec(
@@ -257,6 +419,15 @@ mod tests {
         })
     }
 
+    fn run(
+        kind: RecordKind,
+        recs: &[StoredRecord],
+        taken: &dyn Fn(&str) -> bool,
+        manual: &[ManualLink],
+    ) -> Resolution {
+        resolve(kind, recs, taken, &Settings::default(), manual)
+    }
+
     #[test]
     fn shared_charity_number_or_name_and_postcode_merge() {
         let recs = vec![
@@ -283,10 +454,75 @@ mod tests {
             ),
             rec(4, "c", "10", org("Different", None, Some("HU3 2AA")), None),
         ];
-        let clusters = resolve(RecordKind::Organisations, &recs, &|_| false);
-        assert_eq!(clusters.len(), 2);
-        let big = clusters.iter().find(|c| c.members.len() == 3).unwrap();
+        let r = run(RecordKind::Organisations, &recs, &|_| false, &[]);
+        assert_eq!(r.clusters.len(), 2);
+        let big = r.clusters.iter().find(|c| c.members.len() == 3).unwrap();
         assert!(big.entity_id.starts_with("org_"));
+    }
+
+    #[test]
+    fn a_cluster_never_joins_conflicting_charity_numbers() {
+        // b matches a by name+postcode and c by name+postcode, but a and c have different numbers.
+        let recs = vec![
+            rec(
+                1,
+                "a",
+                "1",
+                org("Hull Mind", Some("1170025"), Some("HU2 8HY")),
+                None,
+            ),
+            rec(2, "b", "2", org("Hull Mind", None, Some("HU2 8HY")), None),
+            rec(
+                3,
+                "c",
+                "3",
+                org("Hull Mind", Some("1170099"), Some("HU2 8HY")),
+                None,
+            ),
+        ];
+        let r = run(RecordKind::Organisations, &recs, &|_| false, &[]);
+        assert_eq!(r.clusters.len(), 2);
+    }
+
+    #[test]
+    fn uncertain_pairs_go_to_review_and_manual_decisions_stick() {
+        let recs = vec![
+            rec(1, "a", "1", org("Hull Community Shop", None, None), None),
+            rec(2, "b", "2", org("Hull Community Shop", None, None), None),
+        ];
+        let r = run(RecordKind::Organisations, &recs, &|_| false, &[]);
+        assert_eq!(r.clusters.len(), 2);
+        assert_eq!(r.review.len(), 1);
+        assert!(!r.review[0].score.evidence.is_empty());
+        let merged = run(
+            RecordKind::Organisations,
+            &recs,
+            &|_| false,
+            &[ManualLink {
+                a: 1,
+                b: 2,
+                same: true,
+            }],
+        );
+        assert_eq!(merged.clusters.len(), 1);
+        assert!(merged.review.is_empty());
+        // A manual split beats even a shared identifier.
+        let twins = vec![
+            rec(1, "a", "1", org("Age UK Hull", Some("1170001"), None), None),
+            rec(2, "b", "2", org("Age UK Hull", Some("1170001"), None), None),
+        ];
+        let split = run(
+            RecordKind::Organisations,
+            &twins,
+            &|_| false,
+            &[ManualLink {
+                a: 1,
+                b: 2,
+                same: false,
+            }],
+        );
+        assert_eq!(split.clusters.len(), 2);
+        assert!(split.review.is_empty());
     }
 
     #[test]
@@ -305,10 +541,10 @@ mod tests {
             event("NEXT STEPS (webinar)", "2022-01-25T13:00:00+00:00"),
             None,
         );
-        let one = resolve(RecordKind::Events, &[a.clone(), b.clone()], &|_| false);
-        let two = resolve(RecordKind::Events, &[b, a], &|_| false);
-        assert_eq!(one.len(), 1);
-        assert_eq!(one[0].entity_id, two[0].entity_id);
+        let one = run(RecordKind::Events, &[a.clone(), b.clone()], &|_| false, &[]);
+        let two = run(RecordKind::Events, &[b, a], &|_| false, &[]);
+        assert_eq!(one.clusters.len(), 1);
+        assert_eq!(one.clusters[0].entity_id, two.clusters[0].entity_id);
     }
 
     #[test]
@@ -327,10 +563,10 @@ mod tests {
             org("Hull Foodbank", Some("1111111"), None),
             Some("org_bbbb"),
         );
-        let c = resolve(RecordKind::Organisations, &[a, b], &|_| true);
-        assert_eq!(c.len(), 1);
-        assert_eq!(c[0].entity_id, "org_aaaa");
-        assert_eq!(c[0].absorbed, vec!["org_bbbb".to_string()]);
+        let r = run(RecordKind::Organisations, &[a, b], &|_| true, &[]);
+        assert_eq!(r.clusters.len(), 1);
+        assert_eq!(r.clusters[0].entity_id, "org_aaaa");
+        assert_eq!(r.clusters[0].absorbed, vec!["org_bbbb".to_string()]);
     }
 
     #[test]
@@ -349,9 +585,15 @@ mod tests {
             org("Beta", Some("2222222"), None),
             Some("org_aaaa"),
         );
-        let c = resolve(RecordKind::Organisations, &[a, b], &|id| id == "org_aaaa");
-        assert_eq!(c.len(), 2);
-        assert_eq!(c[0].entity_id, "org_aaaa");
-        assert_ne!(c[1].entity_id, "org_aaaa");
+        let r = run(
+            RecordKind::Organisations,
+            &[a, b],
+            &|id| id == "org_aaaa",
+            &[],
+        );
+        assert_eq!(r.clusters.len(), 2);
+        let ids: Vec<&str> = r.clusters.iter().map(|c| c.entity_id.as_str()).collect();
+        assert!(ids.contains(&"org_aaaa"));
+        assert_eq!(ids.iter().filter(|i| **i == "org_aaaa").count(), 1);
     }
 }

@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use super::{blocking, ApiError, AppState};
 use crate::config::AdminToken;
+use crate::model::RecordKind;
 use crate::scheduler;
-use crate::store::{records, runs};
+use crate::store::{records, review, runs};
 use crate::sync::SyncOptions;
 
 #[derive(Debug, thiserror::Error)]
@@ -313,3 +314,204 @@ pub async fn run_detail(
 
 /// Keeps the runner type in one place for the router.
 pub type SharedRunner = Arc<scheduler::Runner>;
+
+/// `GET /admin/review?kind=&limit=` — uncertain pairs with both records and the evidence.
+pub async fn review_list(
+    State(state): State<AppState>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let kind = match p.get("kind").map(String::as_str) {
+        None => None,
+        Some(k) => Some(RecordKind::parse(k).ok_or_else(|| {
+            ApiError::bad_param("kind", format!("{k:?} must be organisations or events"))
+        })?),
+    };
+    let limit = match p.get("limit") {
+        None => 100,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_param("limit", format!("{s:?} must be 1 to 1000")))?,
+    };
+    let st = state.clone();
+    let items = blocking(move || Ok(review::list(&st.store.reader()?, kind, limit)?)).await?;
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecision {
+    /// `merge`: the same entity; `separate`: never the same.
+    pub decision: String,
+}
+
+/// Records decisions between partner records and re-resolves their kind, in one transaction.
+async fn decide(
+    state: &AppState,
+    kind: RecordKind,
+    links: Vec<(i64, i64, bool)>,
+) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let stats = blocking(move || {
+        let settings = st.config().dedupe;
+        let now = chrono::Utc::now();
+        let mut conn = st.store.writer();
+        let tx = conn.transaction().map_err(crate::store::StoreError::from)?;
+        for (a, b, same) in &links {
+            review::add_decision(&tx, kind, *a, *b, *same, &crate::store::timestamp(now))?;
+        }
+        let stats = crate::sync::resolve_kind(&tx, kind, &settings, now)?;
+        tx.commit().map_err(crate::store::StoreError::from)?;
+        Ok(stats)
+    })
+    .await?;
+    tracing::info!(kind = kind.as_str(), decisions = ?stats, "admin match decision applied");
+    Ok(Json(serde_json::json!({
+        "applied": {"created": stats.created, "updated": stats.updated, "merged": stats.merged, "deleted": stats.deleted}
+    }))
+    .into_response())
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_param("body", e))
+}
+
+/// `POST /admin/review/{id}` — `{"decision": "merge" | "separate"}`.
+pub async fn review_decide(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let review_id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_param("id", format!("{id:?} is not a review id")))?;
+    let d: ReviewDecision = parse_body(&body)?;
+    let same = match d.decision.as_str() {
+        "merge" => true,
+        "separate" => false,
+        other => {
+            return Err(ApiError::bad_param(
+                "decision",
+                format!("{other:?} must be \"merge\" or \"separate\""),
+            ))
+        }
+    };
+    let st = state.clone();
+    let found = blocking(move || Ok(review::item(&st.store.reader()?, review_id)?)).await?;
+    let Some((kind, a, b)) = found else {
+        return Err(ApiError::not_found(format!(
+            "no open review item {review_id} (it may have been settled by a later sync)"
+        )));
+    };
+    decide(&state, kind, vec![(a, b, same)]).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    pub ids: Vec<String>,
+}
+
+fn kind_of(id: &str) -> Result<RecordKind, ApiError> {
+    if id.starts_with(RecordKind::Organisations.id_prefix()) {
+        Ok(RecordKind::Organisations)
+    } else if id.starts_with(RecordKind::Events.id_prefix()) {
+        Ok(RecordKind::Events)
+    } else {
+        Err(ApiError::bad_param(
+            "ids",
+            format!("{id:?} is not a canonical id (org_… or evt_…)"),
+        ))
+    }
+}
+
+/// `POST /admin/merge` — `{"ids": ["org_a", "org_b", …]}`: one entity from now on.
+pub async fn merge(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: MergeRequest = parse_body(&body)?;
+    if req.ids.len() < 2 {
+        return Err(ApiError::bad_param(
+            "ids",
+            "name at least two entities to merge",
+        ));
+    }
+    let kind = kind_of(&req.ids[0])?;
+    for id in &req.ids {
+        if kind_of(id)? != kind {
+            return Err(ApiError::bad_param(
+                "ids",
+                "cannot merge organisations with events",
+            ));
+        }
+    }
+    let st = state.clone();
+    let ids = req.ids.clone();
+    let firsts = blocking(move || {
+        let conn = st.store.reader()?;
+        let mut firsts = Vec::new();
+        for id in &ids {
+            match review::members(&conn, id)?.first() {
+                Some((row, _, _)) => firsts.push(*row),
+                None => {
+                    return Err(ApiError::not_found(format!(
+                        "no live entity {id} with partner records"
+                    )))
+                }
+            }
+        }
+        Ok(firsts)
+    })
+    .await?;
+    let links = firsts.windows(2).map(|w| (w[0], w[1], true)).collect();
+    decide(&state, kind, links).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRequest {
+    pub entity_id: String,
+    pub partner: String,
+    pub record_id: String,
+}
+
+/// `POST /admin/split` — `{"entity_id", "partner", "record_id"}`: that partner record is never
+/// again the same entity as the others it was merged with.
+pub async fn split(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req: SplitRequest = parse_body(&body)?;
+    let kind = kind_of(&req.entity_id).map_err(|_| {
+        ApiError::bad_param(
+            "entity_id",
+            format!("{:?} is not a canonical id", req.entity_id),
+        )
+    })?;
+    let st = state.clone();
+    let r = req.entity_id.clone();
+    let members = blocking(move || Ok(review::members(&st.store.reader()?, &r)?)).await?;
+    let Some((row, _, _)) = members
+        .iter()
+        .find(|(_, p, id)| *p == req.partner && *id == req.record_id)
+    else {
+        return Err(ApiError::not_found(format!(
+            "{} has no record {} from partner {}",
+            req.entity_id, req.record_id, req.partner
+        )));
+    };
+    let links: Vec<(i64, i64, bool)> = members
+        .iter()
+        .filter(|(other, _, _)| other != row)
+        .map(|(other, _, _)| (*row, *other, false))
+        .collect();
+    if links.is_empty() {
+        return Err(ApiError::bad_param(
+            "record_id",
+            "the entity has no other record to split from",
+        ));
+    }
+    decide(&state, kind, links).await
+}

@@ -42,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/partners", get(admin::partners))
         .route("/runs", get(admin::runs_list))
         .route("/runs/{id}", get(admin::run_detail))
+        .route("/review", get(admin::review_list))
+        .route("/review/{id}", post(admin::review_decide))
+        .route("/merge", post(admin::merge))
+        .route("/split", post(admin::split))
         .fallback(|| async { ApiError::not_found("no such admin route") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -93,6 +97,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/admin/partners"),
     ("get", "/admin/runs"),
     ("get", "/admin/runs/{id}"),
+    ("get", "/admin/review"),
+    ("post", "/admin/review/{id}"),
+    ("post", "/admin/merge"),
+    ("post", "/admin/split"),
 ];
 
 async fn openapi(headers: HeaderMap) -> Response {

@@ -114,6 +114,32 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX rejections_run ON rejections (run_id);
     "#,
+    // 2: admins' match decisions and the review queue of uncertain pairs.
+    r#"
+    -- Manual merges (same = 1) and splits (same = 0) between two partner records; they outlive syncs.
+    CREATE TABLE match_decisions (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        a_row       INTEGER NOT NULL,
+        b_row       INTEGER NOT NULL,
+        same        INTEGER NOT NULL,
+        decided_at  TEXT NOT NULL,
+        UNIQUE (a_row, b_row)
+    );
+
+    -- Pairs the engine was unsure about, refreshed at each resolution; ids stay while a pair does.
+    CREATE TABLE review_queue (
+        id          INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        a_row       INTEGER NOT NULL,
+        b_row       INTEGER NOT NULL,
+        score       REAL NOT NULL,
+        evidence    TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        UNIQUE (a_row, b_row)
+    );
+    CREATE INDEX review_queue_kind ON review_queue (kind, id);
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

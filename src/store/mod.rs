@@ -5,6 +5,7 @@
 pub mod entities;
 mod migrations;
 pub mod records;
+pub mod review;
 pub mod runs;
 
 use std::path::{Path, PathBuf};

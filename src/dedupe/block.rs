@@ -1,0 +1,166 @@
+//! Blocking: which pairs of records are worth scoring. Records share a block when they share an
+//! identifier, a postcode, an outward code and a distinctive name token, a web or email domain, a
+//! phone (organisations) or a start time and title token, or a booking URL (events). Cost grows
+//! with the records, not their square: oversized blocks are compared by a bounded window.
+
+use std::collections::HashMap;
+
+use super::features::Features;
+
+/// Largest block compared all-pairs; past it, each record meets only its next `WINDOW` neighbours
+/// (sorted by name), which keeps near-duplicates together and the cost linear.
+pub const MAX_BLOCK: usize = 64;
+pub const WINDOW: usize = 8;
+
+/// Start times within this many seconds share a time bucket for event blocking.
+fn bucket(start: i64, tolerance: i64) -> i64 {
+    if tolerance <= 0 {
+        start
+    } else {
+        start.div_euclid(tolerance)
+    }
+}
+
+fn keys(f: &Features, tolerance: i64, out: &mut Vec<String>) {
+    out.clear();
+    match f {
+        Features::Org(o) => {
+            if let Some(c) = &o.charity {
+                out.push(format!("c:{c}"));
+            }
+            if let Some(c) = &o.company {
+                out.push(format!("h:{c}"));
+            }
+            if let Some(c) = &o.org_id {
+                out.push(format!("o:{c}"));
+            }
+            if let Some(p) = &o.postcode {
+                out.push(format!("p:{p}"));
+            }
+            if let Some(outward) = &o.outward {
+                for t in o.strong_tokens.iter().filter(|t| t.len() > 2) {
+                    out.push(format!("w:{outward}:{t}"));
+                }
+            }
+            if let Some(d) = &o.site {
+                out.push(format!("d:{d}"));
+            }
+            if let Some(d) = &o.email_domain {
+                out.push(format!("e:{d}"));
+            }
+            if let Some(p) = &o.phone {
+                out.push(format!("t:{p}"));
+            }
+            // The whole distinctive name, for records without a postcode.
+            out.push(format!("n:{}", o.strong));
+            for a in &o.alternates {
+                out.push(format!("n:{a}"));
+            }
+        }
+        Features::Event(e) => {
+            let b = bucket(e.start, tolerance);
+            for t in &e.title_tokens {
+                out.push(format!("s:{b}:{t}"));
+                if tolerance > 0 {
+                    out.push(format!("s:{}:{t}", b + 1));
+                }
+            }
+            if e.title_tokens.is_empty() {
+                out.push(format!("s:{b}:{}", e.title));
+            }
+            if let Some(u) = &e.booking {
+                out.push(format!("b:{u}"));
+            }
+        }
+    }
+}
+
+fn sort_key(f: &Features) -> &str {
+    match f {
+        Features::Org(o) => &o.strong,
+        Features::Event(e) => &e.title,
+    }
+}
+
+/// Candidate pairs `(i, j)` with `i < j`, each once.
+pub fn candidate_pairs(features: &[Features], tolerance_secs: i64) -> Vec<(u32, u32)> {
+    let mut blocks: HashMap<String, Vec<u32>> = HashMap::with_capacity(features.len() * 4);
+    let mut buf = Vec::new();
+    for (i, f) in features.iter().enumerate() {
+        keys(f, tolerance_secs, &mut buf);
+        for k in buf.drain(..) {
+            blocks.entry(k).or_default().push(i as u32);
+        }
+    }
+    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(features.len() * 2);
+    for (_, mut members) in blocks {
+        if members.len() < 2 {
+            continue;
+        }
+        if members.len() <= MAX_BLOCK {
+            for (x, &a) in members.iter().enumerate() {
+                for &b in &members[x + 1..] {
+                    pairs.push((a.min(b), a.max(b)));
+                }
+            }
+        } else {
+            members.sort_by(|&a, &b| {
+                sort_key(&features[a as usize]).cmp(sort_key(&features[b as usize]))
+            });
+            for (x, &a) in members.iter().enumerate() {
+                for &b in members.iter().skip(x + 1).take(WINDOW) {
+                    pairs.push((a.min(b), a.max(b)));
+                }
+            }
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dedupe::features;
+    use crate::model::{Address, Identifiers, Organisation, Payload};
+
+    fn org(name: &str, postcode: Option<&str>, charity: Option<&str>) -> Features {
+        features::of(&Payload::Organisation(Organisation {
+            name: name.into(),
+            address: Address {
+                postcode: postcode.map(String::from),
+                ..Default::default()
+            },
+            identifiers: Identifiers {
+                charity_number: charity.map(String::from),
+                ..Default::default()
+            },
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn shared_keys_make_pairs_and_strangers_do_not() {
+        let f = vec![
+            org("Hull Food Bank", Some("HU9 1EP"), None),
+            org("Hull Foodbank Ltd", Some("HU9 1EP"), None),
+            org("Age UK Hull", None, Some("1170001")),
+            org("Age UK Kingston upon Hull", None, Some("1170001")),
+            org("Crewe Pride", Some("CW1 2AZ"), None),
+        ];
+        let pairs = candidate_pairs(&f, 0);
+        assert!(pairs.contains(&(0, 1)));
+        assert!(pairs.contains(&(2, 3)));
+        assert!(!pairs.iter().any(|&(a, b)| a == 4 || b == 4));
+    }
+
+    #[test]
+    fn huge_blocks_stay_linear() {
+        let f: Vec<Features> = (0..5000)
+            .map(|i| org(&format!("Group {i}"), Some("HU1 1AA"), None))
+            .collect();
+        let pairs = candidate_pairs(&f, 0);
+        assert!(pairs.len() <= 5000 * (WINDOW + 1), "{} pairs", pairs.len());
+    }
+}
