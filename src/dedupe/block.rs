@@ -3,13 +3,13 @@
 //! phone (organisations) or a start time and title token, or a booking URL (events). Cost grows
 //! with the records, not their square: oversized blocks are compared by a bounded window.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::features::Features;
 
 /// Largest block compared all-pairs; past it, each record meets only its next `WINDOW` neighbours
 /// (sorted by name), which keeps near-duplicates together and the cost linear.
-pub const MAX_BLOCK: usize = 64;
+pub const MAX_BLOCK: usize = 32;
 pub const WINDOW: usize = 8;
 
 /// Start times within this many seconds share a time bucket for event blocking.
@@ -21,7 +21,7 @@ fn bucket(start: i64, tolerance: i64) -> i64 {
     }
 }
 
-fn keys(f: &Features, tolerance: i64, out: &mut Vec<String>) {
+fn keys(f: &Features, tolerance: i64, common: &HashSet<&str>, out: &mut Vec<String>) {
     out.clear();
     match f {
         Features::Org(o) => {
@@ -38,7 +38,12 @@ fn keys(f: &Features, tolerance: i64, out: &mut Vec<String>) {
                 out.push(format!("p:{p}"));
             }
             if let Some(outward) = &o.outward {
-                for t in o.strong_tokens.iter().filter(|t| t.len() > 2) {
+                // Common words ("community", "club") would make every district one big block.
+                for t in o
+                    .strong_tokens
+                    .iter()
+                    .filter(|t| t.len() > 2 && !common.contains(t.as_str()))
+                {
                     out.push(format!("w:{outward}:{t}"));
                 }
             }
@@ -75,6 +80,23 @@ fn keys(f: &Features, tolerance: i64, out: &mut Vec<String>) {
     }
 }
 
+/// Name words found in more than one record in 500 (and at least 50): too common to block on.
+fn common_tokens(features: &[Features]) -> HashSet<&str> {
+    let mut df: HashMap<&str, usize> = HashMap::new();
+    for f in features {
+        if let Features::Org(o) = f {
+            for t in &o.strong_tokens {
+                *df.entry(t.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let limit = (features.len() / 500).max(50);
+    df.into_iter()
+        .filter(|(_, n)| *n > limit)
+        .map(|(t, _)| t)
+        .collect()
+}
+
 fn sort_key(f: &Features) -> &str {
     match f {
         Features::Org(o) => &o.strong,
@@ -84,10 +106,11 @@ fn sort_key(f: &Features) -> &str {
 
 /// Candidate pairs `(i, j)` with `i < j`, each once.
 pub fn candidate_pairs(features: &[Features], tolerance_secs: i64) -> Vec<(u32, u32)> {
+    let common = common_tokens(features);
     let mut blocks: HashMap<String, Vec<u32>> = HashMap::with_capacity(features.len() * 4);
     let mut buf = Vec::new();
     for (i, f) in features.iter().enumerate() {
-        keys(f, tolerance_secs, &mut buf);
+        keys(f, tolerance_secs, &common, &mut buf);
         for k in buf.drain(..) {
             blocks.entry(k).or_default().push(i as u32);
         }

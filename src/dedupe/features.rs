@@ -96,6 +96,8 @@ pub struct OrgFeatures {
     pub org_id: Option<String>,
     pub postcode: Option<String>,
     pub outward: Option<String>,
+    /// Town or city, lower-cased.
+    pub locality: Option<String>,
     /// The website's host without `www.`.
     pub site: Option<String>,
     /// The website's registrable domain.
@@ -240,6 +242,12 @@ fn org(o: &Organisation) -> OrgFeatures {
         org_id,
         postcode,
         outward,
+        locality: o
+            .address
+            .locality
+            .as_deref()
+            .and_then(normalise::text)
+            .map(|l| l.to_lowercase()),
         domain: site.as_deref().and_then(registrable_domain),
         site,
         email_domain,

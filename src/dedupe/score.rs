@@ -25,14 +25,18 @@ impl Score {
 pub mod weights {
     pub const SAME_ID: f64 = 12.0;
     pub const DIFFERENT_ID: f64 = -12.0;
-    pub const NAME_EXACT: f64 = 5.0;
-    pub const NAME_CLOSE: f64 = 3.0;
+    pub const NAME_EXACT: f64 = 6.0;
+    pub const NAME_ALMOST: f64 = 5.0;
+    pub const NAME_CLOSE: f64 = 4.0;
     pub const NAME_SIMILAR: f64 = 1.0;
     pub const NAME_UNLIKE: f64 = -1.0;
     pub const NAME_DIFFERENT: f64 = -4.0;
     pub const SAME_POSTCODE: f64 = 4.0;
     pub const SAME_OUTWARD: f64 = 1.0;
+    pub const SAME_AREA: f64 = -1.0;
     pub const DIFFERENT_AREA: f64 = -3.0;
+    pub const SAME_LOCALITY: f64 = 3.0;
+    pub const DIFFERENT_LOCALITY: f64 = -3.0;
     pub const SAME_DOMAIN: f64 = 5.0;
     pub const SAME_NETWORK_DOMAIN: f64 = 1.0;
     pub const SAME_EMAIL_DOMAIN: f64 = 3.0;
@@ -48,34 +52,43 @@ pub mod weights {
     pub const SAME_URL: f64 = 4.0;
     pub const SAME_VENUE: f64 = 2.0;
     pub const DIFFERENT_VENUE: f64 = -4.0;
-    pub const BOTH_ONLINE: f64 = 1.0;
+    pub const BOTH_ONLINE: f64 = 2.0;
+    pub const NO_SHARED_PLACE: f64 = -1.0;
     pub const SERIES_AND_SINGLE: f64 = -3.0;
 }
 
-/// Similarity of two names: Jaro–Winkler on the distinctive keys; 1.0 when their word sets match
-/// (word order differs: "Hull Age UK" / "Age UK Hull"); at least 0.93 when one name's words (two
-/// or more) all appear in the other, as when a cross-post adds a place ("Hull Funding Fair").
+/// Similarity of two names (distinctive keys), 0–1. Word by word: each word of one name is matched
+/// to its closest word (Jaro–Winkler) in the other and the weakest match counts, so a typo costs a
+/// little and a different word ("Meadow" / "Manor") costs a lot. Word order does not matter. When
+/// one name's words (two or more) all appear in the other, as when a cross-post adds a place
+/// ("Hull Funding Fair"), the similarity is at least 0.93.
 pub fn name_similarity(a: &str, b: &str) -> f64 {
     if a == b {
         return 1.0;
     }
-    let mut ta: Vec<&str> = a.split(' ').collect();
-    let mut tb: Vec<&str> = b.split(' ').collect();
-    ta.sort_unstable();
-    tb.sort_unstable();
-    if ta == tb {
-        return 1.0;
+    let ta: Vec<&str> = a.split(' ').filter(|w| !w.is_empty()).collect();
+    let tb: Vec<&str> = b.split(' ').filter(|w| !w.is_empty()).collect();
+    if ta.is_empty() || tb.is_empty() {
+        return 0.0;
     }
-    let jw = jaro_winkler(a, b);
+    let weakest = |x: &[&str], y: &[&str]| {
+        x.iter()
+            .map(|w| y.iter().map(|v| jaro_winkler(w, v)).fold(0.0, f64::max))
+            .fold(1.0, f64::min)
+    };
+    // Words run together or split ("Foodbank" / "Food Bank") defeat word matching; compare the
+    // names without spaces too, discounted so a one-word difference still shows.
+    let joined = 0.97 * jaro_winkler(&ta.concat(), &tb.concat());
+    let sim = weakest(&ta, &tb).min(weakest(&tb, &ta)).max(joined);
     let (small, large) = if ta.len() <= tb.len() {
         (&ta, &tb)
     } else {
         (&tb, &ta)
     };
-    if small.len() >= 2 && small.iter().all(|w| large.binary_search(w).is_ok()) {
-        return jw.max(0.93);
+    if small.len() >= 2 && small.iter().all(|w| large.contains(w)) {
+        return sim.max(0.93);
     }
-    jw
+    sim
 }
 
 pub fn score(a: &Features, b: &Features, tolerance_secs: i64) -> Score {
@@ -106,6 +119,14 @@ fn identifier(s: &mut Score, what: &str, a: &Option<String>, b: &Option<String>)
     }
 }
 
+/// The postcode area: the leading letters ("SK" of "SK11 6AB").
+fn area(postcode: &str) -> &str {
+    let end = postcode
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(postcode.len());
+    &postcode[..end]
+}
+
 fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Score) {
     identifier(s, "charity number", &a.charity, &b.charity);
     identifier(s, "company number", &a.company, &b.company);
@@ -120,6 +141,8 @@ fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Score) {
     }
     let (w, why) = if best >= 0.999 {
         (weights::NAME_EXACT, "same name")
+    } else if best >= 0.97 {
+        (weights::NAME_ALMOST, "almost the same name")
     } else if best >= 0.93 {
         (weights::NAME_CLOSE, "nearly the same name")
     } else if best >= 0.86 {
@@ -137,9 +160,22 @@ fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Score) {
             weights::SAME_OUTWARD,
             format!("same postcode district ({x} / {y})"),
         ),
+        // A move within the same postcode area is common; a different area is not.
+        (Some(x), Some(y)) if area(x) == area(y) => s.add(
+            weights::SAME_AREA,
+            format!("different postcodes in one area ({x} / {y})"),
+        ),
         (Some(x), Some(y)) => s.add(
             weights::DIFFERENT_AREA,
             format!("different areas ({x} / {y})"),
+        ),
+        _ => {}
+    }
+    match (&a.locality, &b.locality) {
+        (Some(x), Some(y)) if x == y => s.add(weights::SAME_LOCALITY, format!("same town ({x})")),
+        (Some(x), Some(y)) => s.add(
+            weights::DIFFERENT_LOCALITY,
+            format!("different towns ({x} / {y})"),
         ),
         _ => {}
     }
@@ -213,6 +249,17 @@ fn event(a: &EventFeatures, b: &EventFeatures, tolerance: i64, s: &mut Score) {
     }
     if a.online && b.online {
         s.add(weights::BOTH_ONLINE, "both online");
+    }
+    // Title and time alone are not enough: coffee mornings at 10:00 happen in many places.
+    let agrees = (a.online && b.online)
+        || (a.postcode.is_some() && a.postcode == b.postcode)
+        || (a.booking.is_some() && a.booking == b.booking)
+        || (a.url.is_some() && a.url == b.url);
+    if !agrees {
+        s.add(
+            weights::NO_SHARED_PLACE,
+            "no shared venue, online status or link",
+        );
     }
     if a.recurring != b.recurring {
         s.add(weights::SERIES_AND_SINGLE, "a series and a single event");
