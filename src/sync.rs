@@ -71,7 +71,8 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("feed {feed} ({source_desc}): {error}")]
+    // The fetch error already names the URL or path.
+    #[error("feed {feed}: {error}")]
     Fetch {
         feed: String,
         source_desc: String,

@@ -41,8 +41,8 @@ pub enum FetchError {
     Timeout { url: String, secs: u64 },
     #[error("{url}: cannot connect: {reason}")]
     Connect { url: String, reason: String },
-    #[error("{url}: too many redirects or a redirect loop")]
-    Redirects { url: String },
+    #[error("{url}: refused redirect: {reason}")]
+    Redirects { url: String, reason: String },
     #[error("{url}: body exceeds the {limit}-byte limit (max_body_bytes)")]
     TooLarge { url: String, limit: u64 },
     #[error("{url}: reading the body failed: {reason}")]
@@ -91,7 +91,7 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .gzip(true)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .redirect(reqwest::redirect::Policy::custom(same_host_redirects))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| FetchError::Client(e.to_string()))?;
@@ -246,6 +246,28 @@ impl Fetcher {
     }
 }
 
+/// Redirects stay on the configured host (http → https allowed) and stop after a few hops: a
+/// partner's server must not be able to point the daemon at another machine (SSRF) or loop it.
+fn same_host_redirects(attempt: reqwest::redirect::Attempt) -> reqwest::redirect::Action {
+    let Some(first) = attempt.previous().first().cloned() else {
+        return attempt.follow();
+    };
+    if attempt.previous().len() > MAX_REDIRECTS {
+        return attempt.error(format!("more than {MAX_REDIRECTS} redirects (a loop?)"));
+    }
+    let next = attempt.url().clone();
+    let same_host = next.host_str() == first.host_str()
+        && (next.port_or_known_default() == first.port_or_known_default()
+            || next.scheme() == "https");
+    if !same_host || !matches!(next.scheme(), "http" | "https") {
+        return attempt.error(format!(
+            "redirect to {next} leaves the configured host {}",
+            first.host_str().unwrap_or("")
+        ));
+    }
+    attempt.follow()
+}
+
 fn classify(e: &reqwest::Error, url: &str, secs: u64) -> FetchError {
     if e.is_timeout() {
         return FetchError::Timeout {
@@ -254,8 +276,15 @@ fn classify(e: &reqwest::Error, url: &str, secs: u64) -> FetchError {
         };
     }
     if e.is_redirect() {
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            reason = s.to_string();
+            source = s.source();
+        }
         return FetchError::Redirects {
             url: url.to_string(),
+            reason,
         };
     }
     // The innermost cause says what actually happened (refused, DNS, TLS).

@@ -170,6 +170,41 @@ fn vevent(entry: &CalendarEntry, opts: &CalendarOptions) -> icalendar::Event {
     ev.done()
 }
 
+/// icalendar 0.17 folds at 75 octets but lets the last continuation of a long line reach 76 (the
+/// leading space is not counted); split any such line once more at a character boundary.
+fn refold(text: &str) -> String {
+    if !text.split("\r\n").any(|l| l.len() > 75) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive("\r\n") {
+        let body = line.strip_suffix("\r\n").unwrap_or(line);
+        let mut rest = body;
+        let mut first = true;
+        while rest.len() > if first { 75 } else { 74 } {
+            let mut cut = if first { 75 } else { 74 };
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if !first {
+                out.push(' ');
+            }
+            out.push_str(&rest[..cut]);
+            out.push_str("\r\n");
+            rest = &rest[cut..];
+            first = false;
+        }
+        if !first {
+            out.push(' ');
+        }
+        out.push_str(rest);
+        if line.ends_with("\r\n") {
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
 /// Renders a complete VCALENDAR.
 pub fn render(entries: &[CalendarEntry], opts: &CalendarOptions) -> String {
     let mut cal = Calendar::empty();
@@ -198,7 +233,7 @@ pub fn render(entries: &[CalendarEntry], opts: &CalendarOptions) -> String {
     for entry in entries {
         cal.push(vevent(entry, opts));
     }
-    let text = cal.to_string();
+    let text = refold(&cal.to_string());
     let needs_zone = entries
         .iter()
         .any(|e| e.event.event.timezone.as_deref() == Some(LOCAL_ZONE) && !e.event.event.all_day);
@@ -358,6 +393,18 @@ mod tests {
         assert!(text.contains("EXDATE;TZID=Europe/London:20270112T100000"));
         assert!(text.contains("STATUS:CANCELLED"));
         assert!(text.contains("DTSTART:20270301T170000Z"));
+    }
+
+    #[test]
+    fn no_line_exceeds_75_octets_even_where_the_crate_folds_one_long() {
+        // 12 + 212 = 224 octets: the crate's last continuation would be 76 octets.
+        let mut e = entry("evt_f", "Fold", "2027-01-05T10:00:00+00:00", None);
+        e.event.event.description = Some("a".repeat(212));
+        let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
+        for line in text.split("\r\n") {
+            assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
+        }
+        assert!(unfold(&text).contains(&format!("DESCRIPTION:{}", "a".repeat(212))));
     }
 
     #[test]
