@@ -2,6 +2,7 @@
 //! public response goes through (strong ETag from the body, Last-Modified from the change log, 304s).
 
 pub mod admin;
+pub mod cache;
 pub mod public;
 pub mod status_page;
 
@@ -27,6 +28,8 @@ pub struct AppState {
     /// The daemon's sync runner, for admin resyncs.
     pub runner: Option<admin::SharedRunner>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Rendered calendars, reused until the store changes.
+    pub cache: Arc<cache::ResponseCache>,
 }
 
 impl AppState {
@@ -198,6 +201,12 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
+/// Strong ETag of a body.
+pub fn etag_of(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("\"{}\"", crate::store::records::hex(&digest[..16]))
+}
+
 /// A cacheable response: strong ETag over the body, Last-Modified, 304 when the client has it.
 pub fn cached(
     req: &HeaderMap,
@@ -205,8 +214,18 @@ pub fn cached(
     body: String,
     last_modified: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Response {
-    let digest = Sha256::digest(body.as_bytes());
-    let etag = format!("\"{}\"", crate::store::records::hex(&digest[..16]));
+    let etag = etag_of(body.as_bytes());
+    cached_with_etag(req, content_type, body.into(), &etag, last_modified)
+}
+
+/// As [`cached`], for a body whose ETag is already known.
+pub fn cached_with_etag(
+    req: &HeaderMap,
+    content_type: &'static str,
+    body: axum::body::Bytes,
+    etag: &str,
+    last_modified: Option<chrono::DateTime<chrono::Utc>>,
+) -> Response {
     let lm = last_modified.map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
 
     let not_modified = match req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
@@ -226,7 +245,7 @@ pub fn cached(
     };
 
     let mut builder = Response::builder()
-        .header(header::ETAG, &etag)
+        .header(header::ETAG, etag)
         .header(header::CACHE_CONTROL, "public, max-age=60");
     if let Some(lm) = &lm {
         builder = builder.header(header::LAST_MODIFIED, lm);

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::{blocking, cached, ApiError, AppState};
+use super::{blocking, cached, cached_with_etag, ApiError, AppState};
 use crate::model::{CanonicalEvent, RecordKind};
 use crate::publish;
 use crate::store::entities::{self, EventRow, Filter, Lookup};
@@ -370,8 +370,40 @@ async fn render_calendar(
     f: Filter,
     name: String,
 ) -> Result<Response, ApiError> {
-    // Subscribed calendars keep recent history, so the default window starts 30 days back.
+    // Subscribed calendars keep recent history, so the default window starts 30 days back. Default
+    // bounds are whole days, so one rendering serves a whole day of requests from the cache.
     let (from, to) = window(&p, Duration::days(WITHDRAWN_DAYS))?;
+    let day = |t: DateTime<Utc>| {
+        t.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|d| d.and_utc())
+            .unwrap_or(t)
+    };
+    let from = if p.contains_key("from") {
+        from
+    } else {
+        day(from)
+    };
+    let to = if p.contains_key("to") { to } else { day(to) };
+    let mut keys: Vec<_> = p.iter().collect();
+    keys.sort();
+    let key = format!(
+        "ics|{name}|{:?}|{}|{}|{keys:?}",
+        f.partner,
+        from.timestamp(),
+        to.timestamp()
+    );
+    let st = state.clone();
+    let change = blocking(move || Ok(entities::last_change(&st.store.reader()?)?.0)).await?;
+    if let Some(hit) = state.cache.get(&key, change) {
+        return Ok(cached_with_etag(
+            &headers,
+            "text/calendar; charset=utf-8",
+            hit.body,
+            &hit.etag,
+            hit.last_modified,
+        ));
+    }
     let st = state.clone();
     let (entries, lm) = blocking(move || {
         let conn = st.store.reader()?;
@@ -415,7 +447,24 @@ async fn render_calendar(
         uid_domain: publish::UID_DOMAIN,
     };
     let body = publish::ical::render(&entries, &opts);
-    Ok(cached(&headers, "text/calendar; charset=utf-8", body, lm))
+    let etag = super::etag_of(body.as_bytes());
+    let body = axum::body::Bytes::from(body);
+    state.cache.put(
+        key,
+        super::cache::Entry {
+            change,
+            body: body.clone(),
+            etag: etag.clone(),
+            last_modified: lm,
+        },
+    );
+    Ok(cached_with_etag(
+        &headers,
+        "text/calendar; charset=utf-8",
+        body,
+        &etag,
+        lm,
+    ))
 }
 
 pub async fn calendar(
