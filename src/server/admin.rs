@@ -335,7 +335,7 @@ pub async fn review_list(
             .ok_or_else(|| ApiError::bad_param("limit", format!("{s:?} must be 1 to 1000")))?,
     };
     let st = state.clone();
-    let items = blocking(move || Ok(review::list(&st.store.reader()?, kind, limit)?)).await?;
+    let items = blocking(move || Ok(review::list(&*st.store.reader()?, kind, limit)?)).await?;
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 
@@ -398,7 +398,7 @@ pub async fn review_decide(
         }
     };
     let st = state.clone();
-    let found = blocking(move || Ok(review::item(&st.store.reader()?, review_id)?)).await?;
+    let found = blocking(move || Ok(review::item(&*st.store.reader()?, review_id)?)).await?;
     let Some((kind, a, b)) = found else {
         return Err(ApiError::not_found(format!(
             "no open review item {review_id} (it may have been settled by a later sync)"
@@ -492,7 +492,7 @@ pub async fn split(
     })?;
     let st = state.clone();
     let r = req.entity_id.clone();
-    let members = blocking(move || Ok(review::members(&st.store.reader()?, &r)?)).await?;
+    let members = blocking(move || Ok(review::members(&*st.store.reader()?, &r)?)).await?;
     let Some((row, _, _)) = members
         .iter()
         .find(|(_, p, id)| *p == req.partner && *id == req.record_id)

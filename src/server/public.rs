@@ -258,6 +258,28 @@ pub async fn events(
                 })?,
         ),
     };
+    // Pages are cached until the store changes; a default window is taken to the minute so
+    // repeated requests share one rendering.
+    let minute = |t: DateTime<Utc>| t - Duration::seconds(t.timestamp().rem_euclid(60));
+    let from = if p.contains_key("from") {
+        from
+    } else {
+        minute(from)
+    };
+    let mut keys: Vec<_> = p.iter().filter(|(k, _)| k.as_str() != "from").collect();
+    keys.sort();
+    let key = format!("events|{}|{}|{keys:?}", from.timestamp(), to.timestamp());
+    let st = state.clone();
+    let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
+    if let Some(hit) = state.cache.get(&key, change) {
+        return Ok(cached_with_etag(
+            &headers,
+            "application/json",
+            hit.body,
+            &hit.etag,
+            hit.last_modified,
+        ));
+    }
     let st = state.clone();
     let (items, lm) = blocking(move || {
         let conn = st.store.reader()?;
@@ -306,7 +328,24 @@ pub async fn events(
         items.iter().take(limit).map(|i| i.body.as_str()),
         next.as_deref(),
     );
-    Ok(cached(&headers, "application/json", body, lm))
+    let etag = super::etag_of(body.as_bytes());
+    let body = axum::body::Bytes::from(body);
+    state.cache.put(
+        key,
+        super::cache::Entry {
+            change,
+            body: body.clone(),
+            etag: etag.clone(),
+            last_modified: lm,
+        },
+    );
+    Ok(cached_with_etag(
+        &headers,
+        "application/json",
+        body,
+        &etag,
+        lm,
+    ))
 }
 
 /// Licence stated on the change feeds: partners' own licences are listed per partner in README.
@@ -394,7 +433,7 @@ async fn render_calendar(
         to.timestamp()
     );
     let st = state.clone();
-    let change = blocking(move || Ok(entities::last_change(&st.store.reader()?)?.0)).await?;
+    let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
     if let Some(hit) = state.cache.get(&key, change) {
         return Ok(cached_with_etag(
             &headers,
@@ -535,7 +574,7 @@ pub async fn healthz(
 /// `GET /metrics` — Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let st = state.clone();
-    let (orgs, events) = blocking(move || Ok(entities::counts(&st.store.reader()?)?)).await?;
+    let (orgs, events) = blocking(move || Ok(entities::counts(&*st.store.reader()?)?)).await?;
     state.metrics.set_entities(orgs, events);
     Ok((
         [(

@@ -44,6 +44,38 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Idle read-only connections, reused so a request does not pay for opening one.
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Most idle readers kept; more are opened when needed and closed when returned.
+const MAX_IDLE_READERS: usize = 16;
+
+/// A pooled read-only connection; it goes back to the pool when dropped.
+pub struct Reader<'a> {
+    conn: Option<Connection>,
+    pool: &'a Mutex<Vec<Connection>>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // Always Some until drop.
+        self.conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("reader used after drop"))
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -97,6 +129,7 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
         })
     }
 
@@ -111,18 +144,28 @@ impl Store {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new read-only connection; readers never wait for the writer.
-    pub fn reader(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
-        configure(&conn)?;
-        Ok(conn)
+    /// A read-only connection from the pool (opened on demand); readers never wait for the writer.
+    pub fn reader(&self) -> Result<Reader<'_>> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|source| StoreError::Open {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                configure(&conn)?;
+                conn
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            pool: &self.readers,
+        })
     }
 
     /// Registers the configured partners (name, priority) so queries and survivorship can use them.

@@ -1,0 +1,398 @@
+//! Scale benchmark of the real daemon: generates 50 partners' feeds (tributary-json directories and
+//! iCalendar event feeds, overlapping listings, some recurring events), serves them from a real
+//! HTTP server on 127.0.0.1 with ETags, and measures with the release binary: a full first sync, an
+//! unchanged re-sync (304s only), a sync with 1% changed, peak RSS, calendar.ics and /v1/events
+//! latency, load with `wrk`, and a Python `icalendar` merge of the same .ics feeds as a baseline.
+//!
+//! `cargo bench --bench scale -- --orgs 100000 --events 20000` (one size);
+//! `cargo bench --bench scale -- --quick` (smoke: 5k organisations, 2k events).
+
+#[path = "common/synth.rs"]
+mod synth;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, Response, StatusCode};
+use tributary::model::{CanonicalEvent, Payload};
+use tributary::publish::ical::{render, CalendarEntry, CalendarOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+const PARTNERS: usize = 50;
+
+type Files = Arc<RwLock<HashMap<String, (Vec<u8>, String)>>>;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn serve(
+    State(files): State<Files>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let files = files.read().unwrap_or_else(|e| e.into_inner());
+    let Some((body, etag)) = files.get(&name) else {
+        return Response::builder()
+            .status(404)
+            .body(Body::empty())
+            .unwrap_or_default();
+    };
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header("etag", etag)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    Response::builder()
+        .header("etag", etag)
+        .body(Body::from(body.clone()))
+        .unwrap_or_default()
+}
+
+fn start_server(files: Files) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = axum::Router::new()
+                .route("/{name}", axum::routing::get(serve))
+                .with_state(files);
+            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(l, app).await;
+        });
+    });
+    format!("http://{addr}")
+}
+
+fn org_feed(records: &[&tributary::store::records::StoredRecord]) -> Vec<u8> {
+    let items: Vec<serde_json::Value> = records
+        .iter()
+        .filter_map(|r| match &r.payload {
+            Payload::Organisation(o) => {
+                let mut v = serde_json::to_value(o).ok()?;
+                v.as_object_mut()?
+                    .insert("id".into(), r.record_id.clone().into());
+                Some(v)
+            }
+            Payload::Event(_) => None,
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "organisations": items })).unwrap_or_default()
+}
+
+fn event_feed(records: &[&tributary::store::records::StoredRecord], partner: &str) -> Vec<u8> {
+    let entries: Vec<CalendarEntry> = records
+        .iter()
+        .filter_map(|r| match &r.payload {
+            Payload::Event(e) => Some(CalendarEntry {
+                event: CanonicalEvent {
+                    id: r.record_id.clone(),
+                    event: e.clone(),
+                    partners: vec![],
+                    field_sources: Default::default(),
+                    updated_at: chrono::DateTime::UNIX_EPOCH.fixed_offset(),
+                },
+                sequence: 0,
+                withdrawn: false,
+            }),
+            Payload::Organisation(_) => None,
+        })
+        .collect();
+    render(
+        &entries,
+        &CalendarOptions {
+            name: partner,
+            description: None,
+            now: chrono::DateTime::UNIX_EPOCH,
+            uid_domain: partner,
+        },
+    )
+    .into_bytes()
+}
+
+fn etag(body: &[u8], version: u32) -> String {
+    format!("\"{}-{version}\"", body.len())
+}
+
+/// Runs a command to completion, sampling its peak RSS; returns (seconds, peak MB, stdout).
+fn measured(cmd: &mut Command) -> (f64, u64, String) {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(kb) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let out = child
+        .wait_with_output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    (secs, peak_kb / 1024, out)
+}
+
+fn write_config(dir: &Path, base: &str, port: u16, orgs: bool, events: bool) -> PathBuf {
+    let mut text = format!(
+        "[store]\npath = \"store.db\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\nmax_concurrent = 4\n\n"
+    );
+    for p in 0..PARTNERS {
+        text.push_str(&format!(
+            "[[partners]]\nid = \"partner-{p:02}\"\nname = \"Partner {p}\"\npriority = {}\n\n",
+            p % 5
+        ));
+        if orgs {
+            text.push_str(&format!("[[partners.feeds]]\nkind = \"organisations\"\nformat = \"tributary-json\"\nurl = \"{base}/p{p:02}-orgs.json\"\nrate_limit_per_minute = 100000\ntimeout_secs = 600\nmax_body_bytes = 2000000000\n\n"));
+        }
+        if events {
+            text.push_str(&format!("[[partners.feeds]]\nkind = \"events\"\nformat = \"ical\"\nurl = \"{base}/p{p:02}-events.ics\"\nrate_limit_per_minute = 100000\ntimeout_secs = 600\nmax_body_bytes = 2000000000\n\n"));
+        }
+    }
+    let path = dir.join(format!("tributary-{}{}.toml", orgs as u8, events as u8));
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn http_ms(url: &str) -> (f64, usize) {
+    let started = Instant::now();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{size_download}", url])
+        .output();
+    let size = out
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0);
+    (started.elapsed().as_secs_f64() * 1000.0, size)
+}
+
+fn wrk(url: &str) -> Option<String> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", "-d5s", "--latency", url])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))?
+        .split_whitespace()
+        .nth(1)?
+        .to_string();
+    let pct = |p: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(p))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    Some(format!(
+        "{rps} req/s, p50 {}, p99 {}",
+        pct("50%"),
+        pct("99%")
+    ))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n_orgs = arg("--orgs", if quick { 5_000 } else { 100_000 });
+    let n_events = arg("--events", if quick { 2_000 } else { 20_000 });
+    println!("# scale: {n_orgs} organisations, {n_events} events, {PARTNERS} partners");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let t = Instant::now();
+    let orgs = synth::organisations(n_orgs, PARTNERS, 11);
+    let events = synth::events(n_events, PARTNERS, 12);
+    let files: Files = Arc::new(RwLock::new(HashMap::new()));
+    let ics_dir = dir.path().join("ics");
+    std::fs::create_dir_all(&ics_dir).expect("ics dir");
+    let mut total_bytes = 0usize;
+    for p in 0..PARTNERS {
+        let pid = format!("partner-{p:02}");
+        let o: Vec<_> = orgs.records.iter().filter(|r| r.partner == pid).collect();
+        let e: Vec<_> = events.records.iter().filter(|r| r.partner == pid).collect();
+        let (ob, eb) = (org_feed(&o), event_feed(&e, &pid));
+        total_bytes += ob.len() + eb.len();
+        std::fs::write(ics_dir.join(format!("p{p:02}.ics")), &eb).expect("ics");
+        let mut f = files.write().unwrap_or_else(|e| e.into_inner());
+        f.insert(format!("p{p:02}-orgs.json"), (ob.clone(), etag(&ob, 1)));
+        f.insert(format!("p{p:02}-events.ics"), (eb.clone(), etag(&eb, 1)));
+    }
+    println!(
+        "generated {} MB of feeds in {:.1}s",
+        total_bytes / 1_000_000,
+        t.elapsed().as_secs_f64()
+    );
+    let base = start_server(files.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080);
+    let config = write_config(dir.path(), &base, port, true, true);
+    let sync = |full: bool| {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(&config).arg("sync");
+        if full {
+            c.arg("--full");
+        }
+        c.env("RUST_LOG", "warn");
+        measured(&mut c)
+    };
+
+    let (secs, mb, out) = sync(false);
+    println!(
+        "full first sync: {secs:.2}s, peak RSS {mb} MB ({})",
+        out.lines().last().unwrap_or("")
+    );
+    let (secs, mb, _) = sync(false);
+    println!("unchanged re-sync (conditional GETs, 304s): {secs:.3}s, peak RSS {mb} MB");
+
+    // 1% of every partner's organisations change their description.
+    {
+        let mut f = files.write().unwrap_or_else(|e| e.into_inner());
+        for p in 0..PARTNERS {
+            let key = format!("p{p:02}-orgs.json");
+            if let Some((body, _)) = f.get(&key).cloned() {
+                let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if let Some(items) = v["organisations"].as_array_mut() {
+                    let n = items.len();
+                    for item in items.iter_mut().step_by(100.min(n.max(1))) {
+                        item["description"] = "Updated this week".into();
+                    }
+                }
+                let nb = serde_json::to_vec(&v).unwrap_or_default();
+                let tag = etag(&nb, 2);
+                f.insert(key, (nb, tag));
+            }
+        }
+    }
+    let (secs, mb, _) = sync(false);
+    println!("sync with 1% of organisations changed: {secs:.2}s, peak RSS {mb} MB");
+
+    // The daemon serving the result.
+    let mut daemon = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let web = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Command::new("curl")
+        .args(["-sf", &format!("{web}/healthz")])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        if Instant::now() > deadline {
+            eprintln!("daemon did not start");
+            let _ = daemon.kill();
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cal = format!("{web}/calendar.ics?from=2027-01-01&to=2028-01-01");
+    let (cold, size) = http_ms(&cal);
+    let (warm, _) = http_ms(&cal);
+    let count = Command::new("curl")
+        .args(["-s", &cal])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .matches("BEGIN:VEVENT")
+                .count()
+        })
+        .unwrap_or(0);
+    println!("calendar.ics ({count} events, {} KB): first request {cold:.1} ms (query + render), cached {warm:.1} ms", size / 1024);
+    let page = format!("{web}/v1/events?from=2027-01-01&to=2028-01-01&limit=50");
+    let (p1, _) = http_ms(&page);
+    println!("/v1/events page of 50: {p1:.1} ms");
+    match (wrk(&cal), wrk(&page)) {
+        (Some(c), Some(p)) => {
+            println!("load, calendar.ics (wrk -t2 -c32 -d5s): {c}");
+            println!("load, /v1/events page: {p}");
+        }
+        _ => println!("load: wrk not installed (apt-get install wrk)"),
+    }
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", daemon.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .unwrap_or_default();
+    println!("daemon peak RSS while serving: {rss}");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    // Baseline: what a partner would script — merge the same .ics feeds with Python's icalendar,
+    // dedupe by UID — against tributary syncing only those event feeds into a fresh store.
+    let events_only = write_config(dir.path(), &base, port, false, true);
+    let _ = std::fs::remove_file(dir.path().join("store.db"));
+    let (ours, _, _) = measured(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&events_only)
+            .arg("sync")
+            .env("RUST_LOG", "warn"),
+    );
+    let script = r#"
+import sys, glob, icalendar
+merged = icalendar.Calendar(); merged.add('prodid', '-//baseline//EN'); merged.add('version', '2.0')
+seen = set()
+for path in sorted(glob.glob(sys.argv[1] + '/*.ics')):
+    cal = icalendar.Calendar.from_ical(open(path, 'rb').read())
+    for ev in cal.walk('VEVENT'):
+        uid = str(ev.get('UID'))
+        if uid not in seen:
+            seen.add(uid); merged.add_component(ev)
+open(sys.argv[1] + '/merged.out', 'wb').write(merged.to_ical())
+print(len(seen))
+"#;
+    let (py, _, n) = measured(Command::new("python3").args(["-c", script]).arg(&ics_dir));
+    if n.trim().is_empty() {
+        println!("baseline: python3 with icalendar not available");
+    } else {
+        println!(
+            "baseline, events only: Python icalendar merge (dedupe by UID, {} events kept) {py:.2}s vs tributary full sync with dedupe {ours:.2}s: {:.1}x",
+            n.trim(),
+            py / ours.max(1e-9)
+        );
+    }
+}
