@@ -205,10 +205,19 @@ fn runner(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<Runner>> {
     let fetcher = Fetcher::new().context("cannot set up the HTTP client")?;
+    // Kinds left unresolved by a batch that a crash cut short are resolved before anything else.
+    let resolved = tributary::sync::resolve_dirty(&store, &config.dedupe)?;
+    if resolved > 0 {
+        tracing::info!(
+            kinds = resolved,
+            "resolved entities left over from an interrupted batch"
+        );
+    }
     let ctx = SyncContext {
         store,
         fetcher: Arc::new(fetcher),
         dedupe: config.dedupe,
+        in_flight: Default::default(),
     };
     Ok(Arc::new(Runner::new(ctx, config, metrics)))
 }

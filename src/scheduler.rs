@@ -3,6 +3,7 @@
 //! Manual triggers go through the same [`Runner`], so they obey the same rules.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
@@ -160,7 +161,15 @@ impl Runner {
                 });
             }
         }
-        let run_id = crate::sync::begin_run(&self.ctx, &partner, &opts.trigger).await?;
+        // Counted before the run row exists, so a sync already applying sees it coming.
+        self.ctx.in_flight.fetch_add(1, Ordering::SeqCst);
+        let run_id = match crate::sync::begin_run(&self.ctx, &partner, &opts.trigger).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.ctx.in_flight.fetch_sub(1, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        };
         let (tx, rx) = watch::channel(None);
         *current = Some(InFlight {
             run_id,
@@ -172,6 +181,24 @@ impl Runner {
         tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.ok();
             let report = crate::sync::execute(&ctx, &partner, &opts, run_id).await;
+            // The last sync of a batch resolves what the others deferred, before it reports done.
+            if ctx.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                let (store, settings) = (ctx.store.clone(), ctx.dedupe);
+                match tokio::task::spawn_blocking(move || {
+                    crate::sync::resolve_dirty(&store, &settings)
+                })
+                .await
+                {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => {
+                        tracing::info!(kinds = n, "resolved entities after a batch of syncs")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "batch resolution failed; it runs again after the next sync")
+                    }
+                    Err(e) => tracing::error!(error = %e, "batch resolution task failed"),
+                }
+            }
             metrics.record_sync(&report);
             let _ = tx.send(Some(report));
         });

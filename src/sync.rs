@@ -19,6 +19,9 @@ pub struct SyncContext {
     pub store: Arc<Store>,
     pub fetcher: Arc<fetch::Fetcher>,
     pub dedupe: dedupe::Settings,
+    /// Syncs started and not yet finished. While others are in flight, a sync commits its records
+    /// and leaves entity resolution to the last one (see [`resolve_dirty`]).
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -155,7 +158,8 @@ pub async fn execute(
             let store = ctx.store.clone();
             let partner = partner.clone();
             let (force, settings) = (opts.force, ctx.dedupe);
-            blocking(move || apply(&store, &partner, run_id, data, force, &settings)).await
+            let defer = ctx.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 1;
+            blocking(move || apply(&store, &partner, run_id, data, force, &settings, defer)).await
         }
         Err(e) => Err(e),
     };
@@ -348,6 +352,7 @@ fn apply(
     data: Vec<FeedData>,
     force: bool,
     settings: &dedupe::Settings,
+    defer: bool,
 ) -> Result<(Outcome, RunCounts), SyncError> {
     let now = chrono::Utc::now();
     let now_s = store::timestamp(now);
@@ -410,8 +415,21 @@ fn apply(
         }
     }
     counts.rejected = all_rejections.len();
-    for kind in touched {
-        resolve_kind(&tx, kind, settings, now)?;
+    if defer {
+        // Another sync is on its way: resolving every live record now would be redone in a
+        // moment. Mark the kinds; the last sync of the batch resolves them once.
+        for kind in touched {
+            tx.execute(
+                "INSERT OR IGNORE INTO dirty_kinds (kind) VALUES (?1)",
+                rusqlite::params![kind.as_str()],
+            )
+            .map_err(StoreError::from)?;
+        }
+    } else {
+        for kind in dirty(&tx)?.into_iter().chain(touched) {
+            resolve_kind(&tx, kind, settings, now)?;
+            clear_dirty(&tx, kind)?;
+        }
     }
     let outcome = if counts.feeds_fetched == 0 {
         Outcome::Unchanged
@@ -422,6 +440,37 @@ fn apply(
     runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
     tx.commit().map_err(StoreError::from)?;
     Ok((outcome, counts))
+}
+
+fn dirty(tx: &rusqlite::Transaction) -> Result<Vec<RecordKind>, StoreError> {
+    let mut st = tx.prepare("SELECT kind FROM dirty_kinds ORDER BY kind")?;
+    let kinds = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(kinds.iter().filter_map(|k| RecordKind::parse(k)).collect())
+}
+
+fn clear_dirty(tx: &rusqlite::Transaction, kind: RecordKind) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM dirty_kinds WHERE kind = ?1",
+        rusqlite::params![kind.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Resolves the kinds whose records changed in deferred syncs, in one transaction. Runs after the
+/// last sync of a batch and at start (a batch cut short by a crash leaves its kinds marked).
+pub fn resolve_dirty(store: &Store, settings: &dedupe::Settings) -> Result<usize, StoreError> {
+    let mut conn = store.writer();
+    let tx = conn.transaction()?;
+    let kinds = dirty(&tx)?;
+    let now = chrono::Utc::now();
+    for kind in &kinds {
+        resolve_kind(&tx, *kind, settings, now)?;
+        clear_dirty(&tx, *kind)?;
+    }
+    tx.commit()?;
+    Ok(kinds.len())
 }
 
 /// Re-resolves every live record of `kind` inside `tx`: clusters, canonical entities, the change

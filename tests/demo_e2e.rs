@@ -79,6 +79,11 @@ fn seed_webinar_is_one_event_with_both_partners_and_a_stable_uid() {
     let env = TestEnv::demo();
     let out = env.cmd(&["sync"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The three partners synced concurrently; the last one resolved the batch.
+    let pending: i64 = db(&env)
+        .query_row("SELECT COUNT(*) FROM dirty_kinds", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 0);
 
     let daemon = env.start();
     let ev = webinar(&daemon.base);

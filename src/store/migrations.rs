@@ -140,6 +140,10 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX review_queue_kind ON review_queue (kind, id);
     "#,
+    // 3: kinds whose records changed in a deferred sync and await one batch resolution.
+    r#"
+    CREATE TABLE dirty_kinds (kind TEXT PRIMARY KEY) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
