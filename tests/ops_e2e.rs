@@ -120,6 +120,29 @@ fn notify_logs_resync_export_and_calendar_lifecycle() {
     assert_eq!(headers["content-encoding"], "gzip");
     assert_eq!(headers["access-control-allow-origin"], "*");
 
+    // Per-partner calendars and calendar filters.
+    let (status, _, ics) =
+        blocking_get(&format!("{base}/partners/cvs/calendar.ics?{window}")).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        ics.contains("X-WR-CALNAME:Partner cvs") && ics.contains(&format!("UID:{id1}@tributary"))
+    );
+    let (status, _, _) = blocking_get(&format!("{base}/partners/nobody/calendar.ics")).unwrap();
+    assert_eq!(status, 404);
+    let count = |query: &str| {
+        let (status, _, ics) =
+            blocking_get(&format!("{base}/calendar.ics?{window}&{query}")).unwrap();
+        assert_eq!(status, 200, "{query}");
+        ics.matches("BEGIN:VEVENT").count()
+    };
+    assert_eq!(count("category=Training"), 2);
+    assert_eq!(count("category=Gardening"), 0);
+    assert_eq!(count("postcode_area=CW"), 2);
+    assert_eq!(count("postcode_area=CW1"), 2);
+    assert_eq!(count("postcode_area=HU"), 0);
+    assert_eq!(count("partner=cvs"), 2);
+    assert_eq!(count("from=2027-02-11&to=2027-02-12"), 1);
+
     let calendar = |base: &str| {
         let (_, _, ics) = blocking_get(&format!("{base}/calendar.ics?{window}")).unwrap();
         ics.replace("\r\n ", "")

@@ -1,9 +1,10 @@
 //! The merged iCalendar feed (RFC 5545), built and serialised with the `icalendar` crate (CRLF,
-//! 75-octet folding on UTF-8 boundaries, TEXT escaping). Pure: canonical events in, text out.
-//! Europe/London times keep their TZID with a VTIMEZONE; other zones are written in UTC.
+//! folding, TEXT escaping). Pure: canonical events in, text out. Europe/London times keep their
+//! TZID with a VTIMEZONE; every other zone is written in UTC, so no TZID is ever left undefined.
 
-use chrono::{DateTime, FixedOffset, Utc};
-use icalendar::{Calendar, Component, EventLike, Property};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, EventLike, Property};
 
 use crate::model::{CanonicalEvent, EventStatus};
 
@@ -30,7 +31,10 @@ pub struct CalendarEntry {
 const LOCAL_ZONE: &str = "Europe/London";
 
 /// Europe/London since 1996 (EU rules): GMT in winter, BST from the last Sunday in March to the
-/// last Sunday in October. Static data in RFC 5545 form, already within line limits.
+/// last Sunday in October. Static RFC 5545 text, already within line limits: the crate has no
+/// VTIMEZONE builder, and it writes every other component (its `Other` included, sub-components
+/// too) with a DTSTAMP of the wall clock and a random UID, which VTIMEZONE must not carry and
+/// which would change the calendar's bytes (and ETag) on every render.
 const VTIMEZONE_LONDON: &str = "BEGIN:VTIMEZONE\r\n\
 TZID:Europe/London\r\n\
 X-LIC-LOCATION:Europe/London\r\n\
@@ -50,36 +54,82 @@ RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n\
 END:STANDARD\r\n\
 END:VTIMEZONE\r\n";
 
-fn utc_stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
+/// TEXT may carry no control character but HTAB (RFC 5545 3.3.11) and the crate escapes only
+/// LF, so a partner's CR or CRLF becomes LF and any other control character a space.
+fn text(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .chars()
+        .map(|c| match c {
+            '\r' => '\n',
+            '\n' | '\t' => c,
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
-/// DTSTART/DTEND as a property: a DATE for all-day events, local time with TZID for
-/// Europe/London, UTC otherwise.
-fn time_prop(key: &str, t: DateTime<FixedOffset>, tz: Option<&str>, all_day: bool) -> Property {
-    let local_tz = tz
+/// URIs and other unescaped values are written raw: a control character would end the line.
+fn raw(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// DTSTART/DTEND: a DATE for all-day events, local time with TZID for Europe/London, UTC
+/// otherwise (a series in another zone then repeats at a fixed UTC time, an hour off across that
+/// zone's own clock changes). A local time the autumn change makes ambiguous is written in UTC,
+/// because a TZID reading would pick the first (BST) of the two.
+fn event_time(t: DateTime<FixedOffset>, tz: Option<&str>, all_day: bool) -> DatePerhapsTime {
+    let london = tz
         .filter(|z| *z == LOCAL_ZONE)
-        .and_then(|z| z.parse::<chrono_tz::Tz>().ok());
+        .and_then(|z| z.parse::<Tz>().ok());
     if all_day {
-        let date = match local_tz {
+        let date = match london {
             Some(z) => t.with_timezone(&z).date_naive(),
             None => t.date_naive(),
         };
-        let mut p = Property::new(key, date.format("%Y%m%d").to_string());
-        p.add_parameter("VALUE", "DATE");
-        return p;
+        return DatePerhapsTime::Date(date);
     }
-    match local_tz {
-        Some(z) => {
-            let mut p = Property::new(key, t.with_timezone(&z).format("%Y%m%dT%H%M%S").to_string());
-            p.add_parameter("TZID", LOCAL_ZONE);
-            p
+    if let Some(z) = london {
+        let local = t.with_timezone(&z).naive_local();
+        if z.from_local_datetime(&local).single().is_some() {
+            return DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone {
+                date_time: local,
+                tzid: LOCAL_ZONE.into(),
+            });
         }
-        None => Property::new(key, utc_stamp(t.with_timezone(&Utc))),
+    }
+    DatePerhapsTime::DateTime(CalendarDateTime::Utc(t.with_timezone(&Utc)))
+}
+
+/// One RDATE/EXDATE list item (`20270112T100000`, or a PERIOD `start/end`) from local time in
+/// `zone` to UTC. A time in the spring gap counts with the offset before it (RFC 5545 3.3.5).
+fn item_to_utc(item: &str, zone: Tz) -> Option<String> {
+    let one = |v: &str| -> Option<String> {
+        if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(v.to_string());
+        }
+        let naive = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()?;
+        let at = zone.from_local_datetime(&naive).earliest().or_else(|| {
+            zone.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                .earliest()
+        })?;
+        Some(at.with_timezone(&Utc).format("%Y%m%dT%H%M%SZ").to_string())
+    };
+    match item.split_once('/') {
+        Some((start, end)) => {
+            let end = if end.starts_with(['P', '+', '-']) {
+                end.to_string()
+            } else {
+                one(end)?
+            };
+            Some(format!("{}/{end}", one(start)?))
+        }
+        None => one(item),
     }
 }
 
-/// Splits a stored recurrence line (`EXDATE;TZID=Europe/London:20270112T100000`) into a property.
+/// A stored recurrence line (`EXDATE;TZID=Europe/London:20270112T100000`) as a property. Lines
+/// keep their Europe/London TZID; times in any other zone become UTC, and a line whose zone or
+/// times cannot be read is left out rather than published with a TZID no client can resolve.
 fn recurrence_prop(line: &str) -> Option<Property> {
     let (head, value) = line.split_once(':')?;
     let mut parts = head.split(';');
@@ -87,53 +137,80 @@ fn recurrence_prop(line: &str) -> Option<Property> {
     if !matches!(key.as_str(), "RRULE" | "RDATE" | "EXDATE") {
         return None;
     }
-    let mut p = Property::new(key, value.trim());
+    let mut value = raw(value.trim());
+    let mut value_type = None;
+    let mut tzid = None;
     for param in parts {
-        if let Some((k, v)) = param.split_once('=') {
-            p.add_parameter(k.trim(), v.trim());
+        let Some((k, v)) = param.split_once('=') else {
+            continue;
+        };
+        let v = raw(v.trim().trim_matches('"'));
+        // Only these two parameters mean anything on RDATE/EXDATE; others are dropped.
+        match k.trim().to_ascii_uppercase().as_str() {
+            "VALUE" if v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+                value_type = Some(v)
+            }
+            "TZID" => tzid = Some(v),
+            _ => {}
         }
     }
+    let mut params = Vec::new();
+    if key != "RRULE" {
+        if let Some(name) = tzid {
+            let zone: Tz = name.parse().ok()?;
+            if zone.name() == LOCAL_ZONE {
+                params.push(("TZID", LOCAL_ZONE.to_string()));
+            } else {
+                let items: Option<Vec<String>> = value
+                    .split(',')
+                    .map(|i| item_to_utc(i.trim(), zone))
+                    .collect();
+                value = items?.join(",");
+            }
+        }
+        if let Some(v) = value_type {
+            params.push(("VALUE", v));
+        }
+    }
+    let mut p = Property::new(&key, value);
+    for (k, v) in params {
+        p.add_parameter(k, &v);
+    }
     Some(p)
-}
-
-/// CATEGORIES is a list: the crate leaves item escaping to us (a comma separates items).
-fn categories_value(cats: &[String]) -> String {
-    cats.iter()
-        .map(|c| {
-            c.replace('\\', "\\\\")
-                .replace(';', "\\;")
-                .replace(',', "\\,")
-                .replace(['\r', '\n'], " ")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn vevent(entry: &CalendarEntry, opts: &CalendarOptions) -> icalendar::Event {
     let c = &entry.event;
     let e = &c.event;
     let mut ev = icalendar::Event::new();
+    // The UID depends on the canonical id alone, so clients keep one copy across renders.
     ev.uid(&format!("{}@{}", c.id, opts.uid_domain));
-    ev.add_property("DTSTAMP", utc_stamp(opts.now));
-    ev.summary(&e.title);
+    ev.timestamp(opts.now);
+    ev.summary(&text(&e.title));
     let tz = e.timezone.as_deref();
-    ev.append_property(time_prop("DTSTART", e.start, tz, e.all_day));
+    ev.starts(event_time(e.start, tz, e.all_day));
+    // DTEND must be later than DTSTART (RFC 5545 3.8.2.2); without it the event is its start.
     if let Some(end) = e.end {
-        ev.append_property(time_prop("DTEND", end, tz, e.all_day));
+        let later = if e.all_day {
+            event_time(end, tz, true).date_naive() > event_time(e.start, tz, true).date_naive()
+        } else {
+            end > e.start
+        };
+        if later {
+            ev.ends(event_time(end, tz, e.all_day));
+        }
     }
     if let Some(lines) = &e.recurrence {
-        for line in lines {
-            if let Some(p) = recurrence_prop(line) {
-                if p.key() == "RRULE" {
-                    ev.append_property(p);
-                } else {
-                    ev.append_multi_property(p);
-                }
+        for p in lines.iter().filter_map(|l| recurrence_prop(l)) {
+            if p.key() == "RRULE" {
+                ev.append_property(p);
+            } else {
+                ev.append_multi_property(p);
             }
         }
     }
     if let Some(d) = &e.description {
-        ev.description(d);
+        ev.description(&text(d));
     }
     let location: Vec<&str> = [
         e.location.name.as_deref(),
@@ -144,34 +221,46 @@ fn vevent(entry: &CalendarEntry, opts: &CalendarOptions) -> icalendar::Event {
     .flatten()
     .collect();
     if !location.is_empty() {
-        ev.location(&location.join(", "));
+        ev.location(&text(&location.join(", ")));
     } else if e.location.online {
-        ev.location(e.location.url.as_deref().unwrap_or("Online"));
+        ev.location(&text(e.location.url.as_deref().unwrap_or("Online")));
     }
     if let Some(url) = e.url.as_deref().or(e.booking_url.as_deref()) {
-        ev.add_property("URL", url);
+        ev.url(&raw(url));
     }
     if !e.categories.is_empty() {
-        ev.add_property("CATEGORIES", categories_value(&e.categories));
+        ev.categories(e.categories.iter().map(|c| text(c)));
     }
     let cancelled = entry.withdrawn || e.status == EventStatus::Cancelled;
-    ev.add_property("STATUS", if cancelled { "CANCELLED" } else { "CONFIRMED" });
-    ev.add_property("SEQUENCE", entry.sequence.max(0).to_string());
-    ev.add_property("LAST-MODIFIED", utc_stamp(c.updated_at.with_timezone(&Utc)));
+    ev.status(if cancelled {
+        icalendar::EventStatus::Cancelled
+    } else {
+        icalendar::EventStatus::Confirmed
+    });
+    ev.sequence(u32::try_from(entry.sequence.max(0)).unwrap_or(u32::MAX));
+    ev.last_modified(c.updated_at.with_timezone(&Utc));
     if let Some(name) = &e.organiser.name {
-        // ORGANIZER needs a CAL-ADDRESS (mailto:) we rarely have; the name goes in an X- property.
-        ev.add_property("X-TRIBUTARY-ORGANISER", name);
+        // ORGANIZER needs a CAL-ADDRESS (mailto:) and the model keeps no organiser email.
+        ev.add_property("X-TRIBUTARY-ORGANISER", text(name));
     }
     let partners: Vec<&str> = c.partners.iter().map(|p| p.partner.as_str()).collect();
-    ev.add_property("X-TRIBUTARY-PARTNERS", partners.join(" "));
+    ev.add_property("X-TRIBUTARY-PARTNERS", text(&partners.join(" ")));
     if let Some(b) = &e.booking_url {
-        ev.add_property("X-TRIBUTARY-BOOKING-URL", b);
+        ev.add_property("X-TRIBUTARY-BOOKING-URL", text(b));
     }
     ev.done()
 }
 
-/// icalendar 0.17 folds at 75 octets but lets the last continuation of a long line reach 76 (the
-/// leading space is not counted); split any such line once more at a character boundary.
+/// Whether any property of the event names a TZID (all of them Europe/London by construction).
+fn uses_tzid(ev: &icalendar::Event) -> bool {
+    ev.properties()
+        .values()
+        .chain(ev.multi_properties().values().flatten())
+        .any(|p| p.params().contains_key("TZID"))
+}
+
+/// icalendar 0.17 folds at 75 octets on character boundaries, but lets the last continuation
+/// of a long line reach 76 (its leading space is not counted); split any such line once more.
 fn refold(text: &str) -> String {
     if !text.split("\r\n").any(|l| l.len() > 75) {
         return text.to_string();
@@ -223,24 +312,21 @@ pub fn render(entries: &[CalendarEntry], opts: &CalendarOptions) -> String {
         ("X-WR-CALNAME", opts.name),
         ("X-WR-TIMEZONE", LOCAL_ZONE),
     ] {
-        cal.append_property(Property::new(k, v));
+        cal.append_property(Property::new(k, text(v)));
     }
     if let Some(d) = opts.description {
-        cal.append_property(Property::new("X-WR-CALDESC", d));
+        cal.append_property(Property::new("X-WR-CALDESC", text(d)));
     }
     // Subscribed clients refresh at most hourly unless told otherwise.
     cal.append_property(Property::new("X-PUBLISHED-TTL", "PT1H"));
-    for entry in entries {
-        cal.push(vevent(entry, opts));
-    }
+    let events: Vec<icalendar::Event> = entries.iter().map(|e| vevent(e, opts)).collect();
+    let needs_zone = events.iter().any(uses_tzid);
+    cal.extend(events);
     let text = refold(&cal.to_string());
-    let needs_zone = entries
-        .iter()
-        .any(|e| e.event.event.timezone.as_deref() == Some(LOCAL_ZONE) && !e.event.event.all_day);
     if !needs_zone {
         return text;
     }
-    // The crate has no VTIMEZONE builder; the zone block goes before the first component.
+    // Before the first component: some clients resolve a TZID only against a zone already read.
     let at = text
         .find("BEGIN:VEVENT")
         .or_else(|| text.rfind("END:VCALENDAR"))
@@ -311,6 +397,31 @@ mod tests {
         s.replace("\r\n ", "")
     }
 
+    fn assert_wire_format(text: &str) {
+        assert!(text.starts_with("BEGIN:VCALENDAR\r\n") && text.ends_with("END:VCALENDAR\r\n"));
+        assert!(
+            !text.replace("\r\n", "").contains(['\r', '\n']),
+            "CRLF only"
+        );
+        for line in text.split("\r\n") {
+            assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
+        }
+    }
+
+    /// The VEVENTs of a calendar, read back with the crate's own parser (which wants it unfolded).
+    fn parsed_events(text: &str) -> Vec<icalendar::parser::Component<'_>> {
+        icalendar::parser::read_calendar(text)
+            .unwrap()
+            .components
+            .into_iter()
+            .filter(|c| c.name == "VEVENT")
+            .collect()
+    }
+
+    fn prop<'a>(c: &'a icalendar::parser::Component<'_>, name: &str) -> &'a str {
+        c.find_prop(name).unwrap().val.as_str()
+    }
+
     #[test]
     fn valid_lines_escaping_and_stable_uids() {
         let mut long = entry("evt_1", "Webinar: Next Steps in Developing Anchor Institutions in our Region — Cheshire & Merseyside’s journey", "2022-01-25T13:00:00+00:00", Some("Europe/London"));
@@ -325,18 +436,16 @@ mod tests {
             ),
         ];
         let a = render(&entries, &opts("2026-11-25T00:00:00Z"));
-        assert!(a.starts_with("BEGIN:VCALENDAR\r\n") && a.ends_with("END:VCALENDAR\r\n"));
-        assert!(!a.replace("\r\n", "").contains('\n'), "CRLF only");
-        for line in a.split("\r\n") {
-            assert!(line.len() <= 75, "line over 75 octets: {line:?}");
-        }
+        assert_wire_format(&a);
         let u = unfold(&a);
         assert!(u.contains("SUMMARY:Safeguarding\\, basics\\; level 1"));
         assert!(u.contains("DESCRIPTION:Line one\\, with a comma\\; and a semicolon\\nLine two"));
         assert!(u.contains("CATEGORIES:Partnership / Information,Health\\, care"));
         assert!(u.contains("DTSTART;TZID=Europe/London:20220125T130000"));
         assert!(u.contains("DTSTART;TZID=Europe/London:20270701T090000"));
-        assert!(u.contains("BEGIN:VTIMEZONE") && u.contains("TZID:Europe/London"));
+        assert_eq!(u.matches("BEGIN:VTIMEZONE").count(), 1);
+        assert!(u.contains("TZID:Europe/London") && u.contains("BYMONTH=10;BYDAY=-1SU"));
+        assert!(u.find("BEGIN:VTIMEZONE") < u.find("BEGIN:VEVENT"));
         assert!(u.contains("UID:evt_1@tributary") && u.contains("SEQUENCE:2"));
         assert!(u.contains("X-TRIBUTARY-PARTNERS:cvs-cheshire-east"));
         let b = render(&entries, &opts("2027-01-01T00:00:00Z"));
@@ -344,18 +453,67 @@ mod tests {
             a.replace("DTSTAMP:20261125T000000Z", ""),
             b.replace("DTSTAMP:20270101T000000Z", "")
         );
+
         // Round trip through the crate's own parser.
-        let parsed = icalendar::parser::read_calendar(&u).unwrap();
-        let events: Vec<_> = parsed
-            .components
-            .iter()
-            .filter(|c| c.name == "VEVENT")
-            .collect();
+        let a_unfolded = icalendar::parser::unfold(&a);
+        let events = parsed_events(&a_unfolded);
         assert_eq!(events.len(), 2);
+        assert_eq!(prop(&events[0], "UID"), "evt_1@tributary");
+        assert_eq!(prop(&events[0], "DTSTART"), "20220125T130000");
+        assert_eq!(prop(&events[0], "DESCRIPTION"), "é".repeat(200));
+        assert!(prop(&events[0], "SUMMARY").ends_with("Cheshire & Merseyside’s journey"));
+        assert_eq!(prop(&events[1], "UID"), "evt_2@tributary");
+        assert_eq!(prop(&events[1], "DTSTART"), "20270701T090000");
+        assert_eq!(prop(&events[1], "SUMMARY"), "Safeguarding, basics; level 1");
         assert_eq!(
-            events[1].find_prop("SUMMARY").unwrap().val.as_str(),
-            "Safeguarding, basics; level 1"
+            prop(&events[1], "DESCRIPTION"),
+            "Line one, with a comma; and a semicolon\nLine two"
         );
+    }
+
+    #[test]
+    fn multibyte_text_folds_within_75_octets() {
+        for n in 0..80 {
+            let mut e = entry("evt_m", "Café", "2027-01-05T10:00:00+00:00", None);
+            // Every alignment of 2-, 3- and 4-byte characters against the fold points.
+            e.event.event.title = format!(
+                "{}Caf€ 🌳 ‘Wellbeing’ ünd mehr {}",
+                "x".repeat(n),
+                "é".repeat(n)
+            );
+            e.event.event.description = Some("老虎🌳é".repeat(n + 1));
+            let text = render(&[e.clone()], &opts("2026-11-25T00:00:00Z"));
+            assert_wire_format(&text);
+            let unfolded = icalendar::parser::unfold(&text);
+            let events = parsed_events(&unfolded);
+            assert_eq!(prop(&events[0], "SUMMARY"), e.event.event.title);
+            assert_eq!(
+                Some(prop(&events[0], "DESCRIPTION")),
+                e.event.event.description.as_deref()
+            );
+        }
+    }
+
+    #[test]
+    fn carriage_returns_and_control_characters_cannot_break_lines() {
+        let mut e = entry(
+            "evt_c",
+            "Two\r\nlines\rand\u{7}bell",
+            "2027-01-05T10:00:00+00:00",
+            None,
+        );
+        e.event.event.description = Some("a\r\nBEGIN:VEVENT\r\nb".into());
+        e.event.event.organiser.name = Some("Hull VCSE\r\nX-EVIL:1".into());
+        e.event.event.url = Some("https://example.org/\r\nX-EVIL:1".into());
+        let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
+        assert_wire_format(&text);
+        let u = unfold(&text);
+        assert!(u.contains("SUMMARY:Two\\nlines\\nand bell"));
+        assert!(u.contains("DESCRIPTION:a\\nBEGIN:VEVENT\\nb"));
+        assert!(u.contains("X-TRIBUTARY-ORGANISER:Hull VCSE\\nX-EVIL:1"));
+        assert!(u.contains("URL:https://example.org/X-EVIL:1"));
+        assert_eq!(u.matches("BEGIN:VEVENT").count(), 2);
+        assert!(!u.contains("\r\nX-EVIL"));
     }
 
     #[test]
@@ -376,23 +534,101 @@ mod tests {
             Some("Europe/London"),
         );
         series.event.event.recurrence = Some(vec![
-            "RRULE:FREQ=WEEKLY;BYDAY=TU".into(),
+            "RRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20270629T090000Z".into(),
             "EXDATE;TZID=Europe/London:20270112T100000".into(),
         ]);
         series.withdrawn = true;
+        let mut cancelled = entry(
+            "evt_x",
+            "Trustee breakfast",
+            "2027-02-03T08:00:00+00:00",
+            Some("Europe/London"),
+        );
+        cancelled.event.event.status = EventStatus::Cancelled;
         let utc = entry(
             "evt_u",
             "Paris meetup",
             "2027-03-01T18:00:00+01:00",
             Some("Europe/Paris"),
         );
-        let text = unfold(&render(&[day, series, utc], &opts("2026-11-25T00:00:00Z")));
-        assert!(text.contains("DTSTART;VALUE=DATE:20270601"));
-        assert!(text.contains("DTEND;VALUE=DATE:20270608"));
-        assert!(text.contains("RRULE:FREQ=WEEKLY;BYDAY=TU"));
-        assert!(text.contains("EXDATE;TZID=Europe/London:20270112T100000"));
-        assert!(text.contains("STATUS:CANCELLED"));
-        assert!(text.contains("DTSTART:20270301T170000Z"));
+        let text = render(
+            &[day, series, cancelled, utc],
+            &opts("2026-11-25T00:00:00Z"),
+        );
+        assert_wire_format(&text);
+        let u = unfold(&text);
+        assert!(u.contains("DTSTART;VALUE=DATE:20270601"));
+        assert!(u.contains("DTEND;VALUE=DATE:20270608"));
+        assert!(u.contains("RRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20270629T090000Z"));
+        assert!(u.contains("EXDATE;TZID=Europe/London:20270112T100000"));
+        assert_eq!(u.matches("STATUS:CANCELLED").count(), 2);
+        assert_eq!(u.matches("STATUS:CONFIRMED").count(), 2);
+        assert!(u.contains("DTSTART:20270301T170000Z"));
+        let unfolded = icalendar::parser::unfold(&text);
+        let events = parsed_events(&unfolded);
+        assert_eq!(prop(&events[0], "DTSTART"), "20270601");
+        assert_eq!(
+            prop(&events[1], "RRULE"),
+            "FREQ=WEEKLY;BYDAY=TU;UNTIL=20270629T090000Z"
+        );
+        assert_eq!(prop(&events[1], "EXDATE"), "20270112T100000");
+        assert_eq!(prop(&events[3], "DTSTART"), "20270301T170000Z");
+    }
+
+    #[test]
+    fn every_tzid_has_its_vtimezone() {
+        // A UTC event whose EXDATE names Europe/London still needs the zone defined.
+        let mut a = entry("evt_a", "A", "2027-01-05T10:00:00+00:00", None);
+        a.event.event.recurrence = Some(vec![
+            "RRULE:FREQ=WEEKLY".into(),
+            "EXDATE;TZID=Europe/London:20270112T100000".into(),
+        ]);
+        let text = unfold(&render(&[a], &opts("2026-11-25T00:00:00Z")));
+        assert!(text.contains("BEGIN:VTIMEZONE"));
+
+        // Other zones' recurrence times become UTC; an unknown zone's line is left out.
+        let mut b = entry(
+            "evt_b",
+            "B",
+            "2027-01-05T10:00:00+01:00",
+            Some("Europe/Paris"),
+        );
+        b.event.event.recurrence = Some(vec![
+            "RRULE:FREQ=WEEKLY".into(),
+            "EXDATE;TZID=Europe/Paris:20270112T100000,20270720T100000".into(),
+            "RDATE;TZID=Mars/Olympus:20270113T100000".into(),
+        ]);
+        let text = unfold(&render(&[b], &opts("2026-11-25T00:00:00Z")));
+        assert!(text.contains("DTSTART:20270105T090000Z"));
+        assert!(text.contains("EXDATE:20270112T090000Z,20270720T080000Z"));
+        assert!(!text.contains("RDATE") && !text.contains("TZID"));
+
+        // All-day London events use DATE values and need no zone.
+        let mut c = entry(
+            "evt_c",
+            "C",
+            "2027-03-18T00:00:00+00:00",
+            Some("Europe/London"),
+        );
+        c.event.event.all_day = true;
+        c.event.event.end = None;
+        let text = render(&[c], &opts("2026-11-25T00:00:00Z"));
+        assert!(text.contains("DTSTART;VALUE=DATE:20270318\r\n"));
+        assert!(!text.contains("VTIMEZONE") && !text.contains("DTEND"));
+    }
+
+    #[test]
+    fn ambiguous_autumn_hour_is_written_in_utc() {
+        // 01:30 GMT on 31 Oct 2027 is the second 01:30 of that night in London.
+        let e = entry(
+            "evt_h",
+            "Night shift",
+            "2027-10-31T01:30:00+00:00",
+            Some("Europe/London"),
+        );
+        let text = unfold(&render(&[e], &opts("2026-11-25T00:00:00Z")));
+        assert!(text.contains("DTSTART:20271031T013000Z"), "{text}");
+        assert!(text.contains("DTEND;TZID=Europe/London:20271031T033000"));
     }
 
     #[test]
@@ -401,17 +637,53 @@ mod tests {
         let mut e = entry("evt_f", "Fold", "2027-01-05T10:00:00+00:00", None);
         e.event.event.description = Some("a".repeat(212));
         let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
-        for line in text.split("\r\n") {
-            assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
-        }
+        assert_wire_format(&text);
         assert!(unfold(&text).contains(&format!("DESCRIPTION:{}", "a".repeat(212))));
     }
 
     #[test]
     fn empty_calendar_is_valid() {
         let text = render(&[], &opts("2026-11-25T00:00:00Z"));
-        assert!(text.contains("VERSION:2.0") && text.contains("PRODID:"));
-        assert!(!text.contains("VTIMEZONE"));
+        assert_wire_format(&text);
+        for line in [
+            "VERSION:2.0",
+            concat!(
+                "PRODID:-//tributary//tributary ",
+                env!("CARGO_PKG_VERSION"),
+                "//EN"
+            ),
+            "CALSCALE:GREGORIAN",
+            "METHOD:PUBLISH",
+            "X-WR-CALNAME:tributary",
+            "X-WR-TIMEZONE:Europe/London",
+        ] {
+            assert!(text.contains(&format!("{line}\r\n")), "{line}");
+        }
+        assert!(!text.contains("VTIMEZONE") && !text.contains("VEVENT"));
         assert!(icalendar::parser::read_calendar(&text).is_ok());
+    }
+
+    #[test]
+    fn vtimezone_is_static_and_parses() {
+        let e = entry(
+            "evt_z",
+            "Z",
+            "2027-01-05T10:00:00+00:00",
+            Some("Europe/London"),
+        );
+        let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
+        let zone = &text[text.find("BEGIN:VTIMEZONE").unwrap()..text.find("BEGIN:VEVENT").unwrap()];
+        assert_eq!(zone, VTIMEZONE_LONDON);
+        assert!(!zone.contains("DTSTAMP") && !zone.contains("UID"));
+        let unfolded = icalendar::parser::unfold(&text);
+        let cal = icalendar::parser::read_calendar(&unfolded).unwrap();
+        let tz = cal
+            .components
+            .iter()
+            .find(|c| c.name == "VTIMEZONE")
+            .unwrap();
+        assert_eq!(tz.find_prop("TZID").unwrap().val.as_str(), "Europe/London");
+        let kinds: Vec<&str> = tz.components.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(kinds, ["DAYLIGHT", "STANDARD"]);
     }
 }
