@@ -269,17 +269,10 @@ pub async fn events(
     let mut keys: Vec<_> = p.iter().filter(|(k, _)| k.as_str() != "from").collect();
     keys.sort();
     let key = format!("events|{}|{}|{keys:?}", from.timestamp(), to.timestamp());
-    let st = state.clone();
-    let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
-    if let Some(hit) = state.cache.get(&key, change) {
-        return Ok(cached_with_etag(
-            &headers,
-            "application/json",
-            hit.body,
-            &hit.etag,
-            hit.last_modified,
-        ));
-    }
+    let change = match cache_lookup(&state, &headers, &key, "application/json").await? {
+        Ok(hit) => return Ok(hit),
+        Err(change) => change,
+    };
     let st = state.clone();
     let (items, lm) = blocking(move || {
         let conn = st.store.reader()?;
@@ -328,6 +321,51 @@ pub async fn events(
         items.iter().take(limit).map(|i| i.body.as_str()),
         next.as_deref(),
     );
+    Ok(cache_store(
+        &state,
+        &headers,
+        key,
+        change,
+        body,
+        lm,
+        "application/json",
+    ))
+}
+
+const CALENDAR_TYPE: &str = "text/calendar; charset=utf-8";
+
+/// A cached rendering still valid for the store's current change number, answered at once; else
+/// that change number, to store the fresh rendering under.
+async fn cache_lookup(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: &str,
+    content_type: &'static str,
+) -> Result<Result<Response, i64>, ApiError> {
+    let st = state.clone();
+    let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
+    Ok(match state.cache.get(key, change) {
+        Some(hit) => Ok(cached_with_etag(
+            headers,
+            content_type,
+            hit.body,
+            &hit.etag,
+            hit.last_modified,
+        )),
+        None => Err(change),
+    })
+}
+
+/// Keeps a fresh rendering for later requests and answers this one.
+fn cache_store(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: String,
+    change: i64,
+    body: String,
+    last_modified: Option<DateTime<Utc>>,
+    content_type: &'static str,
+) -> Response {
     let etag = super::etag_of(body.as_bytes());
     let body = axum::body::Bytes::from(body);
     state.cache.put(
@@ -336,16 +374,10 @@ pub async fn events(
             change,
             body: body.clone(),
             etag: etag.clone(),
-            last_modified: lm,
+            last_modified,
         },
     );
-    Ok(cached_with_etag(
-        &headers,
-        "application/json",
-        body,
-        &etag,
-        lm,
-    ))
+    cached_with_etag(headers, content_type, body, &etag, last_modified)
 }
 
 /// Licence stated on the change feeds: partners' own licences are listed per partner in README.
@@ -432,17 +464,10 @@ async fn render_calendar(
         from.timestamp(),
         to.timestamp()
     );
-    let st = state.clone();
-    let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
-    if let Some(hit) = state.cache.get(&key, change) {
-        return Ok(cached_with_etag(
-            &headers,
-            "text/calendar; charset=utf-8",
-            hit.body,
-            &hit.etag,
-            hit.last_modified,
-        ));
-    }
+    let change = match cache_lookup(&state, &headers, &key, CALENDAR_TYPE).await? {
+        Ok(hit) => return Ok(hit),
+        Err(change) => change,
+    };
     let st = state.clone();
     let (entries, lm) = blocking(move || {
         let conn = st.store.reader()?;
@@ -486,23 +511,14 @@ async fn render_calendar(
         uid_domain: publish::UID_DOMAIN,
     };
     let body = publish::ical::render(&entries, &opts);
-    let etag = super::etag_of(body.as_bytes());
-    let body = axum::body::Bytes::from(body);
-    state.cache.put(
-        key,
-        super::cache::Entry {
-            change,
-            body: body.clone(),
-            etag: etag.clone(),
-            last_modified: lm,
-        },
-    );
-    Ok(cached_with_etag(
+    Ok(cache_store(
+        &state,
         &headers,
-        "text/calendar; charset=utf-8",
+        key,
+        change,
         body,
-        &etag,
         lm,
+        CALENDAR_TYPE,
     ))
 }
 
