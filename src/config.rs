@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 50 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
 pub const DEFAULT_RETRIES: u32 = 3;
+/// A paged feed longer than this is refused rather than followed forever.
+pub const DEFAULT_MAX_PAGES: u32 = 10_000;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_TOKEN_ENV: &str = "TRIBUTARY_ADMIN_TOKEN";
 pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.25;
@@ -127,6 +129,16 @@ pub enum Format {
     TributaryJson,
     Csv,
     Ical,
+    /// Open Referral UK / HSDS API (`/organizations`, `/services`).
+    Oruk,
+    /// OpenActive Realtime Paged Data Exchange.
+    Rpde,
+    /// RSS 2.0 or Atom posts.
+    Rss,
+    /// HTML pages carrying schema.org JSON-LD.
+    Jsonld,
+    /// WordPress "The Events Calendar" REST API.
+    WpEvents,
 }
 
 impl Format {
@@ -134,7 +146,27 @@ impl Format {
         ("tributary-json", Format::TributaryJson),
         ("csv", Format::Csv),
         ("ical", Format::Ical),
+        ("oruk", Format::Oruk),
+        ("rpde", Format::Rpde),
+        ("rss", Format::Rss),
+        ("jsonld", Format::Jsonld),
+        ("wp-events", Format::WpEvents),
     ];
+
+    /// The record kinds a format can carry.
+    pub fn kinds(self) -> &'static [RecordKind] {
+        use RecordKind::{Events, Organisations};
+        match self {
+            Format::TributaryJson | Format::Csv | Format::Jsonld => &[Organisations, Events],
+            Format::Oruk => &[Organisations],
+            Format::Ical | Format::Rpde | Format::Rss | Format::WpEvents => &[Events],
+        }
+    }
+
+    /// Whether the format builds page URLs from an API root, which a local file cannot serve.
+    pub fn needs_http(self) -> bool {
+        matches!(self, Format::Oruk | Format::WpEvents)
+    }
 
     pub fn parse(s: &str) -> Option<Format> {
         Format::ALL
@@ -165,6 +197,10 @@ pub struct Feed {
     pub max_body_bytes: u64,
     pub retries: u32,
     pub headers: Vec<(String, String)>,
+    /// `csv` only: canonical column name → the partner's own header for it.
+    pub columns: BTreeMap<String, String>,
+    /// Most pages one sync follows in a paged format (a loop guard).
+    pub max_pages: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +345,9 @@ struct RawFeed {
     retries: Option<i64>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+    max_pages: Option<i64>,
 }
 
 /// Reads the config file that the CLI's rules point at: `--config`, else `$TRIBUTARY_CONFIG`, else
@@ -680,12 +719,20 @@ fn validate(
                     }
                 },
             };
-            if format == Some(Format::Ical) && kind == Some(RecordKind::Organisations) {
-                push(
-                    problems,
-                    &format!("{fk}.format"),
-                    "an ical feed carries events; set kind = \"events\"".into(),
-                );
+            if let (Some(format), Some(kind)) = (format, kind) {
+                if !format.kinds().contains(&kind) {
+                    let can: Vec<_> = format.kinds().iter().map(|k| k.as_str()).collect();
+                    push(
+                        problems,
+                        &format!("{fk}.format"),
+                        format!(
+                            "a {} feed carries {}, not {}; set kind accordingly",
+                            format.as_str(),
+                            can.join(" or "),
+                            kind.as_str()
+                        ),
+                    );
+                }
             }
             let source = match rf.url.as_deref() {
                 None | Some("") => {
@@ -752,6 +799,60 @@ fn validate(
                     0
                 }
             };
+            if let (Some(format), Some(Source::File(_))) = (format, &source) {
+                if format.needs_http() {
+                    push(
+                        problems,
+                        &format!("{fk}.url"),
+                        format!(
+                            "a {} feed is an API that tributary pages through; give its http(s) root URL, not a file",
+                            format.as_str()
+                        ),
+                    );
+                }
+            }
+            if !rf.columns.is_empty() && format.is_some_and(|f| f != Format::Csv) {
+                push(
+                    problems,
+                    &format!("{fk}.columns"),
+                    "applies to csv feeds only".into(),
+                );
+            }
+            for (canonical, header) in &rf.columns {
+                let ck = format!("{fk}.columns.{canonical}");
+                if let Some(kind) = kind {
+                    if !crate::ingest::csv::columns(kind).contains(&canonical.as_str()) {
+                        push(
+                            problems,
+                            &ck,
+                            format!(
+                                "is not a {} column (known: {})",
+                                kind.as_str(),
+                                crate::ingest::csv::columns(kind).join(", ")
+                            ),
+                        );
+                    }
+                }
+                if header.trim().is_empty() {
+                    push(
+                        problems,
+                        &ck,
+                        "must name the partner's column header".into(),
+                    );
+                }
+            }
+            let max_pages = match rf.max_pages {
+                None => DEFAULT_MAX_PAGES,
+                Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+                Some(n) => {
+                    push(
+                        problems,
+                        &format!("{fk}.max_pages"),
+                        format!("{n} must be between 1 and 1000000"),
+                    );
+                    1
+                }
+            };
             let mut headers = Vec::new();
             for (name, value) in rf.headers {
                 let hk = format!("{fk}.headers.{name}");
@@ -777,6 +878,8 @@ fn validate(
                     max_body_bytes,
                     retries,
                     headers,
+                    columns: rf.columns,
+                    max_pages,
                 });
             }
         }

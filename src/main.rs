@@ -47,7 +47,7 @@ enum Command {
     /// Sync now in this process (all partners, or the named ones), print a summary and exit
     Sync {
         partners: Vec<String>,
-        /// Ignore cache validators and re-read every feed
+        /// Ignore cache validators and cursors: re-read every feed from its start
         #[arg(long)]
         full: bool,
         /// Apply deletions even past a partner's max_delete_share
@@ -64,7 +64,7 @@ enum Command {
     /// Ask the running daemon (admin API) to sync now: all partners or the named ones
     Resync {
         partners: Vec<String>,
-        /// Ignore cache validators and re-read every feed
+        /// Ignore cache validators and cursors: re-read every feed from its start
         #[arg(long)]
         full: bool,
         /// Apply deletions even past a partner's max_delete_share

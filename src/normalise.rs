@@ -2,6 +2,7 @@
 //! postcodes, charity and company numbers, URLs, emails, E.164 phones) and derive the match keys
 //! dedupe compares (names and titles with case, punctuation and decoration removed).
 
+use crate::ingest::html;
 use crate::model::{Event, Organisation, Payload, SourceRecord};
 
 /// Cleans one record into canonical form, or says why it cannot be accepted.
@@ -63,8 +64,8 @@ fn organisation(mut o: Organisation) -> Result<Organisation, String> {
         .into_iter()
         .filter(|n| name_key(n) != name_key(&o.name))
         .collect();
-    o.description = long_text(o.description);
-    o.description_html = opt_text(o.description_html);
+    o.name = markup_free(o.name);
+    (o.description, o.description_html) = descriptions(o.description, o.description_html);
     o.identifiers.charity_number = o
         .identifiers
         .charity_number
@@ -87,8 +88,33 @@ fn organisation(mut o: Organisation) -> Result<Organisation, String> {
     Ok(o)
 }
 
+/// A title or name with any markup or entities a CMS left in it turned into plain text.
+fn markup_free(s: String) -> String {
+    if html::looks_like_html(&s) || (s.contains('&') && s.contains(';')) || s.contains('<') {
+        html::inline_text(&s)
+    } else {
+        s
+    }
+}
+
+/// Plain and HTML descriptions as we republish them: HTML sanitised, and plain text always
+/// present when either is (rendered from the HTML if the partner gave only markup). A "plain"
+/// description that is really markup is treated as markup.
+fn descriptions(plain: Option<String>, markup: Option<String>) -> (Option<String>, Option<String>) {
+    let plain = long_text(plain);
+    let (plain, markup) = match (plain, opt_text(markup)) {
+        (Some(p), None) if html::looks_like_html(&p) => (None, Some(p)),
+        other => other,
+    };
+    let markup = markup
+        .map(|m| html::sanitise(&m))
+        .filter(|m| !m.trim().is_empty());
+    let plain = plain.or_else(|| long_text(markup.as_deref().map(html::to_text)));
+    (plain, markup)
+}
+
 fn event(mut e: Event) -> Result<Event, String> {
-    e.title = text(&e.title).ok_or("event has no title")?;
+    e.title = text(&markup_free(e.title)).ok_or("event has no title")?;
     if let Some(end) = e.end {
         if end < e.start {
             return Err(format!(
@@ -98,8 +124,7 @@ fn event(mut e: Event) -> Result<Event, String> {
             ));
         }
     }
-    e.description = long_text(e.description);
-    e.description_html = opt_text(e.description_html);
+    (e.description, e.description_html) = descriptions(e.description, e.description_html);
     e.location.name = opt_text(e.location.name);
     e.location.address = opt_text(e.location.address);
     e.location.postcode = e.location.postcode.as_deref().and_then(postcode);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Feed, Partner};
+use crate::config::{Feed, Partner, Source};
 use crate::dedupe;
 use crate::ingest::{self, fetch};
 use crate::model::{ParsedFeed, RecordKind, SourceRecord};
@@ -94,6 +94,16 @@ pub enum SyncError {
         live: usize,
         share_pct: f64,
     },
+    #[error("feed {feed}: cannot follow the link {link:?}: {reason}")]
+    Link {
+        feed: String,
+        link: String,
+        reason: String,
+    },
+    #[error(
+        "feed {feed}: more than {max_pages} pages (max_pages); is the partner's paging looping?"
+    )]
+    TooManyPages { feed: String, max_pages: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal task failed: {0}")]
@@ -104,8 +114,20 @@ pub enum SyncError {
 struct FeedData {
     feed: Feed,
     /// `None` when the partner said "not modified".
-    parsed: Option<(Vec<SourceRecord>, fetch::Validators)>,
+    parsed: Option<Gathered>,
     rejections: Vec<StoredRejection>,
+}
+
+/// What one feed's pages yielded, normalised.
+struct Gathered {
+    records: Vec<SourceRecord>,
+    validators: fetch::Validators,
+    /// Partner ids the feed said are deleted (incremental feeds).
+    deleted: Vec<String>,
+    /// Whether `records` is the whole feed, so records missing from it are deleted.
+    complete: bool,
+    /// Where an incremental feed resumes next time.
+    cursor: Option<String>,
 }
 
 /// Opens a run row for a partner's sync (result `running`), so callers get its id at once.
@@ -229,69 +251,247 @@ async fn gather(
 ) -> Result<Vec<FeedData>, SyncError> {
     let mut out = Vec::with_capacity(partner.feeds.len());
     for feed in &partner.feeds {
-        let source_desc = feed.source.to_string();
-        let validators = if opts.full {
-            fetch::Validators::default()
-        } else {
-            let store = ctx.store.clone();
-            let (pid, key, src) = (
-                partner.id.to_string(),
-                feed.key.clone(),
-                source_desc.clone(),
-            );
-            blocking(move || {
-                let conn = store.reader()?;
-                // A feed whose URL changed in config starts afresh.
-                if records::feed_source(&conn, &pid, &key)?.as_deref() != Some(src.as_str()) {
-                    return Ok(fetch::Validators::default());
-                }
-                let (etag, last_modified) = records::validators(&conn, &pid, &key)?;
-                Ok(fetch::Validators {
-                    etag,
-                    last_modified,
-                })
-            })
-            .await?
-        };
-        let outcome = ctx
-            .fetcher
-            .fetch(feed, &validators)
-            .await
-            .map_err(|error| SyncError::Fetch {
-                feed: feed.key.clone(),
-                source_desc: source_desc.clone(),
-                error,
-            })?;
-        match outcome {
-            fetch::FetchOutcome::NotModified => out.push(FeedData {
-                feed: feed.clone(),
-                parsed: None,
-                rejections: Vec::new(),
-            }),
-            fetch::FetchOutcome::Fetched {
-                body, validators, ..
-            } => {
-                let f = feed.clone();
-                let parsed = tokio::task::spawn_blocking(move || {
-                    ingest::parse(f.format, f.kind, &body).map(|p| prepare(&f, p))
-                })
-                .await
-                .map_err(|e| SyncError::Task(e.to_string()))?
-                .map_err(|error| SyncError::Parse {
-                    feed: feed.key.clone(),
-                    source_desc,
-                    error,
-                })?;
-                let (records, rejections) = parsed;
-                out.push(FeedData {
-                    feed: feed.clone(),
-                    parsed: Some((records, validators)),
-                    rejections,
-                });
-            }
-        }
+        out.push(gather_feed(ctx, partner, feed, opts).await?);
     }
     Ok(out)
+}
+
+/// Fetches one feed's pages in order (following the links each page names, within the partner's
+/// host or directory) and parses them with the feed's adapter.
+async fn gather_feed(
+    ctx: &SyncContext,
+    partner: &Partner,
+    feed: &Feed,
+    opts: &SyncOptions,
+) -> Result<FeedData, SyncError> {
+    let source_desc = feed.source.to_string();
+    let (validators, cursor) = if opts.full {
+        (fetch::Validators::default(), None)
+    } else {
+        let store = ctx.store.clone();
+        let (pid, key, src) = (
+            partner.id.to_string(),
+            feed.key.clone(),
+            source_desc.clone(),
+        );
+        blocking(move || {
+            let conn = store.reader()?;
+            // A feed whose URL changed in config starts afresh.
+            if records::feed_source(&conn, &pid, &key)?.as_deref() != Some(src.as_str()) {
+                return Ok((fetch::Validators::default(), None));
+            }
+            let (etag, last_modified) = records::validators(&conn, &pid, &key)?;
+            let cursor = records::cursor(&conn, &pid, &key)?;
+            Ok((
+                fetch::Validators {
+                    etag,
+                    last_modified,
+                },
+                cursor,
+            ))
+        })
+        .await?
+    };
+    let parse_err = |error: ingest::ParseError| SyncError::Parse {
+        feed: feed.key.clone(),
+        source_desc: source_desc.clone(),
+        error,
+    };
+    let mut harvest = ingest::Harvest::new(feed.format, feed.kind, feed.columns.clone());
+    let conditional = harvest.conditional();
+    let mut queue = std::collections::VecDeque::new();
+    for start in harvest.start(&source_desc, cursor.as_deref()) {
+        let src = if start.link == source_desc {
+            feed.source.clone()
+        } else {
+            absolute(&start.link, &feed.source).map_err(|reason| SyncError::Link {
+                feed: feed.key.clone(),
+                link: start.link.clone(),
+                reason,
+            })?
+        };
+        queue.push_back((src, start.role));
+    }
+    let mut visited: HashSet<String> = queue.iter().map(|(s, _)| s.to_string()).collect();
+    let mut first_validators = None;
+    let mut last_page: Option<Source> = None;
+    let mut pages = 0u32;
+    while let Some((src, role)) = queue.pop_front() {
+        pages += 1;
+        if pages > feed.max_pages {
+            return Err(SyncError::TooManyPages {
+                feed: feed.key.clone(),
+                max_pages: feed.max_pages,
+            });
+        }
+        let use_validators = conditional && pages == 1;
+        let v = if use_validators {
+            validators.clone()
+        } else {
+            fetch::Validators::default()
+        };
+        let fetched = ctx.fetcher.fetch_source(feed, &src, &v).await;
+        let (body, page_validators, final_url) = match fetched {
+            Ok(fetch::FetchOutcome::NotModified) if use_validators => {
+                return Ok(FeedData {
+                    feed: feed.clone(),
+                    parsed: None,
+                    rejections: Vec::new(),
+                });
+            }
+            Ok(fetch::FetchOutcome::NotModified) => {
+                // We sent no validators, so a 304 is the partner's mistake; the page is empty.
+                (Vec::new(), fetch::Validators::default(), src.to_string())
+            }
+            Ok(fetch::FetchOutcome::Fetched {
+                body,
+                validators,
+                final_url,
+            }) => (body, validators, final_url),
+            Err(error) => match role {
+                ingest::PageRole::Item => {
+                    harvest.item_failed(&src.to_string(), &error.to_string());
+                    continue;
+                }
+                ingest::PageRole::OptionalListing if error.is_not_found() => {
+                    tracing::debug!(feed = %feed.key, url = %src, "optional listing not offered");
+                    continue;
+                }
+                _ => {
+                    return Err(SyncError::Fetch {
+                        feed: feed.key.clone(),
+                        source_desc: source_desc.clone(),
+                        error,
+                    })
+                }
+            },
+        };
+        if pages == 1 {
+            first_validators = Some(page_validators);
+        }
+        let page_src = match &src {
+            Source::Http(_) => url::Url::parse(&final_url)
+                .map(Source::Http)
+                .unwrap_or(src.clone()),
+            Source::File(_) => src.clone(),
+        };
+        let page_url = page_src.to_string();
+        let (h, links) = tokio::task::spawn_blocking(move || {
+            let links = harvest.add_page(&page_url, role, &body);
+            (harvest, links)
+        })
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))?;
+        harvest = h;
+        for link in links.map_err(parse_err)? {
+            match follow(&page_src, &link.link, &feed.source) {
+                Ok(next) => {
+                    if visited.insert(next.to_string()) {
+                        queue.push_back((next, link.role));
+                    }
+                }
+                Err(reason) if link.role == ingest::PageRole::Item => {
+                    harvest.item_failed(&link.link, &reason);
+                }
+                Err(reason) => {
+                    return Err(SyncError::Link {
+                        feed: feed.key.clone(),
+                        link: link.link,
+                        reason,
+                    })
+                }
+            }
+        }
+        last_page = Some(page_src);
+    }
+    let f = feed.clone();
+    let (harvested, records, rejections) = tokio::task::spawn_blocking(move || {
+        let mut harvested = harvest.finish();
+        let parsed = std::mem::take(&mut harvested.parsed);
+        let (records, rejections) = prepare(&f, parsed);
+        (harvested, records, rejections)
+    })
+    .await
+    .map_err(|e| SyncError::Task(e.to_string()))?;
+    // The cursor is a link on the last page: store it resolved, so it works from anywhere.
+    let cursor = match (harvested.cursor, &last_page) {
+        (Some(c), Some(page)) => Some(
+            follow(page, &c, &feed.source)
+                .map_err(|reason| SyncError::Link {
+                    feed: feed.key.clone(),
+                    link: c.clone(),
+                    reason,
+                })?
+                .to_string(),
+        ),
+        _ => None,
+    };
+    Ok(FeedData {
+        feed: feed.clone(),
+        parsed: Some(Gathered {
+            records,
+            validators: if conditional {
+                first_validators.unwrap_or_default()
+            } else {
+                fetch::Validators::default()
+            },
+            deleted: harvested.deleted,
+            complete: harvested.complete,
+            cursor,
+        }),
+        rejections,
+    })
+}
+
+/// A page link from an adapter's start list: an absolute URL, or a path for a local feed.
+fn absolute(link: &str, origin: &Source) -> Result<Source, String> {
+    match origin {
+        Source::Http(_) => {
+            let u = url::Url::parse(link).map_err(|e| format!("not a URL: {e}"))?;
+            same_host(u, origin)
+        }
+        Source::File(_) => Ok(Source::File(std::path::PathBuf::from(link))),
+    }
+}
+
+/// Resolves a link found on page `page` and checks it stays with the partner: the same host and
+/// port for HTTP feeds; the feed's own directory, never a URL or `..`, for local ones.
+fn follow(page: &Source, link: &str, origin: &Source) -> Result<Source, String> {
+    match page {
+        Source::Http(base) => {
+            let u = base
+                .join(link.trim())
+                .map_err(|e| format!("not a URL: {e}"))?;
+            same_host(u, origin)
+        }
+        Source::File(path) => {
+            let link = link.trim();
+            if link.contains("://")
+                || link.starts_with('/')
+                || link.split(['/', '\\']).any(|c| c == "..")
+            {
+                return Err("a local feed may only link to files beside it".into());
+            }
+            let link = link.split(['?', '#']).next().unwrap_or(link);
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            Ok(Source::File(dir.join(link)))
+        }
+    }
+}
+
+fn same_host(u: url::Url, origin: &Source) -> Result<Source, String> {
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("{u} is not an http(s) URL"));
+    }
+    if let Source::Http(o) = origin {
+        if u.host_str() != o.host_str() || u.port_or_known_default() != o.port_or_known_default() {
+            return Err(format!(
+                "{u} is on another host than the feed ({}); only the partner's own pages are followed",
+                o.host_str().unwrap_or("")
+            ));
+        }
+    }
+    Ok(Source::Http(u))
 }
 
 /// Normalises parsed records, turning every problem into a counted, logged rejection.
@@ -371,34 +571,46 @@ fn apply(
     .map_err(StoreError::from)?;
     for fd in data {
         all_rejections.extend(fd.rejections);
-        let Some((recs, validators)) = fd.parsed else {
+        let Some(g) = fd.parsed else {
             counts.feeds_unchanged += 1;
             continue;
         };
-        counts.feeds_fetched += 1;
+        // An incremental feed with nothing new since its cursor is as good as "not modified".
+        if !g.complete && g.records.is_empty() && g.deleted.is_empty() {
+            counts.feeds_unchanged += 1;
+        } else {
+            counts.feeds_fetched += 1;
+        }
+        let recs = g.records;
         counts.records_seen += recs.len();
         let up = records::upsert(&tx, pid, &fd.feed.key, &recs, &now_s)?;
         counts.inserted += up.inserted;
         counts.updated += up.updated;
         counts.unchanged += up.unchanged;
-        let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
-        let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
-        if !force {
-            let live = up.unchanged + up.updated + missing.len();
-            if mass_deletion(
-                missing.len(),
-                live,
-                recs.is_empty(),
-                partner.max_delete_share,
-            ) {
-                return Err(SyncError::MassDeletion {
-                    feed: fd.feed.key.clone(),
-                    would_delete: missing.len(),
+        let missing = if g.complete {
+            let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
+            let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
+            if !force {
+                let live = up.unchanged + up.updated + missing.len();
+                if mass_deletion(
+                    missing.len(),
                     live,
-                    share_pct: partner.max_delete_share * 100.0,
-                });
+                    recs.is_empty(),
+                    partner.max_delete_share,
+                ) {
+                    return Err(SyncError::MassDeletion {
+                        feed: fd.feed.key.clone(),
+                        would_delete: missing.len(),
+                        live,
+                        share_pct: partner.max_delete_share * 100.0,
+                    });
+                }
             }
-        }
+            missing
+        } else {
+            // Deletions the partner stated one by one (RPDE tombstones) are applied as stated.
+            records::live_rows(&tx, pid, &fd.feed.key, &g.deleted)?
+        };
         records::mark_deleted(&tx, &missing, &now_s)?;
         counts.deleted += missing.len();
         records::save_validators(
@@ -406,10 +618,13 @@ fn apply(
             pid,
             &fd.feed.key,
             &fd.feed.source.to_string(),
-            validators.etag.as_deref(),
-            validators.last_modified.as_deref(),
+            g.validators.etag.as_deref(),
+            g.validators.last_modified.as_deref(),
             &now_s,
         )?;
+        if let Some(cursor) = &g.cursor {
+            records::save_cursor(&tx, pid, &fd.feed.key, cursor)?;
+        }
         if (up.inserted + up.updated + missing.len()) > 0 && !touched.contains(&fd.feed.kind) {
             touched.push(fd.feed.kind);
         }

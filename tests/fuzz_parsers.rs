@@ -51,12 +51,48 @@ const FRAGMENTS: &[&str] = &[
     "00440",
     "https://",
     "mailto:",
+    "<script type=\"application/ld+json\">",
+    "</script>",
+    "<![CDATA[",
+    "<!DOCTYPE x [<!ENTITY e \"&e;&e;\">]>",
+    "&e;",
+    "&#x0;",
+    "\"@type\": \"SessionSeries\"",
+    "\"eventSchedule\": [{\"repeatFrequency\": \"P1W\", \"startDate\": \"2027-01-01\", \"startTime\": \"25:00\"}]",
+    "\"state\": \"deleted\"",
+    "Tuesday 31st February 2027, 11pm – 1am",
+    "\"totalPages\": 18446744073709551615",
+];
+
+/// Where a seed's pages pretend to come from (adapters read paging from the URL).
+const PAGE_URLS: &[(Format, &str)] = &[
+    (
+        Format::Oruk,
+        "http://127.0.0.1/oruk/services?page=1&per_page=100",
+    ),
+    (Format::Rpde, "http://127.0.0.1/openactive/session-series"),
+    (Format::Jsonld, "http://127.0.0.1/events/"),
+    (
+        Format::WpEvents,
+        "http://127.0.0.1/wp-json/tribe/events/v1/events?page=1",
+    ),
 ];
 
 fn seeds() -> Vec<(Format, RecordKind, Vec<u8>)> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo/");
     let read = |f: &str| std::fs::read(format!("{root}{f}")).unwrap();
+    let fixture = |f: &str| {
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + f)
+            .unwrap()
+    };
     vec![
+        (Format::Rss, RecordKind::Events, fixture("rss/cvs-news.xml")),
+        (Format::Jsonld, RecordKind::Events, fixture("jsonld/events.html")),
+        (Format::Jsonld, RecordKind::Events, fixture("jsonld/events-page-2.html")),
+        (Format::Oruk, RecordKind::Organisations, fixture("oruk/services-1.json")),
+        (Format::Rpde, RecordKind::Events, fixture("rpde/sessions-1.json")),
+        (Format::Rpde, RecordKind::Events, fixture("rpde/sessions-2.json")),
+        (Format::WpEvents, RecordKind::Events, fixture("wp-events/events-1.json")),
         (Format::Ical, RecordKind::Events, read("cvs-cheshire-east-events.ics")),
         (Format::Ical, RecordKind::Events, read("hull-vcse-events.ics")),
         (Format::Csv, RecordKind::Organisations, read("cvs-cheshire-east-members.csv")),
@@ -105,9 +141,18 @@ fn mutate(rng: &mut fastrand::Rng, input: &[u8]) -> Vec<u8> {
 }
 
 fn exercise(format: Format, kind: RecordKind, bytes: &[u8]) {
-    let Ok(feed) = ingest::parse(format, kind, bytes) else {
+    let url = PAGE_URLS
+        .iter()
+        .find(|(f, _)| *f == format)
+        .map_or("", |(_, u)| u);
+    let mut harvest = ingest::Harvest::new(format, kind, Default::default());
+    if harvest
+        .add_page(url, ingest::PageRole::Listing, bytes)
+        .is_err()
+    {
         return;
-    };
+    }
+    let feed = harvest.finish().parsed;
     let mut events = Vec::new();
     for rec in feed.records {
         if let Ok(rec) = normalise::record(rec) {

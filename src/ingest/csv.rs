@@ -2,8 +2,9 @@
 //! (header names matched case-insensitively; unknown columns ignored). Multi-valued cells
 //! (`categories`, `alternate_names`) split on `;`; a `recurrence` cell holds one content line per
 //! line of the cell (`RRULE:…` values contain `;` themselves, so `;` cannot separate them).
+//! A feed's `columns` mapping renames a partner's own headers to ours, so exports work unedited.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::tributary_json::{instant, DEFAULT_TZ};
 use super::ParseError;
@@ -48,7 +49,68 @@ impl Row<'_> {
     }
 }
 
+const ORGANISATION_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "alternate_names",
+    "description",
+    "description_html",
+    "charity_number",
+    "company_number",
+    "org_id",
+    "website",
+    "email",
+    "phone",
+    "street",
+    "locality",
+    "region",
+    "postcode",
+    "categories",
+    "url",
+    "updated_at",
+];
+
+const EVENT_COLUMNS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "description_html",
+    "start",
+    "end",
+    "timezone",
+    "all_day",
+    "recurrence",
+    "status",
+    "location_name",
+    "location_address",
+    "postcode",
+    "online",
+    "location_url",
+    "url",
+    "booking_url",
+    "organiser_name",
+    "categories",
+    "updated_at",
+];
+
+/// The column names this adapter reads for `kind`: what a `columns` mapping may map to.
+pub fn columns(kind: RecordKind) -> &'static [&'static str] {
+    match kind {
+        RecordKind::Organisations => ORGANISATION_COLUMNS,
+        RecordKind::Events => EVENT_COLUMNS,
+    }
+}
+
 pub fn parse(kind: RecordKind, bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
+    parse_mapped(kind, bytes, &BTreeMap::new())
+}
+
+/// Parses with `mapping` (canonical column → the partner's header) applied to the header row.
+pub fn parse_mapped(
+    kind: RecordKind,
+    bytes: &[u8],
+    mapping: &BTreeMap<String, String>,
+) -> Result<ParsedFeed, ParseError> {
     let invalid = |reason: String| ParseError::Invalid {
         format: FORMAT,
         reason,
@@ -64,6 +126,7 @@ pub fn parse(kind: RecordKind, bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
+    let headers = apply_mapping(headers, mapping).map_err(invalid)?;
     let required: &[&str] = match kind {
         RecordKind::Organisations => &["id", "name"],
         RecordKind::Events => &["id", "title", "start"],
@@ -155,6 +218,34 @@ pub fn parse(kind: RecordKind, bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         }
     }
     Ok(feed)
+}
+
+/// Renames mapped partner headers to canonical ones. A mapped header the file lacks fails the feed:
+/// it means the partner changed their export, and guessing would land wrong data.
+fn apply_mapping(
+    mut headers: Vec<String>,
+    mapping: &BTreeMap<String, String>,
+) -> Result<Vec<String>, String> {
+    let mut renamed = vec![false; headers.len()];
+    for (canonical, theirs) in mapping {
+        let theirs_lc = theirs.trim().to_ascii_lowercase();
+        let Some(i) = headers.iter().position(|h| *h == theirs_lc) else {
+            return Err(format!(
+                "columns.{canonical} maps to {theirs:?}, which the header row lacks (found: {})",
+                headers.join(", ")
+            ));
+        };
+        headers[i] = canonical.clone();
+        renamed[i] = true;
+    }
+    // An unmapped column that happens to share a mapped canonical name must not shadow it.
+    let mapped: Vec<&str> = mapping.keys().map(String::as_str).collect();
+    for (h, r) in headers.iter_mut().zip(&renamed) {
+        if !r && mapped.contains(&h.as_str()) {
+            h.insert_str(0, "unmapped:");
+        }
+    }
+    Ok(headers)
 }
 
 fn organisation(row: &Row) -> Result<Organisation, String> {
@@ -292,6 +383,42 @@ mod tests {
         assert_eq!(e5.status, EventStatus::Cancelled);
         assert!(e5.location.online);
         assert!(feed.rejections[0].reason.contains("row 5: start"));
+    }
+
+    #[test]
+    fn column_mapping_reads_a_partners_own_export() {
+        let text = "Ref,Organisation Name,Charity No.,Post Code,Name\n\
+            101,Crewe Foodbank,1150000,CW1 2BJ,Jo Bloggs (contact)\n";
+        let mapping: BTreeMap<String, String> = [
+            ("id", "Ref"),
+            ("name", "organisation name"),
+            ("charity_number", "Charity No."),
+            ("postcode", "Post Code"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let feed = parse_mapped(RecordKind::Organisations, text.as_bytes(), &mapping).unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let Payload::Organisation(o) = &feed.records[0].payload else {
+            panic!()
+        };
+        assert_eq!(
+            o.name, "Crewe Foodbank",
+            "the mapped column wins over a literal \"Name\""
+        );
+        assert_eq!(feed.records[0].source_id, "101");
+        assert_eq!(o.identifiers.charity_number.as_deref(), Some("1150000"));
+        assert_eq!(o.address.postcode.as_deref(), Some("CW1 2BJ"));
+
+        let mut broken = mapping.clone();
+        broken.insert("website".into(), "Web Site".into());
+        let err = parse_mapped(RecordKind::Organisations, text.as_bytes(), &broken).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("columns.website maps to \"Web Site\""),
+            "{err}"
+        );
     }
 
     #[test]

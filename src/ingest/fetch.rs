@@ -54,6 +54,11 @@ pub enum FetchError {
 }
 
 impl FetchError {
+    /// Whether the partner answered "not found" / "gone".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::Status { status, .. } if status.starts_with("404") || status.starts_with("410"))
+    }
+
     /// Whether trying again may help.
     fn retryable(&self) -> bool {
         match self {
@@ -118,7 +123,18 @@ impl Fetcher {
         feed: &Feed,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
-        match &feed.source {
+        self.fetch_source(feed, &feed.source, validators).await
+    }
+
+    /// Fetches one page of `feed` from `source` (a later page of a paged feed) with the feed's
+    /// limits, headers and rate limit.
+    pub async fn fetch_source(
+        &self,
+        feed: &Feed,
+        source: &Source,
+        validators: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
+        match source {
             Source::File(path) => read_file(path, feed.max_body_bytes, validators),
             Source::Http(url) => self.fetch_http(feed, url, validators).await,
         }

@@ -1,14 +1,25 @@
-//! Ingest: fetch a feed's bytes (`fetch`) and turn them into [`ParsedFeed`]s with one adapter per
-//! input format. A whole-feed problem (not JSON, not a calendar) is a [`ParseError`] that fails the
-//! partner's sync; a single bad record is a [`crate::model::Rejection`] and the rest still land.
+//! Ingest: fetch a feed's pages (`fetch`) and turn them into records with one adapter per input
+//! format. A [`Harvest`] holds an adapter's state across the pages of one feed: single-document
+//! formats read one page; API formats name the pages to fetch next. A whole-feed problem is a
+//! [`ParseError`] that fails the partner's sync; a single bad record is a [`Rejection`].
 
 pub mod csv;
+pub mod dates_in_text;
 pub mod fetch;
+pub mod html;
 pub mod ical;
+pub mod jsonld;
+pub mod oruk;
+pub mod rpde;
+pub mod rss;
+pub mod schema_org;
 pub mod tributary_json;
+pub mod wp_events;
+
+use std::collections::BTreeMap;
 
 use crate::config::Format;
-use crate::model::{ParsedFeed, RecordKind};
+use crate::model::{ParsedFeed, RecordKind, Rejection, SourceRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -26,17 +37,210 @@ pub enum ParseError {
     },
 }
 
-/// Parses one feed's bytes with the adapter for `format`, expecting records of `kind`.
+/// Parses one single-document feed's bytes with the adapter for `format`.
 pub fn parse(format: Format, kind: RecordKind, bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
-    match format {
-        Format::TributaryJson => tributary_json::parse(kind, bytes),
-        Format::Csv => csv::parse(kind, bytes),
-        Format::Ical => match kind {
-            RecordKind::Events => ical::parse(bytes),
-            RecordKind::Organisations => Err(ParseError::Unsupported {
-                format: "ical",
-                kind: kind.as_str(),
-            }),
-        },
+    let mut h = Harvest::new(format, kind, BTreeMap::new());
+    h.add_page("", PageRole::Listing, bytes)?;
+    Ok(h.finish().parsed)
+}
+
+/// What a page is to its feed, which decides how a failure to fetch it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRole {
+    /// A page of the feed itself: failing to fetch it fails the sync.
+    Listing,
+    /// A listing endpoint the partner's API may not offer: "not found" means none.
+    OptionalListing,
+    /// A detail page a listing links to: failing to fetch it rejects that item only.
+    Item,
+}
+
+/// A page to fetch: a link as the partner wrote it (absolute or relative to the page it was on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub link: String,
+    pub role: PageRole,
+}
+
+impl PageRequest {
+    fn listing(link: impl Into<String>) -> PageRequest {
+        PageRequest {
+            link: link.into(),
+            role: PageRole::Listing,
+        }
     }
+}
+
+/// Everything one feed's harvest yielded.
+#[derive(Debug, Default)]
+pub struct Harvested {
+    pub parsed: ParsedFeed,
+    /// Partner ids the feed says are deleted (RPDE tombstones).
+    pub deleted: Vec<String>,
+    /// Whether `parsed` is the whole feed (records missing from it are deleted) or only changes.
+    pub complete: bool,
+    /// Where the next incremental harvest continues (RPDE), if the format has cursors.
+    pub cursor: Option<String>,
+}
+
+enum State {
+    Single(Option<ParsedFeed>),
+    Oruk(oruk::Harvest),
+    Rpde(rpde::Harvest),
+    Jsonld(jsonld::Harvest),
+    WpEvents(wp_events::Harvest),
+}
+
+/// One feed's adapter state across its pages.
+pub struct Harvest {
+    format: Format,
+    kind: RecordKind,
+    columns: BTreeMap<String, String>,
+    state: State,
+}
+
+impl Harvest {
+    pub fn new(format: Format, kind: RecordKind, columns: BTreeMap<String, String>) -> Harvest {
+        let state = match format {
+            Format::Oruk => State::Oruk(oruk::Harvest::default()),
+            Format::Rpde => State::Rpde(rpde::Harvest::default()),
+            Format::Jsonld => State::Jsonld(jsonld::Harvest::new(kind)),
+            Format::WpEvents => State::WpEvents(wp_events::Harvest::default()),
+            Format::TributaryJson | Format::Csv | Format::Ical | Format::Rss => State::Single(None),
+        };
+        Harvest {
+            format,
+            kind,
+            columns,
+            state,
+        }
+    }
+
+    /// Whether one conditional request tells if the whole feed changed. Paged feeds cannot say:
+    /// an unchanged first page proves nothing about the rest.
+    pub fn conditional(&self) -> bool {
+        matches!(self.state, State::Single(_))
+    }
+
+    /// The first pages to fetch, given the configured source; `cursor` resumes an incremental feed.
+    pub fn start(&mut self, source: &str, cursor: Option<&str>) -> Vec<PageRequest> {
+        match &mut self.state {
+            State::Oruk(_) => oruk::start(source),
+            State::Rpde(h) => {
+                h.incremental = cursor.is_some();
+                vec![PageRequest::listing(cursor.unwrap_or(source))]
+            }
+            State::Single(_) | State::Jsonld(_) | State::WpEvents(_) => {
+                vec![PageRequest::listing(source)]
+            }
+        }
+    }
+
+    /// Reads one fetched page (`url` is where it came from) and returns the pages it links to.
+    pub fn add_page(
+        &mut self,
+        url: &str,
+        role: PageRole,
+        bytes: &[u8],
+    ) -> Result<Vec<PageRequest>, ParseError> {
+        let (kind, format) = (self.kind, self.format);
+        match &mut self.state {
+            State::Single(slot) => {
+                let parsed = match format {
+                    Format::TributaryJson => tributary_json::parse(kind, bytes)?,
+                    Format::Csv => csv::parse_mapped(kind, bytes, &self.columns)?,
+                    Format::Ical => ical::parse(bytes)?,
+                    Format::Rss => rss::parse(bytes)?,
+                    _ => unreachable_format(format)?,
+                };
+                *slot = Some(parsed);
+                Ok(Vec::new())
+            }
+            State::Oruk(h) => h.add_page(url, bytes),
+            State::Rpde(h) => h.add_page(url, bytes),
+            State::Jsonld(h) => h.add_page(url, role, bytes),
+            State::WpEvents(h) => h.add_page(url, bytes),
+        }
+    }
+
+    /// Records that an item page could not be fetched, so the item is a rejection, not a gap.
+    pub fn item_failed(&mut self, link: &str, reason: &str) {
+        if let State::Jsonld(h) = &mut self.state {
+            h.rejections.push(Rejection {
+                source_id: Some(link.to_string()),
+                reason: format!("item page {link}: {reason}"),
+            });
+        }
+    }
+
+    pub fn finish(self) -> Harvested {
+        match self.state {
+            State::Single(parsed) => Harvested {
+                parsed: parsed.unwrap_or_default(),
+                complete: true,
+                ..Harvested::default()
+            },
+            State::Oruk(h) => h.finish(),
+            State::Rpde(h) => h.finish(),
+            State::Jsonld(h) => h.finish(),
+            State::WpEvents(h) => h.finish(),
+        }
+    }
+}
+
+fn unreachable_format(format: Format) -> Result<ParsedFeed, ParseError> {
+    Err(ParseError::Invalid {
+        format: format.as_str(),
+        reason: "internal: this format is paged, not a single document".into(),
+    })
+}
+
+/// Collects records by the partner's id, a later page's copy replacing an earlier one's (an item
+/// page is fuller than the listing that linked it; an RPDE update supersedes the one before).
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    order: Vec<String>,
+    by_id: std::collections::HashMap<String, SourceRecord>,
+}
+
+impl Collected {
+    pub(crate) fn put(&mut self, rec: SourceRecord) {
+        if !self.by_id.contains_key(&rec.source_id) {
+            self.order.push(rec.source_id.clone());
+        }
+        self.by_id.insert(rec.source_id.clone(), rec);
+    }
+
+    pub(crate) fn into_records(mut self) -> Vec<SourceRecord> {
+        self.order
+            .iter()
+            .filter_map(|id| self.by_id.remove(id))
+            .collect()
+    }
+}
+
+/// Sets (or adds) one query parameter of an absolute URL; `None` if `url` is not absolute.
+pub(crate) fn with_query(url: &str, key: &str, value: &str) -> Option<String> {
+    let mut u = url::Url::parse(url).ok()?;
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    {
+        let mut q = u.query_pairs_mut();
+        q.clear();
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+        q.append_pair(key, value);
+    }
+    Some(u.to_string())
+}
+
+/// A query parameter of a URL as a number (`page=3`).
+pub(crate) fn query_number(url: &str, key: &str) -> Option<u64> {
+    let u = url::Url::parse(url).ok()?;
+    let v = u.query_pairs().find(|(k, _)| k == key)?.1.into_owned();
+    v.parse().ok()
 }

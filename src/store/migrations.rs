@@ -144,6 +144,10 @@ const STEPS: &[&str] = &[
     r#"
     CREATE TABLE dirty_kinds (kind TEXT PRIMARY KEY) WITHOUT ROWID;
     "#,
+    // 4: where an incremental feed (RPDE) resumes: the `next` link of its last page.
+    r#"
+    ALTER TABLE feeds ADD COLUMN cursor TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

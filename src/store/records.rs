@@ -254,6 +254,54 @@ pub fn save_validators(
     Ok(())
 }
 
+/// Where an incremental feed resumes, if it has been harvested before.
+pub fn cursor(
+    conn: &rusqlite::Connection,
+    partner: &str,
+    feed_key: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT cursor FROM feeds WHERE partner_id = ?1 AND feed_key = ?2",
+            params![partner, feed_key],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+/// Saves an incremental feed's cursor; call after [`save_validators`] in the same transaction.
+pub fn save_cursor(tx: &Transaction, partner: &str, feed_key: &str, cursor: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE feeds SET cursor = ?3 WHERE partner_id = ?1 AND feed_key = ?2",
+        params![partner, feed_key, cursor],
+    )?;
+    Ok(())
+}
+
+/// Live rows of a feed among the partner's ids `ids` (an incremental feed's deletions).
+pub fn live_rows(
+    tx: &Transaction,
+    partner: &str,
+    feed_key: &str,
+    ids: &[String],
+) -> Result<Vec<i64>> {
+    let mut st = tx.prepare_cached(
+        "SELECT id FROM source_records
+         WHERE partner_id = ?1 AND feed_key = ?2 AND source_id = ?3 AND deleted_at IS NULL",
+    )?;
+    let mut rows = Vec::new();
+    for id in ids {
+        if let Some(row) = st
+            .query_row(params![partner, feed_key, id], |r| r.get(0))
+            .optional()?
+        {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
 /// Forgets a feed's validators when its source changed in config, so the next fetch is unconditional.
 pub fn feed_source(
     conn: &rusqlite::Connection,

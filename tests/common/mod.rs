@@ -348,3 +348,99 @@ pub fn stderr(o: &Output) -> String {
 pub fn db(env: &TestEnv) -> rusqlite::Connection {
     rusqlite::Connection::open(env.db()).unwrap()
 }
+
+/// Bodies (with content type) by normalised path and query.
+type Pages = Arc<Mutex<std::collections::HashMap<String, (&'static str, Vec<u8>)>>>;
+
+/// A fake partner website or API on 127.0.0.1 serving different bodies per path and query (query
+/// parameters in any order), 404 elsewhere; records every request's path and query.
+#[derive(Clone)]
+pub struct FakeSite {
+    pub addr: SocketAddr,
+    pages: Pages,
+    pub hits: Arc<Mutex<Vec<String>>>,
+}
+
+fn page_key(path_and_query: &str) -> String {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    pairs.sort();
+    format!("{path}?{}", pairs.join("&"))
+}
+
+impl FakeSite {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Serves `body` at `path_and_query` from now on.
+    pub fn put(&self, path_and_query: &str, content_type: &'static str, body: impl Into<Vec<u8>>) {
+        self.pages
+            .lock()
+            .unwrap()
+            .insert(page_key(path_and_query), (content_type, body.into()));
+    }
+
+    /// Serves a fixture file from `tests/fixtures/`, with `{base}` replaced by this site's URL.
+    pub fn put_fixture(&self, path_and_query: &str, content_type: &'static str, fixture: &str) {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(fixture),
+        )
+        .unwrap();
+        self.put(
+            path_and_query,
+            content_type,
+            text.replace("{base}", &self.url("")),
+        );
+    }
+
+    pub fn hits(&self) -> Vec<String> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+type SiteState = (Pages, Arc<Mutex<Vec<String>>>);
+
+async fn serve_site(State(s): State<SiteState>, uri: axum::http::Uri) -> Response<Body> {
+    let pq = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    s.1.lock().unwrap().push(pq.clone());
+    match s.0.lock().unwrap().get(&page_key(&pq)) {
+        Some((ct, body)) => Response::builder()
+            .status(200)
+            .header("content-type", *ct)
+            .body(Body::from(body.clone()))
+            .unwrap(),
+        None => Response::builder()
+            .status(404)
+            .body(Body::from("not found"))
+            .unwrap(),
+    }
+}
+
+pub fn fake_site() -> FakeSite {
+    let pages = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let state = (pages.clone(), hits.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            let app = Router::new().fallback(get(serve_site)).with_state(state);
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    FakeSite { addr, pages, hits }
+}

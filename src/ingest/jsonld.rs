@@ -1,0 +1,254 @@
+//! The `jsonld` format: HTML pages carrying schema.org JSON-LD, as CMS event and directory pages do.
+//! The configured page is a listing: its `Event`/`Organization` nodes are records, its `ItemList`
+//! entries name item pages to fetch (whose fuller nodes replace the listing's summaries), and its
+//! `rel="next"` link continues the listing.
+
+use serde_json::Value;
+
+use super::{html, schema_org, Collected, Harvested, PageRequest, PageRole, ParseError};
+use crate::model::{ParsedFeed, Payload, RecordKind, Rejection, SourceRecord};
+
+const FORMAT: &str = "jsonld";
+
+#[derive(Debug)]
+pub struct Harvest {
+    kind: RecordKind,
+    records: Collected,
+    pub(super) rejections: Vec<Rejection>,
+    /// Whether any listing page carried JSON-LD at all (a page with none is not this format).
+    saw_json_ld: bool,
+}
+
+impl Harvest {
+    pub fn new(kind: RecordKind) -> Harvest {
+        Harvest {
+            kind,
+            records: Collected::default(),
+            rejections: Vec::new(),
+            saw_json_ld: false,
+        }
+    }
+
+    fn wanted(&self, node: &Value) -> bool {
+        match self.kind {
+            RecordKind::Events => schema_org::is_event(node),
+            RecordKind::Organisations => schema_org::is_organisation(node),
+        }
+    }
+
+    pub fn add_page(
+        &mut self,
+        url: &str,
+        role: PageRole,
+        bytes: &[u8],
+    ) -> Result<Vec<PageRequest>, ParseError> {
+        let page = html::scan(&String::from_utf8_lossy(bytes));
+        if role != PageRole::Item && page.json_ld.is_empty() && !self.saw_json_ld {
+            return Err(ParseError::Invalid {
+                format: FORMAT,
+                reason: format!(
+                    "{url}: the page has no <script type=\"application/ld+json\"> block"
+                ),
+            });
+        }
+        self.saw_json_ld |= !page.json_ld.is_empty();
+        let mut links = Vec::new();
+        let mut found = 0usize;
+        for (b, block) in page.json_ld.iter().enumerate() {
+            let doc: Value = match serde_json::from_str(block.trim()) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.rejections.push(Rejection {
+                        source_id: Some(url.to_string()),
+                        reason: format!("{url}: JSON-LD block {} is not JSON: {e}", b + 1),
+                    });
+                    continue;
+                }
+            };
+            for node in schema_org::nodes(doc) {
+                if schema_org::types(&node).iter().any(|t| t == "ItemList") {
+                    if role != PageRole::Item {
+                        links.extend(self.item_list(url, &node, &mut found));
+                    }
+                    continue;
+                }
+                if self.wanted(&node) {
+                    found += 1;
+                    self.node(url, &node, found);
+                }
+            }
+        }
+        if role == PageRole::Item && found == 0 {
+            self.rejections.push(Rejection {
+                source_id: Some(url.to_string()),
+                reason: format!(
+                    "item page {url} has no schema.org {} node",
+                    match self.kind {
+                        RecordKind::Events => "Event",
+                        RecordKind::Organisations => "Organization",
+                    }
+                ),
+            });
+        }
+        if role != PageRole::Item {
+            links.extend(page.next.map(PageRequest::listing));
+        }
+        Ok(links)
+    }
+
+    /// An `ItemList`'s entries: embedded nodes are records now; bare URLs are item pages to fetch.
+    fn item_list(&mut self, url: &str, list: &Value, found: &mut usize) -> Vec<PageRequest> {
+        let entries: Vec<&Value> = match list.get("itemListElement") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) => vec![v],
+            None => Vec::new(),
+        };
+        let mut links = Vec::new();
+        for entry in entries {
+            let item = entry.get("item").unwrap_or(entry);
+            // A summary complete enough to stand on its own needs no second request for its page.
+            let complete = self.kind == RecordKind::Organisations
+                || item.get("startDate").is_some()
+                || item.get("eventSchedule").is_some();
+            if item.is_object() && self.wanted(item) && complete {
+                *found += 1;
+                self.node(url, item, *found);
+                continue;
+            }
+            let link = match item {
+                Value::String(s) => Some(s.clone()),
+                _ => item
+                    .get("url")
+                    .or_else(|| entry.get("url"))
+                    .or_else(|| item.get("@id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            if let Some(link) = link.filter(|l| !l.trim().is_empty()) {
+                links.push(PageRequest {
+                    link,
+                    role: PageRole::Item,
+                });
+            }
+        }
+        links
+    }
+
+    fn node(&mut self, page_url: &str, node: &Value, n: usize) {
+        let id = ["url", "@id", "identifier"]
+            .iter()
+            .find_map(|k| node.get(*k).and_then(Value::as_str))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{page_url}#{n}"));
+        let payload = match self.kind {
+            RecordKind::Events => schema_org::event(node, None).map(Payload::Event),
+            RecordKind::Organisations => schema_org::organisation(node).map(Payload::Organisation),
+        };
+        match payload {
+            Ok(payload) => self.records.put(SourceRecord {
+                source_id: id,
+                url: node
+                    .get("url")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| Some(page_url.to_string()).filter(|u| u.starts_with("http"))),
+                updated_at: None,
+                payload,
+            }),
+            Err(reason) => self.rejections.push(Rejection {
+                source_id: Some(id),
+                reason,
+            }),
+        }
+    }
+
+    pub fn finish(self) -> Harvested {
+        Harvested {
+            parsed: ParsedFeed {
+                records: self.records.into_records(),
+                rejections: self.rejections,
+            },
+            complete: true,
+            ..Harvested::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTING: &str = r#"<!doctype html><html><head><title>Events</title>
+        <script type="application/ld+json">{"@context":"https://schema.org","@type":"ItemList","itemListElement":[
+          {"@type":"ListItem","position":1,"url":"https://cvs.example.org/events/anchor/"},
+          {"@type":"ListItem","position":2,"item":{"@type":"Event","name":"Funding Fair","url":"https://cvs.example.org/events/fair/","startDate":"2027-02-10T10:00:00+00:00"}}]}</script>
+        <link rel="next" href="/events/page/2/"></head><body><h1>Events</h1></body></html>"#;
+
+    const ITEM: &str = r#"<html><head><script type="application/ld+json">
+        {"@context":"https://schema.org","@graph":[{"@type":"WebPage","name":"Anchor"},
+         {"@type":"Event","name":"Next Steps in Developing Anchor Institutions in our Region","url":"https://cvs.example.org/events/anchor/",
+          "startDate":"2022-01-25T13:00:00Z","endDate":"2022-01-25T15:00:00Z","organizer":{"@type":"Organization","name":"Cheshire East CVS"}}]}
+        </script></head></html>"#;
+
+    #[test]
+    fn listing_links_items_and_next_page() {
+        let mut h = Harvest::new(RecordKind::Events);
+        let links = h
+            .add_page(
+                "https://cvs.example.org/events/",
+                PageRole::Listing,
+                LISTING.as_bytes(),
+            )
+            .unwrap();
+        let got: Vec<(&str, PageRole)> = links.iter().map(|l| (l.link.as_str(), l.role)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("https://cvs.example.org/events/anchor/", PageRole::Item),
+                ("/events/page/2/", PageRole::Listing),
+            ]
+        );
+        h.add_page(
+            "https://cvs.example.org/events/anchor/",
+            PageRole::Item,
+            ITEM.as_bytes(),
+        )
+        .unwrap();
+        h.add_page(
+            "https://cvs.example.org/events/moved/",
+            PageRole::Item,
+            b"<html>moved</html>",
+        )
+        .unwrap();
+        let out = h.finish();
+        let ids: Vec<&str> = out
+            .parsed
+            .records
+            .iter()
+            .map(|r| r.source_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                "https://cvs.example.org/events/fair/",
+                "https://cvs.example.org/events/anchor/"
+            ]
+        );
+        assert_eq!(
+            out.parsed.rejections.len(),
+            1,
+            "{:?}",
+            out.parsed.rejections
+        );
+    }
+
+    #[test]
+    fn a_page_without_json_ld_is_not_this_format() {
+        let mut h = Harvest::new(RecordKind::Events);
+        assert!(h
+            .add_page("u", PageRole::Listing, b"<html><p>hello</p></html>")
+            .is_err());
+    }
+}

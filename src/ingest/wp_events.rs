@@ -1,0 +1,262 @@
+//! The `wp-events` format: the WordPress "The Events Calendar" REST API
+//! (`/wp-json/tribe/events/v1/events`). Pages are followed by `next_rest_url` (or `page` up to
+//! `total_pages`); titles arrive HTML-encoded and descriptions as HTML, which normalise cleans.
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDateTime, TimeZone};
+use serde_json::Value;
+
+use super::tributary_json::DEFAULT_TZ;
+use super::{query_number, with_query, Collected, Harvested, PageRequest, ParseError};
+use crate::model::{
+    Event, EventStatus, Location, Organiser, ParsedFeed, Payload, Rejection, SourceRecord,
+};
+
+const FORMAT: &str = "wp-events";
+
+#[derive(Debug, Default)]
+pub struct Harvest {
+    records: Collected,
+    rejections: Vec<Rejection>,
+}
+
+fn str_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn names(v: &Value, key: &str, field: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| str_of(x, field)).collect())
+        .unwrap_or_default()
+}
+
+impl Harvest {
+    pub fn add_page(&mut self, url: &str, bytes: &[u8]) -> Result<Vec<PageRequest>, ParseError> {
+        let invalid = |reason: String| ParseError::Invalid {
+            format: FORMAT,
+            reason,
+        };
+        let page: Value =
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("{url}: {e}")))?;
+        let events = page
+            .get("events")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid(format!("{url}: no \"events\" array")))?;
+        for (i, e) in events.iter().enumerate() {
+            let id = match e.get("id") {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+                _ => {
+                    self.rejections.push(Rejection {
+                        source_id: None,
+                        reason: format!("{url}: event {}: no id", i + 1),
+                    });
+                    continue;
+                }
+            };
+            match event(e) {
+                Ok(ev) => self.records.put(SourceRecord {
+                    source_id: id,
+                    url: str_of(e, "url"),
+                    updated_at: str_of(e, "modified_utc")
+                        .and_then(|m| NaiveDateTime::parse_from_str(&m, "%Y-%m-%d %H:%M:%S").ok())
+                        .map(|m| m.and_utc().fixed_offset()),
+                    payload: Payload::Event(ev),
+                }),
+                Err(reason) => self.rejections.push(Rejection {
+                    source_id: Some(id),
+                    reason,
+                }),
+            }
+        }
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(next) = str_of(&page, "next_rest_url") {
+            return Ok(vec![PageRequest::listing(next)]);
+        }
+        let total = page.get("total_pages").and_then(Value::as_u64).unwrap_or(1);
+        let current = query_number(url, "page").unwrap_or(1);
+        Ok((current < total)
+            .then(|| with_query(url, "page", &(current + 1).to_string()))
+            .flatten()
+            .map(PageRequest::listing)
+            .into_iter()
+            .collect())
+    }
+
+    pub fn finish(self) -> Harvested {
+        Harvested {
+            parsed: ParsedFeed {
+                records: self.records.into_records(),
+                rejections: self.rejections,
+            },
+            complete: true,
+            ..Harvested::default()
+        }
+    }
+}
+
+/// A TEC time: the UTC field when present (unambiguous), shown in the event's zone.
+fn time(
+    e: &Value,
+    local_key: &str,
+    utc_key: &str,
+    tz: chrono_tz::Tz,
+) -> Result<Option<DateTime<FixedOffset>>, String> {
+    const FMT: &str = "%Y-%m-%d %H:%M:%S";
+    if let Some(u) = str_of(e, utc_key) {
+        let t = NaiveDateTime::parse_from_str(&u, FMT)
+            .map_err(|_| format!("{utc_key} {u:?} is not \"YYYY-MM-DD HH:MM:SS\""))?;
+        return Ok(Some(tz.from_utc_datetime(&t).fixed_offset()));
+    }
+    match str_of(e, local_key) {
+        None => Ok(None),
+        Some(l) => {
+            let t = NaiveDateTime::parse_from_str(&l, FMT)
+                .map_err(|_| format!("{local_key} {l:?} is not \"YYYY-MM-DD HH:MM:SS\""))?;
+            match tz.from_local_datetime(&t) {
+                chrono::LocalResult::Single(x) | chrono::LocalResult::Ambiguous(x, _) => {
+                    Ok(Some(x.fixed_offset()))
+                }
+                chrono::LocalResult::None => {
+                    Err(format!("{local_key} {l:?} does not exist in {}", tz.name()))
+                }
+            }
+        }
+    }
+}
+
+fn event(e: &Value) -> Result<Event, String> {
+    let title = str_of(e, "title").ok_or("event has no title")?;
+    let tz: chrono_tz::Tz = match str_of(e, "timezone") {
+        // TEC writes fixed offsets as "UTC+1"; those carry no DST rules, so London is the better guess.
+        Some(name) if !name.starts_with("UTC") => name
+            .parse()
+            .map_err(|_| format!("timezone {name:?} is not an IANA time zone"))?,
+        _ => DEFAULT_TZ,
+    };
+    let all_day = e.get("all_day").and_then(Value::as_bool).unwrap_or(false);
+    let (mut start, mut end) = if all_day {
+        (time(e, "start_date", "", tz)?, time(e, "end_date", "", tz)?)
+    } else {
+        (
+            time(e, "start_date", "utc_start_date", tz)?,
+            time(e, "end_date", "utc_end_date", tz)?,
+        )
+    };
+    if all_day {
+        // TEC ends all-day events at 23:59:59 of the last day; RFC 5545 ends are exclusive midnights.
+        let midnight = |d: chrono::NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .and_then(|m| tz.from_local_datetime(&m).earliest())
+                .map(|m| m.fixed_offset())
+        };
+        start = start.and_then(|t| midnight(t.date_naive()));
+        end = end.and_then(|t| midnight(t.date_naive() + Duration::days(1)));
+    }
+    let start = start.ok_or("event has no start_date")?;
+    let venue = e.get("venue").filter(|v| v.is_object());
+    let venue_name = venue.and_then(|v| str_of(v, "venue"));
+    let online = venue_name.as_deref().is_some_and(|n| {
+        let n = n.to_ascii_lowercase();
+        n.contains("online") || n.contains("virtual") || n.contains("zoom") || n.contains("teams")
+    });
+    let address: Vec<String> = venue
+        .map(|v| {
+            ["address", "city"]
+                .iter()
+                .filter_map(|k| str_of(v, k))
+                .collect()
+        })
+        .unwrap_or_default();
+    let status = match str_of(e, "event_status")
+        .or_else(|| str_of(e, "tribe_events_status"))
+        .map(|s| s.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("canceled" | "cancelled") => EventStatus::Cancelled,
+        _ => EventStatus::Scheduled,
+    };
+    let mut categories = names(e, "categories", "name");
+    categories.extend(names(e, "tags", "name"));
+    Ok(Event {
+        title,
+        description: None,
+        description_html: str_of(e, "description").or_else(|| str_of(e, "excerpt")),
+        start,
+        end,
+        timezone: Some(tz.name().to_string()),
+        all_day,
+        recurrence: None,
+        status,
+        location: Location {
+            name: venue_name,
+            address: (!address.is_empty()).then(|| address.join(", ")),
+            postcode: venue.and_then(|v| str_of(v, "zip")),
+            online,
+            url: None,
+        },
+        url: str_of(e, "url"),
+        booking_url: str_of(e, "website"),
+        organiser: Organiser {
+            name: names(e, "organizer", "organizer").into_iter().next(),
+            organisation_id: None,
+        },
+        categories,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tec_events_map_and_pages_follow_next_rest_url() {
+        let body = br#"{"events":[
+            {"id":101,"url":"https://hcv.example.org/event/anchor/","title":"Next Steps in Developing Anchor Institutions in our Region &#8211; Webinar",
+             "description":"<p>Join us&nbsp;online</p>","all_day":false,
+             "start_date":"2022-01-25 13:00:00","end_date":"2022-01-25 15:00:00",
+             "utc_start_date":"2022-01-25 13:00:00","utc_end_date":"2022-01-25 15:00:00","timezone":"Europe/London",
+             "website":"https://www.eventbrite.co.uk/e/anchor","venue":{"id":5,"venue":"Online"},
+             "organizer":[{"id":7,"organizer":"Humber and North Yorkshire VCSE"}],
+             "categories":[{"name":"Webinars"}],"tags":[]},
+            {"id":102,"title":"Volunteers&#8217; Week","all_day":true,"start_date":"2027-06-01 00:00:00","end_date":"2027-06-07 23:59:59","timezone":"Europe/London","venue":[]},
+            {"id":103,"title":"No date"}],
+            "rest_url":"https://hcv.example.org/wp-json/tribe/events/v1/events?page=1",
+            "next_rest_url":"https://hcv.example.org/wp-json/tribe/events/v1/events?page=2","total":4,"total_pages":2}"#;
+        let mut h = Harvest::default();
+        let next = h
+            .add_page(
+                "https://hcv.example.org/wp-json/tribe/events/v1/events?page=1",
+                body,
+            )
+            .unwrap();
+        assert_eq!(
+            next[0].link,
+            "https://hcv.example.org/wp-json/tribe/events/v1/events?page=2"
+        );
+        let out = h.finish();
+        assert_eq!(out.parsed.records.len(), 2);
+        let Payload::Event(e) = &out.parsed.records[0].payload else {
+            panic!()
+        };
+        assert_eq!(e.start.to_rfc3339(), "2022-01-25T13:00:00+00:00");
+        assert!(e.location.online);
+        assert_eq!(
+            e.organiser.name.as_deref(),
+            Some("Humber and North Yorkshire VCSE")
+        );
+        let Payload::Event(week) = &out.parsed.records[1].payload else {
+            panic!()
+        };
+        assert!(week.all_day);
+        assert_eq!(week.start.to_rfc3339(), "2027-06-01T00:00:00+01:00");
+        assert_eq!(week.end.unwrap().to_rfc3339(), "2027-06-08T00:00:00+01:00");
+        assert!(out.parsed.rejections[0].reason.contains("start_date"));
+    }
+}
