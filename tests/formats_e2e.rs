@@ -432,14 +432,14 @@ fn wp_events_pages_and_the_seed_webinar_merges_across_four_formats() {
 
 #[test]
 fn csv_column_mapping_reads_a_spreadsheet_export_and_bad_mappings_are_named() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/csv/spreadsheet-export.csv");
+    let site = fake_site();
+    site.put_fixture("/members.csv", "text/csv", "csv/spreadsheet-export.csv");
     let columns = "columns = { id = \"Member Ref\", name = \"Organisation Name\", charity_number = \"Charity No.\", street = \"Address Line 1\", locality = \"Town\", postcode = \"Post Code\", website = \"Web\", phone = \"Main Phone\", categories = \"Areas of Work\" }";
     let env = TestEnv::new(&partner(
         "cec-members",
         "organisations",
         "csv",
-        path.to_str().unwrap(),
+        &site.url("/members.csv"),
         columns,
     ));
     sync(&env, &[]);
@@ -458,7 +458,7 @@ fn csv_column_mapping_reads_a_spreadsheet_export_and_bad_mappings_are_named() {
         "cec-members",
         "organisations",
         "csv",
-        path.to_str().unwrap(),
+        &site.url("/members.csv"),
         "columns = { name = \"Organisation Name\", charity = \"Charity No.\" }",
     ));
     let out = bad.cmd(&["check-config"]);
