@@ -179,13 +179,13 @@ fn recurrence_prop(line: &str) -> Option<Property> {
     Some(p)
 }
 
-fn vevent(entry: &CalendarEntry, opts: &CalendarOptions) -> icalendar::Event {
-    let c = &entry.event;
+fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
     let e = &c.event;
     let mut ev = icalendar::Event::new();
     // The UID depends on the canonical id alone, so clients keep one copy across renders.
-    ev.uid(&format!("{}@{}", c.id, opts.uid_domain));
-    ev.timestamp(opts.now);
+    ev.uid(&format!("{}@{}", c.id, uid_domain));
+    // A placeholder: `assemble` writes the calendar's own DTSTAMP (and SEQUENCE) per render.
+    ev.timestamp(DateTime::UNIX_EPOCH);
     ev.summary(&text(&e.title));
     let tz = e.timezone.as_deref();
     ev.starts(event_time(e.start, tz, e.all_day));
@@ -231,13 +231,11 @@ fn vevent(entry: &CalendarEntry, opts: &CalendarOptions) -> icalendar::Event {
     if !e.categories.is_empty() {
         ev.categories(e.categories.iter().map(|c| text(c)));
     }
-    let cancelled = entry.withdrawn || e.status == EventStatus::Cancelled;
-    ev.status(if cancelled {
+    ev.status(if e.status == EventStatus::Cancelled {
         icalendar::EventStatus::Cancelled
     } else {
         icalendar::EventStatus::Confirmed
     });
-    ev.sequence(u32::try_from(entry.sequence.max(0)).unwrap_or(u32::MAX));
     ev.last_modified(c.updated_at.with_timezone(&Utc));
     if let Some(name) = &e.organiser.name {
         // ORGANIZER needs a CAL-ADDRESS (mailto:) and the model keeps no organiser email.
@@ -251,12 +249,33 @@ fn vevent(entry: &CalendarEntry, opts: &CalendarOptions) -> icalendar::Event {
     ev.done()
 }
 
-/// Whether any property of the event names a TZID (all of them Europe/London by construction).
-fn uses_tzid(ev: &icalendar::Event) -> bool {
-    ev.properties()
-        .values()
-        .chain(ev.multi_properties().values().flatten())
-        .any(|p| p.params().contains_key("TZID"))
+const BEGIN_VEVENT: &str = "BEGIN:VEVENT\r\n";
+const END_VEVENT: &str = "END:VEVENT\r\n";
+
+/// One event's VEVENT block, complete but for DTSTAMP and SEQUENCE, which depend on the calendar
+/// and the entity's version and which [`assemble`] adds. The store keeps it with the entity, so
+/// a calendar render concatenates stored blocks instead of rebuilding every event.
+pub fn fragment(event: &CanonicalEvent, uid_domain: &str) -> String {
+    let mut cal = Calendar::empty();
+    cal.push(vevent(event, uid_domain));
+    let text = refold(&cal.to_string());
+    let start = text.find(BEGIN_VEVENT).unwrap_or(0);
+    let end = text
+        .rfind(END_VEVENT)
+        .map_or(text.len(), |i| i + END_VEVENT.len());
+    text[start..end]
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("DTSTAMP:") && !l.starts_with("SEQUENCE:"))
+        .collect()
+}
+
+/// A stored VEVENT block and what this render says about it.
+pub struct Piece<'a> {
+    pub fragment: &'a str,
+    /// Grows each time the merged event changes, so clients replace their copy.
+    pub sequence: i64,
+    /// Deleted (or merged away) recently: published as CANCELLED so subscribers remove it.
+    pub withdrawn: bool,
 }
 
 /// icalendar 0.17 folds at 75 octets on character boundaries, but lets the last continuation
@@ -296,6 +315,25 @@ fn refold(text: &str) -> String {
 
 /// Renders a complete VCALENDAR.
 pub fn render(entries: &[CalendarEntry], opts: &CalendarOptions) -> String {
+    let fragments: Vec<String> = entries
+        .iter()
+        .map(|e| fragment(&e.event, opts.uid_domain))
+        .collect();
+    let pieces: Vec<Piece> = entries
+        .iter()
+        .zip(&fragments)
+        .map(|(e, f)| Piece {
+            fragment: f,
+            sequence: e.sequence,
+            withdrawn: e.withdrawn,
+        })
+        .collect();
+    assemble(&pieces, opts)
+}
+
+/// A complete VCALENDAR from stored VEVENT blocks: the header, the zone if any event names it,
+/// then each block with this calendar's DTSTAMP and the event's SEQUENCE.
+pub fn assemble(pieces: &[Piece], opts: &CalendarOptions) -> String {
     let mut cal = Calendar::empty();
     for (k, v) in [
         ("VERSION", "2.0"),
@@ -319,22 +357,31 @@ pub fn render(entries: &[CalendarEntry], opts: &CalendarOptions) -> String {
     }
     // Subscribed clients refresh at most hourly unless told otherwise.
     cal.append_property(Property::new("X-PUBLISHED-TTL", "PT1H"));
-    let events: Vec<icalendar::Event> = entries.iter().map(|e| vevent(e, opts)).collect();
-    let needs_zone = events.iter().any(uses_tzid);
-    cal.extend(events);
-    let text = refold(&cal.to_string());
-    if !needs_zone {
-        return text;
-    }
+    let header = refold(&cal.to_string());
+    let header = header.strip_suffix("END:VCALENDAR\r\n").unwrap_or(&header);
+    let size: usize = pieces.iter().map(|p| p.fragment.len() + 64).sum();
+    let mut out = String::with_capacity(header.len() + VTIMEZONE_LONDON.len() + size + 16);
+    out.push_str(header);
     // Before the first component: some clients resolve a TZID only against a zone already read.
-    let at = text
-        .find("BEGIN:VEVENT")
-        .or_else(|| text.rfind("END:VCALENDAR"))
-        .unwrap_or(text.len());
-    let mut out = String::with_capacity(text.len() + VTIMEZONE_LONDON.len());
-    out.push_str(&text[..at]);
-    out.push_str(VTIMEZONE_LONDON);
-    out.push_str(&text[at..]);
+    if pieces.iter().any(|p| p.fragment.contains(";TZID=")) {
+        out.push_str(VTIMEZONE_LONDON);
+    }
+    let dtstamp = format!("DTSTAMP:{}\r\n", opts.now.format("%Y%m%dT%H%M%SZ"));
+    for p in pieces {
+        out.push_str(BEGIN_VEVENT);
+        out.push_str(&dtstamp);
+        out.push_str(&format!(
+            "SEQUENCE:{}\r\n",
+            p.sequence.clamp(0, i64::from(u32::MAX))
+        ));
+        let body = p.fragment.strip_prefix(BEGIN_VEVENT).unwrap_or(p.fragment);
+        if p.withdrawn {
+            out.push_str(&body.replacen("STATUS:CONFIRMED\r\n", "STATUS:CANCELLED\r\n", 1));
+        } else {
+            out.push_str(body);
+        }
+    }
+    out.push_str("END:VCALENDAR\r\n");
     out
 }
 

@@ -469,7 +469,7 @@ async fn render_calendar(
         Err(change) => change,
     };
     let st = state.clone();
-    let (entries, lm) = blocking(move || {
+    let (body, lm) = blocking(move || {
         let conn = st.store.reader()?;
         let mut rows = entities::single_events(
             &conn,
@@ -485,32 +485,50 @@ async fn render_calendar(
         let withdrawn_from = rows.len() + series.len();
         rows.append(&mut series);
         rows.extend(withdrawn);
-        let mut entries = Vec::with_capacity(rows.len());
+        // Single events in the window are taken as stored; only series and withdrawn events are
+        // parsed, to check they have an occurrence in the window.
+        let mut blocks: Vec<(usize, std::borrow::Cow<str>)> = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
-            let ev = parse_event(row)?;
-            // A series is listed whole (clients expand RRULE) if any occurrence is in the window.
-            if (row.recurring || i >= withdrawn_from)
-                && publish::json::occurrences(&ev.event, from, to).is_empty()
-            {
-                continue;
+            let needs_check = row.recurring || i >= withdrawn_from;
+            let parsed = if needs_check || row.ical.is_none() {
+                Some(parse_event(row)?)
+            } else {
+                None
+            };
+            if let (true, Some(ev)) = (needs_check, &parsed) {
+                // A series is listed whole (clients expand RRULE) if any occurrence is in the window.
+                if publish::json::occurrences(&ev.event, from, to).is_empty() {
+                    continue;
+                }
             }
-            entries.push(publish::ical::CalendarEntry {
-                event: ev,
-                sequence: row.version - 1,
-                withdrawn: i >= withdrawn_from,
-            });
+            let block = match (&row.ical, &parsed) {
+                (Some(stored), _) => std::borrow::Cow::Borrowed(stored.as_str()),
+                (None, Some(ev)) => {
+                    std::borrow::Cow::Owned(publish::ical::fragment(ev, publish::UID_DOMAIN))
+                }
+                (None, None) => continue,
+            };
+            blocks.push((i, block));
         }
-        Ok((entries, last_modified(&conn)?))
+        let pieces: Vec<publish::ical::Piece> = blocks
+            .iter()
+            .map(|(i, block)| publish::ical::Piece {
+                fragment: block,
+                sequence: rows[*i].version - 1,
+                withdrawn: *i >= withdrawn_from,
+            })
+            .collect();
+        let lm = last_modified(&conn)?;
+        let opts = publish::ical::CalendarOptions {
+            name: &name,
+            description: Some(publish::CALENDAR_DESCRIPTION),
+            // DTSTAMP follows the data, not the clock, so an unchanged calendar keeps its ETag.
+            now: lm.unwrap_or(DateTime::UNIX_EPOCH),
+            uid_domain: publish::UID_DOMAIN,
+        };
+        Ok((publish::ical::assemble(&pieces, &opts), lm))
     })
     .await?;
-    let opts = publish::ical::CalendarOptions {
-        name: &name,
-        description: Some(publish::CALENDAR_DESCRIPTION),
-        // DTSTAMP follows the data, not the clock, so an unchanged calendar keeps its ETag.
-        now: lm.unwrap_or(DateTime::UNIX_EPOCH),
-        uid_domain: publish::UID_DOMAIN,
-    };
-    let body = publish::ical::render(&entries, &opts);
     Ok(cache_store(
         &state,
         &headers,

@@ -110,8 +110,14 @@ fn derive(payload: &Payload) -> Derived {
     }
 }
 
-fn render_body(id: &str, cluster: &Cluster, updated_at: DateTime<FixedOffset>) -> Result<String> {
+/// The entity's published JSON and, for events, its stored VEVENT block.
+fn render_body(
+    id: &str,
+    cluster: &Cluster,
+    updated_at: DateTime<FixedOffset>,
+) -> Result<(String, Option<String>)> {
     let m = &cluster.merged;
+    let mut ical = None;
     let json = match &m.payload {
         Payload::Organisation(o) => serde_json::to_string(&CanonicalOrganisation {
             id: id.to_string(),
@@ -120,15 +126,22 @@ fn render_body(id: &str, cluster: &Cluster, updated_at: DateTime<FixedOffset>) -
             field_sources: m.field_sources.clone(),
             updated_at,
         }),
-        Payload::Event(e) => serde_json::to_string(&CanonicalEvent {
-            id: id.to_string(),
-            event: e.clone(),
-            partners: m.partners.clone(),
-            field_sources: m.field_sources.clone(),
-            updated_at,
-        }),
+        Payload::Event(e) => {
+            let c = CanonicalEvent {
+                id: id.to_string(),
+                event: e.clone(),
+                partners: m.partners.clone(),
+                field_sources: m.field_sources.clone(),
+                updated_at,
+            };
+            ical = Some(crate::publish::ical::fragment(
+                &c,
+                crate::publish::UID_DOMAIN,
+            ));
+            serde_json::to_string(&c)
+        }
     };
-    json.map_err(|e| StoreError::Corrupt {
+    json.map(|j| (j, ical)).map_err(|e| StoreError::Corrupt {
         what: id.to_string(),
         reason: e.to_string(),
     })
@@ -185,9 +198,10 @@ pub fn apply(
 
     let mut upsert = tx.prepare_cached(
         "INSERT INTO entities (id, kind, body, content_hash, sort_key, search_text, categories,
-             postcode_area, start_utc, end_utc, recurring, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
-         ON CONFLICT (id) DO UPDATE SET body = excluded.body, content_hash = excluded.content_hash,
+             postcode_area, start_utc, end_utc, recurring, created_at, updated_at, ical)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body, ical = excluded.ical,
+             content_hash = excluded.content_hash,
              sort_key = excluded.sort_key, search_text = excluded.search_text,
              categories = excluded.categories, postcode_area = excluded.postcode_area,
              start_utc = excluded.start_utc, end_utc = excluded.end_utc,
@@ -223,7 +237,7 @@ pub fn apply(
         };
         if let Some(action) = action {
             let d = derive(&c.merged.payload);
-            let body = render_body(&c.entity_id, c, now_fixed)?;
+            let (body, ical) = render_body(&c.entity_id, c, now_fixed)?;
             upsert.execute(params![
                 c.entity_id,
                 kind.as_str(),
@@ -236,7 +250,8 @@ pub fn apply(
                 d.start_utc,
                 d.end_utc,
                 d.recurring,
-                now_s
+                now_s,
+                ical
             ])?;
             clear_partners.execute(params![c.entity_id])?;
             for p in &c.merged.partners {
@@ -392,6 +407,9 @@ pub struct EventRow {
     pub recurring: bool,
     /// Grows with every change of the merged event (the calendar's SEQUENCE).
     pub version: i64,
+    /// The event's VEVENT block as rendered when it last changed (none for rows written before
+    /// the column existed: the calendar renders those from `body`).
+    pub ical: Option<String>,
 }
 
 /// Live single events overlapping `[from, to)` that start at or after the `(start, id)` cursor, in
@@ -406,7 +424,7 @@ pub fn single_events(
 ) -> Result<Vec<EventRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, start_utc, body, version FROM entities WHERE kind = 'events' AND deleted_at IS NULL
+        "SELECT id, start_utc, body, version, ical FROM entities WHERE kind = 'events' AND deleted_at IS NULL
          AND recurring = 0 AND start_utc < ? AND end_utc >= ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to), Value::Integer(from)];
@@ -426,6 +444,7 @@ pub fn single_events(
             body: r.get(2)?,
             recurring: false,
             version: r.get(3)?,
+            ical: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -435,7 +454,7 @@ pub fn single_events(
 pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<EventRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, start_utc, body, version FROM entities WHERE kind = 'events' AND deleted_at IS NULL
+        "SELECT id, start_utc, body, version, ical FROM entities WHERE kind = 'events' AND deleted_at IS NULL
          AND recurring = 1 AND start_utc < ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to)];
@@ -449,6 +468,7 @@ pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<Ev
             body: r.get(2)?,
             recurring: true,
             version: r.get(3)?,
+            ical: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -464,7 +484,7 @@ pub fn withdrawn_events(
 ) -> Result<Vec<EventRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, start_utc, body, version, recurring FROM entities WHERE kind = 'events'
+        "SELECT id, start_utc, body, version, ical, recurring FROM entities WHERE kind = 'events'
          AND deleted_at IS NOT NULL AND deleted_at >= ? AND start_utc < ?",
     );
     let mut args: Vec<Value> = vec![Value::Text(since.to_string()), Value::Integer(to)];
@@ -477,7 +497,8 @@ pub fn withdrawn_events(
             start_utc: r.get(1)?,
             body: r.get(2)?,
             version: r.get(3)?,
-            recurring: r.get(4)?,
+            ical: r.get(4)?,
+            recurring: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

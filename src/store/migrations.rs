@@ -148,6 +148,10 @@ const STEPS: &[&str] = &[
     r#"
     ALTER TABLE feeds ADD COLUMN cursor TEXT;
     "#,
+    // 5: each event's VEVENT block, rendered when the event changes, so calendars concatenate.
+    r#"
+    ALTER TABLE entities ADD COLUMN ical TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
