@@ -200,10 +200,17 @@ fn http_ms(url: &str) -> (f64, usize) {
 }
 
 fn wrk(url: &str) -> Option<String> {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c32", "-d5s", "--latency", url])
-        .output()
-        .ok()?;
+    wrk_with(url, &[])
+}
+
+/// `wrk` with extra request headers (`-H "Name: value"`).
+fn wrk_with(url: &str, headers: &[&str]) -> Option<String> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c32", "-d5s", "--latency"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let rps = text
         .lines()
@@ -348,6 +355,29 @@ fn main() {
             println!("load, /v1/events page: {p}");
         }
         _ => println!("load: wrk not installed (apt-get install wrk)"),
+    }
+    // What calendar clients really send: gzip accepted, and the ETag they hold.
+    let gz_size = Command::new("curl")
+        .args(["-s", "-H", "Accept-Encoding: gzip", &cal])
+        .output()
+        .map(|o| o.stdout.len())
+        .unwrap_or(0);
+    let etag = Command::new("curl")
+        .args(["-sI", &cal])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("etag:"))
+                .map(|l| l[5..].trim().to_string())
+        })
+        .unwrap_or_default();
+    if let Some(g) = wrk_with(&cal, &["Accept-Encoding: gzip"]) {
+        println!("load, calendar.ics gzip ({} KB on the wire): {g}", gz_size / 1024);
+    }
+    if let Some(r) = wrk_with(&cal, &[&format!("If-None-Match: {etag}")]) {
+        println!("load, calendar.ics revalidation (If-None-Match, 304): {r}");
     }
     let rss = std::fs::read_to_string(format!("/proc/{}/status", daemon.id()))
         .ok()

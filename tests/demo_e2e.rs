@@ -366,3 +366,48 @@ fn calendar_from_stored_blocks_matches_one_rendered_from_event_bodies() {
     assert!(vevents(&stored).len() >= 20);
     assert_eq!(stored, rebuilt);
 }
+
+#[test]
+fn cached_calendar_is_served_gzipped_once_compressed_with_its_own_etag() {
+    use std::io::Read;
+    let env = TestEnv::demo();
+    assert!(env.cmd(&["sync"]).status.success());
+    let daemon = env.start();
+    let url = format!(
+        "{}/calendar.ics?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
+        daemon.base
+    );
+    let (status, plain_h, plain) = get_bytes(&url, &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        plain.len() > 4096,
+        "the demo calendar is big enough to keep a gzip copy"
+    );
+    assert!(plain_h.get("content-encoding").is_none());
+    for _ in 0..2 {
+        // First from a fresh compression, then from the cached copy.
+        let (status, h, gz) = get_bytes(&url, &[("accept-encoding", "br;q=0, gzip")]).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(h["content-encoding"], "gzip");
+        assert_eq!(h["vary"], "accept-encoding");
+        assert_ne!(
+            h["etag"], plain_h["etag"],
+            "each representation has its own strong ETag"
+        );
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut decoded)
+            .expect("one layer of gzip");
+        assert_eq!(decoded, plain);
+        let etag = h["etag"].to_str().unwrap().to_string();
+        let (status, _, body) = get_bytes(
+            &url,
+            &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+        )
+        .unwrap();
+        assert_eq!((status, body.len()), (304, 0));
+    }
+    let (_, h, _) = get_bytes(&url, &[("accept-encoding", "gzip;q=0")]).unwrap();
+    assert!(h.get("content-encoding").is_none(), "gzip;q=0 refuses gzip");
+    daemon.stop();
+}

@@ -321,15 +321,7 @@ pub async fn events(
         items.iter().take(limit).map(|i| i.body.as_str()),
         next.as_deref(),
     );
-    Ok(cache_store(
-        &state,
-        &headers,
-        key,
-        change,
-        body,
-        lm,
-        "application/json",
-    ))
+    cache_store(&state, &headers, key, change, body, lm, "application/json").await
 }
 
 const CALENDAR_TYPE: &str = "text/calendar; charset=utf-8";
@@ -345,19 +337,49 @@ async fn cache_lookup(
     let st = state.clone();
     let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
     Ok(match state.cache.get(key, change) {
-        Some(hit) => Ok(cached_with_etag(
-            headers,
-            content_type,
-            hit.body,
-            &hit.etag,
-            hit.last_modified,
-        )),
+        Some(hit) => Ok(serve_entry(headers, content_type, hit).await?),
         None => Err(change),
     })
 }
 
+/// Bodies smaller than this are not worth a stored gzip copy (the compression layer handles them).
+const GZIP_MIN_BYTES: usize = 4096;
+
+/// Answers from a cache entry: its stored gzip form to clients that accept gzip, else the body.
+async fn serve_entry(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    entry: super::cache::Entry,
+) -> Result<Response, ApiError> {
+    if entry.body.len() < GZIP_MIN_BYTES || !super::cache::accepts_gzip(headers) {
+        return Ok(cached_with_etag(
+            headers,
+            content_type,
+            entry.body,
+            &entry.etag,
+            entry.last_modified,
+        ));
+    }
+    let etag = entry.gzip_etag();
+    let lm = entry.last_modified;
+    let gz = blocking(move || Ok(entry.gzip())).await?;
+    let mut resp = cached_with_etag(headers, content_type, gz, &etag, lm);
+    let h = resp.headers_mut();
+    h.insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("accept-encoding"),
+    );
+    if resp.status() == axum::http::StatusCode::OK {
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_ENCODING,
+            axum::http::HeaderValue::from_static("gzip"),
+        );
+    }
+    Ok(resp)
+}
+
 /// Keeps a fresh rendering for later requests and answers this one.
-fn cache_store(
+async fn cache_store(
     state: &AppState,
     headers: &HeaderMap,
     key: String,
@@ -365,19 +387,11 @@ fn cache_store(
     body: String,
     last_modified: Option<DateTime<Utc>>,
     content_type: &'static str,
-) -> Response {
+) -> Result<Response, ApiError> {
     let etag = super::etag_of(body.as_bytes());
-    let body = axum::body::Bytes::from(body);
-    state.cache.put(
-        key,
-        super::cache::Entry {
-            change,
-            body: body.clone(),
-            etag: etag.clone(),
-            last_modified,
-        },
-    );
-    cached_with_etag(headers, content_type, body, &etag, last_modified)
+    let entry = super::cache::Entry::new(change, body.into(), etag, last_modified);
+    state.cache.put(key, entry.clone());
+    serve_entry(headers, content_type, entry).await
 }
 
 /// Licence stated on the change feeds: partners' own licences are listed per partner in README.
@@ -529,15 +543,7 @@ async fn render_calendar(
         Ok((publish::ical::assemble(&pieces, &opts), lm))
     })
     .await?;
-    Ok(cache_store(
-        &state,
-        &headers,
-        key,
-        change,
-        body,
-        lm,
-        CALENDAR_TYPE,
-    ))
+    cache_store(&state, &headers, key, change, body, lm, CALENDAR_TYPE).await
 }
 
 pub async fn calendar(

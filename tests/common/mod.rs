@@ -305,6 +305,41 @@ pub fn get_with(
     .map_err(|_| "request thread panicked".to_string())?
 }
 
+/// GET with headers; the body as raw bytes, undecoded.
+pub fn get_bytes(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), String> {
+    let url = url.to_string();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            let client = reqwest::Client::builder()
+                .no_gzip()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut req = client.get(&url);
+            for (k, v) in &headers {
+                req = req.header(k, v);
+            }
+            let resp = req.send().await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let h = resp.headers().clone();
+            let body = resp.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            Ok((status, h, body))
+        })
+    })
+    .join()
+    .map_err(|_| "request thread panicked".to_string())?
+}
+
 /// POST with optional bearer token; returns (status, body).
 pub fn post(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
     let (url, token, body) = (url.to_string(), token.map(String::from), body.to_string());
