@@ -334,55 +334,88 @@ pub fn render(entries: &[CalendarEntry], opts: &CalendarOptions) -> String {
 /// A complete VCALENDAR from stored VEVENT blocks: the header, the zone if any event names it,
 /// then each block with this calendar's DTSTAMP and the event's SEQUENCE.
 pub fn assemble(pieces: &[Piece], opts: &CalendarOptions) -> String {
-    let mut cal = Calendar::empty();
-    for (k, v) in [
-        ("VERSION", "2.0"),
-        (
-            "PRODID",
-            concat!(
-                "-//tributary//tributary ",
-                env!("CARGO_PKG_VERSION"),
-                "//EN"
-            ),
-        ),
-        ("CALSCALE", "GREGORIAN"),
-        ("METHOD", "PUBLISH"),
-        ("X-WR-CALNAME", opts.name),
-        ("X-WR-TIMEZONE", LOCAL_ZONE),
-    ] {
-        cal.append_property(Property::new(k, text(v)));
-    }
-    if let Some(d) = opts.description {
-        cal.append_property(Property::new("X-WR-CALDESC", text(d)));
-    }
-    // Subscribed clients refresh at most hourly unless told otherwise.
-    cal.append_property(Property::new("X-PUBLISHED-TTL", "PT1H"));
-    let header = refold(&cal.to_string());
-    let header = header.strip_suffix("END:VCALENDAR\r\n").unwrap_or(&header);
-    let size: usize = pieces.iter().map(|p| p.fragment.len() + 64).sum();
-    let mut out = String::with_capacity(header.len() + VTIMEZONE_LONDON.len() + size + 16);
-    out.push_str(header);
-    // Before the first component: some clients resolve a TZID only against a zone already read.
-    if pieces.iter().any(|p| p.fragment.contains(";TZID=")) {
-        out.push_str(VTIMEZONE_LONDON);
-    }
-    let dtstamp = format!("DTSTAMP:{}\r\n", opts.now.format("%Y%m%dT%H%M%SZ"));
+    let mut a = Assembler::new(opts, pieces.iter().map(|p| p.fragment.len()).sum());
     for p in pieces {
-        out.push_str(BEGIN_VEVENT);
-        out.push_str(&dtstamp);
-        out.push_str(&format!(
-            "SEQUENCE:{}\r\n",
-            p.sequence.clamp(0, i64::from(u32::MAX))
-        ));
-        let body = p.fragment.strip_prefix(BEGIN_VEVENT).unwrap_or(p.fragment);
-        if p.withdrawn {
-            out.push_str(&body.replacen("STATUS:CONFIRMED\r\n", "STATUS:CANCELLED\r\n", 1));
-        } else {
-            out.push_str(body);
+        a.push(p);
+    }
+    a.finish()
+}
+
+/// Builds a calendar block by block, so a caller can stream stored blocks straight in.
+pub struct Assembler {
+    out: String,
+    /// Where the VTIMEZONE goes if an event names its TZID: before the first component.
+    zone_at: usize,
+    needs_zone: bool,
+    dtstamp: String,
+}
+
+impl Assembler {
+    /// Starts a calendar; `size_hint` is the expected total length of the blocks.
+    pub fn new(opts: &CalendarOptions, size_hint: usize) -> Assembler {
+        let mut cal = Calendar::empty();
+        for (k, v) in [
+            ("VERSION", "2.0"),
+            (
+                "PRODID",
+                concat!(
+                    "-//tributary//tributary ",
+                    env!("CARGO_PKG_VERSION"),
+                    "//EN"
+                ),
+            ),
+            ("CALSCALE", "GREGORIAN"),
+            ("METHOD", "PUBLISH"),
+            ("X-WR-CALNAME", opts.name),
+            ("X-WR-TIMEZONE", LOCAL_ZONE),
+        ] {
+            cal.append_property(Property::new(k, text(v)));
+        }
+        if let Some(d) = opts.description {
+            cal.append_property(Property::new("X-WR-CALDESC", text(d)));
+        }
+        // Subscribed clients refresh at most hourly unless told otherwise.
+        cal.append_property(Property::new("X-PUBLISHED-TTL", "PT1H"));
+        let header = refold(&cal.to_string());
+        let header = header
+            .strip_suffix("END:VCALENDAR\r\n")
+            .unwrap_or(&header);
+        let mut out = String::with_capacity(header.len() + VTIMEZONE_LONDON.len() + size_hint + 16);
+        out.push_str(header);
+        Assembler {
+            zone_at: out.len(),
+            out,
+            needs_zone: false,
+            dtstamp: format!("DTSTAMP:{}\r\n", opts.now.format("%Y%m%dT%H%M%SZ")),
         }
     }
-    out.push_str("END:VCALENDAR\r\n");
-    out
+
+    pub fn push(&mut self, p: &Piece) {
+        use std::fmt::Write;
+        self.needs_zone |= p.fragment.contains(";TZID=");
+        self.out.push_str(BEGIN_VEVENT);
+        self.out.push_str(&self.dtstamp);
+        let _ = write!(
+            self.out,
+            "SEQUENCE:{}\r\n",
+            p.sequence.clamp(0, i64::from(u32::MAX))
+        );
+        let body = p.fragment.strip_prefix(BEGIN_VEVENT).unwrap_or(p.fragment);
+        if p.withdrawn {
+            self.out
+                .push_str(&body.replacen("STATUS:CONFIRMED\r\n", "STATUS:CANCELLED\r\n", 1));
+        } else {
+            self.out.push_str(body);
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        if self.needs_zone {
+            self.out.insert_str(self.zone_at, VTIMEZONE_LONDON);
+        }
+        self.out.push_str("END:VCALENDAR\r\n");
+        self.out
+    }
 }
 
 #[cfg(test)]

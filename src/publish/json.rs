@@ -38,6 +38,21 @@ pub struct Occurrence {
 /// a series is expanded from its RRULE/RDATE/EXDATE lines. An unreadable rule yields the first
 /// occurrence only (the adapter validated it, so this is a safety net, not a code path).
 pub fn occurrences(event: &Event, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Occurrence> {
+    occurrences_up_to(event, from, to, MAX_OCCURRENCES)
+}
+
+/// Whether `event` has any occurrence overlapping `[from, to)`; stops expanding at the first.
+pub fn occurs_between(event: &Event, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    // Two, not one: the first found may end a second before the window (see the lookback).
+    !occurrences_up_to(event, from, to, 2).is_empty()
+}
+
+fn occurrences_up_to(
+    event: &Event,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: u16,
+) -> Vec<Occurrence> {
     let duration = event.end.map(|e| e - event.start);
     let overlaps = |start: DateTime<FixedOffset>| {
         let end = duration.map(|d| start + d).unwrap_or(start);
@@ -92,7 +107,7 @@ pub fn occurrences(event: &Event, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec
     let before = to.with_timezone(&tz);
     set.after(after)
         .before(before)
-        .all(MAX_OCCURRENCES)
+        .all(limit)
         .dates
         .into_iter()
         .map(|d| {

@@ -485,53 +485,6 @@ async fn render_calendar(
     let st = state.clone();
     let (body, lm) = blocking(move || {
         let conn = st.store.reader()?;
-        let mut rows = entities::single_events(
-            &conn,
-            &f,
-            from.timestamp(),
-            to.timestamp(),
-            None,
-            MAX_CALENDAR_EVENTS,
-        )?;
-        let mut series = entities::recurring_events(&conn, &f, to.timestamp())?;
-        let since = crate::store::timestamp(Utc::now() - Duration::days(WITHDRAWN_DAYS));
-        let withdrawn = entities::withdrawn_events(&conn, &f, &since, to.timestamp())?;
-        let withdrawn_from = rows.len() + series.len();
-        rows.append(&mut series);
-        rows.extend(withdrawn);
-        // Single events in the window are taken as stored; only series and withdrawn events are
-        // parsed, to check they have an occurrence in the window.
-        let mut blocks: Vec<(usize, std::borrow::Cow<str>)> = Vec::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
-            let needs_check = row.recurring || i >= withdrawn_from;
-            let parsed = if needs_check || row.ical.is_none() {
-                Some(parse_event(row)?)
-            } else {
-                None
-            };
-            if let (true, Some(ev)) = (needs_check, &parsed) {
-                // A series is listed whole (clients expand RRULE) if any occurrence is in the window.
-                if publish::json::occurrences(&ev.event, from, to).is_empty() {
-                    continue;
-                }
-            }
-            let block = match (&row.ical, &parsed) {
-                (Some(stored), _) => std::borrow::Cow::Borrowed(stored.as_str()),
-                (None, Some(ev)) => {
-                    std::borrow::Cow::Owned(publish::ical::fragment(ev, publish::UID_DOMAIN))
-                }
-                (None, None) => continue,
-            };
-            blocks.push((i, block));
-        }
-        let pieces: Vec<publish::ical::Piece> = blocks
-            .iter()
-            .map(|(i, block)| publish::ical::Piece {
-                fragment: block,
-                sequence: rows[*i].version - 1,
-                withdrawn: *i >= withdrawn_from,
-            })
-            .collect();
         let lm = last_modified(&conn)?;
         let opts = publish::ical::CalendarOptions {
             name: &name,
@@ -540,7 +493,65 @@ async fn render_calendar(
             now: lm.unwrap_or(DateTime::UNIX_EPOCH),
             uid_domain: publish::UID_DOMAIN,
         };
-        Ok((publish::ical::assemble(&pieces, &opts), lm))
+        let mut cal = publish::ical::Assembler::new(&opts, 0);
+        // Single events in the window stream from the store into the calendar as stored blocks.
+        entities::for_each_calendar_event(
+            &conn,
+            &f,
+            from.timestamp(),
+            to.timestamp(),
+            MAX_CALENDAR_EVENTS,
+            |row| {
+                let rendered;
+                let fragment = match (row.ical, row.body) {
+                    (Some(stored), _) => stored,
+                    (None, body) => {
+                        let ev: CanonicalEvent = serde_json::from_str(body.unwrap_or(""))
+                            .map_err(|e| crate::store::StoreError::Corrupt {
+                                what: row.id.to_string(),
+                                reason: e.to_string(),
+                            })?;
+                        rendered = publish::ical::fragment(&ev, publish::UID_DOMAIN);
+                        &rendered
+                    }
+                };
+                cal.push(&publish::ical::Piece {
+                    fragment,
+                    sequence: row.version - 1,
+                    withdrawn: false,
+                });
+                Ok(())
+            },
+        )?;
+        // Series are listed whole (clients expand RRULE) if any occurrence is in the window, and
+        // recently withdrawn events as CANCELLED; both are parsed to check.
+        let series = entities::recurring_events(&conn, &f, to.timestamp())?;
+        let since = crate::store::timestamp(Utc::now() - Duration::days(WITHDRAWN_DAYS));
+        let withdrawn = entities::withdrawn_events(&conn, &f, &since, to.timestamp())?;
+        let marked = series
+            .iter()
+            .map(|r| (r, false))
+            .chain(withdrawn.iter().map(|r| (r, true)));
+        for (row, gone) in marked {
+            let ev = parse_event(row)?;
+            if !publish::json::occurs_between(&ev.event, from, to) {
+                continue;
+            }
+            let rendered;
+            let fragment = match &row.ical {
+                Some(stored) => stored.as_str(),
+                None => {
+                    rendered = publish::ical::fragment(&ev, publish::UID_DOMAIN);
+                    &rendered
+                }
+            };
+            cal.push(&publish::ical::Piece {
+                fragment,
+                sequence: row.version - 1,
+                withdrawn: gone,
+            });
+        }
+        Ok((cal.finish(), lm))
     })
     .await?;
     cache_store(&state, &headers, key, change, body, lm, CALENDAR_TYPE).await

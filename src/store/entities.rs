@@ -450,6 +450,54 @@ pub fn single_events(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A live single event as the calendar needs it, borrowed from the row being read.
+pub struct CalendarRow<'a> {
+    pub id: &'a str,
+    pub version: i64,
+    /// The stored VEVENT block; `None` for rows written before blocks were stored.
+    pub ical: Option<&'a str>,
+    /// The JSON body, read only when there is no stored block.
+    pub body: Option<&'a str>,
+}
+
+/// Streams the live single events overlapping `[from, to)` (at most `limit`, in start order) to
+/// `each`, without copying rows: a calendar render appends each stored block straight to its output.
+pub fn for_each_calendar_event(
+    conn: &Connection,
+    f: &Filter,
+    from: i64,
+    to: i64,
+    limit: usize,
+    mut each: impl FnMut(CalendarRow<'_>) -> Result<()>,
+) -> Result<()> {
+    use rusqlite::types::Value;
+    let mut sql = String::from(
+        "SELECT id, version, ical, CASE WHEN ical IS NULL THEN body END FROM entities
+         WHERE kind = 'events' AND deleted_at IS NULL AND recurring = 0 AND start_utc < ? AND end_utc >= ?",
+    );
+    let mut args: Vec<Value> = vec![Value::Integer(to), Value::Integer(from)];
+    filter_sql(f, &mut sql, &mut args);
+    sql.push_str(" ORDER BY start_utc, id LIMIT ?");
+    args.push(Value::Integer(limit as i64));
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows = st.query(params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+            match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => Ok(None),
+                v => v.as_str().map(Some).map_err(Into::into),
+            }
+        };
+        each(CalendarRow {
+            id: r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
+            version: r.get(1)?,
+            ical: text(2)?,
+            body: text(3)?,
+        })?;
+    }
+    Ok(())
+}
+
 /// Live recurring series whose first occurrence starts before `to`.
 pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<EventRow>> {
     use rusqlite::types::Value;
