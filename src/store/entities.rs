@@ -472,7 +472,7 @@ pub fn for_each_calendar_event(
 ) -> Result<()> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, version, ical, CASE WHEN ical IS NULL THEN body END FROM entities
+        "SELECT id, version, ical FROM entities INDEXED BY entities_calendar
          WHERE kind = 'events' AND deleted_at IS NULL AND recurring = 0 AND start_utc < ? AND end_utc >= ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to), Value::Integer(from)];
@@ -480,19 +480,24 @@ pub fn for_each_calendar_event(
     sql.push_str(" ORDER BY start_utc, id LIMIT ?");
     args.push(Value::Integer(limit as i64));
     let mut st = conn.prepare_cached(&sql)?;
+    let mut body_of = conn.prepare_cached("SELECT body FROM entities WHERE id = ?1")?;
     let mut rows = st.query(params_from_iter(args))?;
     while let Some(r) = rows.next()? {
-        let text = |i: usize| -> rusqlite::Result<Option<&str>> {
-            match r.get_ref(i)? {
-                rusqlite::types::ValueRef::Null => Ok(None),
-                v => v.as_str().map(Some).map_err(Into::into),
-            }
+        let id = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let ical = match r.get_ref(2)? {
+            rusqlite::types::ValueRef::Null => None,
+            v => Some(v.as_str().map_err(rusqlite::Error::from)?),
+        };
+        // Rows written before blocks were stored: their body, looked up by id.
+        let body: Option<String> = match ical {
+            Some(_) => None,
+            None => body_of.query_row([id], |b| b.get(0)).optional()?,
         };
         each(CalendarRow {
-            id: r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
+            id,
             version: r.get(1)?,
-            ical: text(2)?,
-            body: text(3)?,
+            ical,
+            body: body.as_deref(),
         })?;
     }
     Ok(())
@@ -502,8 +507,8 @@ pub fn for_each_calendar_event(
 pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<EventRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, start_utc, body, version, ical FROM entities WHERE kind = 'events' AND deleted_at IS NULL
-         AND recurring = 1 AND start_utc < ?",
+        "SELECT id, start_utc, body, version, ical FROM entities INDEXED BY entities_series
+         WHERE kind = 'events' AND deleted_at IS NULL AND recurring = 1 AND start_utc < ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to)];
     filter_sql(f, &mut sql, &mut args);
