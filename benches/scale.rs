@@ -238,6 +238,10 @@ fn main() {
     let n_events = arg("--events", if quick { 2_000 } else { 20_000 });
     println!("# scale: {n_orgs} organisations, {n_events} events, {PARTNERS} partners");
     let dir = tempfile::tempdir().expect("tempdir");
+    // `--keep` leaves the generated feeds, config and store behind for profiling.
+    let kept = std::env::args()
+        .any(|a| a == "--keep")
+        .then(|| dir.path().to_path_buf());
 
     let t = Instant::now();
     let orgs = synth::organisations(n_orgs, PARTNERS, 11);
@@ -424,5 +428,9 @@ print(len(seen))
             n.trim(),
             py / ours.max(1e-9)
         );
+    }
+    if let Some(path) = kept {
+        std::mem::forget(dir);
+        println!("kept: {}", path.display());
     }
 }
