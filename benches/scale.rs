@@ -378,7 +378,10 @@ fn main() {
         })
         .unwrap_or_default();
     if let Some(g) = wrk_with(&cal, &["Accept-Encoding: gzip"]) {
-        println!("load, calendar.ics gzip ({} KB on the wire): {g}", gz_size / 1024);
+        println!(
+            "load, calendar.ics gzip ({} KB on the wire): {g}",
+            gz_size / 1024
+        );
     }
     if let Some(r) = wrk_with(&cal, &[&format!("If-None-Match: {etag}")]) {
         println!("load, calendar.ics revalidation (If-None-Match, 304): {r}");

@@ -377,9 +377,7 @@ impl Assembler {
         // Subscribed clients refresh at most hourly unless told otherwise.
         cal.append_property(Property::new("X-PUBLISHED-TTL", "PT1H"));
         let header = refold(&cal.to_string());
-        let header = header
-            .strip_suffix("END:VCALENDAR\r\n")
-            .unwrap_or(&header);
+        let header = header.strip_suffix("END:VCALENDAR\r\n").unwrap_or(&header);
         let mut out = String::with_capacity(header.len() + VTIMEZONE_LONDON.len() + size_hint + 16);
         out.push_str(header);
         Assembler {

@@ -503,18 +503,19 @@ async fn render_calendar(
             MAX_CALENDAR_EVENTS,
             |row| {
                 let rendered;
-                let fragment = match (row.ical, row.body) {
-                    (Some(stored), _) => stored,
-                    (None, body) => {
-                        let ev: CanonicalEvent = serde_json::from_str(body.unwrap_or(""))
-                            .map_err(|e| crate::store::StoreError::Corrupt {
-                                what: row.id.to_string(),
-                                reason: e.to_string(),
-                            })?;
-                        rendered = publish::ical::fragment(&ev, publish::UID_DOMAIN);
-                        &rendered
-                    }
-                };
+                let fragment =
+                    match (row.ical, row.body) {
+                        (Some(stored), _) => stored,
+                        (None, body) => {
+                            let ev: CanonicalEvent = serde_json::from_str(body.unwrap_or(""))
+                                .map_err(|e| crate::store::StoreError::Corrupt {
+                                    what: row.id.to_string(),
+                                    reason: e.to_string(),
+                                })?;
+                            rendered = publish::ical::fragment(&ev, publish::UID_DOMAIN);
+                            &rendered
+                        }
+                    };
                 cal.push(&publish::ical::Piece {
                     fragment,
                     sequence: row.version - 1,

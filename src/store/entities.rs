@@ -147,6 +147,28 @@ fn render_body(
     })
 }
 
+/// An entity's content hash and, when it changed, its rendered JSON body and VEVENT block.
+type Prepared = (String, Option<(String, Option<String>)>);
+
+/// Maps `items` in order on every available core (scoped threads over contiguous chunks).
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < 256 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 fn record_change(
     tx: &Transaction,
     kind: RecordKind,
@@ -218,9 +240,22 @@ pub fn apply(
          WHERE id = ?1",
     )?;
 
+    // Hashing each entity and rendering the changed ones (JSON body, VEVENT block) are pure and
+    // dominate a big first sync, so they run on every core before the sequential writes.
+    let prepared = par_map(clusters, |c| -> Result<Prepared> {
+        let hash = body_hash(c);
+        let unchanged = matches!(existing.get(&c.entity_id), Some(e) if e.live && e.hash == hash);
+        let rendered = if unchanged {
+            None
+        } else {
+            Some(render_body(&c.entity_id, c, now_fixed)?)
+        };
+        Ok((hash, rendered))
+    });
     let mut live_after: HashSet<&str> = HashSet::new();
     let mut links: Vec<(i64, &str)> = Vec::new();
-    for c in clusters {
+    for (c, prepared) in clusters.iter().zip(prepared) {
+        let (hash, rendered) = prepared?;
         live_after.insert(&c.entity_id);
         for &m in &c.members {
             if let Some(r) = records.get(m) {
@@ -229,15 +264,13 @@ pub fn apply(
                 }
             }
         }
-        let hash = body_hash(c);
-        let action = match existing.get(&c.entity_id) {
-            Some(e) if e.live && e.hash == hash => None,
-            Some(_) => Some("update"),
-            None => Some("create"),
+        let action = match (existing.get(&c.entity_id), &rendered) {
+            (_, None) => None,
+            (Some(_), Some(_)) => Some("update"),
+            (None, Some(_)) => Some("create"),
         };
-        if let Some(action) = action {
+        if let (Some(action), Some((body, ical))) = (action, rendered) {
             let d = derive(&c.merged.payload);
-            let (body, ical) = render_body(&c.entity_id, c, now_fixed)?;
             upsert.execute(params![
                 c.entity_id,
                 kind.as_str(),
