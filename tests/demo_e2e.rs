@@ -95,6 +95,10 @@ fn seed_webinar_is_one_event_with_both_partners_and_a_stable_uid() {
         .collect();
     assert!(partners.contains(&"cvs-cheshire-east"), "{partners:?}");
     assert!(partners.contains(&"hcv-vcse"), "{partners:?}");
+    assert!(
+        partners.contains(&"hull-vcse"),
+        "the RSS news post with the date in its text joins too: {partners:?}"
+    );
     assert_eq!(ev["start"], "2022-01-25T13:00:00+00:00");
     let id = ev["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("evt_"));
