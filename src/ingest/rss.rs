@@ -1,8 +1,8 @@
 //! The `rss` format: RSS 2.0 or Atom feeds of event posts (`rss` and `atom_syndication` crates,
 //! on quick-xml, which never expands DTD entities). A post is an event when its dates come from the
-//! RSS event module (`ev:startdate`) or xCal (`xCal:dtstart`), else from a date stated in its
-//! title or text ("Tuesday 25th January 2022, 1pm – 3pm"). Posts with no date are news, not
-//! events: they are rejected with that reason, so an admin sees why a post is not listed.
+//! RSS event module (`ev:startdate`), xCal (`xCal:dtstart`) or RDF Calendar (`ical:dtstart`), else
+//! from a date stated in its title or text ("Tuesday 25th January 2022, 1pm – 3pm"). Posts with no
+//! date are news, not events: they are rejected with that reason, so an admin sees why.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +17,8 @@ use crate::model::{
 const FORMAT: &str = "rss";
 const EVENT_MODULE_NS: &str = "http://purl.org/rss/1.0/modules/event/";
 const XCAL_NS: &str = "urn:ietf:params:xml:ns:xcal";
+/// The W3C RDF Calendar vocabulary some feeds embed as `ical:dtstart`.
+const RDFCAL_NS: &str = "http://www.w3.org/2002/12/cal/ical#";
 
 /// A feed item, whichever dialect it came in.
 #[derive(Default)]
@@ -216,8 +218,10 @@ fn event(post: &Post) -> Result<Event, String> {
         &[
             (EVENT_MODULE_NS, "startdate"),
             (XCAL_NS, "dtstart"),
+            (RDFCAL_NS, "dtstart"),
             ("ev", "startdate"),
             ("xcal", "dtstart"),
+            ("ical", "dtstart"),
         ],
     );
     let end_ext = ext(
@@ -225,8 +229,10 @@ fn event(post: &Post) -> Result<Event, String> {
         &[
             (EVENT_MODULE_NS, "enddate"),
             (XCAL_NS, "dtend"),
+            (RDFCAL_NS, "dtend"),
             ("ev", "enddate"),
             ("xcal", "dtend"),
+            ("ical", "dtend"),
         ],
     );
     let (start, end, all_day) = match start_ext {
@@ -396,6 +402,20 @@ mod tests {
         };
         assert_eq!(pies.start.to_rfc3339(), "2026-12-17T16:00:00+00:00");
         assert_eq!(pies.end.unwrap().to_rfc3339(), "2026-12-17T18:00:00+00:00");
+    }
+
+    #[test]
+    fn rdf_calendar_dates_in_an_rss_item() {
+        let feed = r#"<?xml version="1.0"?>
+<rss version="2.0" xmlns:cal="http://www.w3.org/2002/12/cal/ical#"><channel><title>t</title><link>https://x.org/</link><description>d</description>
+<item><title>Trustee networking</title><guid>tn-1</guid><cal:dtstart>2027-02-16T18:00:00Z</cal:dtstart><cal:dtend>2027-02-16T20:00:00Z</cal:dtend></item>
+</channel></rss>"#;
+        let parsed = parse(feed.as_bytes()).unwrap();
+        let Payload::Event(e) = &parsed.records[0].payload else {
+            panic!()
+        };
+        assert_eq!(e.start.to_rfc3339(), "2027-02-16T18:00:00+00:00");
+        assert_eq!(e.end.unwrap().to_rfc3339(), "2027-02-16T20:00:00+00:00");
     }
 
     #[test]
