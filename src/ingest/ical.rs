@@ -2,7 +2,7 @@
 //! parameters, TEXT unescaping). Each VEVENT becomes an event: TZID, UTC, floating and all-day
 //! times, DURATION, RRULE/RDATE/EXDATE kept verbatim as recurrence, CANCELLED status.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime};
 use icalendar::parser::{Component, Property};
 
 use super::ParseError;
@@ -142,14 +142,14 @@ fn time(p: &Property, default_tz: chrono_tz::Tz) -> Result<(DateTime<FixedOffset
         None => None,
     };
     let local_tz = tz.unwrap_or(default_tz);
-    let localise = |naive: NaiveDateTime| match local_tz.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) => Ok(t.fixed_offset()),
-        chrono::LocalResult::Ambiguous(first, _) => Ok(first.fixed_offset()),
-        chrono::LocalResult::None => Err(format!(
-            "{} {v} does not exist in {} (the clocks skip it)",
-            p.name.as_str(),
-            local_tz.name()
-        )),
+    let localise = |naive: NaiveDateTime| {
+        super::tributary_json::local_time(local_tz, naive).ok_or_else(|| {
+            format!(
+                "{} {v} does not exist in {} (the clocks skip it)",
+                p.name.as_str(),
+                local_tz.name()
+            )
+        })
     };
     if is_date {
         let d = NaiveDate::parse_from_str(v, "%Y%m%d")

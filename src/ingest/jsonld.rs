@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::{html, schema_org, Collected, Harvested, PageRequest, PageRole, ParseError};
-use crate::model::{ParsedFeed, Payload, RecordKind, Rejection, SourceRecord};
+use crate::model::{Payload, RecordKind, Rejection, SourceRecord};
 
 const FORMAT: &str = "jsonld";
 
@@ -165,14 +165,7 @@ impl Harvest {
     }
 
     pub fn finish(self) -> Harvested {
-        Harvested {
-            parsed: ParsedFeed {
-                records: self.records.into_records(),
-                rejections: self.rejections,
-            },
-            complete: true,
-            ..Harvested::default()
-        }
+        Harvested::whole(self.records.into_records(), self.rejections)
     }
 }
 

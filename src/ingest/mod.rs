@@ -18,6 +18,8 @@ pub mod wp_events;
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
 use crate::config::Format;
 use crate::model::{ParsedFeed, RecordKind, Rejection, SourceRecord};
 
@@ -71,6 +73,27 @@ impl PageRequest {
     }
 }
 
+/// One page of a JSON API, or the error that fails the feed, naming the page.
+pub(crate) fn json_page(
+    format: &'static str,
+    url: &str,
+    bytes: &[u8],
+) -> Result<Value, ParseError> {
+    serde_json::from_slice(bytes).map_err(|e| ParseError::Invalid {
+        format,
+        reason: format!("{url}: {e}"),
+    })
+}
+
+/// A trimmed, non-blank string field of a JSON object.
+pub(crate) fn json_str(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// Everything one feed's harvest yielded.
 #[derive(Debug, Default)]
 pub struct Harvested {
@@ -97,6 +120,20 @@ pub struct Harvest {
     kind: RecordKind,
     columns: BTreeMap<String, String>,
     state: State,
+}
+
+impl Harvested {
+    /// A whole feed's records: anything the partner listed before and not now is deleted.
+    pub(crate) fn whole(records: Vec<SourceRecord>, rejections: Vec<Rejection>) -> Harvested {
+        Harvested {
+            parsed: ParsedFeed {
+                records,
+                rejections,
+            },
+            complete: true,
+            ..Harvested::default()
+        }
+    }
 }
 
 impl Harvest {
@@ -175,11 +212,10 @@ impl Harvest {
 
     pub fn finish(self) -> Harvested {
         match self.state {
-            State::Single(parsed) => Harvested {
-                parsed: parsed.unwrap_or_default(),
-                complete: true,
-                ..Harvested::default()
-            },
+            State::Single(parsed) => {
+                let parsed = parsed.unwrap_or_default();
+                Harvested::whole(parsed.records, parsed.rejections)
+            }
             State::Oruk(h) => h.finish(),
             State::Rpde(h) => h.finish(),
             State::Jsonld(h) => h.finish(),
@@ -236,6 +272,15 @@ pub(crate) fn with_query(url: &str, key: &str, value: &str) -> Option<String> {
         q.append_pair(key, value);
     }
     Some(u.to_string())
+}
+
+/// The page after `url` in an API numbered by `page`, while there are `total` pages.
+pub(crate) fn next_numbered_page(url: &str, total: u64) -> Option<PageRequest> {
+    let current = query_number(url, "page").unwrap_or(1);
+    (current < total)
+        .then(|| with_query(url, "page", &(current + 1).to_string()))
+        .flatten()
+        .map(PageRequest::listing)
 }
 
 /// A query parameter of a URL as a number (`page=3`).

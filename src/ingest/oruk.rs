@@ -8,10 +8,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use super::{html, query_number, with_query, Harvested, PageRequest, PageRole, ParseError};
-use crate::model::{
-    Address, Identifiers, Organisation, ParsedFeed, Payload, Rejection, SourceRecord,
+use super::tributary_json::item_id;
+use super::{
+    html, json_page, json_str, next_numbered_page, with_query, Harvested, PageRequest, PageRole,
+    ParseError,
 };
+use crate::model::{Address, Identifiers, Organisation, Payload, Rejection, SourceRecord};
 
 const FORMAT: &str = "oruk";
 const PER_PAGE: &str = "100";
@@ -55,22 +57,6 @@ pub struct Harvest {
     rejections: Vec<Rejection>,
 }
 
-fn id_of(v: &Value) -> Option<String> {
-    match v.get("id")? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn str_of(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
 fn array<'a>(v: &'a Value, keys: &[&str]) -> &'a [Value] {
     keys.iter()
         .find_map(|k| v.get(*k).and_then(Value::as_array))
@@ -96,8 +82,7 @@ impl Harvest {
                 "{url} is neither /services nor /organizations"
             )));
         };
-        let page: Value =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("{url}: {e}")))?;
+        let page = json_page(FORMAT, url, bytes)?;
         let Some(items) = ["content", "contents", "items"]
             .iter()
             .find_map(|k| page.get(*k).and_then(Value::as_array))
@@ -110,7 +95,7 @@ impl Harvest {
             if services {
                 self.service(i, item);
             } else {
-                match id_of(item) {
+                match item_id(item) {
                     Some(id) => self.org(id, item.clone(), true),
                     None => self.rejections.push(Rejection {
                         source_id: None,
@@ -123,19 +108,15 @@ impl Harvest {
             .iter()
             .find_map(|k| page.get(*k).and_then(Value::as_u64))
             .unwrap_or(1);
-        let current = query_number(url, "page").unwrap_or(1);
         let last = page
             .get("last")
             .or_else(|| page.get("last_page"))
             .and_then(Value::as_bool)
             == Some(true);
-        if items.is_empty() || last || current >= total {
+        if items.is_empty() || last {
             return Ok(Vec::new());
         }
-        Ok(with_query(url, "page", &(current + 1).to_string())
-            .map(PageRequest::listing)
-            .into_iter()
-            .collect())
+        Ok(next_numbered_page(url, total).into_iter().collect())
     }
 
     fn org(&mut self, id: String, v: Value, authoritative: bool) {
@@ -153,7 +134,7 @@ impl Harvest {
     }
 
     fn service(&mut self, i: usize, s: &Value) {
-        let label = id_of(s).unwrap_or_else(|| format!("service {}", i + 1));
+        let label = item_id(s).unwrap_or_else(|| format!("service {}", i + 1));
         let Some(org) = s.get("organization").filter(|o| o.is_object()) else {
             self.rejections.push(Rejection {
                 source_id: Some(label),
@@ -161,7 +142,7 @@ impl Harvest {
             });
             return;
         };
-        let Some(org_id) = id_of(org).or_else(|| str_of(s, "organization_id")) else {
+        let Some(org_id) = item_id(org).or_else(|| json_str(s, "organization_id")) else {
             self.rejections.push(Rejection {
                 source_id: Some(label),
                 reason: "service's organization has no id".into(),
@@ -176,13 +157,13 @@ impl Harvest {
                 if extras.address.is_none() {
                     let street: Vec<String> = ["address_1", "address_2"]
                         .iter()
-                        .filter_map(|k| str_of(a, k))
+                        .filter_map(|k| json_str(a, k))
                         .collect();
                     extras.address = Some(Address {
                         street: (!street.is_empty()).then(|| street.join(", ")),
-                        locality: str_of(a, "city"),
-                        region: str_of(a, "state_province"),
-                        postcode: str_of(a, "postal_code"),
+                        locality: json_str(a, "city"),
+                        region: json_str(a, "state_province"),
+                        postcode: json_str(a, "postal_code"),
                     });
                 }
             }
@@ -194,19 +175,19 @@ impl Harvest {
                     .iter()
                     .flat_map(|c| array(c, &["phones"])),
             )
-            .filter_map(|p| str_of(p, "number"));
+            .filter_map(|p| json_str(p, "number"));
         if extras.phone.is_none() {
             extras.phone = phones.into_iter().next();
         }
         if extras.email.is_none() {
-            extras.email = str_of(s, "email");
+            extras.email = json_str(s, "email");
         }
         for t in array(s, &["service_taxonomys", "attributes"]) {
             let term = t
                 .get("taxonomy")
                 .or_else(|| t.get("taxonomy_term"))
                 .unwrap_or(t);
-            if let Some(name) = str_of(term, "name").or_else(|| str_of(term, "term")) {
+            if let Some(name) = json_str(term, "name").or_else(|| json_str(term, "term")) {
                 extras.categories.insert(name);
             }
         }
@@ -221,7 +202,7 @@ impl Harvest {
             match organisation(&v, extras) {
                 Ok(o) => records.push(SourceRecord {
                     source_id: id,
-                    url: str_of(&v, "uri"),
+                    url: json_str(&v, "uri"),
                     updated_at: None,
                     payload: Payload::Organisation(o),
                 }),
@@ -231,26 +212,19 @@ impl Harvest {
                 }),
             }
         }
-        Harvested {
-            parsed: ParsedFeed {
-                records,
-                rejections: self.rejections,
-            },
-            complete: true,
-            ..Harvested::default()
-        }
+        Harvested::whole(records, self.rejections)
     }
 }
 
 fn organisation(v: &Value, extras: Extras) -> Result<Organisation, String> {
-    let name = str_of(v, "name").ok_or("organization has no name")?;
+    let name = json_str(v, "name").ok_or("organization has no name")?;
     let mut identifiers = Identifiers::default();
     for ident in array(v, &["organization_identifiers"]) {
-        let scheme = str_of(ident, "identifier_scheme")
-            .or_else(|| str_of(ident, "identifier_type"))
+        let scheme = json_str(ident, "identifier_scheme")
+            .or_else(|| json_str(ident, "identifier_type"))
             .unwrap_or_default()
             .to_ascii_uppercase();
-        let Some(value) = str_of(ident, "identifier") else {
+        let Some(value) = json_str(ident, "identifier") else {
             continue;
         };
         match scheme.as_str() {
@@ -274,22 +248,22 @@ fn organisation(v: &Value, extras: Extras) -> Result<Organisation, String> {
             _ => {}
         }
     }
-    let description = str_of(v, "description");
+    let description = json_str(v, "description");
     let (description, description_html) = match description {
         Some(d) if html::looks_like_html(&d) => (None, Some(d)),
         d => (d, None),
     };
     let own_phone = array(v, &["phones"])
         .iter()
-        .find_map(|p| str_of(p, "number"));
+        .find_map(|p| json_str(p, "number"));
     Ok(Organisation {
         name,
-        alternate_names: str_of(v, "alternate_name").into_iter().collect(),
+        alternate_names: json_str(v, "alternate_name").into_iter().collect(),
         description,
         description_html,
         identifiers,
-        website: str_of(v, "website").or_else(|| str_of(v, "url")),
-        email: str_of(v, "email").or(extras.email),
+        website: json_str(v, "website").or_else(|| json_str(v, "url")),
+        email: json_str(v, "email").or(extras.email),
         phone: own_phone.or(extras.phone),
         address: extras.address.unwrap_or_default(),
         categories: extras.categories.into_iter().collect(),

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{schema_org, Collected, Harvested, PageRequest, ParseError};
+use super::tributary_json::item_id;
+use super::{json_page, schema_org, Collected, Harvested, PageRequest, ParseError};
 use crate::model::{ParsedFeed, Payload, Rejection, SourceRecord};
 
 const FORMAT: &str = "rpde";
@@ -32,8 +33,7 @@ impl Harvest {
             format: FORMAT,
             reason,
         };
-        let page: Value =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("{url}: {e}")))?;
+        let page = json_page(FORMAT, url, bytes)?;
         let items = page
             .get("items")
             .and_then(Value::as_array)
@@ -57,10 +57,9 @@ impl Harvest {
     }
 
     fn item(&mut self, i: usize, item: &Value) {
-        let id = match item.get("id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => {
+        let id = match item_id(item) {
+            Some(id) => id,
+            None => {
                 self.rejections.push(Rejection {
                     source_id: None,
                     reason: format!("item {}: no id", i + 1),

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 
-use super::tributary_json::{instant, DEFAULT_TZ};
+use super::tributary_json::{instant, local_time, DEFAULT_TZ};
 use super::{dates_in_text, html, ParseError};
 use crate::model::{
     Event, EventStatus, Location, Organiser, ParsedFeed, Payload, Rejection, SourceRecord,
@@ -199,11 +199,7 @@ fn ext_time(s: &str) -> Result<(DateTime<FixedOffset>, bool), String> {
 }
 
 fn local(t: NaiveDateTime) -> Result<DateTime<FixedOffset>, String> {
-    DEFAULT_TZ
-        .from_local_datetime(&t)
-        .earliest()
-        .map(|x| x.fixed_offset())
-        .ok_or_else(|| format!("{t} does not exist in {}", DEFAULT_TZ.name()))
+    local_time(DEFAULT_TZ, t).ok_or_else(|| format!("{t} does not exist in {}", DEFAULT_TZ.name()))
 }
 
 fn event(post: &Post) -> Result<Event, String> {

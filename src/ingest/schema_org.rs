@@ -2,11 +2,11 @@
 //! adapters: `Event` and its subtypes, OpenActive `SessionSeries` (with `eventSchedule` as an
 //! RRULE) and `ScheduledSession`, and `Organization` and its subtypes.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime};
 use serde_json::Value;
 
 use super::html;
-use super::tributary_json::{instant, DEFAULT_TZ};
+use super::tributary_json::{instant, local_time, DEFAULT_TZ};
 use crate::model::{Address, Event, EventStatus, Identifiers, Location, Organisation, Organiser};
 
 /// The `@type`s of a node, without `schema:` or `https://schema.org/` prefixes.
@@ -459,12 +459,7 @@ fn schedule_rule(s: &Value, tz: chrono_tz::Tz) -> Result<Scheduled, String> {
 }
 
 fn local(tz: chrono_tz::Tz, t: chrono::NaiveDateTime) -> Result<DateTime<FixedOffset>, String> {
-    match tz.from_local_datetime(&t) {
-        chrono::LocalResult::Single(x) | chrono::LocalResult::Ambiguous(x, _) => {
-            Ok(x.fixed_offset())
-        }
-        chrono::LocalResult::None => Err(format!("{t} does not exist in {}", tz.name())),
-    }
+    local_time(tz, t).ok_or_else(|| format!("{t} does not exist in {}", tz.name()))
 }
 
 #[cfg(test)]

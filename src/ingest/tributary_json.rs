@@ -93,7 +93,8 @@ pub fn parse(kind: RecordKind, bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
     Ok(feed)
 }
 
-fn item_id(item: &Value) -> Option<String> {
+/// A partner's own `id` field: a non-blank string (trimmed) or a number.
+pub(crate) fn item_id(item: &Value) -> Option<String> {
     match item.get("id")? {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
@@ -177,6 +178,14 @@ fn event(raw: RawEvent) -> Result<Event, String> {
     })
 }
 
+/// A wall-clock time in `tz`; a time that occurs twice (clocks going back) is the first, as
+/// calendars do; `None` for a time the clocks skip.
+pub fn local_time(tz: chrono_tz::Tz, naive: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.fixed_offset())
+}
+
 /// An RFC 3339 instant, a local date-time in `tz`, or a date (local midnight; second value true).
 pub fn instant(s: &str, tz: chrono_tz::Tz) -> Result<(DateTime<FixedOffset>, bool), String> {
     let s = s.trim();
@@ -184,15 +193,8 @@ pub fn instant(s: &str, tz: chrono_tz::Tz) -> Result<(DateTime<FixedOffset>, boo
         return Ok((t, false));
     }
     let local = |naive: NaiveDateTime| -> Result<DateTime<FixedOffset>, String> {
-        match tz.from_local_datetime(&naive) {
-            chrono::LocalResult::Single(t) => Ok(t.fixed_offset()),
-            // A time that occurs twice (clocks going back): the first, as calendars do.
-            chrono::LocalResult::Ambiguous(first, _) => Ok(first.fixed_offset()),
-            chrono::LocalResult::None => Err(format!(
-                "{s:?} does not exist in {} (the clocks skip it)",
-                tz.name()
-            )),
-        }
+        local_time(tz, naive)
+            .ok_or_else(|| format!("{s:?} does not exist in {} (the clocks skip it)", tz.name()))
     };
     for fmt in [
         "%Y-%m-%dT%H:%M:%S",

@@ -5,11 +5,11 @@
 use chrono::{DateTime, Duration, FixedOffset, NaiveDateTime, TimeZone};
 use serde_json::Value;
 
-use super::tributary_json::DEFAULT_TZ;
-use super::{query_number, with_query, Collected, Harvested, PageRequest, ParseError};
-use crate::model::{
-    Event, EventStatus, Location, Organiser, ParsedFeed, Payload, Rejection, SourceRecord,
+use super::tributary_json::{item_id, local_time, DEFAULT_TZ};
+use super::{
+    json_page, json_str, next_numbered_page, Collected, Harvested, PageRequest, ParseError,
 };
+use crate::model::{Event, EventStatus, Location, Organiser, Payload, Rejection, SourceRecord};
 
 const FORMAT: &str = "wp-events";
 
@@ -19,38 +19,27 @@ pub struct Harvest {
     rejections: Vec<Rejection>,
 }
 
-fn str_of(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
 fn names(v: &Value, key: &str, field: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| str_of(x, field)).collect())
+        .map(|a| a.iter().filter_map(|x| json_str(x, field)).collect())
         .unwrap_or_default()
 }
 
 impl Harvest {
     pub fn add_page(&mut self, url: &str, bytes: &[u8]) -> Result<Vec<PageRequest>, ParseError> {
-        let invalid = |reason: String| ParseError::Invalid {
-            format: FORMAT,
-            reason,
-        };
-        let page: Value =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("{url}: {e}")))?;
+        let page = json_page(FORMAT, url, bytes)?;
         let events = page
             .get("events")
             .and_then(Value::as_array)
-            .ok_or_else(|| invalid(format!("{url}: no \"events\" array")))?;
+            .ok_or_else(|| ParseError::Invalid {
+                format: FORMAT,
+                reason: format!("{url}: no \"events\" array"),
+            })?;
         for (i, e) in events.iter().enumerate() {
-            let id = match e.get("id") {
-                Some(Value::Number(n)) => n.to_string(),
-                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-                _ => {
+            let id = match item_id(e) {
+                Some(id) => id,
+                None => {
                     self.rejections.push(Rejection {
                         source_id: None,
                         reason: format!("{url}: event {}: no id", i + 1),
@@ -61,8 +50,8 @@ impl Harvest {
             match event(e) {
                 Ok(ev) => self.records.put(SourceRecord {
                     source_id: id,
-                    url: str_of(e, "url"),
-                    updated_at: str_of(e, "modified_utc")
+                    url: json_str(e, "url"),
+                    updated_at: json_str(e, "modified_utc")
                         .and_then(|m| NaiveDateTime::parse_from_str(&m, "%Y-%m-%d %H:%M:%S").ok())
                         .map(|m| m.and_utc().fixed_offset()),
                     payload: Payload::Event(ev),
@@ -76,28 +65,15 @@ impl Harvest {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(next) = str_of(&page, "next_rest_url") {
+        if let Some(next) = json_str(&page, "next_rest_url") {
             return Ok(vec![PageRequest::listing(next)]);
         }
         let total = page.get("total_pages").and_then(Value::as_u64).unwrap_or(1);
-        let current = query_number(url, "page").unwrap_or(1);
-        Ok((current < total)
-            .then(|| with_query(url, "page", &(current + 1).to_string()))
-            .flatten()
-            .map(PageRequest::listing)
-            .into_iter()
-            .collect())
+        Ok(next_numbered_page(url, total).into_iter().collect())
     }
 
     pub fn finish(self) -> Harvested {
-        Harvested {
-            parsed: ParsedFeed {
-                records: self.records.into_records(),
-                rejections: self.rejections,
-            },
-            complete: true,
-            ..Harvested::default()
-        }
+        Harvested::whole(self.records.into_records(), self.rejections)
     }
 }
 
@@ -105,35 +81,30 @@ impl Harvest {
 fn time(
     e: &Value,
     local_key: &str,
-    utc_key: &str,
+    utc_key: Option<&str>,
     tz: chrono_tz::Tz,
 ) -> Result<Option<DateTime<FixedOffset>>, String> {
     const FMT: &str = "%Y-%m-%d %H:%M:%S";
-    if let Some(u) = str_of(e, utc_key) {
+    if let Some((utc_key, u)) = utc_key.and_then(|k| Some((k, json_str(e, k)?))) {
         let t = NaiveDateTime::parse_from_str(&u, FMT)
             .map_err(|_| format!("{utc_key} {u:?} is not \"YYYY-MM-DD HH:MM:SS\""))?;
         return Ok(Some(tz.from_utc_datetime(&t).fixed_offset()));
     }
-    match str_of(e, local_key) {
+    match json_str(e, local_key) {
         None => Ok(None),
         Some(l) => {
             let t = NaiveDateTime::parse_from_str(&l, FMT)
                 .map_err(|_| format!("{local_key} {l:?} is not \"YYYY-MM-DD HH:MM:SS\""))?;
-            match tz.from_local_datetime(&t) {
-                chrono::LocalResult::Single(x) | chrono::LocalResult::Ambiguous(x, _) => {
-                    Ok(Some(x.fixed_offset()))
-                }
-                chrono::LocalResult::None => {
-                    Err(format!("{local_key} {l:?} does not exist in {}", tz.name()))
-                }
-            }
+            local_time(tz, t)
+                .map(Some)
+                .ok_or_else(|| format!("{local_key} {l:?} does not exist in {}", tz.name()))
         }
     }
 }
 
 fn event(e: &Value) -> Result<Event, String> {
-    let title = str_of(e, "title").ok_or("event has no title")?;
-    let tz: chrono_tz::Tz = match str_of(e, "timezone") {
+    let title = json_str(e, "title").ok_or("event has no title")?;
+    let tz: chrono_tz::Tz = match json_str(e, "timezone") {
         // TEC writes fixed offsets as "UTC+1"; those carry no DST rules, so London is the better guess.
         Some(name) if !name.starts_with("UTC") => name
             .parse()
@@ -141,27 +112,19 @@ fn event(e: &Value) -> Result<Event, String> {
         _ => DEFAULT_TZ,
     };
     let all_day = e.get("all_day").and_then(Value::as_bool).unwrap_or(false);
-    let (mut start, mut end) = if all_day {
-        (time(e, "start_date", "", tz)?, time(e, "end_date", "", tz)?)
-    } else {
-        (
-            time(e, "start_date", "utc_start_date", tz)?,
-            time(e, "end_date", "utc_end_date", tz)?,
-        )
-    };
+    // All-day events are dates in their zone; their UTC fields would shift them a day.
+    let utc = |key| (!all_day).then_some(key);
+    let mut start = time(e, "start_date", utc("utc_start_date"), tz)?;
+    let mut end = time(e, "end_date", utc("utc_end_date"), tz)?;
     if all_day {
         // TEC ends all-day events at 23:59:59 of the last day; RFC 5545 ends are exclusive midnights.
-        let midnight = |d: chrono::NaiveDate| {
-            d.and_hms_opt(0, 0, 0)
-                .and_then(|m| tz.from_local_datetime(&m).earliest())
-                .map(|m| m.fixed_offset())
-        };
+        let midnight = |d: chrono::NaiveDate| local_time(tz, d.and_time(chrono::NaiveTime::MIN));
         start = start.and_then(|t| midnight(t.date_naive()));
         end = end.and_then(|t| midnight(t.date_naive() + Duration::days(1)));
     }
     let start = start.ok_or("event has no start_date")?;
     let venue = e.get("venue").filter(|v| v.is_object());
-    let venue_name = venue.and_then(|v| str_of(v, "venue"));
+    let venue_name = venue.and_then(|v| json_str(v, "venue"));
     let online = venue_name.as_deref().is_some_and(|n| {
         let n = n.to_ascii_lowercase();
         n.contains("online") || n.contains("virtual") || n.contains("zoom") || n.contains("teams")
@@ -170,12 +133,12 @@ fn event(e: &Value) -> Result<Event, String> {
         .map(|v| {
             ["address", "city"]
                 .iter()
-                .filter_map(|k| str_of(v, k))
+                .filter_map(|k| json_str(v, k))
                 .collect()
         })
         .unwrap_or_default();
-    let status = match str_of(e, "event_status")
-        .or_else(|| str_of(e, "tribe_events_status"))
+    let status = match json_str(e, "event_status")
+        .or_else(|| json_str(e, "tribe_events_status"))
         .map(|s| s.to_ascii_lowercase())
         .as_deref()
     {
@@ -187,7 +150,7 @@ fn event(e: &Value) -> Result<Event, String> {
     Ok(Event {
         title,
         description: None,
-        description_html: str_of(e, "description").or_else(|| str_of(e, "excerpt")),
+        description_html: json_str(e, "description").or_else(|| json_str(e, "excerpt")),
         start,
         end,
         timezone: Some(tz.name().to_string()),
@@ -197,12 +160,12 @@ fn event(e: &Value) -> Result<Event, String> {
         location: Location {
             name: venue_name,
             address: (!address.is_empty()).then(|| address.join(", ")),
-            postcode: venue.and_then(|v| str_of(v, "zip")),
+            postcode: venue.and_then(|v| json_str(v, "zip")),
             online,
             url: None,
         },
-        url: str_of(e, "url"),
-        booking_url: str_of(e, "website"),
+        url: json_str(e, "url"),
+        booking_url: json_str(e, "website"),
         organiser: Organiser {
             name: names(e, "organizer", "organizer").into_iter().next(),
             organisation_id: None,
