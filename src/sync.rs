@@ -276,19 +276,17 @@ async fn gather_feed(
         );
         blocking(move || {
             let conn = store.reader()?;
-            // A feed whose URL changed in config starts afresh.
-            if records::feed_source(&conn, &pid, &key)?.as_deref() != Some(src.as_str()) {
-                return Ok((fetch::Validators::default(), None));
-            }
-            let (etag, last_modified) = records::validators(&conn, &pid, &key)?;
-            let cursor = records::cursor(&conn, &pid, &key)?;
-            Ok((
-                fetch::Validators {
-                    etag,
-                    last_modified,
-                },
-                cursor,
-            ))
+            Ok(match records::feed_state(&conn, &pid, &key)? {
+                // A feed whose URL changed in config starts afresh.
+                Some(s) if s.source == src => (
+                    fetch::Validators {
+                        etag: s.etag,
+                        last_modified: s.last_modified,
+                    },
+                    s.cursor,
+                ),
+                _ => (fetch::Validators::default(), None),
+            })
         })
         .await?
     };
@@ -613,18 +611,13 @@ fn apply(
         };
         records::mark_deleted(&tx, &missing, &now_s)?;
         counts.deleted += missing.len();
-        records::save_validators(
-            &tx,
-            pid,
-            &fd.feed.key,
-            &fd.feed.source.to_string(),
-            g.validators.etag.as_deref(),
-            g.validators.last_modified.as_deref(),
-            &now_s,
-        )?;
-        if let Some(cursor) = &g.cursor {
-            records::save_cursor(&tx, pid, &fd.feed.key, cursor)?;
-        }
+        let state = records::FeedState {
+            source: fd.feed.source.to_string(),
+            etag: g.validators.etag,
+            last_modified: g.validators.last_modified,
+            cursor: g.cursor,
+        };
+        records::save_feed_state(&tx, pid, &fd.feed.key, &state, &now_s)?;
         if (up.inserted + up.updated + missing.len()) > 0 && !touched.contains(&fd.feed.kind) {
             touched.push(fd.feed.kind);
         }

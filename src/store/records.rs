@@ -218,63 +218,63 @@ pub fn set_entities(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
     Ok(())
 }
 
-/// Cache validators from the last successful fetch of a feed.
-pub fn validators(
+/// What the last successful sync of a feed left for the next one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedState {
+    /// The URL or path it was fetched from: a feed whose source changed in config starts afresh.
+    pub source: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Where an incremental feed (RPDE) resumes.
+    pub cursor: Option<String>,
+}
+
+pub fn feed_state(
     conn: &rusqlite::Connection,
     partner: &str,
     feed_key: &str,
-) -> Result<(Option<String>, Option<String>)> {
+) -> Result<Option<FeedState>> {
     Ok(conn
         .query_row(
-            "SELECT etag, last_modified FROM feeds WHERE partner_id = ?1 AND feed_key = ?2",
+            "SELECT source, etag, last_modified, cursor FROM feeds WHERE partner_id = ?1 AND feed_key = ?2",
             params![partner, feed_key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok(FeedState {
+                    source: r.get(0)?,
+                    etag: r.get(1)?,
+                    last_modified: r.get(2)?,
+                    cursor: r.get(3)?,
+                })
+            },
         )
-        .optional()?
-        .unwrap_or((None, None)))
+        .optional()?)
 }
 
-pub fn save_validators(
+/// Records a feed's state after a successful sync, in the sync's transaction; a harvest that
+/// yields no cursor keeps the one stored.
+pub fn save_feed_state(
     tx: &Transaction,
     partner: &str,
     feed_key: &str,
-    source: &str,
-    etag: Option<&str>,
-    last_modified: Option<&str>,
+    state: &FeedState,
     now: &str,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO feeds (partner_id, feed_key, source, etag, last_modified, last_fetched_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO feeds (partner_id, feed_key, source, etag, last_modified, cursor, last_fetched_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (partner_id, feed_key) DO UPDATE SET source = excluded.source,
              etag = excluded.etag, last_modified = excluded.last_modified,
+             cursor = COALESCE(excluded.cursor, feeds.cursor),
              last_fetched_at = excluded.last_fetched_at",
-        params![partner, feed_key, source, etag, last_modified, now],
-    )?;
-    Ok(())
-}
-
-/// Where an incremental feed resumes, if it has been harvested before.
-pub fn cursor(
-    conn: &rusqlite::Connection,
-    partner: &str,
-    feed_key: &str,
-) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT cursor FROM feeds WHERE partner_id = ?1 AND feed_key = ?2",
-            params![partner, feed_key],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten())
-}
-
-/// Saves an incremental feed's cursor; call after [`save_validators`] in the same transaction.
-pub fn save_cursor(tx: &Transaction, partner: &str, feed_key: &str, cursor: &str) -> Result<()> {
-    tx.execute(
-        "UPDATE feeds SET cursor = ?3 WHERE partner_id = ?1 AND feed_key = ?2",
-        params![partner, feed_key, cursor],
+        params![
+            partner,
+            feed_key,
+            state.source,
+            state.etag,
+            state.last_modified,
+            state.cursor,
+            now
+        ],
     )?;
     Ok(())
 }
@@ -300,21 +300,6 @@ pub fn live_rows(
         }
     }
     Ok(rows)
-}
-
-/// Forgets a feed's validators when its source changed in config, so the next fetch is unconditional.
-pub fn feed_source(
-    conn: &rusqlite::Connection,
-    partner: &str,
-    feed_key: &str,
-) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT source FROM feeds WHERE partner_id = ?1 AND feed_key = ?2",
-            params![partner, feed_key],
-            |r| r.get(0),
-        )
-        .optional()?)
 }
 
 /// Live records per kind for one partner: (organisations, events).
