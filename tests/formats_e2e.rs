@@ -57,6 +57,17 @@ fn rejections(env: &TestEnv, partner: &str) -> Vec<String> {
         .collect()
 }
 
+/// The jsonld fixtures: a listing, its second page and one item page.
+fn serve_jsonld_pages(site: &FakeSite) {
+    site.put_fixture("/events/", "text/html", "jsonld/events.html");
+    site.put_fixture("/events/page/2/", "text/html", "jsonld/events-page-2.html");
+    site.put_fixture(
+        "/events/anchor-institutions-webinar/",
+        "text/html",
+        "jsonld/anchor-institutions-webinar.html",
+    );
+}
+
 fn find<'a>(recs: &'a [(String, Value)], field: &str, value: &str) -> &'a Value {
     &recs
         .iter()
@@ -299,13 +310,7 @@ fn rss_posts_become_events_and_news_is_rejected_with_its_reason() {
 #[test]
 fn jsonld_listing_follows_item_pages_and_next_page_but_not_other_hosts() {
     let site = fake_site();
-    site.put_fixture("/events/", "text/html", "jsonld/events.html");
-    site.put_fixture("/events/page/2/", "text/html", "jsonld/events-page-2.html");
-    site.put_fixture(
-        "/events/anchor-institutions-webinar/",
-        "text/html",
-        "jsonld/anchor-institutions-webinar.html",
-    );
+    serve_jsonld_pages(&site);
     let env = TestEnv::new(&partner(
         "hnv-vcse",
         "events",
@@ -361,13 +366,7 @@ fn wp_events_pages_and_the_seed_webinar_merges_across_four_formats() {
         "wp-events/events-2.json",
     );
     site.put_fixture("/feed/", "application/rss+xml", "rss/cvs-news.xml");
-    site.put_fixture("/events/", "text/html", "jsonld/events.html");
-    site.put_fixture("/events/page/2/", "text/html", "jsonld/events-page-2.html");
-    site.put_fixture(
-        "/events/anchor-institutions-webinar/",
-        "text/html",
-        "jsonld/anchor-institutions-webinar.html",
-    );
+    serve_jsonld_pages(&site);
     let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VEVENT\r\nUID:anchor-2022@cvs.example\r\nDTSTAMP:20220101T000000Z\r\nDTSTART;TZID=Europe/London:20220125T130000\r\nDTEND;TZID=Europe/London:20220125T150000\r\nSUMMARY:NEXT STEPS IN DEVELOPING ANCHOR INSTITUTIONS IN OUR REGION\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
     site.put("/cal.ics", "text/calendar", ics);
     let toml = [

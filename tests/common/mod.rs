@@ -273,39 +273,11 @@ pub fn get_with(
     url: &str,
     headers: &[(&str, &str)],
 ) -> Result<(u16, reqwest::header::HeaderMap, String), String> {
-    let url = url.to_string();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async move {
-            // No automatic decompression: tests see the headers the server sent.
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_gzip()
-                .build()
-                .map_err(|e| e.to_string())?;
-            let mut req = client.get(&url);
-            for (k, v) in &headers {
-                req = req.header(k, v);
-            }
-            let resp = req.send().await.map_err(|e| e.to_string())?;
-            let status = resp.status().as_u16();
-            let h = resp.headers().clone();
-            let body = resp.text().await.map_err(|e| e.to_string())?;
-            Ok((status, h, body))
-        })
-    })
-    .join()
-    .map_err(|_| "request thread panicked".to_string())?
+    let (status, h, body) = get_bytes(url, headers)?;
+    Ok((status, h, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// GET with headers; the body as raw bytes, undecoded.
+/// GET with headers; the body as raw bytes.
 pub fn get_bytes(
     url: &str,
     headers: &[(&str, &str)],
@@ -321,7 +293,9 @@ pub fn get_bytes(
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async move {
+            // No redirects and no automatic decompression: tests see what the server sent.
             let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
                 .no_gzip()
                 .build()
                 .map_err(|e| e.to_string())?;
