@@ -12,7 +12,7 @@ use crate::ingest::{self, fetch};
 use crate::model::{ParsedFeed, RecordKind, SourceRecord};
 use crate::normalise;
 use crate::store::runs::{RunCounts, StoredRejection};
-use crate::store::{self, entities, records, runs, Store, StoreError};
+use crate::store::{self, records, runs, Store, StoreError};
 
 /// What the daemon needs to sync any partner.
 pub struct SyncContext {
@@ -582,6 +582,7 @@ fn apply(
         let recs = g.records;
         counts.records_seen += recs.len();
         let up = records::upsert(&tx, pid, &fd.feed.key, &recs, &now_s)?;
+        store::block_keys::mark_dirty(&tx, &up.changed)?;
         counts.inserted += up.inserted;
         counts.updated += up.updated;
         counts.unchanged += up.unchanged;
@@ -610,6 +611,7 @@ fn apply(
             records::live_rows(&tx, pid, &fd.feed.key, &g.deleted)?
         };
         records::mark_deleted(&tx, &missing, &now_s)?;
+        store::block_keys::mark_dirty(&tx, &missing)?;
         counts.deleted += missing.len();
         let state = records::FeedState {
             source: fd.feed.source.to_string(),
@@ -635,7 +637,7 @@ fn apply(
         }
     } else {
         for kind in dirty(&tx)?.into_iter().chain(touched) {
-            resolve_kind(&tx, kind, settings, now)?;
+            crate::resolve::resolve_kind(&tx, kind, settings, now)?;
             clear_dirty(&tx, kind)?;
         }
     }
@@ -674,51 +676,11 @@ pub fn resolve_dirty(store: &Store, settings: &dedupe::Settings) -> Result<usize
     let kinds = dirty(&tx)?;
     let now = chrono::Utc::now();
     for kind in &kinds {
-        resolve_kind(&tx, *kind, settings, now)?;
+        crate::resolve::resolve_kind(&tx, *kind, settings, now)?;
         clear_dirty(&tx, *kind)?;
     }
     tx.commit()?;
     Ok(kinds.len())
-}
-
-/// Re-resolves every live record of `kind` inside `tx`: clusters, canonical entities, the change
-/// log and the review queue. Admins' merge and split decisions are applied first.
-pub fn resolve_kind(
-    tx: &rusqlite::Transaction,
-    kind: RecordKind,
-    settings: &dedupe::Settings,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<entities::ApplyStats, StoreError> {
-    let live = records::live(tx, kind)?;
-    let manual = crate::store::review::decisions(tx, kind)?;
-    let resolution = dedupe::resolve(
-        kind,
-        &live,
-        &|id| entities::exists(tx, id).unwrap_or(true),
-        settings,
-        &manual,
-    );
-    let stats = entities::apply(tx, kind, &live, &resolution.clusters, now)?;
-    let pairs: Vec<(i64, i64, f64, Vec<String>)> = resolution
-        .review
-        .into_iter()
-        .map(|p| {
-            (
-                live[p.a].row_id,
-                live[p.b].row_id,
-                p.score.weight,
-                p.score.evidence,
-            )
-        })
-        .collect();
-    crate::store::review::replace_queue(tx, kind, &pairs, &store::timestamp(now))?;
-    tracing::debug!(
-        kind = kind.as_str(),
-        ?stats,
-        review = pairs.len(),
-        "entities resolved"
-    );
-    Ok(stats)
 }
 
 /// Whether deleting `would_delete` of `live` records is too many to apply unseen. A single deletion

@@ -104,6 +104,36 @@ fn sort_key(f: &Features) -> &str {
     }
 }
 
+/// A record's blocking keys as the store keeps them for incremental resolution: hashed (FNV-1a,
+/// stable across builds) and with common name words kept, since a stored big block is walked by
+/// window rather than left out.
+pub fn stored_keys(f: &Features, tolerance_secs: i64) -> Vec<i64> {
+    use std::hash::Hasher;
+    let mut buf = Vec::new();
+    keys(f, tolerance_secs, &HashSet::new(), &mut buf);
+    let mut out: Vec<i64> = buf
+        .iter()
+        .map(|k| {
+            let mut h = fnv::FnvHasher::default();
+            h.write(k.as_bytes());
+            h.finish() as i64
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The first eight bytes of the record's sort key as an order-preserving integer: a stored big
+/// block is walked in (roughly) name order, like the in-memory window.
+pub fn sort_value(f: &Features) -> i64 {
+    let mut b = [0u8; 8];
+    for (d, s) in b.iter_mut().zip(sort_key(f).bytes()) {
+        *d = s;
+    }
+    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
+}
+
 /// Candidate pairs `(i, j)` with `i < j`, each once.
 pub fn candidate_pairs(features: &[Features], tolerance_secs: i64) -> Vec<(u32, u32)> {
     let common = common_tokens(features);

@@ -44,7 +44,7 @@ pub struct ManualLink {
     pub same: bool,
 }
 
-/// One canonical entity as resolved: its members and the merged record.
+/// One canonical entity as resolved: its id and its members.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub entity_id: String,
@@ -52,7 +52,19 @@ pub struct Cluster {
     pub members: Vec<usize>,
     /// Earlier canonical ids that this cluster's id now stands for (they redirect to it).
     pub absorbed: Vec<String>,
-    pub merged: merge::Merged,
+}
+
+impl Cluster {
+    /// The merged record (survivorship over the members). Computed on demand, so a large
+    /// resolution never holds every merged record at once.
+    pub fn merge(&self, records: &[StoredRecord]) -> merge::Merged {
+        let members: Vec<&StoredRecord> = self
+            .members
+            .iter()
+            .filter_map(|&i| records.get(i))
+            .collect();
+        merge::merge(&members)
+    }
 }
 
 /// A pair the engine was unsure about, for an admin to settle.
@@ -138,6 +150,25 @@ fn score_all(
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Maps `items` in order on every available core (scoped threads over contiguous chunks).
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < 256 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
 }
@@ -321,13 +352,10 @@ fn assign_ids(
             ),
         };
         issued.insert(entity_id.clone());
-        let member_refs: Vec<&StoredRecord> = members.iter().map(|&i| &records[i]).collect();
-        let merged = merge::merge(&member_refs);
         clusters.push(Cluster {
             entity_id,
             members,
             absorbed,
-            merged,
         });
     }
     clusters

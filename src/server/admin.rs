@@ -360,8 +360,10 @@ async fn decide(
         let tx = conn.transaction().map_err(crate::store::StoreError::from)?;
         for (a, b, same) in &links {
             review::add_decision(&tx, kind, *a, *b, *same, &crate::store::timestamp(now))?;
+            // The two records and their clusters are what the decision can change.
+            crate::store::block_keys::mark_dirty(&tx, &[*a, *b])?;
         }
-        let stats = crate::sync::resolve_kind(&tx, kind, &settings, now)?;
+        let stats = crate::resolve::resolve_kind(&tx, kind, &settings, now)?;
         tx.commit().map_err(crate::store::StoreError::from)?;
         Ok(stats)
     })

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::records::{hex, StoredRecord};
 use super::{Result, StoreError};
+use crate::dedupe::merge::Merged;
 use crate::dedupe::Cluster;
 use crate::model::{CanonicalEvent, CanonicalOrganisation, Payload, RecordKind};
 use crate::normalise;
@@ -43,11 +44,11 @@ struct Existing {
     live: bool,
 }
 
-fn body_hash(cluster: &Cluster) -> String {
+fn body_hash(m: &Merged) -> String {
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(&cluster.merged.payload).unwrap_or_default());
-    h.update(serde_json::to_vec(&cluster.merged.partners).unwrap_or_default());
-    h.update(serde_json::to_vec(&cluster.merged.field_sources).unwrap_or_default());
+    h.update(serde_json::to_vec(&m.payload).unwrap_or_default());
+    h.update(serde_json::to_vec(&m.partners).unwrap_or_default());
+    h.update(serde_json::to_vec(&m.field_sources).unwrap_or_default());
     hex(&h.finalize()[..16])
 }
 
@@ -113,10 +114,9 @@ fn derive(payload: &Payload) -> Derived {
 /// The entity's published JSON and, for events, its stored VEVENT block.
 fn render_body(
     id: &str,
-    cluster: &Cluster,
+    m: &Merged,
     updated_at: DateTime<FixedOffset>,
 ) -> Result<(String, Option<String>)> {
-    let m = &cluster.merged;
     let mut ical = None;
     let json = match &m.payload {
         Payload::Organisation(o) => serde_json::to_string(&CanonicalOrganisation {
@@ -147,63 +147,54 @@ fn render_body(
     })
 }
 
-/// An entity's content hash and, when it changed, its rendered JSON body and VEVENT block.
-type Prepared = (String, Option<(String, Option<String>)>);
-
-/// Maps `items` in order on every available core (scoped threads over contiguous chunks).
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < 256 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+/// A changed entity, rendered and ready to write.
+struct Rendered {
+    body: String,
+    ical: Option<String>,
+    derived: Derived,
+    partners: Vec<String>,
 }
 
-fn record_change(
+/// An entity's content hash and, when it changed, what to write.
+type Prepared = (String, Option<Rendered>);
+
+/// Clusters merged, hashed and rendered per chunk: a national first sync never holds every
+/// merged record and rendered body at once.
+const CHUNK: usize = 8_192;
+
+/// Appends to the change log and returns the change number the entity row carries.
+fn log_change(
     tx: &Transaction,
     kind: RecordKind,
     id: &str,
     action: &str,
     merged_into: Option<&str>,
     now: &str,
-) -> Result<()> {
+) -> Result<i64> {
     tx.prepare_cached(
         "INSERT INTO changes (kind, entity_id, action, merged_into, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![kind.as_str(), id, action, merged_into, now])?;
-    let number = tx.last_insert_rowid();
-    tx.prepare_cached("UPDATE entities SET change_number = ?2 WHERE id = ?1")?
-        .execute(params![id, number])?;
-    Ok(())
+    Ok(tx.last_insert_rowid())
 }
 
-/// Writes a resolution of every live record of `kind`: entities not in it are deleted.
+/// Writes a resolution. `scope: None`: the resolution covers every live record of `kind`, and
+/// any live entity not in it is deleted. `Some(ids)`: it covers the records that belonged to
+/// those entities (and new ones); only those entities can be deleted or merged away.
 pub fn apply(
     tx: &Transaction,
     kind: RecordKind,
     records: &[StoredRecord],
     clusters: &[Cluster],
     now: DateTime<Utc>,
+    scope: Option<&[String]>,
 ) -> Result<ApplyStats> {
     let now_s = super::timestamp(now);
     let now_fixed = now.fixed_offset();
     let mut stats = ApplyStats::default();
     let mut existing: HashMap<String, Existing> = HashMap::new();
     {
-        let mut st = tx.prepare(
-            "SELECT id, content_hash, deleted_at IS NULL AND merged_into IS NULL FROM entities WHERE kind = ?1",
-        )?;
-        let rows = st.query_map(params![kind.as_str()], |r| {
+        let read = |r: &rusqlite::Row| {
             Ok((
                 r.get::<_, String>(0)?,
                 Existing {
@@ -211,23 +202,39 @@ pub fn apply(
                     live: r.get(2)?,
                 },
             ))
-        })?;
-        for row in rows {
-            let (id, e) = row?;
-            existing.insert(id, e);
+        };
+        const COLUMNS: &str =
+            "SELECT id, content_hash, deleted_at IS NULL AND merged_into IS NULL FROM entities";
+        match scope {
+            None => {
+                let mut st = tx.prepare(&format!("{COLUMNS} WHERE kind = ?1"))?;
+                for row in st.query_map(params![kind.as_str()], read)? {
+                    let (id, e) = row?;
+                    existing.insert(id, e);
+                }
+            }
+            Some(ids) => {
+                let mut st = tx.prepare_cached(&format!("{COLUMNS} WHERE id = ?1"))?;
+                for id in ids {
+                    if let Some((id, e)) = st.query_row(params![id], read).optional()? {
+                        existing.insert(id, e);
+                    }
+                }
+            }
         }
     }
 
     let mut upsert = tx.prepare_cached(
         "INSERT INTO entities (id, kind, body, content_hash, sort_key, search_text, categories,
-             postcode_area, start_utc, end_utc, recurring, created_at, updated_at, ical)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)
+             postcode_area, start_utc, end_utc, recurring, created_at, updated_at, ical, change_number)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)
          ON CONFLICT (id) DO UPDATE SET body = excluded.body, ical = excluded.ical,
              content_hash = excluded.content_hash,
              sort_key = excluded.sort_key, search_text = excluded.search_text,
              categories = excluded.categories, postcode_area = excluded.postcode_area,
              start_utc = excluded.start_utc, end_utc = excluded.end_utc,
              recurring = excluded.recurring, updated_at = excluded.updated_at,
+             change_number = excluded.change_number,
              version = entities.version + 1, deleted_at = NULL, merged_into = NULL",
     )?;
     let mut clear_partners =
@@ -236,72 +243,86 @@ pub fn apply(
         "INSERT OR IGNORE INTO entity_partners (entity_id, partner_id) VALUES (?1, ?2)",
     )?;
     let mut retire = tx.prepare_cached(
-        "UPDATE entities SET deleted_at = ?2, merged_into = ?3, updated_at = ?2, version = version + 1
+        "UPDATE entities SET deleted_at = ?2, merged_into = ?3, updated_at = ?2,
+             version = version + 1, change_number = ?4
          WHERE id = ?1",
     )?;
 
-    // Hashing each entity and rendering the changed ones (JSON body, VEVENT block) are pure and
-    // dominate a big first sync, so they run on every core before the sequential writes.
-    let prepared = par_map(clusters, |c| -> Result<Prepared> {
-        let hash = body_hash(c);
-        let unchanged = matches!(existing.get(&c.entity_id), Some(e) if e.live && e.hash == hash);
-        let rendered = if unchanged {
-            None
-        } else {
-            Some(render_body(&c.entity_id, c, now_fixed)?)
-        };
-        Ok((hash, rendered))
-    });
-    let mut live_after: HashSet<&str> = HashSet::new();
+    // Written in id order: the id index then grows at its end instead of at random pages,
+    // which is most of the cost of a first sync's million inserts.
+    let mut order: Vec<usize> = (0..clusters.len()).collect();
+    order.sort_unstable_by(|&a, &b| clusters[a].entity_id.cmp(&clusters[b].entity_id));
+    let mut live_after: HashSet<&str> = HashSet::with_capacity(clusters.len());
     let mut links: Vec<(i64, &str)> = Vec::new();
-    for (c, prepared) in clusters.iter().zip(prepared) {
-        let (hash, rendered) = prepared?;
-        live_after.insert(&c.entity_id);
-        for &m in &c.members {
-            if let Some(r) = records.get(m) {
-                if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
-                    links.push((r.row_id, &c.entity_id));
+    for chunk in order.chunks(CHUNK) {
+        // Merging, hashing and rendering are pure and dominate the CPU work, so they run on
+        // every core before the chunk's sequential writes.
+        let prepared = crate::dedupe::par_map(chunk, |&ci| -> Result<Prepared> {
+            let c = &clusters[ci];
+            let merged = c.merge(records);
+            let hash = body_hash(&merged);
+            let unchanged =
+                matches!(existing.get(&c.entity_id), Some(e) if e.live && e.hash == hash);
+            if unchanged {
+                return Ok((hash, None));
+            }
+            let (body, ical) = render_body(&c.entity_id, &merged, now_fixed)?;
+            Ok((
+                hash,
+                Some(Rendered {
+                    body,
+                    ical,
+                    derived: derive(&merged.payload),
+                    partners: merged.partners.into_iter().map(|p| p.partner).collect(),
+                }),
+            ))
+        });
+        for (&ci, prepared) in chunk.iter().zip(prepared) {
+            let c = &clusters[ci];
+            let (hash, rendered) = prepared?;
+            live_after.insert(&c.entity_id);
+            for &m in &c.members {
+                if let Some(r) = records.get(m) {
+                    if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
+                        links.push((r.row_id, &c.entity_id));
+                    }
                 }
             }
-        }
-        let action = match (existing.get(&c.entity_id), &rendered) {
-            (_, None) => None,
-            (Some(_), Some(_)) => Some("update"),
-            (None, Some(_)) => Some("create"),
-        };
-        if let (Some(action), Some((body, ical))) = (action, rendered) {
-            let d = derive(&c.merged.payload);
-            upsert.execute(params![
-                c.entity_id,
-                kind.as_str(),
-                body,
-                hash,
-                d.sort_key,
-                d.search_text,
-                d.categories,
-                d.postcode_area,
-                d.start_utc,
-                d.end_utc,
-                d.recurring,
-                now_s,
-                ical
-            ])?;
-            clear_partners.execute(params![c.entity_id])?;
-            for p in &c.merged.partners {
-                add_partner.execute(params![c.entity_id, p.partner])?;
+            if let Some(r) = rendered {
+                let number = log_change(tx, kind, &c.entity_id, "upsert", None, &now_s)?;
+                let d = &r.derived;
+                upsert.execute(params![
+                    c.entity_id,
+                    kind.as_str(),
+                    r.body,
+                    hash,
+                    d.sort_key,
+                    d.search_text,
+                    d.categories,
+                    d.postcode_area,
+                    d.start_utc,
+                    d.end_utc,
+                    d.recurring,
+                    now_s,
+                    r.ical,
+                    number
+                ])?;
+                if existing.contains_key(&c.entity_id) {
+                    clear_partners.execute(params![c.entity_id])?;
+                    stats.updated += 1;
+                } else {
+                    stats.created += 1;
+                }
+                for p in &r.partners {
+                    add_partner.execute(params![c.entity_id, p])?;
+                }
             }
-            record_change(tx, kind, &c.entity_id, "upsert", None, &now_s)?;
-            if action == "create" {
-                stats.created += 1;
-            } else {
-                stats.updated += 1;
-            }
-        }
-        for old in &c.absorbed {
-            if existing.get(old).is_some_and(|e| e.live) {
-                retire.execute(params![old, now_s, c.entity_id])?;
-                record_change(tx, kind, old, "merged", Some(&c.entity_id), &now_s)?;
-                stats.merged += 1;
+            for old in &c.absorbed {
+                if existing.get(old).is_some_and(|e| e.live) {
+                    let number = log_change(tx, kind, old, "merged", Some(&c.entity_id), &now_s)?;
+                    retire.execute(params![old, now_s, c.entity_id, number])?;
+                    stats.merged += 1;
+                }
             }
         }
     }
@@ -318,10 +339,12 @@ pub fn apply(
         .collect();
     gone.sort();
     for id in gone {
-        retire.execute(params![id, now_s, Option::<String>::None])?;
-        record_change(tx, kind, id, "delete", None, &now_s)?;
+        let number = log_change(tx, kind, id, "delete", None, &now_s)?;
+        retire.execute(params![id, now_s, Option::<String>::None, number])?;
         stats.deleted += 1;
     }
+    // In row order, so the updates walk the records table once instead of seeking at random.
+    links.sort_unstable();
     super::records::set_entities(tx, &links)?;
     Ok(stats)
 }

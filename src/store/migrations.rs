@@ -163,6 +163,24 @@ const STEPS: &[&str] = &[
     CREATE INDEX entities_withdrawn ON entities (kind, deleted_at)
         WHERE deleted_at IS NOT NULL;
     "#,
+    // 7: incremental resolution. Each live record's blocking keys (hashed, with a prefix of its
+    // name as `sort` for walking big blocks by window), so a sync that changed a few records
+    // finds their candidate matches without reading every record of the kind; and the records
+    // changed since their kind was last resolved.
+    r#"
+    CREATE TABLE block_keys (
+        kind    INTEGER NOT NULL,
+        key     INTEGER NOT NULL,
+        sort    INTEGER NOT NULL,
+        row_id  INTEGER NOT NULL,
+        PRIMARY KEY (kind, key, sort, row_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX block_keys_row ON block_keys (row_id);
+    CREATE TABLE dirty_records (
+        row_id  INTEGER PRIMARY KEY,
+        kind    TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

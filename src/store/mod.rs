@@ -2,6 +2,7 @@
 //! and sync runs. One writer connection behind a mutex (SQLite has one writer anyway, and queuing in
 //! process avoids `database is locked`); readers open their own connections and never block it (WAL).
 
+pub mod block_keys;
 pub mod entities;
 mod migrations;
 pub mod records;
@@ -94,12 +95,15 @@ impl Drop for Reader<'_> {
     }
 }
 
+/// Page cache per connection, in KiB (SQLite takes a negative number as KiB).
+pub const CACHE_KIB: i64 = -8_192;
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // 8 MiB of page cache per connection instead of 2 MiB: a calendar's index pages stay in
     // memory between renders. (No mmap: it would count the whole file in the daemon's RSS.)
-    conn.pragma_update(None, "cache_size", -8_192i64)?;
+    conn.pragma_update(None, "cache_size", CACHE_KIB)?;
     Ok(())
 }
 

@@ -11,11 +11,13 @@ use sha2::{Digest, Sha256};
 use super::{Result, StoreError};
 use crate::model::{Payload, RecordKind, SourceRecord};
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UpsertStats {
     pub inserted: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Rows inserted or rewritten: what the next resolution must look at.
+    pub changed: Vec<i64>,
 }
 
 /// A live partner record as dedupe sees it.
@@ -96,6 +98,7 @@ pub fn upsert(
                     now
                 ])?;
                 stats.inserted += 1;
+                stats.changed.push(tx.last_insert_rowid());
             }
             Some((id, old_hash, deleted)) if old_hash != hash || deleted => {
                 update.execute(params![
@@ -108,6 +111,7 @@ pub fn upsert(
                     now
                 ])?;
                 stats.updated += 1;
+                stats.changed.push(id);
             }
             Some((id, _, _)) => {
                 touch.execute(params![id, now])?;
@@ -162,49 +166,90 @@ pub fn live_count(tx: &Transaction, partner: &str, feed_key: &str) -> Result<usi
     Ok(n as usize)
 }
 
+const STORED_COLUMNS: &str =
+    "SELECT r.id, r.partner_id, COALESCE(p.priority, 0), r.source_id, r.url,
+        COALESCE(r.source_updated_at, r.changed_at), r.payload, r.entity_id
+     FROM source_records r LEFT JOIN partners p ON p.id = r.partner_id";
+
+fn stored(r: &rusqlite::Row) -> Result<StoredRecord> {
+    let (row_id, partner, record_id): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(3)?);
+    let payload: String = r.get(6)?;
+    let payload: Payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+        what: format!("{partner}/{record_id}"),
+        reason: e.to_string(),
+    })?;
+    let changed: String = r.get(5)?;
+    let changed_at = DateTime::parse_from_rfc3339(&changed)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|_| Utc::now());
+    Ok(StoredRecord {
+        row_id,
+        partner,
+        priority: r.get(2)?,
+        record_id,
+        url: r.get(4)?,
+        changed_at,
+        payload,
+        entity_id: r.get(7)?,
+    })
+}
+
 /// Every live record of `kind`, with its partner's priority, for dedupe.
 pub fn live(tx: &Transaction, kind: RecordKind) -> Result<Vec<StoredRecord>> {
-    let mut st = tx.prepare_cached(
-        "SELECT r.id, r.partner_id, COALESCE(p.priority, 0), r.source_id, r.url,
-                COALESCE(r.source_updated_at, r.changed_at), r.payload, r.entity_id
-         FROM source_records r LEFT JOIN partners p ON p.id = r.partner_id
-         WHERE r.kind = ?1 AND r.deleted_at IS NULL
-         ORDER BY r.id",
-    )?;
-    let rows = st.query_map(params![kind.as_str()], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, Option<String>>(7)?,
-        ))
-    })?;
+    let mut st = tx.prepare_cached(&format!(
+        "{STORED_COLUMNS} WHERE r.kind = ?1 AND r.deleted_at IS NULL ORDER BY r.id"
+    ))?;
+    let mut rows = st.query(params![kind.as_str()])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (row_id, partner, priority, record_id, url, changed, payload, entity_id) = row?;
-        let payload: Payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-            what: format!("{partner}/{record_id}"),
-            reason: e.to_string(),
-        })?;
-        let changed_at = DateTime::parse_from_rfc3339(&changed)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc::now());
-        out.push(StoredRecord {
-            row_id,
-            partner,
-            priority,
-            record_id,
-            url,
-            changed_at,
-            payload,
-            entity_id,
-        });
+    while let Some(row) = rows.next()? {
+        out.push(stored(row)?);
     }
     Ok(out)
+}
+
+/// The live records among `rows` (row ids, ascending), for a scoped resolution.
+pub fn live_by_rows(tx: &Transaction, rows: &[i64]) -> Result<Vec<StoredRecord>> {
+    let mut st = tx.prepare_cached(&format!(
+        "{STORED_COLUMNS} WHERE r.id = ?1 AND r.deleted_at IS NULL"
+    ))?;
+    let mut out = Vec::with_capacity(rows.len());
+    for id in rows {
+        let mut found = st.query(params![id])?;
+        if let Some(row) = found.next()? {
+            out.push(stored(row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The canonical entities that `rows` (live or deleted) belonged to at the last resolution.
+pub fn entities_of(tx: &Transaction, rows: &[i64]) -> Result<Vec<String>> {
+    let mut st = tx.prepare_cached(
+        "SELECT entity_id FROM source_records WHERE id = ?1 AND entity_id IS NOT NULL",
+    )?;
+    let mut out = Vec::new();
+    for id in rows {
+        if let Some(e) = st
+            .query_row(params![id], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            out.push(e);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The live records resolved into `entity`.
+pub fn members_of(tx: &Transaction, entity: &str) -> Result<Vec<i64>> {
+    let mut st = tx.prepare_cached(
+        "SELECT id FROM source_records WHERE entity_id = ?1 AND deleted_at IS NULL",
+    )?;
+    let rows = st
+        .query_map(params![entity], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(rows)
 }
 
 /// Points records at the canonical entity they resolved to.

@@ -94,6 +94,66 @@ pub fn replace_queue(
     Ok(())
 }
 
+/// After a scoped resolution: the open pairs of `kind` between two `scope` rows, or touching a
+/// `changed` row, are replaced with `pairs`; pairs elsewhere stand. A pair still uncertain keeps
+/// its id.
+pub fn replace_in_scope(
+    tx: &Transaction,
+    kind: RecordKind,
+    scope: &[i64],
+    changed: &[i64],
+    pairs: &[(i64, i64, f64, Vec<String>)],
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS review_scope (row_id INTEGER PRIMARY KEY, changed INTEGER)",
+        [],
+    )?;
+    tx.execute("DELETE FROM temp.review_scope", [])?;
+    {
+        let mut add = tx.prepare_cached(
+            "INSERT INTO temp.review_scope VALUES (?1, ?2)
+             ON CONFLICT (row_id) DO UPDATE SET changed = max(changed, excluded.changed)",
+        )?;
+        for r in scope {
+            add.execute(params![r, 0])?;
+        }
+        for r in changed {
+            add.execute(params![r, 1])?;
+        }
+    }
+    tx.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS current_review (a_row INTEGER, b_row INTEGER)",
+        [],
+    )?;
+    tx.execute("DELETE FROM temp.current_review", [])?;
+    {
+        let mut keep = tx.prepare_cached("INSERT INTO temp.current_review VALUES (?1, ?2)")?;
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO review_queue (kind, a_row, b_row, score, evidence, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (a_row, b_row) DO UPDATE SET score = excluded.score, evidence = excluded.evidence",
+        )?;
+        for (a, b, score, evidence) in pairs {
+            let (a, b) = ((*a).min(*b), (*a).max(*b));
+            keep.execute(params![a, b])?;
+            let ev = serde_json::to_string(evidence).unwrap_or_else(|_| "[]".into());
+            upsert.execute(params![kind.as_str(), a, b, score, ev, now])?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM review_queue WHERE kind = ?1
+           AND ((a_row IN (SELECT row_id FROM temp.review_scope)
+                 AND b_row IN (SELECT row_id FROM temp.review_scope))
+                OR a_row IN (SELECT row_id FROM temp.review_scope WHERE changed = 1)
+                OR b_row IN (SELECT row_id FROM temp.review_scope WHERE changed = 1))
+           AND NOT EXISTS (SELECT 1 FROM temp.current_review c
+                           WHERE c.a_row = review_queue.a_row AND c.b_row = review_queue.b_row)",
+        params![kind.as_str()],
+    )?;
+    Ok(())
+}
+
 fn side(conn: &Connection, row: i64) -> Result<Option<ReviewRecord>> {
     Ok(conn
         .query_row(

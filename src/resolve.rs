@@ -1,0 +1,246 @@
+//! Entity resolution against the store: runs the dedupe engine over the records that changed since
+//! a kind was last resolved and everything they could now match or unmatch (scoped), or over every
+//! live record (full), and writes entities, the change log, stored block keys and the review queue.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use rusqlite::Transaction;
+
+use crate::dedupe::{self, block, features, score};
+use crate::model::RecordKind;
+use crate::store::block_keys::{self, RecordKeys};
+use crate::store::records::{self, StoredRecord};
+use crate::store::{self, entities, review, StoreError};
+
+/// A resolution goes full when more than one live record in this many changed: the scope would
+/// be most of the kind anyway.
+const FULL_SHARE: usize = 5;
+
+/// Live records past which a resolution gets a bigger page cache.
+const BIG_RESOLUTION: usize = 50_000;
+/// The bigger cache, in KiB (negative, as SQLite takes it).
+const BIG_CACHE_KIB: i64 = -131_072;
+
+/// Resolves `kind` inside `tx`: clusters, canonical entities, the change log and the review
+/// queue. Scoped to the changed records when the store holds block keys for the kind and few
+/// changed; full otherwise (the first time, or after big changes). Admins' decisions hold.
+pub fn resolve_kind(
+    tx: &Transaction,
+    kind: RecordKind,
+    settings: &dedupe::Settings,
+    now: DateTime<Utc>,
+) -> Result<entities::ApplyStats, StoreError> {
+    let dirty = block_keys::dirty(tx, kind)?;
+    let live: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM source_records WHERE kind = ?1 AND deleted_at IS NULL",
+        rusqlite::params![kind.as_str()],
+        |r| r.get(0),
+    )?;
+    let full = !block_keys::any(tx, kind)? || dirty.len() * FULL_SHARE > live as usize;
+    let big = live as usize > BIG_RESOLUTION && (full || dirty.len() > BIG_RESOLUTION / 10);
+    // A big resolution rewrites much of the entity table and its indexes in one transaction;
+    // with the everyday cache its pages spill to the log and are read back again and again.
+    if big {
+        tx.pragma_update(None, "cache_size", BIG_CACHE_KIB)?;
+    }
+    let result = if full {
+        resolve_full(tx, kind, settings, now)
+    } else {
+        resolve_scoped(tx, kind, &dirty, settings, now)
+    };
+    if big {
+        tx.pragma_update(None, "cache_size", store::CACHE_KIB)?;
+    }
+    let stats = result?;
+    block_keys::clear_dirty(tx, kind)?;
+    tracing::debug!(
+        kind = kind.as_str(),
+        full,
+        changed = dirty.len(),
+        ?stats,
+        "entities resolved"
+    );
+    Ok(stats)
+}
+
+fn keys_of(r: &StoredRecord, f: &features::Features, settings: &dedupe::Settings) -> RecordKeys {
+    RecordKeys {
+        row_id: r.row_id,
+        sort: block::sort_value(f),
+        keys: block::stored_keys(f, settings.event_tolerance_secs),
+    }
+}
+
+fn resolve_full(
+    tx: &Transaction,
+    kind: RecordKind,
+    settings: &dedupe::Settings,
+    now: DateTime<Utc>,
+) -> Result<entities::ApplyStats, StoreError> {
+    let live = records::live(tx, kind)?;
+    let stats = write_resolution(tx, kind, &live, settings, now, None)?;
+    let keys = dedupe::par_map(&live, |r| keys_of(r, &features::of(&r.payload), settings));
+    block_keys::replace_kind(tx, kind, &keys)?;
+    Ok(stats)
+}
+
+/// What a scoped resolution covers: the canonical entities it may rewrite or retire, the
+/// records it resolves, and the ones that changed.
+struct Scope<'a> {
+    entities: &'a [String],
+    rows: &'a [i64],
+    changed: &'a [i64],
+}
+
+/// Resolves the changed records, the records they now score against (from the stored block
+/// keys), and every record of the clusters any of those belonged to, so a cluster is always
+/// re-resolved whole: records can join, leave, merge or split, and nothing else moves.
+fn resolve_scoped(
+    tx: &Transaction,
+    kind: RecordKind,
+    changed: &[i64],
+    settings: &dedupe::Settings,
+    now: DateTime<Utc>,
+) -> Result<entities::ApplyStats, StoreError> {
+    // The changed records as they are now (deleted ones are absent), with their new keys.
+    let current = records::live_by_rows(tx, changed)?;
+    let feats: Vec<features::Features> = current.iter().map(|r| features::of(&r.payload)).collect();
+    let mut keys: HashMap<i64, RecordKeys> = changed
+        .iter()
+        .map(|&row_id| {
+            (
+                row_id,
+                RecordKeys {
+                    row_id,
+                    sort: 0,
+                    keys: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    for (r, f) in current.iter().zip(&feats) {
+        keys.insert(r.row_id, keys_of(r, f, settings));
+    }
+    let mut all_keys: Vec<RecordKeys> = keys.into_values().collect();
+    all_keys.sort_by_key(|k| k.row_id);
+    block_keys::replace_rows(tx, kind, &all_keys)?;
+
+    // Candidates sharing a key, kept when they score high enough to matter (merge, review or
+    // an identifier conflict) against a changed record.
+    let changed_set: BTreeSet<i64> = changed.iter().copied().collect();
+    let mut against: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (i, r) in current.iter().enumerate() {
+        let Ok(at) = all_keys.binary_search_by_key(&r.row_id, |k| k.row_id) else {
+            continue;
+        };
+        let k = &all_keys[at];
+        for n in block_keys::neighbours(tx, kind, k)? {
+            if !changed_set.contains(&n) {
+                against.entry(n).or_default().push(i);
+            }
+        }
+    }
+    let mut candidate_rows: Vec<i64> = against.keys().copied().collect();
+    candidate_rows.sort_unstable();
+    let candidates = records::live_by_rows(tx, &candidate_rows)?;
+    let matching: Vec<i64> = dedupe::par_map(&candidates, |c| {
+        let cf = features::of(&c.payload);
+        let hit = against.get(&c.row_id).is_some_and(|idx| {
+            idx.iter().any(|&i| {
+                let s = score::score(&feats[i], &cf, settings.event_tolerance_secs);
+                s.conflict || s.weight >= settings.review_threshold
+            })
+        });
+        hit.then_some(c.row_id)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+
+    // Whole clusters of everything touched, and of records admins tied to them.
+    let mut rows: BTreeSet<i64> = current.iter().map(|r| r.row_id).collect();
+    rows.extend(&matching);
+    let seeds: Vec<i64> = changed.iter().chain(&matching).copied().collect();
+    let mut entity_ids: BTreeSet<String> = records::entities_of(tx, &seeds)?.into_iter().collect();
+    for e in &entity_ids {
+        rows.extend(records::members_of(tx, e)?);
+    }
+    let manual = review::decisions(tx, kind)?;
+    loop {
+        let outside: Vec<i64> = manual
+            .iter()
+            .filter(|m| m.same && rows.contains(&m.a) != rows.contains(&m.b))
+            .map(|m| if rows.contains(&m.a) { m.b } else { m.a })
+            .collect();
+        if outside.is_empty() {
+            break;
+        }
+        rows.extend(&outside);
+        for e in records::entities_of(tx, &outside)? {
+            if entity_ids.insert(e.clone()) {
+                rows.extend(records::members_of(tx, &e)?);
+            }
+        }
+    }
+
+    let rows: Vec<i64> = rows.into_iter().collect();
+    let entity_ids: Vec<String> = entity_ids.into_iter().collect();
+    let scoped = records::live_by_rows(tx, &rows)?;
+    write_resolution(
+        tx,
+        kind,
+        &scoped,
+        settings,
+        now,
+        Some(Scope {
+            entities: &entity_ids,
+            rows: &rows,
+            changed,
+        }),
+    )
+}
+
+fn write_resolution(
+    tx: &Transaction,
+    kind: RecordKind,
+    records: &[StoredRecord],
+    settings: &dedupe::Settings,
+    now: DateTime<Utc>,
+    scope: Option<Scope>,
+) -> Result<entities::ApplyStats, StoreError> {
+    let manual = review::decisions(tx, kind)?;
+    let resolution = dedupe::resolve(
+        kind,
+        records,
+        &|id| entities::exists(tx, id).unwrap_or(true),
+        settings,
+        &manual,
+    );
+    let stats = entities::apply(
+        tx,
+        kind,
+        records,
+        &resolution.clusters,
+        now,
+        scope.as_ref().map(|s| s.entities),
+    )?;
+    let pairs: Vec<(i64, i64, f64, Vec<String>)> = resolution
+        .review
+        .into_iter()
+        .map(|p| {
+            (
+                records[p.a].row_id,
+                records[p.b].row_id,
+                p.score.weight,
+                p.score.evidence,
+            )
+        })
+        .collect();
+    let now_s = store::timestamp(now);
+    match scope {
+        None => review::replace_queue(tx, kind, &pairs, &now_s)?,
+        Some(s) => review::replace_in_scope(tx, kind, s.rows, s.changed, &pairs, &now_s)?,
+    }
+    Ok(stats)
+}

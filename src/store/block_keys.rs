@@ -1,0 +1,140 @@
+//! Stored blocking keys (`block_keys`) and the records awaiting resolution (`dirty_records`):
+//! what lets a sync that changed a few records re-resolve only them and their possible matches
+//! instead of every record of their kind.
+
+use rusqlite::{params, Transaction};
+
+use super::Result;
+use crate::dedupe::block::{MAX_BLOCK, WINDOW};
+use crate::model::RecordKind;
+
+fn kind_tag(kind: RecordKind) -> i64 {
+    match kind {
+        RecordKind::Organisations => 0,
+        RecordKind::Events => 1,
+    }
+}
+
+/// One record's stored keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKeys {
+    pub row_id: i64,
+    pub sort: i64,
+    pub keys: Vec<i64>,
+}
+
+/// Whether any keys are stored for `kind` (a store that never resolved it with keys has none,
+/// and must resolve it in full once).
+pub fn any(tx: &Transaction, kind: RecordKind) -> Result<bool> {
+    let n: i64 = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM block_keys WHERE kind = ?1)",
+        params![kind_tag(kind)],
+        |r| r.get(0),
+    )?;
+    Ok(n == 1)
+}
+
+/// Replaces every stored key of `kind` (after a full resolution).
+pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
+    let tag = kind_tag(kind);
+    tx.execute("DELETE FROM block_keys WHERE kind = ?1", params![tag])?;
+    let mut entries: Vec<(i64, i64, i64)> = records
+        .iter()
+        .flat_map(|r| r.keys.iter().map(move |&k| (k, r.sort, r.row_id)))
+        .collect();
+    // In key order the primary key grows at its end.
+    entries.sort_unstable();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (key, sort, row) in entries {
+        insert.execute(params![tag, key, sort, row])?;
+    }
+    Ok(())
+}
+
+/// Replaces the stored keys of some records; a record with no keys (deleted) just loses its own.
+pub fn replace_rows(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
+    let tag = kind_tag(kind);
+    let mut delete = tx.prepare_cached("DELETE FROM block_keys WHERE row_id = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for r in records {
+        delete.execute(params![r.row_id])?;
+        for k in &r.keys {
+            insert.execute(params![tag, k, r.sort, r.row_id])?;
+        }
+    }
+    Ok(())
+}
+
+/// Records sharing a key with `record`: the whole block when it is small, else the `WINDOW`
+/// nearest each side in sort order, the same bound the in-memory blocking uses.
+pub fn neighbours(tx: &Transaction, kind: RecordKind, record: &RecordKeys) -> Result<Vec<i64>> {
+    let tag = kind_tag(kind);
+    let mut block =
+        tx.prepare_cached("SELECT row_id FROM block_keys WHERE kind = ?1 AND key = ?2 LIMIT ?3")?;
+    let mut after = tx.prepare_cached(
+        "SELECT row_id FROM block_keys WHERE kind = ?1 AND key = ?2 AND (sort, row_id) > (?3, ?4)
+         ORDER BY sort, row_id LIMIT ?5",
+    )?;
+    let mut before = tx.prepare_cached(
+        "SELECT row_id FROM block_keys WHERE kind = ?1 AND key = ?2 AND (sort, row_id) < (?3, ?4)
+         ORDER BY sort DESC, row_id DESC LIMIT ?5",
+    )?;
+    let mut out = Vec::new();
+    for &key in &record.keys {
+        let members = block
+            .query_map(params![tag, key, MAX_BLOCK as i64 + 1], |r| {
+                r.get::<_, i64>(0)
+            })?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        if members.len() <= MAX_BLOCK {
+            out.extend(members);
+            continue;
+        }
+        for st in [&mut after, &mut before] {
+            let near = st
+                .query_map(
+                    params![tag, key, record.sort, record.row_id, WINDOW as i64],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            out.extend(near);
+        }
+    }
+    out.retain(|&r| r != record.row_id);
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Marks records (inserted, rewritten or deleted) as changed since their kind was last resolved.
+pub fn mark_dirty(tx: &Transaction, rows: &[i64]) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO dirty_records (row_id, kind) SELECT id, kind FROM source_records WHERE id = ?1",
+    )?;
+    for r in rows {
+        st.execute(params![r])?;
+    }
+    Ok(())
+}
+
+/// The records of `kind` changed since it was last resolved, in row order.
+pub fn dirty(tx: &Transaction, kind: RecordKind) -> Result<Vec<i64>> {
+    let mut st =
+        tx.prepare_cached("SELECT row_id FROM dirty_records WHERE kind = ?1 ORDER BY row_id")?;
+    let rows = st
+        .query_map(params![kind.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(rows)
+}
+
+pub fn clear_dirty(tx: &Transaction, kind: RecordKind) -> Result<()> {
+    tx.execute(
+        "DELETE FROM dirty_records WHERE kind = ?1",
+        params![kind.as_str()],
+    )?;
+    Ok(())
+}
