@@ -137,7 +137,11 @@ fn measured(cmd: &mut Command) -> (f64, u64, String) {
     let started = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if std::env::args().any(|a| a == "--log") {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .expect("spawn");
     let status_path = format!("/proc/{}/status", child.id());
@@ -278,7 +282,12 @@ fn main() {
         if full {
             c.arg("--full");
         }
-        c.env("RUST_LOG", "warn");
+        // `--log` shows each sync's phases (resolution scope and timings) on stderr.
+        let log = std::env::args().any(|a| a == "--log");
+        c.env(
+            "RUST_LOG",
+            if log { "warn,tributary=debug" } else { "warn" },
+        );
         measured(&mut c)
     };
 

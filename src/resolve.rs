@@ -31,13 +31,14 @@ pub fn resolve_kind(
     settings: &dedupe::Settings,
     now: DateTime<Utc>,
 ) -> Result<entities::ApplyStats, StoreError> {
+    let started = std::time::Instant::now();
     let dirty = block_keys::dirty(tx, kind)?;
     let live: i64 = tx.query_row(
         "SELECT COUNT(*) FROM source_records WHERE kind = ?1 AND deleted_at IS NULL",
         rusqlite::params![kind.as_str()],
         |r| r.get(0),
     )?;
-    let full = !block_keys::any(tx, kind)? || dirty.len() * FULL_SHARE > live as usize;
+    let full = needs_full(tx, kind, settings)? || dirty.len() * FULL_SHARE > live as usize;
     let big = live as usize > BIG_RESOLUTION && (full || dirty.len() > BIG_RESOLUTION / 10);
     // A big resolution rewrites much of the entity table and its indexes in one transaction;
     // with the everyday cache its pages spill to the log and are read back again and again.
@@ -54,14 +55,37 @@ pub fn resolve_kind(
     }
     let stats = result?;
     block_keys::clear_dirty(tx, kind)?;
-    tracing::debug!(
+    tracing::info!(
         kind = kind.as_str(),
         full,
         changed = dirty.len(),
-        ?stats,
+        created = stats.created,
+        updated = stats.updated,
+        merged = stats.merged,
+        deleted = stats.deleted,
+        ms = started.elapsed().as_millis() as u64,
         "entities resolved"
     );
     Ok(stats)
+}
+
+/// The settings that decide matches, as stored with a full resolution.
+fn fingerprint(s: &dedupe::Settings) -> String {
+    format!(
+        "merge_threshold={} review_threshold={} event_tolerance_secs={}",
+        s.merge_threshold, s.review_threshold, s.event_tolerance_secs
+    )
+}
+
+/// Whether `kind` must be resolved in full: never resolved with stored keys, or last resolved
+/// in full under other `[dedupe]` settings (changed thresholds apply to every record at once).
+pub fn needs_full(
+    tx: &Transaction,
+    kind: RecordKind,
+    settings: &dedupe::Settings,
+) -> Result<bool, StoreError> {
+    Ok(!block_keys::any(tx, kind)?
+        || block_keys::resolved_with(tx, kind)?.as_deref() != Some(fingerprint(settings).as_str()))
 }
 
 fn keys_of(r: &StoredRecord, f: &features::Features, settings: &dedupe::Settings) -> RecordKeys {
@@ -78,10 +102,23 @@ fn resolve_full(
     settings: &dedupe::Settings,
     now: DateTime<Utc>,
 ) -> Result<entities::ApplyStats, StoreError> {
+    let t = std::time::Instant::now();
     let live = records::live(tx, kind)?;
+    let loaded = t.elapsed();
     let stats = write_resolution(tx, kind, &live, settings, now, None)?;
+    let resolved = t.elapsed();
     let keys = dedupe::par_map(&live, |r| keys_of(r, &features::of(&r.payload), settings));
+    drop(live);
     block_keys::replace_kind(tx, kind, &keys)?;
+    tracing::debug!(
+        kind = kind.as_str(),
+        records = keys.len(),
+        load_ms = loaded.as_millis() as u64,
+        resolve_and_write_ms = (resolved - loaded).as_millis() as u64,
+        keys_ms = (t.elapsed() - resolved).as_millis() as u64,
+        "full resolution"
+    );
+    block_keys::save_resolved_with(tx, kind, &fingerprint(settings))?;
     Ok(stats)
 }
 
@@ -103,6 +140,7 @@ fn resolve_scoped(
     settings: &dedupe::Settings,
     now: DateTime<Utc>,
 ) -> Result<entities::ApplyStats, StoreError> {
+    let t = std::time::Instant::now();
     // The changed records as they are now (deleted ones are absent), with their new keys.
     let current = records::live_by_rows(tx, changed)?;
     let feats: Vec<features::Features> = current.iter().map(|r| features::of(&r.payload)).collect();
@@ -143,20 +181,27 @@ fn resolve_scoped(
     }
     let mut candidate_rows: Vec<i64> = against.keys().copied().collect();
     candidate_rows.sort_unstable();
-    let candidates = records::live_by_rows(tx, &candidate_rows)?;
-    let matching: Vec<i64> = dedupe::par_map(&candidates, |c| {
-        let cf = features::of(&c.payload);
-        let hit = against.get(&c.row_id).is_some_and(|idx| {
-            idx.iter().any(|&i| {
-                let s = score::score(&feats[i], &cf, settings.event_tolerance_secs);
-                s.conflict || s.weight >= settings.review_threshold
+    let looked_up = t.elapsed();
+    // Read and scored a chunk at a time: a wide change can name many candidates.
+    let mut matching: Vec<i64> = Vec::new();
+    for rows in candidate_rows.chunks(4_096) {
+        let candidates = records::live_by_rows(tx, rows)?;
+        matching.extend(
+            dedupe::par_map(&candidates, |c| {
+                let cf = features::of(&c.payload);
+                let hit = against.get(&c.row_id).is_some_and(|idx| {
+                    idx.iter().any(|&i| {
+                        let s = score::score(&feats[i], &cf, settings.event_tolerance_secs);
+                        s.conflict || s.weight >= settings.review_threshold
+                    })
+                });
+                hit.then_some(c.row_id)
             })
-        });
-        hit.then_some(c.row_id)
-    })
-    .into_iter()
-    .flatten()
-    .collect();
+            .into_iter()
+            .flatten(),
+        );
+    }
+    let scored = t.elapsed();
 
     // Whole clusters of everything touched, and of records admins tied to them.
     let mut rows: BTreeSet<i64> = current.iter().map(|r| r.row_id).collect();
@@ -187,6 +232,17 @@ fn resolve_scoped(
     let rows: Vec<i64> = rows.into_iter().collect();
     let entity_ids: Vec<String> = entity_ids.into_iter().collect();
     let scoped = records::live_by_rows(tx, &rows)?;
+    tracing::debug!(
+        kind = kind.as_str(),
+        changed = changed.len(),
+        candidates = candidate_rows.len(),
+        matching = matching.len(),
+        scope = scoped.len(),
+        keys_and_lookup_ms = looked_up.as_millis() as u64,
+        candidates_ms = (scored - looked_up).as_millis() as u64,
+        clusters_ms = (t.elapsed() - scored).as_millis() as u64,
+        "scoped resolution"
+    );
     write_resolution(
         tx,
         kind,

@@ -669,11 +669,26 @@ fn clear_dirty(tx: &rusqlite::Transaction, kind: RecordKind) -> Result<(), Store
 }
 
 /// Resolves the kinds whose records changed in deferred syncs, in one transaction. Runs after the
-/// last sync of a batch and at start (a batch cut short by a crash leaves its kinds marked).
+/// last sync of a batch and at start (a batch cut short by a crash leaves its kinds marked; a
+/// change of `[dedupe]` settings re-resolves in full).
 pub fn resolve_dirty(store: &Store, settings: &dedupe::Settings) -> Result<usize, StoreError> {
     let mut conn = store.writer();
     let tx = conn.transaction()?;
-    let kinds = dirty(&tx)?;
+    let mut kinds = dirty(&tx)?;
+    // Kinds with records never resolved with stored keys (a store from an older build) or last
+    // resolved under other [dedupe] settings are resolved in full now, not at their next change.
+    for kind in [RecordKind::Organisations, RecordKind::Events] {
+        if !kinds.contains(&kind)
+            && records::any_live(&tx, kind)?
+            && crate::resolve::needs_full(&tx, kind, settings)?
+        {
+            tracing::info!(
+                kind = kind.as_str(),
+                "resolving in full: first resolution with stored keys, or [dedupe] settings changed"
+            );
+            kinds.push(kind);
+        }
+    }
     let now = chrono::Utc::now();
     for kind in &kinds {
         crate::resolve::resolve_kind(&tx, *kind, settings, now)?;

@@ -292,3 +292,23 @@ fn admin_split_and_merge_are_scoped_and_stick_across_syncs() {
         assert_eq!(entity_of(&env, p, r), merged, "{p}/{r} still together");
     }
 }
+
+#[test]
+fn changed_dedupe_settings_resolve_everything_again() {
+    let data = synth::organisations(400, PARTNERS, 3);
+    let env = TestEnv::new(&partners_toml());
+    write_feeds(env.dir.path(), &data.records);
+    sync(&env);
+    let merged = clusters(&env).len();
+    assert!(merged < data.records.len(), "some records merged");
+    // Nothing changed in the feeds; only the threshold did. The next run resolves in full.
+    let mut config = std::fs::read_to_string(env.config()).unwrap();
+    config.push_str("\n[dedupe]\nmerge_threshold = 1000.0\nreview_threshold = 999.0\n");
+    std::fs::write(env.config(), config).unwrap();
+    sync(&env);
+    assert_eq!(
+        clusters(&env).len(),
+        data.records.len(),
+        "nothing merges now"
+    );
+}

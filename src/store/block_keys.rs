@@ -2,7 +2,7 @@
 //! what lets a sync that changed a few records re-resolve only them and their possible matches
 //! instead of every record of their kind.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::Result;
 use crate::dedupe::block::{MAX_BLOCK, WINDOW};
@@ -34,10 +34,33 @@ pub fn any(tx: &Transaction, kind: RecordKind) -> Result<bool> {
     Ok(n == 1)
 }
 
+fn blob(keys: &[i64]) -> Vec<u8> {
+    keys.iter().flat_map(|k| k.to_le_bytes()).collect()
+}
+
+fn unblob(b: &[u8]) -> Vec<i64> {
+    b.chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            i64::from_le_bytes(a)
+        })
+        .collect()
+}
+
 /// Replaces every stored key of `kind` (after a full resolution).
 pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
     let tag = kind_tag(kind);
     tx.execute("DELETE FROM block_keys WHERE kind = ?1", params![tag])?;
+    tx.execute("DELETE FROM record_keys WHERE kind = ?1", params![tag])?;
+    let mut per_record = tx.prepare_cached(
+        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut in_rows: Vec<&RecordKeys> = records.iter().collect();
+    in_rows.sort_unstable_by_key(|r| r.row_id);
+    for r in in_rows {
+        per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys)])?;
+    }
     let mut entries: Vec<(i64, i64, i64)> = records
         .iter()
         .flat_map(|r| r.keys.iter().map(move |&k| (k, r.sort, r.row_id)))
@@ -56,15 +79,34 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
 /// Replaces the stored keys of some records; a record with no keys (deleted) just loses its own.
 pub fn replace_rows(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
     let tag = kind_tag(kind);
-    let mut delete = tx.prepare_cached("DELETE FROM block_keys WHERE row_id = ?1")?;
+    let mut old = tx.prepare_cached("SELECT sort, keys FROM record_keys WHERE row_id = ?1")?;
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM block_keys WHERE kind = ?1 AND key = ?2 AND sort = ?3 AND row_id = ?4",
+    )?;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
+    let mut per_record = tx.prepare_cached(
+        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut forget = tx.prepare_cached("DELETE FROM record_keys WHERE row_id = ?1")?;
     for r in records {
-        delete.execute(params![r.row_id])?;
+        let before: Option<(i64, Vec<u8>)> = old
+            .query_row(params![r.row_id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        if let Some((sort, keys)) = before {
+            for k in unblob(&keys) {
+                delete.execute(params![tag, k, sort, r.row_id])?;
+            }
+        }
+        if r.keys.is_empty() {
+            forget.execute(params![r.row_id])?;
+            continue;
+        }
         for k in &r.keys {
             insert.execute(params![tag, k, r.sort, r.row_id])?;
         }
+        per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys)])?;
     }
     Ok(())
 }
@@ -137,4 +179,36 @@ pub fn clear_dirty(tx: &Transaction, kind: RecordKind) -> Result<()> {
         params![kind.as_str()],
     )?;
     Ok(())
+}
+
+/// The dedupe settings `kind` was last resolved in full with, as text.
+pub fn resolved_with(tx: &Transaction, kind: RecordKind) -> Result<Option<String>> {
+    Ok(tx
+        .query_row(
+            "SELECT settings FROM resolved_with WHERE kind = ?1",
+            params![kind.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub fn save_resolved_with(tx: &Transaction, kind: RecordKind, settings: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO resolved_with (kind, settings) VALUES (?1, ?2)
+         ON CONFLICT (kind) DO UPDATE SET settings = excluded.settings",
+        params![kind.as_str(), settings],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_their_blob() {
+        let keys = vec![i64::MIN, -1, 0, 7, i64::MAX];
+        assert_eq!(unblob(&blob(&keys)), keys);
+        assert!(unblob(&[1, 2, 3]).is_empty(), "a torn blob yields nothing");
+    }
 }

@@ -166,7 +166,7 @@ const STEPS: &[&str] = &[
     // 7: incremental resolution. Each live record's blocking keys (hashed, with a prefix of its
     // name as `sort` for walking big blocks by window), so a sync that changed a few records
     // finds their candidate matches without reading every record of the kind; and the records
-    // changed since their kind was last resolved.
+    // changed since their kind was last resolved, and the settings of the last full resolution.
     r#"
     CREATE TABLE block_keys (
         kind    INTEGER NOT NULL,
@@ -175,11 +175,24 @@ const STEPS: &[&str] = &[
         row_id  INTEGER NOT NULL,
         PRIMARY KEY (kind, key, sort, row_id)
     ) WITHOUT ROWID;
-    CREATE INDEX block_keys_row ON block_keys (row_id);
+    -- The same keys per record (little-endian i64s), to remove a record's old keys by primary
+    -- key: cheaper to keep than an index on block_keys.row_id.
+    CREATE TABLE record_keys (
+        row_id  INTEGER PRIMARY KEY,
+        kind    INTEGER NOT NULL,
+        sort    INTEGER NOT NULL,
+        keys    BLOB NOT NULL
+    );
     CREATE TABLE dirty_records (
         row_id  INTEGER PRIMARY KEY,
         kind    TEXT NOT NULL
     );
+    -- The [dedupe] settings of each kind's last full resolution: when they change, the next
+    -- resolution is full again.
+    CREATE TABLE resolved_with (
+        kind      TEXT PRIMARY KEY,
+        settings  TEXT NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

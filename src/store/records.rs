@@ -207,6 +207,15 @@ pub fn live(tx: &Transaction, kind: RecordKind) -> Result<Vec<StoredRecord>> {
     Ok(out)
 }
 
+/// Whether any record of `kind` is live.
+pub fn any_live(tx: &Transaction, kind: RecordKind) -> Result<bool> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM source_records WHERE kind = ?1 AND deleted_at IS NULL)",
+        params![kind.as_str()],
+        |r| r.get::<_, bool>(0),
+    )?)
+}
+
 /// The live records among `rows` (row ids, ascending), for a scoped resolution.
 pub fn live_by_rows(tx: &Transaction, rows: &[i64]) -> Result<Vec<StoredRecord>> {
     let mut st = tx.prepare_cached(&format!(
