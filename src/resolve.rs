@@ -265,6 +265,7 @@ fn write_resolution(
     now: DateTime<Utc>,
     scope: Option<Scope>,
 ) -> Result<entities::ApplyStats, StoreError> {
+    let t = std::time::Instant::now();
     let manual = review::decisions(tx, kind)?;
     let resolution = dedupe::resolve(
         kind,
@@ -273,6 +274,7 @@ fn write_resolution(
         settings,
         &manual,
     );
+    let clustered = t.elapsed();
     let stats = entities::apply(
         tx,
         kind,
@@ -293,10 +295,21 @@ fn write_resolution(
             )
         })
         .collect();
+    let written = t.elapsed();
     let now_s = store::timestamp(now);
     match scope {
         None => review::replace_queue(tx, kind, &pairs, &now_s)?,
         Some(s) => review::replace_in_scope(tx, kind, s.rows, s.changed, &pairs, &now_s)?,
     }
+    tracing::debug!(
+        kind = kind.as_str(),
+        records = records.len(),
+        clusters = resolution.clusters.len(),
+        review = pairs.len(),
+        cluster_ms = clustered.as_millis() as u64,
+        write_entities_ms = (written - clustered).as_millis() as u64,
+        review_ms = (t.elapsed() - written).as_millis() as u64,
+        "resolution written"
+    );
     Ok(stats)
 }

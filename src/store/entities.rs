@@ -254,10 +254,11 @@ pub fn apply(
     order.sort_unstable_by(|&a, &b| clusters[a].entity_id.cmp(&clusters[b].entity_id));
     let mut live_after: HashSet<&str> = HashSet::with_capacity(clusters.len());
     let mut links: Vec<(i64, &str)> = Vec::new();
-    for chunk in order.chunks(CHUNK) {
-        // Merging, hashing and rendering are pure and dominate the CPU work, so they run on
-        // every core before the chunk's sequential writes.
-        let prepared = crate::dedupe::par_map(chunk, |&ci| -> Result<Prepared> {
+    let chunks: Vec<&[usize]> = order.chunks(CHUNK).collect();
+    // Merging, hashing and rendering are pure and as costly as the writes, so the next chunk
+    // is prepared (on every core) while this thread writes the previous one.
+    let prepare = |chunk: &[usize]| {
+        crate::dedupe::par_map(chunk, |&ci| -> Result<Prepared> {
             let c = &clusters[ci];
             let merged = c.merge(records);
             let hash = body_hash(&merged);
@@ -276,56 +277,78 @@ pub fn apply(
                     partners: merged.partners.into_iter().map(|p| p.partner).collect(),
                 }),
             ))
+        })
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let (send, ready) = std::sync::mpsc::sync_channel::<Vec<Result<Prepared>>>(1);
+        let chunks_ref = &chunks;
+        let prepare = &prepare;
+        let producer = scope.spawn(move || {
+            for chunk in chunks_ref {
+                // The writer stopped (an error): stop preparing.
+                if send.send(prepare(chunk)).is_err() {
+                    break;
+                }
+            }
         });
-        for (&ci, prepared) in chunk.iter().zip(prepared) {
-            let c = &clusters[ci];
-            let (hash, rendered) = prepared?;
-            live_after.insert(&c.entity_id);
-            for &m in &c.members {
-                if let Some(r) = records.get(m) {
-                    if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
-                        links.push((r.row_id, &c.entity_id));
+        for (chunk, prepared) in chunks.iter().zip(ready) {
+            for (&ci, prepared) in chunk.iter().zip(prepared) {
+                let c = &clusters[ci];
+                let (hash, rendered) = prepared?;
+                live_after.insert(&c.entity_id);
+                for &m in &c.members {
+                    if let Some(r) = records.get(m) {
+                        if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
+                            links.push((r.row_id, &c.entity_id));
+                        }
+                    }
+                }
+                if let Some(r) = rendered {
+                    let number = log_change(tx, kind, &c.entity_id, "upsert", None, &now_s)?;
+                    let d = &r.derived;
+                    upsert.execute(params![
+                        c.entity_id,
+                        kind.as_str(),
+                        r.body,
+                        hash,
+                        d.sort_key,
+                        d.search_text,
+                        d.categories,
+                        d.postcode_area,
+                        d.start_utc,
+                        d.end_utc,
+                        d.recurring,
+                        now_s,
+                        r.ical,
+                        number
+                    ])?;
+                    if existing.contains_key(&c.entity_id) {
+                        clear_partners.execute(params![c.entity_id])?;
+                        stats.updated += 1;
+                    } else {
+                        stats.created += 1;
+                    }
+                    for p in &r.partners {
+                        add_partner.execute(params![c.entity_id, p])?;
+                    }
+                }
+                for old in &c.absorbed {
+                    if existing.get(old).is_some_and(|e| e.live) {
+                        let number =
+                            log_change(tx, kind, old, "merged", Some(&c.entity_id), &now_s)?;
+                        retire.execute(params![old, now_s, c.entity_id, number])?;
+                        stats.merged += 1;
                     }
                 }
             }
-            if let Some(r) = rendered {
-                let number = log_change(tx, kind, &c.entity_id, "upsert", None, &now_s)?;
-                let d = &r.derived;
-                upsert.execute(params![
-                    c.entity_id,
-                    kind.as_str(),
-                    r.body,
-                    hash,
-                    d.sort_key,
-                    d.search_text,
-                    d.categories,
-                    d.postcode_area,
-                    d.start_utc,
-                    d.end_utc,
-                    d.recurring,
-                    now_s,
-                    r.ical,
-                    number
-                ])?;
-                if existing.contains_key(&c.entity_id) {
-                    clear_partners.execute(params![c.entity_id])?;
-                    stats.updated += 1;
-                } else {
-                    stats.created += 1;
-                }
-                for p in &r.partners {
-                    add_partner.execute(params![c.entity_id, p])?;
-                }
-            }
-            for old in &c.absorbed {
-                if existing.get(old).is_some_and(|e| e.live) {
-                    let number = log_change(tx, kind, old, "merged", Some(&c.entity_id), &now_s)?;
-                    retire.execute(params![old, now_s, c.entity_id, number])?;
-                    stats.merged += 1;
-                }
-            }
         }
-    }
+        // A preparer that died must not pass for the end of the clusters (the rest would be
+        // taken as gone): its panic goes on to the caller.
+        if let Err(panic) = producer.join() {
+            std::panic::resume_unwind(panic);
+        }
+        Ok(())
+    })?;
     let absorbed: HashSet<&str> = clusters
         .iter()
         .flat_map(|c| c.absorbed.iter().map(String::as_str))

@@ -59,6 +59,36 @@ pub fn add_decision(
     Ok(())
 }
 
+/// Writes `pairs` into the queue (a pair already there keeps its id) and lists them in
+/// `temp.current_review`, keyed, so the caller can drop the pairs no longer uncertain.
+fn upsert_current(
+    tx: &Transaction,
+    kind: RecordKind,
+    pairs: &[(i64, i64, f64, Vec<String>)],
+    now: &str,
+) -> Result<()> {
+    tx.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS current_review
+           (a_row INTEGER, b_row INTEGER, PRIMARY KEY (a_row, b_row)) WITHOUT ROWID",
+        [],
+    )?;
+    tx.execute("DELETE FROM temp.current_review", [])?;
+    let mut keep =
+        tx.prepare_cached("INSERT OR IGNORE INTO temp.current_review VALUES (?1, ?2)")?;
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO review_queue (kind, a_row, b_row, score, evidence, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (a_row, b_row) DO UPDATE SET score = excluded.score, evidence = excluded.evidence",
+    )?;
+    for (a, b, score, evidence) in pairs {
+        let (a, b) = ((*a).min(*b), (*a).max(*b));
+        keep.execute(params![a, b])?;
+        let ev = serde_json::to_string(evidence).unwrap_or_else(|_| "[]".into());
+        upsert.execute(params![kind.as_str(), a, b, score, ev, now])?;
+    }
+    Ok(())
+}
+
 /// Replaces the open pairs of `kind` with `pairs` (row a, row b, score, evidence); a pair that
 /// is still uncertain keeps its id.
 pub fn replace_queue(
@@ -67,25 +97,7 @@ pub fn replace_queue(
     pairs: &[(i64, i64, f64, Vec<String>)],
     now: &str,
 ) -> Result<()> {
-    tx.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS current_review (a_row INTEGER, b_row INTEGER)",
-        [],
-    )?;
-    tx.execute("DELETE FROM temp.current_review", [])?;
-    {
-        let mut keep = tx.prepare_cached("INSERT INTO temp.current_review VALUES (?1, ?2)")?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO review_queue (kind, a_row, b_row, score, evidence, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (a_row, b_row) DO UPDATE SET score = excluded.score, evidence = excluded.evidence",
-        )?;
-        for (a, b, score, evidence) in pairs {
-            let (a, b) = ((*a).min(*b), (*a).max(*b));
-            keep.execute(params![a, b])?;
-            let ev = serde_json::to_string(evidence).unwrap_or_else(|_| "[]".into());
-            upsert.execute(params![kind.as_str(), a, b, score, ev, now])?;
-        }
-    }
+    upsert_current(tx, kind, pairs, now)?;
     tx.execute(
         "DELETE FROM review_queue WHERE kind = ?1 AND NOT EXISTS
            (SELECT 1 FROM temp.current_review c WHERE c.a_row = review_queue.a_row AND c.b_row = review_queue.b_row)",
@@ -122,25 +134,7 @@ pub fn replace_in_scope(
             add.execute(params![r, 1])?;
         }
     }
-    tx.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS current_review (a_row INTEGER, b_row INTEGER)",
-        [],
-    )?;
-    tx.execute("DELETE FROM temp.current_review", [])?;
-    {
-        let mut keep = tx.prepare_cached("INSERT INTO temp.current_review VALUES (?1, ?2)")?;
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO review_queue (kind, a_row, b_row, score, evidence, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (a_row, b_row) DO UPDATE SET score = excluded.score, evidence = excluded.evidence",
-        )?;
-        for (a, b, score, evidence) in pairs {
-            let (a, b) = ((*a).min(*b), (*a).max(*b));
-            keep.execute(params![a, b])?;
-            let ev = serde_json::to_string(evidence).unwrap_or_else(|_| "[]".into());
-            upsert.execute(params![kind.as_str(), a, b, score, ev, now])?;
-        }
-    }
+    upsert_current(tx, kind, pairs, now)?;
     tx.execute(
         "DELETE FROM review_queue WHERE kind = ?1
            AND ((a_row IN (SELECT row_id FROM temp.review_scope)
