@@ -93,6 +93,7 @@ fn keys_of(r: &StoredRecord, f: &features::Features, settings: &dedupe::Settings
         row_id: r.row_id,
         sort: block::sort_value(f),
         keys: block::stored_keys(f, settings.event_tolerance_secs),
+        features: features::fingerprint(f),
     }
 }
 
@@ -153,6 +154,7 @@ fn resolve_scoped(
                     row_id,
                     sort: 0,
                     keys: Vec::new(),
+                    features: 0,
                 },
             )
         })
@@ -162,13 +164,20 @@ fn resolve_scoped(
     }
     let mut all_keys: Vec<RecordKeys> = keys.into_values().collect();
     all_keys.sort_by_key(|k| k.row_id);
-    block_keys::replace_rows(tx, kind, &all_keys)?;
+    // A record whose match features did not change (a new description, say) scores the same
+    // against everything: its cluster is re-merged, but it needs no new candidates.
+    let same: BTreeSet<i64> = block_keys::replace_rows(tx, kind, &all_keys)?
+        .into_iter()
+        .collect();
 
     // Candidates sharing a key, kept when they score high enough to matter (merge, review or
     // an identifier conflict) against a changed record.
     let changed_set: BTreeSet<i64> = changed.iter().copied().collect();
     let mut against: HashMap<i64, Vec<usize>> = HashMap::new();
     for (i, r) in current.iter().enumerate() {
+        if same.contains(&r.row_id) {
+            continue;
+        }
         let Ok(at) = all_keys.binary_search_by_key(&r.row_id, |k| k.row_id) else {
             continue;
         };
@@ -235,6 +244,7 @@ fn resolve_scoped(
     tracing::debug!(
         kind = kind.as_str(),
         changed = changed.len(),
+        same_features = same.len(),
         candidates = candidate_rows.len(),
         matching = matching.len(),
         scope = scoped.len(),

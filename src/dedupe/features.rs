@@ -81,6 +81,15 @@ const FREE_MAIL: &[&str] = &[
     "zoho.com",
 ];
 
+/// A fingerprint of everything matching compares (FNV-1a over the features): two versions of a
+/// record with the same fingerprint score the same against anything.
+pub fn fingerprint(f: &Features) -> i64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(format!("{f:?}").as_bytes());
+    h.finish() as i64
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OrgFeatures {
     /// Name key with abbreviations expanded.

@@ -21,6 +21,8 @@ pub struct RecordKeys {
     pub row_id: i64,
     pub sort: i64,
     pub keys: Vec<i64>,
+    /// Fingerprint of the record's match features.
+    pub features: i64,
 }
 
 /// Whether any keys are stored for `kind` (a store that never resolved it with keys has none,
@@ -54,12 +56,13 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
     tx.execute("DELETE FROM block_keys WHERE kind = ?1", params![tag])?;
     tx.execute("DELETE FROM record_keys WHERE kind = ?1", params![tag])?;
     let mut per_record = tx.prepare_cached(
-        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys, features)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut in_rows: Vec<&RecordKeys> = records.iter().collect();
     in_rows.sort_unstable_by_key(|r| r.row_id);
     for r in in_rows {
-        per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys)])?;
+        per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys), r.features])?;
     }
     let mut entries: Vec<(i64, i64, i64)> = records
         .iter()
@@ -77,9 +80,16 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
 }
 
 /// Replaces the stored keys of some records; a record with no keys (deleted) just loses its own.
-pub fn replace_rows(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
+/// Returns the rows whose keys and match features are the same as before.
+pub fn replace_rows(
+    tx: &Transaction,
+    kind: RecordKind,
+    records: &[RecordKeys],
+) -> Result<Vec<i64>> {
     let tag = kind_tag(kind);
-    let mut old = tx.prepare_cached("SELECT sort, keys FROM record_keys WHERE row_id = ?1")?;
+    let mut same = Vec::new();
+    let mut old =
+        tx.prepare_cached("SELECT sort, keys, features FROM record_keys WHERE row_id = ?1")?;
     let mut delete = tx.prepare_cached(
         "DELETE FROM block_keys WHERE kind = ?1 AND key = ?2 AND sort = ?3 AND row_id = ?4",
     )?;
@@ -87,15 +97,23 @@ pub fn replace_rows(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
         "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut per_record = tx.prepare_cached(
-        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys, features)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut forget = tx.prepare_cached("DELETE FROM record_keys WHERE row_id = ?1")?;
     for r in records {
-        let before: Option<(i64, Vec<u8>)> = old
-            .query_row(params![r.row_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        let before: Option<(i64, Vec<u8>, i64)> = old
+            .query_row(params![r.row_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .optional()?;
-        if let Some((sort, keys)) = before {
-            for k in unblob(&keys) {
+        if let Some((sort, keys, features)) = before {
+            let keys = unblob(&keys);
+            if !r.keys.is_empty() && sort == r.sort && keys == r.keys && features == r.features {
+                same.push(r.row_id);
+                continue;
+            }
+            for k in keys {
                 delete.execute(params![tag, k, sort, r.row_id])?;
             }
         }
@@ -106,9 +124,9 @@ pub fn replace_rows(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
         for k in &r.keys {
             insert.execute(params![tag, k, r.sort, r.row_id])?;
         }
-        per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys)])?;
+        per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys), r.features])?;
     }
-    Ok(())
+    Ok(same)
 }
 
 /// Records sharing a key with `record`: the whole block when it is small, else the `WINDOW`

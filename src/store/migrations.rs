@@ -177,11 +177,14 @@ const STEPS: &[&str] = &[
     ) WITHOUT ROWID;
     -- The same keys per record (little-endian i64s), to remove a record's old keys by primary
     -- key: cheaper to keep than an index on block_keys.row_id.
+    -- `features`: a fingerprint of what matching compares; an edit that leaves it alone (a new
+    -- description, say) cannot change any match, so its record needs no new candidates.
     CREATE TABLE record_keys (
-        row_id  INTEGER PRIMARY KEY,
-        kind    INTEGER NOT NULL,
-        sort    INTEGER NOT NULL,
-        keys    BLOB NOT NULL
+        row_id    INTEGER PRIMARY KEY,
+        kind      INTEGER NOT NULL,
+        sort      INTEGER NOT NULL,
+        keys      BLOB NOT NULL,
+        features  INTEGER NOT NULL
     );
     CREATE TABLE dirty_records (
         row_id  INTEGER PRIMARY KEY,
