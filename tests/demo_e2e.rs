@@ -415,3 +415,39 @@ fn cached_calendar_is_served_gzipped_once_compressed_with_its_own_etag() {
     assert!(h.get("content-encoding").is_none(), "gzip;q=0 refuses gzip");
     daemon.stop();
 }
+
+#[test]
+fn event_pages_walked_by_cursor_list_exactly_what_one_big_page_lists() {
+    let env = TestEnv::demo();
+    assert!(env.cmd(&["sync"]).status.success());
+    let daemon = env.start();
+    // The demo's weekly café series runs through this window alongside single events.
+    let window = "from=2026-01-01&to=2027-12-31";
+    let key = |e: &serde_json::Value| {
+        (
+            e["start"].as_str().unwrap().to_string(),
+            e["id"].as_str().unwrap().to_string(),
+        )
+    };
+    let whole: Vec<_> = json(&format!("{}/v1/events?{window}&limit=500", daemon.base))["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(key)
+        .collect();
+    assert!(
+        whole.iter().filter(|(_, id)| id == &whole[0].1).count() > 1 || whole.len() > 20,
+        "the window holds a series' occurrences: {whole:?}"
+    );
+    let mut walked = Vec::new();
+    let mut url = format!("{}/v1/events?{window}&limit=3", daemon.base);
+    loop {
+        let page = json(&url);
+        walked.extend(page["items"].as_array().unwrap().iter().map(key));
+        match page["next"].as_str() {
+            Some(n) => url = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, whole);
+}

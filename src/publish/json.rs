@@ -41,6 +41,16 @@ pub fn occurrences(event: &Event, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec
     occurrences_up_to(event, from, to, MAX_OCCURRENCES)
 }
 
+/// The first `n` occurrences of `event` overlapping `[from, to)`: enough for a page of `n`.
+pub fn first_occurrences(
+    event: &Event,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    n: usize,
+) -> Vec<Occurrence> {
+    occurrences_up_to(event, from, to, n.min(MAX_OCCURRENCES as usize) as u16)
+}
+
 /// Whether `event` has any occurrence overlapping `[from, to)`; stops expanding at the first.
 pub fn occurs_between(event: &Event, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
     // Two, not one: the first found may end a second before the window (see the lookback).

@@ -234,6 +234,9 @@ struct Item {
     body: String,
 }
 
+/// A page candidate: start, event id, and for a series occurrence the series' index and times.
+type Listed<'a> = (i64, &'a str, Option<(usize, publish::json::Occurrence)>);
+
 fn parse_event(row: &EventRow) -> Result<CanonicalEvent, ApiError> {
     serde_json::from_str(&row.body)
         .map_err(|e| ApiError::internal(format!("stored event {}: {e}", row.id)))
@@ -279,32 +282,47 @@ pub async fn events(
         let cur = after.as_ref().map(|(s, id)| (*s, id.as_str()));
         let singles =
             entities::single_events(&conn, &f, from.timestamp(), to.timestamp(), cur, limit + 1)?;
-        let mut items: Vec<Item> = singles
-            .into_iter()
-            .map(|r| Item {
-                start: r.start_utc,
-                id: r.id,
-                body: r.body,
-            })
+        // Series occurrences are listed by time first and rendered only if they make the page:
+        // a national store has thousands of series, each with dozens of occurrences a year.
+        let series = entities::recurring_events(&conn, &f, to.timestamp())?;
+        let mut listed: Vec<Listed> = singles
+            .iter()
+            .map(|r| (r.start_utc, r.id.as_str(), None))
             .collect();
-        for row in entities::recurring_events(&conn, &f, to.timestamp())? {
-            let ev = parse_event(&row)?;
-            for occ in publish::json::occurrences(&ev.event, from, to) {
+        // Expansion starts at the cursor, and no series needs more occurrences than a page.
+        let expand_from = cur
+            .map(|(s, _)| from.max(DateTime::from_timestamp(s, 0).unwrap_or(from)))
+            .unwrap_or(from);
+        for (si, row) in series.iter().enumerate() {
+            let ev = parse_event(row)?;
+            for occ in publish::json::first_occurrences(&ev.event, expand_from, to, limit + 2) {
                 let key = (occ.start.timestamp(), row.id.as_str());
                 if cur.is_some_and(|c| key <= c) {
                     continue;
                 }
-                if let Some(body) = publish::json::occurrence_body(&row.body, &occ) {
-                    items.push(Item {
-                        start: key.0,
-                        id: row.id.clone(),
-                        body,
-                    });
-                }
+                listed.push((key.0, key.1, Some((si, occ))));
             }
         }
-        items.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
-        items.truncate(limit + 1);
+        listed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        listed.truncate(limit + 1);
+        let bodies: HashMap<&str, &str> = singles
+            .iter()
+            .map(|r| (r.id.as_str(), r.body.as_str()))
+            .collect();
+        let items: Vec<Item> = listed
+            .into_iter()
+            .filter_map(|(start, id, occ)| {
+                let body = match occ {
+                    None => bodies.get(id)?.to_string(),
+                    Some((si, occ)) => publish::json::occurrence_body(&series[si].body, &occ)?,
+                };
+                Some(Item {
+                    start,
+                    id: id.to_string(),
+                    body,
+                })
+            })
+            .collect();
         Ok((items, last_modified(&conn)?))
     })
     .await?;
