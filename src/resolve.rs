@@ -145,43 +145,38 @@ fn resolve_scoped(
     // The changed records as they are now (deleted ones are absent), with their new keys.
     let current = records::live_by_rows(tx, changed)?;
     let feats: Vec<features::Features> = current.iter().map(|r| features::of(&r.payload)).collect();
-    let mut keys: HashMap<i64, RecordKeys> = changed
+    let live_keys: Vec<RecordKeys> = current
         .iter()
-        .map(|&row_id| {
-            (
-                row_id,
-                RecordKeys {
-                    row_id,
-                    sort: 0,
-                    keys: Vec::new(),
-                    features: 0,
-                },
-            )
-        })
+        .zip(&feats)
+        .map(|(r, f)| keys_of(r, f, settings))
         .collect();
-    for (r, f) in current.iter().zip(&feats) {
-        keys.insert(r.row_id, keys_of(r, f, settings));
-    }
-    let mut all_keys: Vec<RecordKeys> = keys.into_values().collect();
-    all_keys.sort_by_key(|k| k.row_id);
     // A record whose match features did not change (a new description, say) scores the same
     // against everything: its cluster is re-merged, but it needs no new candidates.
-    let same: BTreeSet<i64> = block_keys::replace_rows(tx, kind, &all_keys)?
+    let same: BTreeSet<i64> = block_keys::replace_rows(tx, kind, &live_keys)?
         .into_iter()
         .collect();
+    // Deleted records lose their keys.
+    let live_rows: BTreeSet<i64> = current.iter().map(|r| r.row_id).collect();
+    let gone: Vec<RecordKeys> = changed
+        .iter()
+        .filter(|row| !live_rows.contains(row))
+        .map(|&row_id| RecordKeys {
+            row_id,
+            sort: 0,
+            keys: Vec::new(),
+            features: 0,
+        })
+        .collect();
+    block_keys::replace_rows(tx, kind, &gone)?;
 
     // Candidates sharing a key, kept when they score high enough to matter (merge, review or
     // an identifier conflict) against a changed record.
     let changed_set: BTreeSet<i64> = changed.iter().copied().collect();
     let mut against: HashMap<i64, Vec<usize>> = HashMap::new();
-    for (i, r) in current.iter().enumerate() {
-        if same.contains(&r.row_id) {
+    for (i, k) in live_keys.iter().enumerate() {
+        if same.contains(&k.row_id) {
             continue;
         }
-        let Ok(at) = all_keys.binary_search_by_key(&r.row_id, |k| k.row_id) else {
-            continue;
-        };
-        let k = &all_keys[at];
         for n in block_keys::neighbours(tx, kind, k)? {
             if !changed_set.contains(&n) {
                 against.entry(n).or_default().push(i);
@@ -213,7 +208,7 @@ fn resolve_scoped(
     let scored = t.elapsed();
 
     // Whole clusters of everything touched, and of records admins tied to them.
-    let mut rows: BTreeSet<i64> = current.iter().map(|r| r.row_id).collect();
+    let mut rows = live_rows;
     rows.extend(&matching);
     let seeds: Vec<i64> = changed.iter().chain(&matching).copied().collect();
     let mut entity_ids: BTreeSet<String> = records::entities_of(tx, &seeds)?.into_iter().collect();
