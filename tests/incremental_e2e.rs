@@ -62,8 +62,9 @@ fn clusters(env: &TestEnv) -> BTreeSet<Vec<(String, String)>> {
     let db = common::db(env);
     let mut st = db
         .prepare(
-            "SELECT entity_id, partner_id, source_id FROM source_records
-             WHERE deleted_at IS NULL AND kind = 'organisations'",
+            "SELECT e.entity_id, r.partner_id, r.source_id FROM source_records r
+             JOIN record_entities e ON e.row_id = r.id
+             WHERE r.deleted_at IS NULL AND r.kind = 'organisations'",
         )
         .unwrap();
     let mut by_entity: HashMap<String, Vec<(String, String)>> = HashMap::new();
@@ -210,8 +211,9 @@ fn membership(env: &TestEnv) -> Vec<(String, String, String)> {
     let db = common::db(env);
     let mut st = db
         .prepare(
-            "SELECT entity_id, partner_id, source_id FROM source_records
-             WHERE deleted_at IS NULL ORDER BY id",
+            "SELECT e.entity_id, r.partner_id, r.source_id FROM source_records r
+             JOIN record_entities e ON e.row_id = r.id
+             WHERE r.deleted_at IS NULL ORDER BY r.id",
         )
         .unwrap();
     let rows = st

@@ -197,6 +197,27 @@ const STEPS: &[&str] = &[
         settings  TEXT NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 8: which entity each record belongs to moves to its own narrow table. A resolution sets
+    // the link of every record it moves; on the records table that rewrote each whole row (its
+    // payload included), which at a first sync was every page of the table again.
+    r#"
+    CREATE TABLE record_entities (
+        row_id     INTEGER PRIMARY KEY,
+        entity_id  TEXT NOT NULL
+    );
+    INSERT INTO record_entities (row_id, entity_id)
+        SELECT id, entity_id FROM source_records WHERE entity_id IS NOT NULL;
+    CREATE INDEX record_entities_entity ON record_entities (entity_id);
+    DROP INDEX source_records_entity;
+    ALTER TABLE source_records DROP COLUMN entity_id;
+    -- Each entity row was entered in both listing indexes, an event under its title and an
+    -- organisation under a null start; each index now holds its own kind. Events are listed
+    -- through entities_calendar and entities_series; the full export of events sorts.
+    DROP INDEX entities_orgs;
+    DROP INDEX entities_events;
+    CREATE INDEX entities_orgs ON entities (kind, sort_key, id)
+        WHERE deleted_at IS NULL AND kind = 'organisations';
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -217,4 +238,54 @@ pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The schema version this build writes.
 pub fn latest() -> i64 {
     STEPS.len() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_links_survive_the_move_to_their_own_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("old.db")).unwrap();
+        // A store as the previous build left it: version 7, links on the records.
+        for step in &STEPS[..7] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO source_records (id, partner_id, feed_key, kind, source_id, content_hash,
+                 payload, first_seen, last_seen, changed_at, deleted_at, entity_id)
+             VALUES (1, 'p', 'f', 'events', 'a', 'h', '{}', 't', 't', 't', NULL, 'evt_1'),
+                    (2, 'p', 'f', 'events', 'b', 'h', '{}', 't', 't', 't', 't', 'evt_1'),
+                    (3, 'p', 'f', 'events', 'c', 'h', '{}', 't', 't', 't', NULL, NULL);",
+        )
+        .unwrap();
+
+        apply(&mut conn).unwrap();
+
+        let links: Vec<(i64, String)> = conn
+            .prepare("SELECT row_id, entity_id FROM record_entities ORDER BY row_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(links, vec![(1, "evt_1".into()), (2, "evt_1".into())]);
+        let column: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('source_records') WHERE name = 'entity_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            column, 0,
+            "the old column is gone, so nothing reads a stale link"
+        );
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, latest());
+    }
 }

@@ -168,8 +168,9 @@ pub fn live_count(tx: &Transaction, partner: &str, feed_key: &str) -> Result<usi
 
 const STORED_COLUMNS: &str =
     "SELECT r.id, r.partner_id, COALESCE(p.priority, 0), r.source_id, r.url,
-        COALESCE(r.source_updated_at, r.changed_at), r.payload, r.entity_id
-     FROM source_records r LEFT JOIN partners p ON p.id = r.partner_id";
+        COALESCE(r.source_updated_at, r.changed_at), r.payload, e.entity_id
+     FROM source_records r LEFT JOIN partners p ON p.id = r.partner_id
+     LEFT JOIN record_entities e ON e.row_id = r.id";
 
 fn stored(r: &rusqlite::Row) -> Result<StoredRecord> {
     let (row_id, partner, record_id): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(3)?);
@@ -233,9 +234,7 @@ pub fn live_by_rows(tx: &Transaction, rows: &[i64]) -> Result<Vec<StoredRecord>>
 
 /// The canonical entities that `rows` (live or deleted) belonged to at the last resolution.
 pub fn entities_of(tx: &Transaction, rows: &[i64]) -> Result<Vec<String>> {
-    let mut st = tx.prepare_cached(
-        "SELECT entity_id FROM source_records WHERE id = ?1 AND entity_id IS NOT NULL",
-    )?;
+    let mut st = tx.prepare_cached("SELECT entity_id FROM record_entities WHERE row_id = ?1")?;
     let mut out = Vec::new();
     for id in rows {
         if let Some(e) = st
@@ -253,7 +252,8 @@ pub fn entities_of(tx: &Transaction, rows: &[i64]) -> Result<Vec<String>> {
 /// The live records resolved into `entity`.
 pub fn members_of(tx: &Transaction, entity: &str) -> Result<Vec<i64>> {
     let mut st = tx.prepare_cached(
-        "SELECT id FROM source_records WHERE entity_id = ?1 AND deleted_at IS NULL",
+        "SELECT r.id FROM record_entities e JOIN source_records r ON r.id = e.row_id
+         WHERE e.entity_id = ?1 AND r.deleted_at IS NULL",
     )?;
     let rows = st
         .query_map(params![entity], |r| r.get(0))?
@@ -261,10 +261,13 @@ pub fn members_of(tx: &Transaction, entity: &str) -> Result<Vec<i64>> {
     Ok(rows)
 }
 
-/// Points records at the canonical entity they resolved to.
+/// Points records at the canonical entity they resolved to (a deleted record keeps its last
+/// link: a later resolution finds the entity it left).
 pub fn set_entities(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
     let mut st = tx.prepare_cached(
-        "UPDATE source_records SET entity_id = ?2 WHERE id = ?1 AND entity_id IS NOT ?2",
+        "INSERT INTO record_entities (row_id, entity_id) VALUES (?1, ?2)
+         ON CONFLICT (row_id) DO UPDATE SET entity_id = excluded.entity_id
+         WHERE entity_id IS NOT excluded.entity_id",
     )?;
     for (row, entity) in links {
         st.execute(params![row, entity])?;

@@ -151,7 +151,8 @@ pub fn replace_in_scope(
 fn side(conn: &Connection, row: i64) -> Result<Option<ReviewRecord>> {
     Ok(conn
         .query_row(
-            "SELECT partner_id, source_id, entity_id, payload FROM source_records WHERE id = ?1",
+            "SELECT r.partner_id, r.source_id, e.entity_id, r.payload
+             FROM source_records r LEFT JOIN record_entities e ON e.row_id = r.id WHERE r.id = ?1",
             params![row],
             |r| {
                 let payload: String = r.get(3)?;
@@ -217,7 +218,9 @@ pub fn item(conn: &Connection, id: i64) -> Result<Option<(RecordKind, i64, i64)>
 /// Row ids of the partner records behind an entity (live or not).
 pub fn members(conn: &Connection, entity_id: &str) -> Result<Vec<(i64, String, String)>> {
     let mut st = conn.prepare(
-        "SELECT id, partner_id, source_id FROM source_records WHERE entity_id = ?1 AND deleted_at IS NULL ORDER BY id",
+        "SELECT r.id, r.partner_id, r.source_id FROM record_entities e
+         JOIN source_records r ON r.id = e.row_id
+         WHERE e.entity_id = ?1 AND r.deleted_at IS NULL ORDER BY r.id",
     )?;
     let rows = st.query_map(params![entity_id], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
