@@ -105,11 +105,13 @@ fn resolve_full(
 ) -> Result<entities::ApplyStats, StoreError> {
     let t = std::time::Instant::now();
     let live = records::live(tx, kind)?;
+    let feats = dedupe::par_map(&live, |r| features::of(&r.payload));
     let loaded = t.elapsed();
-    let stats = write_resolution(tx, kind, &live, settings, now, None)?;
+    let stats = write_resolution(tx, kind, &live, &feats, settings, now, None)?;
     let resolved = t.elapsed();
-    let keys = dedupe::par_map(&live, |r| keys_of(r, &features::of(&r.payload), settings));
-    drop(live);
+    let order: Vec<usize> = (0..live.len()).collect();
+    let keys = dedupe::par_map(&order, |&i| keys_of(&live[i], &feats[i], settings));
+    drop((live, feats));
     block_keys::replace_kind(tx, kind, &keys)?;
     tracing::debug!(
         kind = kind.as_str(),
@@ -144,7 +146,7 @@ fn resolve_scoped(
     let t = std::time::Instant::now();
     // The changed records as they are now (deleted ones are absent), with their new keys.
     let current = records::live_by_rows(tx, changed)?;
-    let feats: Vec<features::Features> = current.iter().map(|r| features::of(&r.payload)).collect();
+    let feats = dedupe::par_map(&current, |r| features::of(&r.payload));
     let live_keys: Vec<RecordKeys> = current
         .iter()
         .zip(&feats)
@@ -236,6 +238,7 @@ fn resolve_scoped(
     let rows: Vec<i64> = rows.into_iter().collect();
     let entity_ids: Vec<String> = entity_ids.into_iter().collect();
     let scoped = records::live_by_rows(tx, &rows)?;
+    let scoped_feats = dedupe::par_map(&scoped, |r| features::of(&r.payload));
     tracing::debug!(
         kind = kind.as_str(),
         changed = changed.len(),
@@ -252,6 +255,7 @@ fn resolve_scoped(
         tx,
         kind,
         &scoped,
+        &scoped_feats,
         settings,
         now,
         Some(Scope {
@@ -266,15 +270,17 @@ fn write_resolution(
     tx: &Transaction,
     kind: RecordKind,
     records: &[StoredRecord],
+    feats: &[features::Features],
     settings: &dedupe::Settings,
     now: DateTime<Utc>,
     scope: Option<Scope>,
 ) -> Result<entities::ApplyStats, StoreError> {
     let t = std::time::Instant::now();
     let manual = review::decisions(tx, kind)?;
-    let resolution = dedupe::resolve(
+    let resolution = dedupe::resolve_with_features(
         kind,
         records,
+        feats,
         &|id| entities::exists(tx, id).unwrap_or(true),
         settings,
         &manual,

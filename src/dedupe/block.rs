@@ -108,15 +108,24 @@ fn sort_key(f: &Features) -> &str {
 /// stable across builds) and with common name words kept, since a stored big block is walked by
 /// window rather than left out.
 pub fn stored_keys(f: &Features, tolerance_secs: i64) -> Vec<i64> {
+    hashed_keys(f, tolerance_secs, &HashSet::new())
+        .into_iter()
+        .map(|k| k as i64)
+        .collect()
+}
+
+/// A record's blocking keys hashed (FNV-1a), sorted and without repeats. Two keys that collide
+/// only put more records in a block (more pairs scored), never fewer.
+fn hashed_keys(f: &Features, tolerance_secs: i64, common: &HashSet<&str>) -> Vec<u64> {
     use std::hash::Hasher;
     let mut buf = Vec::new();
-    keys(f, tolerance_secs, &HashSet::new(), &mut buf);
-    let mut out: Vec<i64> = buf
+    keys(f, tolerance_secs, common, &mut buf);
+    let mut out: Vec<u64> = buf
         .iter()
         .map(|k| {
             let mut h = fnv::FnvHasher::default();
             h.write(k.as_bytes());
-            h.finish() as i64
+            h.finish()
         })
         .collect();
     out.sort_unstable();
@@ -137,19 +146,24 @@ pub fn sort_value(f: &Features) -> i64 {
 /// Candidate pairs `(i, j)` with `i < j`, each once.
 pub fn candidate_pairs(features: &[Features], tolerance_secs: i64) -> Vec<(u32, u32)> {
     let common = common_tokens(features);
-    let mut blocks: HashMap<String, Vec<u32>> = HashMap::with_capacity(features.len() * 4);
-    let mut buf = Vec::new();
-    for (i, f) in features.iter().enumerate() {
-        keys(f, tolerance_secs, &common, &mut buf);
-        for k in buf.drain(..) {
-            blocks.entry(k).or_default().push(i as u32);
-        }
-    }
+    // Keys computed on every core; blocks are then runs of one key in a sorted list, members in
+    // record order.
+    let keys = super::par_map(features, |f| hashed_keys(f, tolerance_secs, &common));
+    let mut entries: Vec<(u64, u32)> = keys
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ks)| ks.iter().map(move |&k| (k, i as u32)))
+        .collect();
+    drop(keys);
+    entries.sort_unstable();
     let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(features.len() * 2);
-    for (_, mut members) in blocks {
-        if members.len() < 2 {
+    let mut members: Vec<u32> = Vec::new();
+    for block in entries.chunk_by(|a, b| a.0 == b.0) {
+        if block.len() < 2 {
             continue;
         }
+        members.clear();
+        members.extend(block.iter().map(|&(_, i)| i));
         if members.len() <= MAX_BLOCK {
             for (x, &a) in members.iter().enumerate() {
                 for &b in &members[x + 1..] {

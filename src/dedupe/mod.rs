@@ -184,8 +184,21 @@ pub fn resolve(
     settings: &Settings,
     manual: &[ManualLink],
 ) -> Resolution {
+    let feats = par_map(records, |r| features::of(&r.payload));
+    resolve_with_features(kind, records, &feats, id_taken, settings, manual)
+}
+
+/// [`resolve`] with each record's match features already computed (`feats[i]` of
+/// `records[i]`), for a caller that needs them for more than clustering.
+pub fn resolve_with_features(
+    kind: RecordKind,
+    records: &[StoredRecord],
+    feats: &[features::Features],
+    id_taken: &dyn Fn(&str) -> bool,
+    settings: &Settings,
+    manual: &[ManualLink],
+) -> Resolution {
     let n = records.len();
-    let feats: Vec<features::Features> = records.iter().map(|r| features::of(&r.payload)).collect();
 
     // Intern identifiers so each root carries three small integers.
     let mut interned: HashMap<String, u32> = HashMap::new();
@@ -239,9 +252,9 @@ pub fn resolve(
         })
     };
 
-    let pairs = block::candidate_pairs(&feats, settings.event_tolerance_secs);
+    let pairs = block::candidate_pairs(feats, settings.event_tolerance_secs);
     let mut scored = score_all(
-        &feats,
+        feats,
         &pairs,
         settings.event_tolerance_secs,
         settings.review_threshold,
