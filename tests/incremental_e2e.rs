@@ -113,6 +113,15 @@ fn scoped_resolution_matches_a_full_one_and_touches_only_what_changed() {
     let env = TestEnv::new(&partners_toml());
     write_feeds(env.dir.path(), &data.records);
     sync(&env);
+    // The first resolution rebuilt the links' index in bulk: it must be there afterwards.
+    let index: i64 = common::db(&env)
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'record_entities_entity'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 1);
     let before = clusters(&env);
     let changes_before = max_change(&env);
     let total_entities = before.len();

@@ -50,6 +50,9 @@ fn unblob(b: &[u8]) -> Vec<i64> {
         .collect()
 }
 
+/// Key rows written per statement when storing a whole kind.
+const ROWS_PER_INSERT: usize = 128;
+
 /// Replaces every stored key of `kind` (after a full resolution).
 pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
     let tag = kind_tag(kind);
@@ -70,10 +73,26 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
         .collect();
     // In key order the primary key grows at its end.
     entries.sort_unstable();
+    // Millions of tiny rows: a statement per row would cost more than its B-tree append.
+    let mut insert_many = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES {}",
+        vec!["(?, ?, ?, ?)"; ROWS_PER_INSERT].join(", ")
+    ))?;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for (key, sort, row) in entries {
+    let mut batches = entries.chunks_exact(ROWS_PER_INSERT);
+    let mut values = Vec::with_capacity(ROWS_PER_INSERT * 4);
+    for batch in &mut batches {
+        values.clear();
+        values.extend(
+            batch
+                .iter()
+                .flat_map(|&(key, sort, row)| [tag, key, sort, row]),
+        );
+        insert_many.execute(rusqlite::params_from_iter(&values))?;
+    }
+    for &(key, sort, row) in batches.remainder() {
         insert.execute(params![tag, key, sort, row])?;
     }
     Ok(())

@@ -264,6 +264,30 @@ pub fn members_of(tx: &Transaction, entity: &str) -> Result<Vec<i64>> {
 /// Points records at the canonical entity they resolved to (a deleted record keeps its last
 /// link: a later resolution finds the entity it left).
 pub fn set_entities(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
+    // Setting more links than the table holds (a first resolution): the entity index is built
+    // once from sorted entries afterwards instead of taking each link at a random page.
+    let held: i64 = tx.query_row("SELECT COUNT(*) FROM record_entities", [], |r| r.get(0))?;
+    let index: Option<String> = if links.len() >= 1_000 && links.len() as i64 > held {
+        tx.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'record_entities_entity'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+    } else {
+        None
+    };
+    if index.is_some() {
+        tx.execute_batch("DROP INDEX record_entities_entity")?;
+    }
+    write_links(tx, links)?;
+    if let Some(sql) = index {
+        tx.execute_batch(&sql)?;
+    }
+    Ok(())
+}
+
+fn write_links(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
     let mut st = tx.prepare_cached(
         "INSERT INTO record_entities (row_id, entity_id) VALUES (?1, ?2)
          ON CONFLICT (row_id) DO UPDATE SET entity_id = excluded.entity_id
