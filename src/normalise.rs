@@ -207,22 +207,17 @@ pub fn title_key(title: &str) -> String {
     loop {
         let before = w.len();
         for phrase in TITLE_NOISE {
-            let p: Vec<&str> = phrase.split(' ').collect();
-            if w.len() > p.len()
-                && w.iter()
-                    .take(p.len())
-                    .map(String::as_str)
-                    .eq(p.iter().copied())
-            {
-                w.drain(..p.len());
+            let n = phrase.split(' ').count();
+            if w.len() > n && w.iter().take(n).map(String::as_str).eq(phrase.split(' ')) {
+                w.drain(..n);
             }
-            if w.len() > p.len()
+            if w.len() > n
                 && w.iter()
-                    .skip(w.len() - p.len())
+                    .skip(w.len() - n)
                     .map(String::as_str)
-                    .eq(p.iter().copied())
+                    .eq(phrase.split(' '))
             {
-                w.truncate(w.len() - p.len());
+                w.truncate(w.len() - n);
             }
         }
         if w.len() == before {
