@@ -266,8 +266,12 @@ pub fn members_of(tx: &Transaction, entity: &str) -> Result<Vec<i64>> {
 pub fn set_entities(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
     // Setting more links than the table holds (a first resolution): the entity index is built
     // once from sorted entries afterwards instead of taking each link at a random page.
-    let held: i64 = tx.query_row("SELECT COUNT(*) FROM record_entities", [], |r| r.get(0))?;
-    let index: Option<String> = if links.len() >= 1_000 && links.len() as i64 > held {
+    // (Counted only for a big write: a routine resolution sets a handful of links.)
+    let bulk = links.len() >= 1_000 && {
+        let held: i64 = tx.query_row("SELECT COUNT(*) FROM record_entities", [], |r| r.get(0))?;
+        links.len() as i64 > held
+    };
+    let index: Option<String> = if bulk {
         tx.query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'record_entities_entity'",
             [],
