@@ -108,10 +108,14 @@ fn sort_key(f: &Features) -> &str {
 /// stable across builds) and with common name words kept, since a stored big block is walked by
 /// window rather than left out.
 pub fn stored_keys(f: &Features, tolerance_secs: i64) -> Vec<i64> {
-    hashed_keys(f, tolerance_secs, &HashSet::new())
+    let mut out: Vec<i64> = hashed_keys(f, tolerance_secs, &HashSet::new())
         .into_iter()
         .map(|k| k as i64)
-        .collect()
+        .collect();
+    // Stored keys are compared as a list with those an earlier resolution stored, which were
+    // sorted as signed integers: a key past 2^63 sorts first here, not last.
+    out.sort_unstable();
+    out
 }
 
 /// A record's blocking keys hashed (FNV-1a), sorted and without repeats. Two keys that collide
@@ -220,6 +224,17 @@ mod tests {
         assert!(pairs.contains(&(0, 1)));
         assert!(pairs.contains(&(2, 3)));
         assert!(!pairs.iter().any(|&(a, b)| a == 4 || b == 4));
+    }
+
+    #[test]
+    fn stored_keys_are_sorted_as_stored_and_without_repeats() {
+        let f = org("Hull Food Bank Hull", Some("HU9 1EP"), Some("1170001"));
+        let keys = stored_keys(&f, 0);
+        assert!(keys.len() > 2);
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "ascending as i64, each once: {keys:?}"
+        );
     }
 
     #[test]
