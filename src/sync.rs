@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Feed, Partner, Source};
 use crate::dedupe;
 use crate::ingest::{self, fetch};
-use crate::model::{ParsedFeed, RecordKind, SourceRecord};
+use crate::model::{ParsedFeed, RecordKind};
 use crate::normalise;
 use crate::store::runs::{RunCounts, StoredRejection};
 use crate::store::{self, records, runs, Store, StoreError};
@@ -120,7 +120,7 @@ struct FeedData {
 
 /// What one feed's pages yielded, normalised.
 struct Gathered {
-    records: Vec<SourceRecord>,
+    records: Vec<records::Encoded>,
     validators: fetch::Validators,
     /// Partner ids the feed said are deleted (incremental feeds).
     deleted: Vec<String>,
@@ -493,7 +493,7 @@ fn same_host(u: url::Url, origin: &Source) -> Result<Source, String> {
 }
 
 /// Normalises parsed records, turning every problem into a counted, logged rejection.
-fn prepare(feed: &Feed, parsed: ParsedFeed) -> (Vec<SourceRecord>, Vec<StoredRejection>) {
+fn prepare(feed: &Feed, parsed: ParsedFeed) -> (Vec<records::Encoded>, Vec<StoredRejection>) {
     let mut rejections: Vec<StoredRejection> = parsed
         .rejections
         .into_iter()
@@ -527,7 +527,9 @@ fn prepare(feed: &Feed, parsed: ParsedFeed) -> (Vec<SourceRecord>, Vec<StoredRej
             });
             continue;
         }
-        match normalise::record(rec) {
+        match normalise::record(rec).and_then(|r| {
+            records::encode(r).map_err(|e| format!("record cannot be stored as JSON: {e}"))
+        }) {
             Ok(r) => records.push(r),
             Err(reason) => rejections.push(StoredRejection {
                 feed: feed.key.clone(),
@@ -587,7 +589,7 @@ fn apply(
         counts.updated += up.updated;
         counts.unchanged += up.unchanged;
         let missing = if g.complete {
-            let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
+            let seen: HashSet<&str> = recs.iter().map(|r| r.record.source_id.as_str()).collect();
             let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
             if !force {
                 let live = up.unchanged + up.updated + missing.len();

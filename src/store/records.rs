@@ -35,13 +35,28 @@ pub struct StoredRecord {
     pub entity_id: Option<String>,
 }
 
-pub fn content_hash(rec: &SourceRecord) -> String {
+/// A record ready to store: its payload serialised once, with the hash that tells whether it
+/// changed. Made off the writer lock (sync's prepare step runs one per feed in parallel), so the
+/// single writer only writes.
+pub struct Encoded {
+    pub record: SourceRecord,
+    pub payload: String,
+    pub hash: String,
+}
+
+pub fn encode(record: SourceRecord) -> std::result::Result<Encoded, serde_json::Error> {
+    let payload = serde_json::to_string(&record.payload)?;
     let mut h = Sha256::new();
     // serde_json output of our own types is deterministic (struct field order).
-    h.update(serde_json::to_vec(&rec.payload).unwrap_or_default());
+    h.update(payload.as_bytes());
     h.update([0]);
-    h.update(rec.url.as_deref().unwrap_or("").as_bytes());
-    hex(&h.finalize()[..16])
+    h.update(record.url.as_deref().unwrap_or("").as_bytes());
+    let hash = hex(&h.finalize()[..16]);
+    Ok(Encoded {
+        record,
+        payload,
+        hash,
+    })
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -53,7 +68,7 @@ pub fn upsert(
     tx: &Transaction,
     partner: &str,
     feed_key: &str,
-    records: &[SourceRecord],
+    records: &[Encoded],
     now: &str,
 ) -> Result<UpsertStats> {
     let mut stats = UpsertStats::default();
@@ -72,12 +87,12 @@ pub fn upsert(
          WHERE id = ?1",
     )?;
     let mut touch = tx.prepare_cached("UPDATE source_records SET last_seen = ?2 WHERE id = ?1")?;
-    for rec in records {
-        let hash = content_hash(rec);
-        let payload = serde_json::to_string(&rec.payload).map_err(|e| StoreError::Corrupt {
-            what: rec.source_id.clone(),
-            reason: e.to_string(),
-        })?;
+    for Encoded {
+        record: rec,
+        payload,
+        hash,
+    } in records
+    {
         let updated_at = rec.updated_at.map(|t| t.to_rfc3339());
         let existing: Option<(i64, String, bool)> = find
             .query_row(params![partner, feed_key, rec.source_id], |r| {
@@ -100,7 +115,7 @@ pub fn upsert(
                 stats.inserted += 1;
                 stats.changed.push(tx.last_insert_rowid());
             }
-            Some((id, old_hash, deleted)) if old_hash != hash || deleted => {
+            Some((id, old_hash, deleted)) if old_hash != *hash || deleted => {
                 update.execute(params![
                     id,
                     rec.payload.kind().as_str(),
@@ -399,3 +414,4 @@ pub fn partner_counts(conn: &rusqlite::Connection, partner: &str) -> Result<(usi
     };
     Ok((n("organisations")?, n("events")?))
 }
+
