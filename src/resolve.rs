@@ -104,8 +104,7 @@ fn resolve_full(
     now: DateTime<Utc>,
 ) -> Result<entities::ApplyStats, StoreError> {
     let t = std::time::Instant::now();
-    let live = records::live(tx, kind)?;
-    let feats = dedupe::par_map(&live, |r| features::of(&r.payload));
+    let (live, feats) = records::live(tx, kind, |r| features::of(&r.payload))?;
     let loaded = t.elapsed();
     let stats = write_resolution(tx, kind, &live, &feats, settings, now, None)?;
     let resolved = t.elapsed();

@@ -187,40 +187,162 @@ const STORED_COLUMNS: &str =
      FROM source_records r LEFT JOIN partners p ON p.id = r.partner_id
      LEFT JOIN record_entities e ON e.row_id = r.id";
 
-fn stored(r: &rusqlite::Row) -> Result<StoredRecord> {
-    let (row_id, partner, record_id): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(3)?);
-    let payload: String = r.get(6)?;
-    let payload: Payload = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-        what: format!("{partner}/{record_id}"),
-        reason: e.to_string(),
-    })?;
-    let changed: String = r.get(5)?;
-    let changed_at = DateTime::parse_from_rfc3339(&changed)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|_| Utc::now());
-    Ok(StoredRecord {
-        row_id,
-        partner,
+/// A stored row as read, before its payload is parsed.
+struct RawRecord {
+    row_id: i64,
+    partner: String,
+    priority: i64,
+    record_id: String,
+    url: Option<String>,
+    changed_at: String,
+    payload: String,
+    entity_id: Option<String>,
+}
+
+fn raw(r: &rusqlite::Row) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        row_id: r.get(0)?,
+        partner: r.get(1)?,
         priority: r.get(2)?,
-        record_id,
+        record_id: r.get(3)?,
         url: r.get(4)?,
-        changed_at,
-        payload,
+        changed_at: r.get(5)?,
+        payload: r.get(6)?,
         entity_id: r.get(7)?,
     })
 }
 
-/// Every live record of `kind`, with its partner's priority, for dedupe.
-pub fn live(tx: &Transaction, kind: RecordKind) -> Result<Vec<StoredRecord>> {
+fn parsed(r: RawRecord) -> Result<StoredRecord> {
+    let payload: Payload = serde_json::from_str(&r.payload).map_err(|e| StoreError::Corrupt {
+        what: format!("{}/{}", r.partner, r.record_id),
+        reason: e.to_string(),
+    })?;
+    let changed_at = DateTime::parse_from_rfc3339(&r.changed_at)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|_| Utc::now());
+    Ok(StoredRecord {
+        row_id: r.row_id,
+        partner: r.partner,
+        priority: r.priority,
+        record_id: r.record_id,
+        url: r.url,
+        changed_at,
+        payload,
+        entity_id: r.entity_id,
+    })
+}
+
+fn stored(r: &rusqlite::Row) -> Result<StoredRecord> {
+    parsed(raw(r)?)
+}
+
+/// Rows per batch handed from the reading thread to the parsing ones.
+const LOAD_BATCH: usize = 2_048;
+
+/// Every live record of `kind`, with its partner's priority, for dedupe; and what `derive`
+/// makes of each (`derived[i]` of `records[i]`), in row order.
+///
+/// A full resolution loads every record of a kind: this thread reads rows while the other cores
+/// parse the batches already read and derive from them, so reading and parsing overlap.
+pub fn live<T: Send>(
+    tx: &Transaction,
+    kind: RecordKind,
+    derive: impl Fn(&StoredRecord) -> T + Sync,
+) -> Result<(Vec<StoredRecord>, Vec<T>)> {
     let mut st = tx.prepare_cached(&format!(
         "{STORED_COLUMNS} WHERE r.kind = ?1 AND r.deleted_at IS NULL ORDER BY r.id"
     ))?;
     let mut rows = st.query(params![kind.as_str()])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(stored(row)?);
-    }
-    Ok(out)
+    type Done<T> = Result<Vec<(StoredRecord, T)>>;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (send, todo) = std::sync::mpsc::sync_channel::<(usize, Vec<RawRecord>)>(workers * 2);
+    let todo = std::sync::Mutex::new(todo);
+    let (done_send, done) = std::sync::mpsc::channel::<(usize, Done<T>)>();
+    let mut records = Vec::new();
+    let mut derived = Vec::new();
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..workers {
+            let (todo, done_send, derive) = (&todo, done_send.clone(), &derive);
+            scope.spawn(move || loop {
+                let next = todo.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok((i, batch)) = next else { break };
+                let out = batch
+                    .into_iter()
+                    .map(|r| {
+                        let rec = parsed(r)?;
+                        let d = derive(&rec);
+                        Ok((rec, d))
+                    })
+                    .collect();
+                if done_send.send((i, out)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_send);
+        // Parsed batches are appended in row order as they come back; the few that overtake
+        // an earlier one wait here.
+        let mut next = 0;
+        let mut early: std::collections::BTreeMap<usize, Done<T>> = Default::default();
+        let mut outcome = Ok(());
+        let mut take = |i: usize, out: Done<T>| {
+            early.insert(i, out);
+            while let Some(out) = early.remove(&next) {
+                next += 1;
+                match out {
+                    Ok(batch) => {
+                        for (rec, d) in batch {
+                            records.push(rec);
+                            derived.push(d);
+                        }
+                    }
+                    Err(e) => {
+                        if outcome.is_ok() {
+                            outcome = Err(e);
+                        }
+                    }
+                }
+            }
+        };
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let mut sent = 0;
+        let mut read = Ok(());
+        loop {
+            match rows.next() {
+                Ok(Some(row)) => match raw(row) {
+                    Ok(r) => batch.push(r),
+                    Err(e) => {
+                        read = Err(e);
+                        break;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    read = Err(e);
+                    break;
+                }
+            }
+            if batch.len() == LOAD_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                // Fails only if every worker is gone (a panic, re-raised by the scope).
+                let _ = send.send((sent, full));
+                sent += 1;
+                while let Ok((i, out)) = done.try_recv() {
+                    take(i, out);
+                }
+            }
+        }
+        if !batch.is_empty() && read.is_ok() {
+            let _ = send.send((sent, batch));
+        }
+        drop(send);
+        for (i, out) in done {
+            take(i, out);
+        }
+        read?;
+        outcome
+    })?;
+    Ok((records, derived))
 }
 
 /// Whether any record of `kind` is live.
@@ -415,3 +537,57 @@ pub fn partner_counts(conn: &rusqlite::Connection, partner: &str) -> Result<(usi
     Ok((n("organisations")?, n("events")?))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Organisation;
+
+    fn org(name: &str) -> SourceRecord {
+        SourceRecord {
+            source_id: name.to_string(),
+            url: None,
+            updated_at: None,
+            payload: Payload::Organisation(Organisation {
+                name: name.to_string(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn live_reads_every_batch_in_row_order_and_names_a_corrupt_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+        let mut conn = store.writer();
+        let tx = conn.transaction().unwrap();
+        // Several batches and a partial one, so batches come back from both workers.
+        let n = LOAD_BATCH * 3 + 17;
+        let encoded: Vec<Encoded> = (0..n)
+            .map(|i| encode(org(&format!("org {i:05}"))).unwrap())
+            .collect();
+        let up = upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z").unwrap();
+        mark_deleted(&tx, &up.changed[5..7], "2026-01-02T00:00:00Z").unwrap();
+
+        let (records, names) = live(&tx, RecordKind::Organisations, |r| match &r.payload {
+            Payload::Organisation(o) => o.name.clone(),
+            Payload::Event(e) => e.title.clone(),
+        })
+        .unwrap();
+        assert_eq!(records.len(), n - 2);
+        assert!(records.windows(2).all(|w| w[0].row_id < w[1].row_id));
+        for (r, name) in records.iter().zip(&names) {
+            assert_eq!(&r.record_id, name, "derived value belongs to its record");
+        }
+        assert!(!names.contains(&"org 00005".to_string()));
+
+        tx.execute(
+            "UPDATE source_records SET payload = '{not json' WHERE source_id = 'org 04000'",
+            [],
+        )
+        .unwrap();
+        match live(&tx, RecordKind::Organisations, |_| ()) {
+            Err(StoreError::Corrupt { what, .. }) => assert_eq!(what, "p/org 04000"),
+            other => panic!("expected a corrupt-record error, got {:?}", other.map(|r| r.0.len())),
+        }
+    }
+}
