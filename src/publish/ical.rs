@@ -250,21 +250,18 @@ fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
 }
 
 const BEGIN_VEVENT: &str = "BEGIN:VEVENT\r\n";
-const END_VEVENT: &str = "END:VEVENT\r\n";
 
 /// One event's VEVENT block, complete but for DTSTAMP and SEQUENCE, which depend on the calendar
 /// and the entity's version and which [`assemble`] adds. The store keeps it with the entity, so
 /// a calendar render concatenates stored blocks instead of rebuilding every event.
 pub fn fragment(event: &CanonicalEvent, uid_domain: &str) -> String {
-    let mut cal = Calendar::empty();
-    cal.push(vevent(event, uid_domain));
-    let text = refold(&cal.to_string());
-    let start = text.find(BEGIN_VEVENT).unwrap_or(0);
-    let end = text
-        .rfind(END_VEVENT)
-        .map_or(text.len(), |i| i + END_VEVENT.len());
-    text[start..end]
-        .split_inclusive("\r\n")
+    // Written alone, not inside a calendar: the block is all that is kept.
+    let text = refold(
+        &vevent(event, uid_domain)
+            .try_into_string()
+            .unwrap_or_default(),
+    );
+    text.split_inclusive("\r\n")
         .filter(|l| !l.starts_with("DTSTAMP:") && !l.starts_with("SEQUENCE:"))
         .collect()
 }
