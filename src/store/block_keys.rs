@@ -50,9 +50,6 @@ fn unblob(b: &[u8]) -> Vec<i64> {
         .collect()
 }
 
-/// Key rows written per statement when storing a whole kind.
-const ROWS_PER_INSERT: usize = 128;
-
 /// Replaces every stored key of `kind` (after a full resolution).
 pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
     let tag = kind_tag(kind);
@@ -67,35 +64,17 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
     for r in in_rows {
         per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys), r.features])?;
     }
-    let mut entries: Vec<(i64, i64, i64)> = records
+    let mut entries: Vec<[i64; 4]> = records
         .iter()
-        .flat_map(|r| r.keys.iter().map(move |&k| (k, r.sort, r.row_id)))
+        .flat_map(|r| r.keys.iter().map(move |&k| [tag, k, r.sort, r.row_id]))
         .collect();
     // In key order the primary key grows at its end.
     entries.sort_unstable();
-    // Millions of tiny rows: a statement per row would cost more than its B-tree append.
-    let mut insert_many = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES {}",
-        vec!["(?, ?, ?, ?)"; ROWS_PER_INSERT].join(", ")
-    ))?;
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let mut batches = entries.chunks_exact(ROWS_PER_INSERT);
-    let mut values = Vec::with_capacity(ROWS_PER_INSERT * 4);
-    for batch in &mut batches {
-        values.clear();
-        values.extend(
-            batch
-                .iter()
-                .flat_map(|&(key, sort, row)| [tag, key, sort, row]),
-        );
-        insert_many.execute(rusqlite::params_from_iter(&values))?;
-    }
-    for &(key, sort, row) in batches.remainder() {
-        insert.execute(params![tag, key, sort, row])?;
-    }
-    Ok(())
+    super::insert_rows(
+        tx,
+        "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES",
+        &entries,
+    )
 }
 
 /// Replaces the stored keys of some records; a record with no keys (deleted) just loses its own.

@@ -217,6 +217,32 @@ pub fn now_text() -> String {
     timestamp(chrono::Utc::now())
 }
 
+/// Rows per statement in [`insert_rows`].
+const ROWS_PER_INSERT: usize = 128;
+
+/// Inserts many small rows with one statement per [`ROWS_PER_INSERT`]: for tiny rows a
+/// statement each costs more than the B-tree append. `head` is the statement up to `VALUES`.
+pub(crate) fn insert_rows<P: rusqlite::ToSql, const N: usize>(
+    tx: &rusqlite::Transaction,
+    head: &str,
+    rows: &[[P; N]],
+) -> Result<()> {
+    let row = format!("({})", vec!["?"; N].join(", "));
+    let mut many = tx.prepare_cached(&format!(
+        "{head} {}",
+        vec![row.as_str(); ROWS_PER_INSERT].join(", ")
+    ))?;
+    let mut batches = rows.chunks_exact(ROWS_PER_INSERT);
+    for batch in &mut batches {
+        many.execute(rusqlite::params_from_iter(batch.iter().flatten()))?;
+    }
+    let mut one = tx.prepare_cached(&format!("{head} {row}"))?;
+    for r in batches.remainder() {
+        one.execute(rusqlite::params_from_iter(r.iter()))?;
+    }
+    Ok(())
+}
+
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
