@@ -55,15 +55,20 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
     let tag = kind_tag(kind);
     tx.execute("DELETE FROM block_keys WHERE kind = ?1", params![tag])?;
     tx.execute("DELETE FROM record_keys WHERE kind = ?1", params![tag])?;
-    let mut per_record = tx.prepare_cached(
-        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys, features)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
     let mut in_rows: Vec<&RecordKeys> = records.iter().collect();
     in_rows.sort_unstable_by_key(|r| r.row_id);
-    for r in in_rows {
-        per_record.execute(params![r.row_id, tag, r.sort, blob(&r.keys), r.features])?;
-    }
+    let blobs: Vec<Vec<u8>> = in_rows.iter().map(|r| blob(&r.keys)).collect();
+    let per_record: Vec<[&dyn rusqlite::ToSql; 5]> = in_rows
+        .iter()
+        .zip(&blobs)
+        .map(|(r, b)| -> [&dyn rusqlite::ToSql; 5] { [&r.row_id, &tag, &r.sort, b, &r.features] })
+        .collect();
+    super::insert_rows(
+        tx,
+        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys, features) VALUES",
+        "",
+        &per_record,
+    )?;
     let mut entries: Vec<[i64; 4]> = records
         .iter()
         .flat_map(|r| r.keys.iter().map(move |&k| [tag, k, r.sort, r.row_id]))
@@ -73,6 +78,7 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
     super::insert_rows(
         tx,
         "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES",
+        "",
         &entries,
     )
 }

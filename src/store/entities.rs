@@ -387,6 +387,7 @@ pub fn apply(
     super::insert_rows(
         tx,
         "INSERT OR IGNORE INTO entity_partners (entity_id, partner_id) VALUES",
+        "",
         &partner_rows,
     )?;
     // In row order, so the updates walk the records table once instead of seeking at random.

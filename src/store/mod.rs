@@ -221,22 +221,24 @@ pub fn now_text() -> String {
 const ROWS_PER_INSERT: usize = 128;
 
 /// Inserts many small rows with one statement per [`ROWS_PER_INSERT`]: for tiny rows a
-/// statement each costs more than the B-tree append. `head` is the statement up to `VALUES`.
+/// statement each costs more than the B-tree append. `head` is the statement up to `VALUES`,
+/// `tail` what follows the values (an upsert clause, or nothing).
 pub(crate) fn insert_rows<P: rusqlite::ToSql, const N: usize>(
     tx: &rusqlite::Transaction,
     head: &str,
+    tail: &str,
     rows: &[[P; N]],
 ) -> Result<()> {
     let row = format!("({})", vec!["?"; N].join(", "));
     let mut many = tx.prepare_cached(&format!(
-        "{head} {}",
+        "{head} {} {tail}",
         vec![row.as_str(); ROWS_PER_INSERT].join(", ")
     ))?;
     let mut batches = rows.chunks_exact(ROWS_PER_INSERT);
     for batch in &mut batches {
         many.execute(rusqlite::params_from_iter(batch.iter().flatten()))?;
     }
-    let mut one = tx.prepare_cached(&format!("{head} {row}"))?;
+    let mut one = tx.prepare_cached(&format!("{head} {row} {tail}"))?;
     for r in batches.remainder() {
         one.execute(rusqlite::params_from_iter(r.iter()))?;
     }

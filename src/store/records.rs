@@ -429,15 +429,17 @@ pub fn set_entities(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
 }
 
 fn write_links(tx: &Transaction, links: &[(i64, &str)]) -> Result<()> {
-    let mut st = tx.prepare_cached(
-        "INSERT INTO record_entities (row_id, entity_id) VALUES (?1, ?2)
-         ON CONFLICT (row_id) DO UPDATE SET entity_id = excluded.entity_id
+    let rows: Vec<[&dyn rusqlite::ToSql; 2]> = links
+        .iter()
+        .map(|(row, entity)| -> [&dyn rusqlite::ToSql; 2] { [row, entity] })
+        .collect();
+    super::insert_rows(
+        tx,
+        "INSERT INTO record_entities (row_id, entity_id) VALUES",
+        "ON CONFLICT (row_id) DO UPDATE SET entity_id = excluded.entity_id
          WHERE entity_id IS NOT excluded.entity_id",
-    )?;
-    for (row, entity) in links {
-        st.execute(params![row, entity])?;
-    }
-    Ok(())
+        &rows,
+    )
 }
 
 /// What the last successful sync of a feed left for the next one.
@@ -587,7 +589,10 @@ mod tests {
         .unwrap();
         match live(&tx, RecordKind::Organisations, |_| ()) {
             Err(StoreError::Corrupt { what, .. }) => assert_eq!(what, "p/org 04000"),
-            other => panic!("expected a corrupt-record error, got {:?}", other.map(|r| r.0.len())),
+            other => panic!(
+                "expected a corrupt-record error, got {:?}",
+                other.map(|r| r.0.len())
+            ),
         }
     }
 }
