@@ -256,13 +256,15 @@ pub fn live<T: Send>(
     type Done<T> = Result<Vec<(StoredRecord, T)>>;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (send, todo) = std::sync::mpsc::sync_channel::<(usize, Vec<RawRecord>)>(workers * 2);
-    let todo = std::sync::Mutex::new(todo);
+    // Shared by the workers alone: if they all stop (a panic), the queue closes and reading
+    // stops instead of waiting on a full queue.
+    let todo = std::sync::Arc::new(std::sync::Mutex::new(todo));
     let (done_send, done) = std::sync::mpsc::channel::<(usize, Done<T>)>();
     let mut records = Vec::new();
     let mut derived = Vec::new();
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers {
-            let (todo, done_send, derive) = (&todo, done_send.clone(), &derive);
+            let (todo, done_send, derive) = (todo.clone(), done_send.clone(), &derive);
             scope.spawn(move || loop {
                 let next = todo.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let Ok((i, batch)) = next else { break };
@@ -279,7 +281,7 @@ pub fn live<T: Send>(
                 }
             });
         }
-        drop(done_send);
+        drop((todo, done_send));
         // Parsed batches are appended in row order as they come back; the few that overtake
         // an earlier one wait here.
         let mut next = 0;
@@ -324,8 +326,10 @@ pub fn live<T: Send>(
             }
             if batch.len() == LOAD_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
-                // Fails only if every worker is gone (a panic, re-raised by the scope).
-                let _ = send.send((sent, full));
+                if send.send((sent, full)).is_err() {
+                    // Every worker is gone: a panic, which the scope raises again below.
+                    break;
+                }
                 sent += 1;
                 while let Ok((i, out)) = done.try_recv() {
                     take(i, out);
@@ -594,5 +598,33 @@ mod tests {
                 other.map(|r| r.0.len())
             ),
         }
+    }
+
+    #[test]
+    fn live_passes_on_a_panic_while_deriving_instead_of_waiting() {
+        // On its own thread with a deadline: a loader that waited on its stopped workers would
+        // hang the test run instead of failing it.
+        let (tell, told) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+            let mut conn = store.writer();
+            let tx = conn.transaction().unwrap();
+            let encoded: Vec<Encoded> = (0..LOAD_BATCH * 8)
+                .map(|i| encode(org(&format!("org {i:05}"))).unwrap())
+                .collect();
+            upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z").unwrap();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                live(&tx, RecordKind::Organisations, |_| -> u8 {
+                    panic!("deriving failed")
+                })
+                .map(|r| r.0.len())
+            }));
+            let _ = tell.send(outcome.is_err());
+        });
+        let panicked = told
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the loader returned or panicked within a minute");
+        assert!(panicked, "the worker's panic reaches the caller");
     }
 }
