@@ -589,7 +589,7 @@ fn apply(
         counts.updated += up.updated;
         counts.unchanged += up.unchanged;
         let missing = if g.complete {
-            let seen: HashSet<&str> = recs.iter().map(|r| r.record.source_id.as_str()).collect();
+            let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
             let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
             if !force {
                 let live = up.unchanged + up.updated + missing.len();

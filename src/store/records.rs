@@ -37,9 +37,13 @@ pub struct StoredRecord {
 
 /// A record ready to store: its payload serialised once, with the hash that tells whether it
 /// changed. Made off the writer lock (sync's prepare step runs one per feed in parallel), so the
-/// single writer only writes.
+/// single writer only writes; the parsed payload is dropped here, the JSON is all that is kept.
 pub struct Encoded {
-    pub record: SourceRecord,
+    pub source_id: String,
+    pub url: Option<String>,
+    /// RFC 3339, as stored.
+    pub updated_at: Option<String>,
+    pub kind: RecordKind,
     pub payload: String,
     pub hash: String,
 }
@@ -53,7 +57,10 @@ pub fn encode(record: SourceRecord) -> std::result::Result<Encoded, serde_json::
     h.update(record.url.as_deref().unwrap_or("").as_bytes());
     let hash = hex(&h.finalize()[..16]);
     Ok(Encoded {
-        record,
+        kind: record.payload.kind(),
+        updated_at: record.updated_at.map(|t| t.to_rfc3339()),
+        source_id: record.source_id,
+        url: record.url,
         payload,
         hash,
     })
@@ -87,13 +94,8 @@ pub fn upsert(
          WHERE id = ?1",
     )?;
     let mut touch = tx.prepare_cached("UPDATE source_records SET last_seen = ?2 WHERE id = ?1")?;
-    for Encoded {
-        record: rec,
-        payload,
-        hash,
-    } in records
-    {
-        let updated_at = rec.updated_at.map(|t| t.to_rfc3339());
+    for rec in records {
+        let (payload, hash, updated_at) = (&rec.payload, &rec.hash, &rec.updated_at);
         let existing: Option<(i64, String, bool)> = find
             .query_row(params![partner, feed_key, rec.source_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -104,7 +106,7 @@ pub fn upsert(
                 insert.execute(params![
                     partner,
                     feed_key,
-                    rec.payload.kind().as_str(),
+                    rec.kind.as_str(),
                     rec.source_id,
                     hash,
                     payload,
@@ -118,7 +120,7 @@ pub fn upsert(
             Some((id, old_hash, deleted)) if old_hash != *hash || deleted => {
                 update.execute(params![
                     id,
-                    rec.payload.kind().as_str(),
+                    rec.kind.as_str(),
                     hash,
                     payload,
                     rec.url,
