@@ -95,7 +95,6 @@ pub fn upsert(
     )?;
     let mut touch = tx.prepare_cached("UPDATE source_records SET last_seen = ?2 WHERE id = ?1")?;
     for rec in records {
-        let (payload, hash, updated_at) = (&rec.payload, &rec.hash, &rec.updated_at);
         let existing: Option<(i64, String, bool)> = find
             .query_row(params![partner, feed_key, rec.source_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -108,23 +107,23 @@ pub fn upsert(
                     feed_key,
                     rec.kind.as_str(),
                     rec.source_id,
-                    hash,
-                    payload,
+                    rec.hash,
+                    rec.payload,
                     rec.url,
-                    updated_at,
+                    rec.updated_at,
                     now
                 ])?;
                 stats.inserted += 1;
                 stats.changed.push(tx.last_insert_rowid());
             }
-            Some((id, old_hash, deleted)) if old_hash != *hash || deleted => {
+            Some((id, old_hash, deleted)) if old_hash != rec.hash || deleted => {
                 update.execute(params![
                     id,
                     rec.kind.as_str(),
-                    hash,
-                    payload,
+                    rec.hash,
+                    rec.payload,
                     rec.url,
-                    updated_at,
+                    rec.updated_at,
                     now
                 ])?;
                 stats.updated += 1;
@@ -308,39 +307,29 @@ pub fn live<T: Send>(
                 }
             }
         };
-        let mut batch = Vec::with_capacity(LOAD_BATCH);
-        let mut sent = 0;
-        let mut read = Ok(());
-        loop {
-            match rows.next() {
-                Ok(Some(row)) => match raw(row) {
-                    Ok(r) => batch.push(r),
-                    Err(e) => {
-                        read = Err(e);
-                        break;
+        // A read error stops reading; the batches already sent are still awaited below.
+        let read = (|| -> rusqlite::Result<()> {
+            let mut batch = Vec::with_capacity(LOAD_BATCH);
+            let mut sent = 0;
+            while let Some(row) = rows.next()? {
+                batch.push(raw(row)?);
+                if batch.len() == LOAD_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                    if send.send((sent, full)).is_err() {
+                        // Every worker is gone: a panic, which the scope raises again below.
+                        return Ok(());
                     }
-                },
-                Ok(None) => break,
-                Err(e) => {
-                    read = Err(e);
-                    break;
+                    sent += 1;
+                    while let Ok((i, out)) = done.try_recv() {
+                        take(i, out);
+                    }
                 }
             }
-            if batch.len() == LOAD_BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
-                if send.send((sent, full)).is_err() {
-                    // Every worker is gone: a panic, which the scope raises again below.
-                    break;
-                }
-                sent += 1;
-                while let Ok((i, out)) = done.try_recv() {
-                    take(i, out);
-                }
+            if !batch.is_empty() {
+                let _ = send.send((sent, batch));
             }
-        }
-        if !batch.is_empty() && read.is_ok() {
-            let _ = send.send((sent, batch));
-        }
+            Ok(())
+        })();
         drop(send);
         for (i, out) in done {
             take(i, out);
