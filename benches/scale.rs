@@ -261,6 +261,10 @@ fn main() {
         let (ob, eb) = (org_feed(&o), event_feed(&e, &pid));
         total_bytes += ob.len() + eb.len();
         std::fs::write(ics_dir.join(format!("p{p:02}.ics")), &eb).expect("ics");
+        // Kept runs also leave the organisation feeds on disk, to replay a sync without the bench.
+        if kept.is_some() {
+            std::fs::write(ics_dir.join(format!("p{p:02}-orgs.json")), &ob).expect("orgs");
+        }
         let mut f = files.write().unwrap_or_else(|e| e.into_inner());
         f.insert(format!("p{p:02}-orgs.json"), (ob.clone(), etag(&ob, 1)));
         f.insert(format!("p{p:02}-events.ics"), (eb.clone(), etag(&eb, 1)));
