@@ -17,6 +17,11 @@ use tributary::server::{self, AppState};
 use tributary::store::{runs, Store};
 use tributary::sync::{Outcome, SyncContext, SyncOptions};
 
+// Syncs parse and drop millions of small values on several threads at once; glibc's per-thread
+// arenas fragment under that and hold on to the memory.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tributary",
