@@ -147,8 +147,13 @@ pub fn sort_value(f: &Features) -> i64 {
     (u64::from_be_bytes(b) ^ (1 << 63)) as i64
 }
 
-/// Candidate pairs `(i, j)` with `i < j`, each once.
-pub fn candidate_pairs(features: &[Features], tolerance_secs: i64) -> Vec<(u32, u32)> {
+/// Candidate pairs `(i, j)` with `i < j`, each once. `rank[i]` orders records with the same
+/// name in a big block, so the window does not depend on the order records arrived in.
+pub fn candidate_pairs(
+    features: &[Features],
+    rank: &[u32],
+    tolerance_secs: i64,
+) -> Vec<(u32, u32)> {
     let common = common_tokens(features);
     // Keys computed on every core; blocks are then runs of one key in a sorted list, members in
     // record order.
@@ -175,8 +180,10 @@ pub fn candidate_pairs(features: &[Features], tolerance_secs: i64) -> Vec<(u32, 
                 }
             }
         } else {
-            members.sort_by(|&a, &b| {
-                sort_key(&features[a as usize]).cmp(sort_key(&features[b as usize]))
+            members.sort_unstable_by(|&a, &b| {
+                sort_key(&features[a as usize])
+                    .cmp(sort_key(&features[b as usize]))
+                    .then(rank[a as usize].cmp(&rank[b as usize]))
             });
             for (x, &a) in members.iter().enumerate() {
                 for &b in members.iter().skip(x + 1).take(WINDOW) {
@@ -220,7 +227,8 @@ mod tests {
             org("Age UK Kingston upon Hull", None, Some("1170001")),
             org("Crewe Pride", Some("CW1 2AZ"), None),
         ];
-        let pairs = candidate_pairs(&f, 0);
+        let rank: Vec<u32> = (0..f.len() as u32).collect();
+        let pairs = candidate_pairs(&f, &rank, 0);
         assert!(pairs.contains(&(0, 1)));
         assert!(pairs.contains(&(2, 3)));
         assert!(!pairs.iter().any(|&(a, b)| a == 4 || b == 4));
@@ -242,7 +250,8 @@ mod tests {
         let f: Vec<Features> = (0..5000)
             .map(|i| org(&format!("Group {i}"), Some("HU1 1AA"), None))
             .collect();
-        let pairs = candidate_pairs(&f, 0);
+        let rank: Vec<u32> = (0..f.len() as u32).collect();
+        let pairs = candidate_pairs(&f, &rank, 0);
         assert!(pairs.len() <= 5000 * (WINDOW + 1), "{} pairs", pairs.len());
     }
 }

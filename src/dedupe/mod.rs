@@ -252,15 +252,26 @@ pub fn resolve_with_features(
         })
     };
 
-    let pairs = block::candidate_pairs(feats, settings.event_tolerance_secs);
+    // Ties (equal scores, equal names in a big block) go by each record's place in (partner,
+    // record id) order, not by its place in `records`, which follows the order partners' syncs
+    // happened to commit in: the same feeds always give the same clusters.
+    let rank = ranks(records);
+    let pairs = block::candidate_pairs(feats, &rank, settings.event_tolerance_secs);
     let mut scored = score_all(
         feats,
         &pairs,
         settings.event_tolerance_secs,
         settings.review_threshold,
     );
+    let ranked = |a: u32, b: u32| {
+        let (x, y) = (rank[a as usize], rank[b as usize]);
+        (x.min(y), x.max(y))
+    };
     // Strongest evidence first, so a weak link never pre-empts a strong one.
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then((a.2, a.3).cmp(&(b.2, b.3))));
+    scored.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| ranked(a.2, a.3).cmp(&ranked(b.2, b.3)))
+    });
     let mut uncertain: Vec<(u32, u32)> = Vec::new();
     for &(weight, conflict, a, b) in &scored {
         if conflict || decided.contains(&(a, b)) {
@@ -314,6 +325,19 @@ pub fn resolve_with_features(
 
 fn order_key(r: &StoredRecord) -> (&str, &str, i64) {
     (&r.partner, &r.record_id, r.row_id)
+}
+
+/// Each record's place when all are sorted by [`order_key`] (unique: it ends in the row id).
+fn ranks(records: &[StoredRecord]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..records.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        order_key(&records[a as usize]).cmp(&order_key(&records[b as usize]))
+    });
+    let mut rank = vec![0u32; records.len()];
+    for (place, &i) in order.iter().enumerate() {
+        rank[i as usize] = place as u32;
+    }
+    rank
 }
 
 /// Gives every group a canonical id: the id its records held before, when one group holds that
@@ -523,6 +547,54 @@ mod tests {
         ];
         let r = run(RecordKind::Organisations, &recs, &|_| false, &[]);
         assert_eq!(r.clusters.len(), 2);
+    }
+
+    #[test]
+    fn the_same_records_in_any_order_make_the_same_clusters() {
+        // b scores the same against a and c, which cannot share a cluster (different charity
+        // numbers): which of them b joins must not depend on the order the records came in.
+        let records = [
+            ("a", "1", Some("1170025")),
+            ("b", "2", None),
+            ("c", "3", Some("1170099")),
+        ];
+        let clusters_of = |order: &[usize]| {
+            let recs: Vec<StoredRecord> = order
+                .iter()
+                .enumerate()
+                .map(|(row, &i)| {
+                    let (partner, id, charity) = records[i];
+                    rec(
+                        row as i64 + 1,
+                        partner,
+                        id,
+                        org("Hull Mind", charity, Some("HU2 8HY")),
+                        None,
+                    )
+                })
+                .collect();
+            let r = run(RecordKind::Organisations, &recs, &|_| false, &[]);
+            let mut clusters: Vec<(String, Vec<String>)> = r
+                .clusters
+                .iter()
+                .map(|c| {
+                    let mut m: Vec<String> = c
+                        .members
+                        .iter()
+                        .map(|&i| format!("{}/{}", recs[i].partner, recs[i].record_id))
+                        .collect();
+                    m.sort();
+                    (c.entity_id.clone(), m)
+                })
+                .collect();
+            clusters.sort();
+            clusters
+        };
+        let first = clusters_of(&[0, 1, 2]);
+        assert_eq!(first.len(), 2, "{first:?}");
+        for order in [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+            assert_eq!(clusters_of(&order), first, "records in order {order:?}");
+        }
     }
 
     #[test]
