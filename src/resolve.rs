@@ -106,11 +106,17 @@ fn resolve_full(
     let t = std::time::Instant::now();
     let (live, feats) = records::live(tx, kind, |r| features::of(&r.payload))?;
     let loaded = t.elapsed();
-    let stats = write_resolution(tx, kind, &live, &feats, settings, now, None)?;
+    // The stored keys are worked out on one thread while the entities are written (by one
+    // thread on the single connection, with the rendering it waits for on the others).
+    let (stats, keys) = write_resolution(tx, kind, &live, &feats, settings, now, None, || {
+        live.iter()
+            .zip(&feats)
+            .map(|(r, f)| keys_of(r, f, settings))
+            .collect::<Vec<_>>()
+    })?;
     let resolved = t.elapsed();
-    let order: Vec<usize> = (0..live.len()).collect();
-    let keys = dedupe::par_map(&order, |&i| keys_of(&live[i], &feats[i], settings));
-    drop((live, feats));
+    // Freeing a million parsed records takes a while; no reason to keep the writer waiting.
+    std::thread::spawn(move || drop((live, feats)));
     block_keys::replace_kind(tx, kind, &keys)?;
     tracing::debug!(
         kind = kind.as_str(),
@@ -262,10 +268,15 @@ fn resolve_scoped(
             rows: &rows,
             changed,
         }),
+        || (),
     )
+    .map(|(stats, ())| stats)
 }
 
-fn write_resolution(
+/// Clusters `records` and writes the result. `beside` runs on its own thread while the entities
+/// are written (one thread on the writer connection, so a core is free for other work).
+#[allow(clippy::too_many_arguments)]
+fn write_resolution<R: Send>(
     tx: &Transaction,
     kind: RecordKind,
     records: &[StoredRecord],
@@ -273,7 +284,8 @@ fn write_resolution(
     settings: &dedupe::Settings,
     now: DateTime<Utc>,
     scope: Option<Scope>,
-) -> Result<entities::ApplyStats, StoreError> {
+    beside: impl FnOnce() -> R + Send,
+) -> Result<(entities::ApplyStats, R), StoreError> {
     let t = std::time::Instant::now();
     let manual = review::decisions(tx, kind)?;
     let resolution = dedupe::resolve_with_features(
@@ -285,14 +297,22 @@ fn write_resolution(
         &manual,
     );
     let clustered = t.elapsed();
-    let stats = entities::apply(
-        tx,
-        kind,
-        records,
-        &resolution.clusters,
-        now,
-        scope.as_ref().map(|s| s.entities),
-    )?;
+    let (stats, beside) = std::thread::scope(|threads| {
+        let beside = threads.spawn(beside);
+        let stats = entities::apply(
+            tx,
+            kind,
+            records,
+            &resolution.clusters,
+            now,
+            scope.as_ref().map(|s| s.entities),
+        );
+        let beside = beside
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (stats, beside)
+    });
+    let stats = stats?;
     let pairs: Vec<(i64, i64, f64, Vec<String>)> = resolution
         .review
         .into_iter()
@@ -321,5 +341,5 @@ fn write_resolution(
         review_ms = (t.elapsed() - written).as_millis() as u64,
         "resolution written"
     );
-    Ok(stats)
+    Ok((stats, beside))
 }
