@@ -115,7 +115,7 @@ fn resolve_full(
             .collect::<Vec<_>>()
     })?;
     let resolved = t.elapsed();
-    // Freeing a million parsed records takes a while; no reason to keep the writer waiting.
+    // Freeing every loaded record is one long walk of the heap; the writer need not wait for it.
     std::thread::spawn(move || drop((live, feats)));
     block_keys::replace_kind(tx, kind, &keys)?;
     tracing::debug!(
