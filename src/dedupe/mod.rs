@@ -318,7 +318,13 @@ pub fn resolve_with_features(
         groups.entry(r).or_default().push(i as usize);
     }
     Resolution {
-        clusters: assign_ids(kind, records, groups.into_values().collect(), id_taken),
+        clusters: assign_ids(
+            kind,
+            records,
+            &rank,
+            groups.into_values().collect(),
+            id_taken,
+        ),
         review,
     }
 }
@@ -345,14 +351,16 @@ fn ranks(records: &[StoredRecord]) -> Vec<u32> {
 fn assign_ids(
     kind: RecordKind,
     records: &[StoredRecord],
+    rank: &[u32],
     mut groups: Vec<Vec<usize>>,
     id_taken: &dyn Fn(&str) -> bool,
 ) -> Vec<Cluster> {
+    // Deterministic whatever order the records arrived in: members, and groups by their first
+    // member, in (partner, record id) order.
     for g in &mut groups {
-        g.sort_by(|&a, &b| order_key(&records[a]).cmp(&order_key(&records[b])));
+        g.sort_unstable_by_key(|&m| rank[m]);
     }
-    // Deterministic whatever order the records arrived in.
-    groups.sort_by(|a, b| order_key(&records[a[0]]).cmp(&order_key(&records[b[0]])));
+    groups.sort_unstable_by_key(|g| rank[g[0]]);
 
     let mut owner: HashMap<&str, usize> = HashMap::new();
     for (gi, g) in groups.iter().enumerate() {
