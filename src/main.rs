@@ -17,8 +17,8 @@ use tributary::server::{self, AppState};
 use tributary::store::{runs, Store};
 use tributary::sync::{Outcome, SyncContext, SyncOptions};
 
-// Syncs parse and drop millions of small values on several threads at once; glibc's per-thread
-// arenas fragment under that and hold on to the memory.
+// Syncs allocate and free millions of small values on several threads at once; under the system
+// allocator the same syncs took 15% longer (docs/benchmarks.md, with the memory trade-off).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -219,8 +219,8 @@ const STEPS: &[&str] = &[
         WHERE deleted_at IS NULL AND kind = 'organisations';
     "#,
     // 9: organisations are never recurring, so the calendar index (which only events are read
-    // through) held an entry for every live organisation too: a fifth more index writes when
-    // organisations are resolved, for rows no query reads.
+    // through) held an entry for every live organisation too: one more index write per
+    // organisation resolved, for entries no query reads.
     r#"
     DROP INDEX entities_calendar;
     CREATE INDEX entities_calendar ON entities (kind, start_utc, id, end_utc, version, ical)
