@@ -49,6 +49,7 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Family<RouteLabels, Histogram>,
     entities: Family<KindLabels, Gauge>,
+    renders: Family<RouteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -108,6 +109,12 @@ impl Metrics {
             "Live canonical entities in the store",
             entities.clone(),
         );
+        let renders = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "response_renders",
+            "Cached responses rendered afresh (cache misses; concurrent misses share one)",
+            renders.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             syncs,
@@ -117,6 +124,7 @@ impl Metrics {
             http_requests,
             http_seconds,
             entities,
+            renders,
         }
     }
 
@@ -153,6 +161,14 @@ impl Metrics {
                 route: route.to_string(),
             })
             .observe(seconds);
+    }
+
+    pub fn record_render(&self, route: &str) {
+        self.renders
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .inc();
     }
 
     pub fn set_entities(&self, organisations: usize, events: usize) {

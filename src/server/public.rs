@@ -272,12 +272,8 @@ pub async fn events(
     let mut keys: Vec<_> = p.iter().filter(|(k, _)| k.as_str() != "from").collect();
     keys.sort();
     let key = format!("events|{}|{}|{keys:?}", from.timestamp(), to.timestamp());
-    let change = match cache_lookup(&state, &headers, &key, "application/json").await? {
-        Ok(hit) => return Ok(hit),
-        Err(change) => change,
-    };
     let st = state.clone();
-    let (items, lm) = blocking(move || {
+    let render = move || {
         let conn = st.store.reader()?;
         let cur = after.as_ref().map(|(s, id)| (*s, id.as_str()));
         let singles =
@@ -323,41 +319,68 @@ pub async fn events(
                 })
             })
             .collect();
-        Ok((items, last_modified(&conn)?))
-    })
-    .await?;
-    let next = (items.len() > limit).then(|| {
-        let last = &items[limit - 1];
-        next_link(
-            &state,
-            "/v1/events",
-            &p,
-            &format!("{}.{}", last.start, last.id),
-        )
-    });
-    let body = publish::json::page(
-        items.iter().take(limit).map(|i| i.body.as_str()),
-        next.as_deref(),
-    );
-    cache_store(&state, &headers, key, change, body, lm, "application/json").await
+        let next = (items.len() > limit).then(|| {
+            let last = &items[limit - 1];
+            next_link(
+                &st,
+                "/v1/events",
+                &p,
+                &format!("{}.{}", last.start, last.id),
+            )
+        });
+        let body = publish::json::page(
+            items.iter().take(limit).map(|i| i.body.as_str()),
+            next.as_deref(),
+        );
+        Ok((body, last_modified(&conn)?))
+    };
+    from_cache(
+        &state,
+        &headers,
+        key,
+        "/v1/events",
+        "application/json",
+        render,
+    )
+    .await
 }
 
 const CALENDAR_TYPE: &str = "text/calendar; charset=utf-8";
 
-/// A cached rendering still valid for the store's current change number, answered at once; else
-/// that change number, to store the fresh rendering under.
-async fn cache_lookup(
+/// Answers from the response cache, valid while the store's change number stands still; on a
+/// miss `render` makes the body (on a blocking thread) and every request missing meanwhile waits
+/// for that one rendering.
+async fn from_cache<F>(
     state: &AppState,
     headers: &HeaderMap,
-    key: &str,
+    key: String,
+    route: &'static str,
     content_type: &'static str,
-) -> Result<Result<Response, i64>, ApiError> {
+    render: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Result<(String, Option<DateTime<Utc>>), ApiError> + Send + 'static,
+{
     let st = state.clone();
     let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
-    Ok(match state.cache.get(key, change) {
-        Some(hit) => Ok(serve_entry(headers, content_type, hit).await?),
-        None => Err(change),
-    })
+    let entry = state
+        .cache
+        .get_or_render(&key, change, || async {
+            state.metrics.record_render(route);
+            blocking(move || {
+                let (body, last_modified) = render()?;
+                let etag = super::etag_of(body.as_bytes());
+                Ok(super::cache::Entry::new(
+                    change,
+                    body.into(),
+                    etag,
+                    last_modified,
+                ))
+            })
+            .await
+        })
+        .await?;
+    serve_entry(headers, content_type, entry).await
 }
 
 /// Bodies smaller than this are not worth a stored gzip copy (the compression layer handles them).
@@ -394,22 +417,6 @@ async fn serve_entry(
         );
     }
     Ok(resp)
-}
-
-/// Keeps a fresh rendering for later requests and answers this one.
-async fn cache_store(
-    state: &AppState,
-    headers: &HeaderMap,
-    key: String,
-    change: i64,
-    body: String,
-    last_modified: Option<DateTime<Utc>>,
-    content_type: &'static str,
-) -> Result<Response, ApiError> {
-    let etag = super::etag_of(body.as_bytes());
-    let entry = super::cache::Entry::new(change, body.into(), etag, last_modified);
-    state.cache.put(key, entry.clone());
-    serve_entry(headers, content_type, entry).await
 }
 
 /// Licence stated on the change feeds: partners' own licences are listed per partner in README.
@@ -472,6 +479,7 @@ async fn render_calendar(
     p: HashMap<String, String>,
     f: Filter,
     name: String,
+    route: &'static str,
 ) -> Result<Response, ApiError> {
     // Subscribed calendars keep recent history, so the default window starts 30 days back. Default
     // bounds are whole days, so one rendering serves a whole day of requests from the cache.
@@ -496,12 +504,8 @@ async fn render_calendar(
         from.timestamp(),
         to.timestamp()
     );
-    let change = match cache_lookup(&state, &headers, &key, CALENDAR_TYPE).await? {
-        Ok(hit) => return Ok(hit),
-        Err(change) => change,
-    };
     let st = state.clone();
-    let (body, lm) = blocking(move || {
+    let render = move || {
         let conn = st.store.reader()?;
         let lm = last_modified(&conn)?;
         let opts = publish::ical::CalendarOptions {
@@ -571,9 +575,8 @@ async fn render_calendar(
             });
         }
         Ok((cal.finish(), lm))
-    })
-    .await?;
-    cache_store(&state, &headers, key, change, body, lm, CALENDAR_TYPE).await
+    };
+    from_cache(&state, &headers, key, route, CALENDAR_TYPE, render).await
 }
 
 pub async fn calendar(
@@ -583,7 +586,15 @@ pub async fn calendar(
 ) -> Result<Response, ApiError> {
     let f = filter(&p);
     check_partner(&state, &f)?;
-    render_calendar(state, headers, p, f, publish::CALENDAR_NAME.into()).await
+    render_calendar(
+        state,
+        headers,
+        p,
+        f,
+        publish::CALENDAR_NAME.into(),
+        "/calendar.ics",
+    )
+    .await
 }
 
 pub async fn partner_calendar(
@@ -599,7 +610,7 @@ pub async fn partner_calendar(
     let name = partner.name.clone();
     let mut f = filter(&p);
     f.partner = Some(id);
-    render_calendar(state, headers, p, f, name).await
+    render_calendar(state, headers, p, f, name, "/partners/{id}/calendar.ics").await
 }
 
 pub async fn healthz(
