@@ -202,7 +202,7 @@ fn resolve_scoped(
                 let cf = features::of(&c.payload);
                 let hit = against.get(&c.row_id).is_some_and(|idx| {
                     idx.iter().any(|&i| {
-                        let s = score::score(&feats[i], &cf, settings.event_tolerance_secs);
+                        let s = score::weigh(&feats[i], &cf, settings.event_tolerance_secs);
                         s.conflict || s.weight >= settings.review_threshold
                     })
                 });

@@ -135,7 +135,7 @@ fn score_all(
                 scope.spawn(move || {
                     part.iter()
                         .filter_map(|&(a, b)| {
-                            let s = score::score(
+                            let s = score::weigh(
                                 &features[a as usize],
                                 &features[b as usize],
                                 tolerance,
@@ -255,8 +255,10 @@ pub fn resolve_with_features(
     // Ties (equal scores, equal names in a big block) go by each record's place in (partner,
     // record id) order, not by its place in `records`, which follows the order partners' syncs
     // happened to commit in: the same feeds always give the same clusters.
+    let t = std::time::Instant::now();
     let rank = ranks(records);
     let pairs = block::candidate_pairs(feats, &rank, settings.event_tolerance_secs);
+    let blocked = t.elapsed();
     let mut scored = score_all(
         feats,
         &pairs,
@@ -267,6 +269,7 @@ pub fn resolve_with_features(
         let (x, y) = (rank[a as usize], rank[b as usize]);
         (x.min(y), x.max(y))
     };
+    let scored_at = t.elapsed();
     // Strongest evidence first, so a weak link never pre-empts a strong one.
     scored.sort_by(|a, b| {
         b.0.total_cmp(&a.0)
@@ -312,21 +315,31 @@ pub fn resolve_with_features(
         }
     }
 
+    let linked = t.elapsed();
     let mut groups: HashMap<u32, Vec<usize>> = HashMap::new();
     for i in 0..n as u32 {
         let r = uf.find(i);
         groups.entry(r).or_default().push(i as usize);
     }
-    Resolution {
-        clusters: assign_ids(
-            kind,
-            records,
-            &rank,
-            groups.into_values().collect(),
-            id_taken,
-        ),
-        review,
-    }
+    let clusters = assign_ids(
+        kind,
+        records,
+        &rank,
+        groups.into_values().collect(),
+        id_taken,
+    );
+    tracing::debug!(
+        kind = kind.as_str(),
+        records = n,
+        pairs = pairs.len(),
+        kept = scored.len(),
+        block_ms = blocked.as_millis() as u64,
+        score_ms = (scored_at - blocked).as_millis() as u64,
+        link_ms = (linked - scored_at).as_millis() as u64,
+        ids_ms = (t.elapsed() - linked).as_millis() as u64,
+        "clustered"
+    );
+    Resolution { clusters, review }
 }
 
 fn order_key(r: &StoredRecord) -> (&str, &str, i64) {

@@ -14,10 +14,22 @@ pub struct Score {
     pub evidence: Vec<String>,
 }
 
-impl Score {
-    fn add(&mut self, w: f64, why: impl Into<String>) {
-        self.weight += w;
-        self.evidence.push(format!("{w:+.1} {}", why.into()));
+/// A score being added up, with its evidence in words only when someone will read it: a full
+/// resolution weighs millions of candidate pairs and keeps few, and the words were most of the
+/// cost of weighing one.
+struct Tally {
+    score: Score,
+    explain: bool,
+}
+
+impl Tally {
+    fn add<S: Into<String>>(&mut self, w: f64, why: impl FnOnce() -> S) {
+        self.score.weight += w;
+        if self.explain {
+            self.score
+                .evidence
+                .push(format!("{w:+.1} {}", why().into()));
+        }
     }
 }
 
@@ -91,30 +103,43 @@ pub fn name_similarity(a: &str, b: &str) -> f64 {
     sim
 }
 
+/// The pair's match weight with its evidence in words, for the review queue and `explain`.
 pub fn score(a: &Features, b: &Features, tolerance_secs: i64) -> Score {
-    let mut s = Score {
-        weight: 0.0,
-        conflict: false,
-        evidence: Vec::new(),
+    tally(a, b, tolerance_secs, true)
+}
+
+/// The pair's match weight and conflict alone (`evidence` left empty): the same figures as
+/// [`score`], for deciding which of many candidate pairs matter.
+pub fn weigh(a: &Features, b: &Features, tolerance_secs: i64) -> Score {
+    tally(a, b, tolerance_secs, false)
+}
+
+fn tally(a: &Features, b: &Features, tolerance_secs: i64, explain: bool) -> Score {
+    let mut s = Tally {
+        score: Score {
+            weight: 0.0,
+            conflict: false,
+            evidence: Vec::new(),
+        },
+        explain,
     };
     match (a, b) {
         (Features::Org(a), Features::Org(b)) => org(a, b, &mut s),
         (Features::Event(a), Features::Event(b)) => event(a, b, tolerance_secs, &mut s),
-        _ => s.conflict = true,
+        _ => s.score.conflict = true,
     }
-    s
+    s.score
 }
 
-fn identifier(s: &mut Score, what: &str, a: &Option<String>, b: &Option<String>) {
+fn identifier(s: &mut Tally, what: &str, a: &Option<String>, b: &Option<String>) {
     if let (Some(x), Some(y)) = (a, b) {
         if x == y {
-            s.add(weights::SAME_ID, format!("same {what} {x}"));
+            s.add(weights::SAME_ID, || format!("same {what} {x}"));
         } else {
-            s.add(
-                weights::DIFFERENT_ID,
-                format!("different {what}s {x} and {y}"),
-            );
-            s.conflict = true;
+            s.add(weights::DIFFERENT_ID, || {
+                format!("different {what}s {x} and {y}")
+            });
+            s.score.conflict = true;
         }
     }
 }
@@ -127,7 +152,7 @@ fn area(postcode: &str) -> &str {
     &postcode[..end]
 }
 
-fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Score) {
+fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Tally) {
     identifier(s, "charity number", &a.charity, &b.charity);
     identifier(s, "company number", &a.company, &b.company);
     identifier(s, "org-id", &a.org_id, &b.org_id);
@@ -152,56 +177,58 @@ fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Score) {
     } else {
         (weights::NAME_DIFFERENT, "different names")
     };
-    s.add(w, format!("{why} ({best:.2})"));
+    s.add(w, || format!("{why} ({best:.2})"));
 
     match (&a.postcode, &b.postcode) {
-        (Some(x), Some(y)) if x == y => s.add(weights::SAME_POSTCODE, format!("same postcode {x}")),
-        (Some(x), Some(y)) if a.outward == b.outward => s.add(
-            weights::SAME_OUTWARD,
-            format!("same postcode district ({x} / {y})"),
-        ),
+        (Some(x), Some(y)) if x == y => {
+            s.add(weights::SAME_POSTCODE, || format!("same postcode {x}"))
+        }
+        (Some(x), Some(y)) if a.outward == b.outward => s.add(weights::SAME_OUTWARD, || {
+            format!("same postcode district ({x} / {y})")
+        }),
         // A move within the same postcode area is common; a different area is not.
-        (Some(x), Some(y)) if area(x) == area(y) => s.add(
-            weights::SAME_AREA,
-            format!("different postcodes in one area ({x} / {y})"),
-        ),
-        (Some(x), Some(y)) => s.add(
-            weights::DIFFERENT_AREA,
-            format!("different areas ({x} / {y})"),
-        ),
+        (Some(x), Some(y)) if area(x) == area(y) => s.add(weights::SAME_AREA, || {
+            format!("different postcodes in one area ({x} / {y})")
+        }),
+        (Some(x), Some(y)) => s.add(weights::DIFFERENT_AREA, || {
+            format!("different areas ({x} / {y})")
+        }),
         _ => {}
     }
     match (&a.locality, &b.locality) {
-        (Some(x), Some(y)) if x == y => s.add(weights::SAME_LOCALITY, format!("same town ({x})")),
-        (Some(x), Some(y)) => s.add(
-            weights::DIFFERENT_LOCALITY,
-            format!("different towns ({x} / {y})"),
-        ),
+        (Some(x), Some(y)) if x == y => {
+            s.add(weights::SAME_LOCALITY, || format!("same town ({x})"))
+        }
+        (Some(x), Some(y)) => s.add(weights::DIFFERENT_LOCALITY, || {
+            format!("different towns ({x} / {y})")
+        }),
         _ => {}
     }
     // The same site is strong evidence; only the same registrable domain (network sites such as
     // crewe.foodbank.org.uk / hull.foodbank.org.uk) is weak.
     match (&a.site, &b.site) {
-        (Some(x), Some(y)) if x == y => s.add(weights::SAME_DOMAIN, format!("same website {x}")),
-        (Some(_), Some(_)) if a.domain.is_some() && a.domain == b.domain => s.add(
-            weights::SAME_NETWORK_DOMAIN,
-            format!("websites under {}", a.domain.as_deref().unwrap_or_default()),
-        ),
+        (Some(x), Some(y)) if x == y => s.add(weights::SAME_DOMAIN, || format!("same website {x}")),
+        (Some(_), Some(_)) if a.domain.is_some() && a.domain == b.domain => s
+            .add(weights::SAME_NETWORK_DOMAIN, || {
+                format!("websites under {}", a.domain.as_deref().unwrap_or_default())
+            }),
         _ => {}
     }
     if let (Some(x), Some(y)) = (&a.email_domain, &b.email_domain) {
         if x == y {
-            s.add(weights::SAME_EMAIL_DOMAIN, format!("same email domain {x}"));
+            s.add(weights::SAME_EMAIL_DOMAIN, || {
+                format!("same email domain {x}")
+            });
         }
     }
     if let (Some(x), Some(y)) = (&a.phone, &b.phone) {
         if x == y {
-            s.add(weights::SAME_PHONE, format!("same phone {x}"));
+            s.add(weights::SAME_PHONE, || format!("same phone {x}"));
         }
     }
 }
 
-fn event(a: &EventFeatures, b: &EventFeatures, tolerance: i64, s: &mut Score) {
+fn event(a: &EventFeatures, b: &EventFeatures, tolerance: i64, s: &mut Tally) {
     let sim = name_similarity(&a.title, &b.title);
     let (w, why) = if sim >= 0.999 {
         (weights::TITLE_EXACT, "same title")
@@ -212,43 +239,42 @@ fn event(a: &EventFeatures, b: &EventFeatures, tolerance: i64, s: &mut Score) {
     } else {
         (weights::TITLE_DIFFERENT, "different titles")
     };
-    s.add(w, format!("{why} ({sim:.2})"));
+    s.add(w, || format!("{why} ({sim:.2})"));
     let gap = (a.start - b.start).abs();
     if gap == 0 {
-        s.add(weights::SAME_START, "same start");
+        s.add(weights::SAME_START, || "same start");
     } else if gap <= tolerance {
-        s.add(
-            weights::NEAR_START,
-            format!("starts {} min apart", gap / 60),
-        );
+        s.add(weights::NEAR_START, || {
+            format!("starts {} min apart", gap / 60)
+        });
     } else {
-        s.add(
-            weights::DIFFERENT_START,
-            format!("starts {} min apart", gap / 60),
-        );
+        s.add(weights::DIFFERENT_START, || {
+            format!("starts {} min apart", gap / 60)
+        });
     }
     if let (Some(x), Some(y)) = (&a.booking, &b.booking) {
         if x == y {
-            s.add(weights::SAME_BOOKING_URL, format!("same booking link {x}"));
+            s.add(weights::SAME_BOOKING_URL, || {
+                format!("same booking link {x}")
+            });
         }
     }
     if let (Some(x), Some(y)) = (&a.url, &b.url) {
         if x == y {
-            s.add(weights::SAME_URL, format!("same link {x}"));
+            s.add(weights::SAME_URL, || format!("same link {x}"));
         }
     }
     match (&a.postcode, &b.postcode) {
         (Some(x), Some(y)) if x == y => {
-            s.add(weights::SAME_VENUE, format!("same venue postcode {x}"))
+            s.add(weights::SAME_VENUE, || format!("same venue postcode {x}"))
         }
-        (Some(x), Some(y)) => s.add(
-            weights::DIFFERENT_VENUE,
-            format!("different venues ({x} / {y})"),
-        ),
+        (Some(x), Some(y)) => s.add(weights::DIFFERENT_VENUE, || {
+            format!("different venues ({x} / {y})")
+        }),
         _ => {}
     }
     if a.online && b.online {
-        s.add(weights::BOTH_ONLINE, "both online");
+        s.add(weights::BOTH_ONLINE, || "both online");
     }
     // Title and time alone are not enough: coffee mornings at 10:00 happen in many places.
     let agrees = (a.online && b.online)
@@ -256,13 +282,12 @@ fn event(a: &EventFeatures, b: &EventFeatures, tolerance: i64, s: &mut Score) {
         || (a.booking.is_some() && a.booking == b.booking)
         || (a.url.is_some() && a.url == b.url);
     if !agrees {
-        s.add(
-            weights::NO_SHARED_PLACE,
-            "no shared venue, online status or link",
-        );
+        s.add(weights::NO_SHARED_PLACE, || {
+            "no shared venue, online status or link"
+        });
     }
     if a.recurring != b.recurring {
-        s.add(weights::SERIES_AND_SINGLE, "a series and a single event");
+        s.add(weights::SERIES_AND_SINGLE, || "a series and a single event");
     }
 }
 
@@ -308,6 +333,64 @@ mod tests {
             organiser: Default::default(),
             categories: vec![],
         }))
+    }
+
+    #[test]
+    fn weighing_without_words_gives_the_explained_figures() {
+        let orgs = [
+            org(
+                "Age UK Hull",
+                Some("HU1 3AA"),
+                Some("1170001"),
+                Some("https://ageuk.org.uk/hull"),
+            ),
+            org("AUKH", Some("HU1 3AB"), Some("1170001"), None),
+            org(
+                "Hull Mind",
+                Some("HU9 1EP"),
+                Some("1170099"),
+                Some("https://hullmind.org"),
+            ),
+            org(
+                "Crewe Pride",
+                Some("CW1 2AZ"),
+                None,
+                Some("https://ageuk.org.uk/crewe"),
+            ),
+        ];
+        let events = [
+            ev(
+                "Funding Fair",
+                "2026-01-25T10:00:00Z",
+                Some("https://e.example/1"),
+                None,
+            ),
+            ev(
+                "Hull Funding Fair",
+                "2026-01-25T10:30:00Z",
+                Some("https://e.example/1"),
+                None,
+            ),
+            ev(
+                "Coffee Morning",
+                "2026-01-25T10:00:00Z",
+                None,
+                Some("HU1 1AA"),
+            ),
+        ];
+        for set in [&orgs[..], &events[..]] {
+            for a in set {
+                for b in set {
+                    let (explained, weighed) = (score(a, b, 3600), weigh(a, b, 3600));
+                    assert!(!explained.evidence.is_empty() && weighed.evidence.is_empty());
+                    assert_eq!(
+                        (explained.weight, explained.conflict),
+                        (weighed.weight, weighed.conflict)
+                    );
+                }
+            }
+        }
+        assert!(weigh(&orgs[0], &events[0], 0).conflict);
     }
 
     #[test]
