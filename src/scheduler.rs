@@ -55,6 +55,9 @@ pub struct Runner {
     metrics: Arc<Metrics>,
     /// When each partner's loop will next sync (schedule and backoff), for the admin API.
     next: RwLock<HashMap<String, DateTime<Utc>>>,
+    /// Partners' loops read their history one at a time at startup: fifty at once would each
+    /// hold a blocking thread waiting for a read connection.
+    history_gate: tokio::sync::Mutex<()>,
 }
 
 impl Runner {
@@ -78,6 +81,7 @@ impl Runner {
                     .collect(),
             ),
             slots: Arc::new(Semaphore::new(config.scheduler.max_concurrent)),
+            history_gate: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -121,6 +125,7 @@ impl Runner {
     /// Whether a partner ever synced successfully, and its failed runs in a row, from the
     /// store, so backoff survives a restart.
     async fn history(&self, partner_id: &str) -> (bool, u32) {
+        let _turn = self.history_gate.lock().await;
         let store = self.ctx.store.clone();
         let pid = partner_id.to_string();
         tokio::task::spawn_blocking(move || {

@@ -192,13 +192,28 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-/// Runs blocking store work off the async threads.
+/// Runs blocking store work off the async threads, on a pool of its own with as many threads as
+/// the store lends read connections. Requests beyond that queue for a thread instead of each
+/// starting one: every extra thread would wait for a connection anyway, and keep an allocator
+/// heap of its own after. Syncs keep the runtime's own blocking pool, so a long sync never
+/// takes a request's thread.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
+    static POOL: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(crate::store::reader_limit())
+            .thread_name("tributary-read")
+            .build()
+            .map_err(|e| tracing::warn!(error = %e, "no separate pool for requests' store work"))
+            .ok()
+    });
+    let task = match pool {
+        Some(rt) => rt.spawn_blocking(f),
+        None => tokio::task::spawn_blocking(f),
+    };
+    task.await.map_err(ApiError::internal)?
 }
 
 /// Strong ETag of a body.
@@ -222,7 +237,7 @@ pub fn cached(
 pub fn cached_with_etag(
     req: &HeaderMap,
     content_type: &'static str,
-    body: axum::body::Bytes,
+    body: Body,
     etag: &str,
     last_modified: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Response {
@@ -256,7 +271,7 @@ pub fn cached_with_etag(
         builder
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, HeaderValue::from_static(content_type))
-            .body(Body::from(body))
+            .body(body)
     };
     resp.unwrap_or_else(|e| ApiError::internal(e).into_response())
 }

@@ -10,7 +10,7 @@ pub mod review;
 pub mod runs;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -45,8 +45,63 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
-    /// Idle read-only connections, reused so a request does not pay for opening one.
-    readers: Mutex<Vec<Connection>>,
+    readers: ReaderPool,
+}
+
+/// Read-only connections: idle ones reused so a request does not pay for opening one, and at
+/// most `max` out at once. Each holds its own page cache, so thirty-two concurrent requests
+/// would otherwise hold thirty-two caches; past a few per core they add no throughput either.
+struct ReaderPool {
+    state: Mutex<PoolState>,
+    freed: Condvar,
+    max: usize,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Connection>,
+    out: usize,
+}
+
+/// Read connections allowed out at once: two per core, and at least [`MIN_READERS`].
+pub fn reader_limit() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cores).max(MIN_READERS)
+}
+
+impl ReaderPool {
+    fn new() -> ReaderPool {
+        ReaderPool {
+            state: Mutex::default(),
+            freed: Condvar::new(),
+            max: reader_limit(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a free place, then hands out an idle connection if there is one.
+    fn take(&self) -> Option<Connection> {
+        let mut state = self.lock();
+        while state.out >= self.max {
+            state = self.freed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.out += 1;
+        state.idle.pop()
+    }
+
+    /// Gives a place back, and the connection with it when it is still usable.
+    fn give_back(&self, conn: Option<Connection>) {
+        let mut state = self.lock();
+        state.out = state.out.saturating_sub(1);
+        if let Some(conn) = conn {
+            state.idle.push(conn);
+        }
+        drop(state);
+        self.freed.notify_one();
+    }
 }
 
 impl Drop for Store {
@@ -54,10 +109,7 @@ impl Drop for Store {
         // Read-only connections cannot checkpoint. Closing them first makes the writer the last
         // connection, whose close copies the write-ahead log into the database and removes it;
         // otherwise a big sync leaves its whole log for the next process to read and checkpoint.
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.readers.lock().idle.clear();
         let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             tracing::debug!(error = %e, "checkpoint at close failed; the log is kept and replayed");
@@ -65,13 +117,14 @@ impl Drop for Store {
     }
 }
 
-/// Most idle readers kept; more are opened when needed and closed when returned.
-const MAX_IDLE_READERS: usize = 16;
+/// Fewest read connections allowed out at once, whatever the core count (requests and a sync's
+/// feed-state read share them).
+const MIN_READERS: usize = 4;
 
 /// A pooled read-only connection; it goes back to the pool when dropped.
 pub struct Reader<'a> {
     conn: Option<Connection>,
-    pool: &'a Mutex<Vec<Connection>>,
+    pool: &'a ReaderPool,
 }
 
 impl std::ops::Deref for Reader<'_> {
@@ -86,24 +139,24 @@ impl std::ops::Deref for Reader<'_> {
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < MAX_IDLE_READERS {
-                pool.push(conn);
-            }
-        }
+        self.pool.give_back(self.conn.take());
     }
 }
 
-/// Page cache per connection, in KiB (SQLite takes a negative number as KiB).
+/// The writer's page cache, in KiB (SQLite takes a negative number as KiB): 8 MiB instead of
+/// SQLite's 2, so a sync's upserts keep the records' index pages in memory.
 pub const CACHE_KIB: i64 = -8_192;
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+/// Each reader's page cache, in KiB. Readers answer point lookups, index range scans and whole
+/// calendars read once per change (then served from the response cache), none of which a bigger
+/// cache keeps in memory; SQLite's default is kept, times the readers allowed out at once.
+const READER_CACHE_KIB: i64 = -2_048;
+
+fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // 8 MiB of page cache per connection instead of 2 MiB: a calendar's index pages stay in
-    // memory between renders. (No mmap: it would count the whole file in the daemon's RSS.)
-    conn.pragma_update(None, "cache_size", CACHE_KIB)?;
+    // (No mmap: the mapped pages would count in the daemon's RSS.)
+    conn.pragma_update(None, "cache_size", cache_kib)?;
     Ok(())
 }
 
@@ -123,7 +176,7 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        configure(&conn).map_err(open_err)?;
+        configure(&conn, CACHE_KIB).map_err(open_err)?;
         // WAL lets readers run during a sync's write transaction; NORMAL sync is durable at each
         // checkpoint and never corrupts on power loss in WAL mode.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -155,7 +208,7 @@ impl Store {
         Ok(Store {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
-            readers: Mutex::new(Vec::new()),
+            readers: ReaderPool::new(),
         })
     }
 
@@ -170,28 +223,36 @@ impl Store {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A read-only connection from the pool (opened on demand); readers never wait for the writer.
+    /// A read-only connection from the pool (opened on demand). Readers never wait for the
+    /// writer; one waits for another reader only when the pool's limit is out at once.
     pub fn reader(&self) -> Result<Reader<'_>> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
+        let conn = match self.readers.take() {
             Some(c) => c,
-            None => {
-                let conn = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|source| StoreError::Open {
-                    path: self.path.clone(),
-                    source,
-                })?;
-                configure(&conn)?;
-                conn
-            }
+            None => match self.open_reader() {
+                Ok(c) => c,
+                Err(e) => {
+                    self.readers.give_back(None);
+                    return Err(e);
+                }
+            },
         };
         Ok(Reader {
             conn: Some(conn),
             pool: &self.readers,
         })
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        configure(&conn, READER_CACHE_KIB)?;
+        Ok(conn)
     }
 
     /// Registers the configured partners (name, priority) so queries and survivorship can use them.
@@ -247,4 +308,36 @@ pub(crate) fn insert_rows<P: rusqlite::ToSql, const N: usize>(
 
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_more_readers_than_the_limit_are_out_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let limit = reader_limit();
+        let out = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..3 * limit {
+                s.spawn(|| {
+                    let r = store.reader().unwrap();
+                    let now = out.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    r.query_row("SELECT COUNT(*) FROM entities", [], |_| Ok(()))
+                        .unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                    out.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
+        let most = most.into_inner();
+        assert!(most <= limit, "{most} readers out at once, limit {limit}");
+        assert!(most >= 2, "readers still run side by side ({most})");
+        let pooled = store.readers.lock().idle.len();
+        assert!(pooled <= limit, "{pooled} connections kept");
+    }
 }
