@@ -20,6 +20,10 @@ pub const DEFAULT_RETRIES: u32 = 3;
 /// A paged feed longer than this is refused rather than followed forever.
 pub const DEFAULT_MAX_PAGES: u32 = 10_000;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Rendered responses kept for reuse, in MiB: room for a national year's calendar (26 MB at a
+/// million organisations and 200,000 events) and its gzip form, while a daemon stays under
+/// 100 MB.
+pub const DEFAULT_RESPONSE_CACHE_MB: usize = 32;
 pub const DEFAULT_TOKEN_ENV: &str = "TRIBUTARY_ADMIN_TOKEN";
 pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.25;
 pub const DEFAULT_MERGE_THRESHOLD: f64 = 8.0;
@@ -225,6 +229,8 @@ pub struct StoreConfig {
 pub struct ServerConfig {
     pub listen: std::net::SocketAddr,
     pub base_url: url::Url,
+    /// Bytes of rendered responses the server keeps (`response_cache_mb`).
+    pub response_cache_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +308,7 @@ struct RawStore {
 struct RawServer {
     listen: Option<String>,
     base_url: Option<String>,
+    response_cache_mb: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -509,6 +516,19 @@ fn validate(
             }
         },
         None => listen.and_then(|a| url::Url::parse(&format!("http://{a}")).ok()),
+    };
+
+    let response_cache_mb = match raw.server.response_cache_mb {
+        None => DEFAULT_RESPONSE_CACHE_MB,
+        Some(n) if (0..=65_536).contains(&n) => n as usize,
+        Some(n) => {
+            push(
+                problems,
+                "server.response_cache_mb",
+                format!("{n} must be between 0 and 65536 (MiB)"),
+            );
+            DEFAULT_RESPONSE_CACHE_MB
+        }
     };
 
     let token = match (&raw.admin.token_env, &raw.admin.token_file) {
@@ -903,6 +923,7 @@ fn validate(
         server: ServerConfig {
             listen: listen?,
             base_url: base_url?,
+            response_cache_bytes: response_cache_mb << 20,
         },
         admin: AdminConfig { token },
         scheduler: SchedulerConfig {

@@ -253,7 +253,9 @@ async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<ExitCode> {
         admin_token: admin_token.map(Into::into),
         runner: Some(runner.clone()),
         metrics,
-        cache: Default::default(),
+        cache: Arc::new(server::cache::ResponseCache::new(
+            config.server.response_cache_bytes,
+        )),
     });
     let mut server_stop = stop_rx.clone();
     let server = tokio::spawn(async move {

@@ -318,3 +318,72 @@ fn admin_is_closed_without_a_token_and_sighup_reloads_config() {
     }
     assert_eq!(daemon.stop(), Some(0));
 }
+
+/// A partner calendar of `n` distinct events, one an hour from 1 March 2027.
+fn big_ics(n: usize) -> String {
+    let mut s = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n");
+    for i in 0..n {
+        let (day, hour) = (1 + i / 24, i % 24);
+        let (month, day) = (3 + (day - 1) / 28, 1 + (day - 1) % 28);
+        s.push_str(&format!(
+            "BEGIN:VEVENT\r\nUID:big-{i}@test\r\nDTSTAMP:20261101T000000Z\r\n\
+             DTSTART:2027{month:02}{day:02}T{hour:02}0000Z\r\nDTEND:2027{month:02}{day:02}T{hour:02}3000Z\r\n\
+             SUMMARY:Drop-in session number {i} for volunteers\r\n\
+             DESCRIPTION:Meet the team behind session {i}\\, ask questions and sign up.\r\n\
+             LOCATION:Room {i}\\, Community Hub\\, Crewe CW1 2BJ\r\nEND:VEVENT\r\n"
+        ));
+    }
+    s.push_str("END:VCALENDAR\r\n");
+    s
+}
+
+#[test]
+fn a_calendar_of_thousands_of_events_is_sent_whole_with_its_length_and_etag() {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    const N: usize = 2_500;
+    let partner = fake_partner(ics_feed(&big_ics(N), None));
+    let env = TestEnv::new(&format!(
+        "[[partners]]\nid = \"big\"\nname = \"Big CVS\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"ical\"\nurl = \"{}\"\nretries = 0\n",
+        partner.url("/events.ics")
+    ));
+    let out = env.cmd(&["sync"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let daemon = env.start();
+    let url = format!(
+        "{}/calendar.ics?from=2027-01-01T00:00:00Z&to=2028-01-01T00:00:00Z",
+        daemon.base
+    );
+    let (status, h, body) = get_bytes(&url, &[]).unwrap();
+    assert_eq!(status, 200);
+    // Several of the server's 256 KiB parts, sent as one body of the length announced.
+    assert!(body.len() > 3 * 256 * 1024, "{} bytes", body.len());
+    assert_eq!(
+        h["content-length"].to_str().unwrap(),
+        body.len().to_string()
+    );
+    let text = String::from_utf8(body.clone()).unwrap();
+    assert!(text.starts_with("BEGIN:VCALENDAR\r\n") && text.ends_with("END:VCALENDAR\r\n"));
+    assert_eq!(text.matches("BEGIN:VEVENT\r\n").count(), N);
+    let digest = Sha256::digest(&body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        h["etag"].to_str().unwrap(),
+        format!("\"{hex}\""),
+        "ETag over the whole body"
+    );
+
+    let (status, gz_h, gz) = get_bytes(&url, &[("accept-encoding", "gzip")]).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(gz_h["content-encoding"], "gzip");
+    assert_eq!(
+        gz_h["content-length"].to_str().unwrap(),
+        gz.len().to_string()
+    );
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    assert_eq!(plain, body, "the gzip form is the same calendar");
+    daemon.stop();
+}

@@ -336,6 +336,20 @@ timeout_secs = 0
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
 
+    // So is a response cache size out of range.
+    std::fs::write(
+        env.config(),
+        "[server]\nlisten = \"127.0.0.1:1\"\nresponse_cache_mb = -1\n",
+    )
+    .unwrap();
+    let out = env.cmd(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("server.response_cache_mb"),
+        "{}",
+        stderr(&out)
+    );
+
     // The bundled demo config is valid.
     let demo = TestEnv::demo();
     let out = demo.cmd(&["check-config"]);

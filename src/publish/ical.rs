@@ -338,17 +338,24 @@ pub fn assemble(pieces: &[Piece], opts: &CalendarOptions) -> String {
     a.finish()
 }
 
-/// Builds a calendar block by block, so a caller can stream stored blocks straight in.
+/// Builds a calendar block by block, so a caller can stream stored blocks straight in. The text
+/// is kept as a list of parts of about [`PART_BYTES`] each, never one contiguous buffer: a
+/// national calendar runs to tens of megabytes, and a growing string would copy itself at every
+/// doubling and hold old and new at once.
 pub struct Assembler {
-    out: String,
-    /// Where the VTIMEZONE goes if an event names its TZID: before the first component.
-    zone_at: usize,
+    header: String,
+    parts: Vec<String>,
+    current: String,
     needs_zone: bool,
     dtstamp: String,
 }
 
+/// Size a calendar part grows to before the next one starts.
+pub const PART_BYTES: usize = 256 * 1024;
+
 impl Assembler {
-    /// Starts a calendar; `size_hint` is the expected total length of the blocks.
+    /// Starts a calendar; `size_hint` is the expected total length of the blocks (a small
+    /// calendar is then one part of exactly the right size).
     pub fn new(opts: &CalendarOptions, size_hint: usize) -> Assembler {
         let mut cal = Calendar::empty();
         for (k, v) in [
@@ -374,12 +381,14 @@ impl Assembler {
         // Subscribed clients refresh at most hourly unless told otherwise.
         cal.append_property(Property::new("X-PUBLISHED-TTL", "PT1H"));
         let header = refold(&cal.to_string());
-        let header = header.strip_suffix("END:VCALENDAR\r\n").unwrap_or(&header);
-        let mut out = String::with_capacity(header.len() + VTIMEZONE_LONDON.len() + size_hint + 16);
-        out.push_str(header);
+        let header = header
+            .strip_suffix("END:VCALENDAR\r\n")
+            .unwrap_or(&header)
+            .to_string();
         Assembler {
-            zone_at: out.len(),
-            out,
+            header,
+            parts: Vec::new(),
+            current: String::with_capacity(size_hint.min(PART_BYTES)),
             needs_zone: false,
             dtstamp: format!("DTSTAMP:{}\r\n", opts.now.format("%Y%m%dT%H%M%SZ")),
         }
@@ -387,29 +396,49 @@ impl Assembler {
 
     pub fn push(&mut self, p: &Piece) {
         use std::fmt::Write;
+        // A part is never grown past the size it was made with (growing would copy it): the
+        // next block starts a new part when it would not fit.
+        let needed = p.fragment.len() + self.dtstamp.len() + 64;
+        if self.current.len() + needed > self.current.capacity() {
+            let next = String::with_capacity(PART_BYTES.max(needed));
+            let full = std::mem::replace(&mut self.current, next);
+            if !full.is_empty() {
+                self.parts.push(full);
+            }
+        }
         self.needs_zone |= p.fragment.contains(";TZID=");
-        self.out.push_str(BEGIN_VEVENT);
-        self.out.push_str(&self.dtstamp);
+        let out = &mut self.current;
+        out.push_str(BEGIN_VEVENT);
+        out.push_str(&self.dtstamp);
         let _ = write!(
-            self.out,
+            out,
             "SEQUENCE:{}\r\n",
             p.sequence.clamp(0, i64::from(u32::MAX))
         );
         let body = p.fragment.strip_prefix(BEGIN_VEVENT).unwrap_or(p.fragment);
         if p.withdrawn {
-            self.out
-                .push_str(&body.replacen("STATUS:CONFIRMED\r\n", "STATUS:CANCELLED\r\n", 1));
+            out.push_str(&body.replacen("STATUS:CONFIRMED\r\n", "STATUS:CANCELLED\r\n", 1));
         } else {
-            self.out.push_str(body);
+            out.push_str(body);
         }
     }
 
-    pub fn finish(mut self) -> String {
+    /// The calendar as consecutive parts: their concatenation is the VCALENDAR.
+    pub fn finish_parts(mut self) -> Vec<String> {
         if self.needs_zone {
-            self.out.insert_str(self.zone_at, VTIMEZONE_LONDON);
+            self.header.push_str(VTIMEZONE_LONDON);
         }
-        self.out.push_str("END:VCALENDAR\r\n");
-        self.out
+        self.current.push_str("END:VCALENDAR\r\n");
+        let mut out = Vec::with_capacity(self.parts.len() + 2);
+        out.push(self.header);
+        out.append(&mut self.parts);
+        out.push(self.current);
+        out
+    }
+
+    /// The calendar as one string.
+    pub fn finish(self) -> String {
+        self.finish_parts().concat()
     }
 }
 
@@ -495,6 +524,51 @@ mod tests {
 
     fn prop<'a>(c: &'a icalendar::parser::Component<'_>, name: &str) -> &'a str {
         c.find_prop(name).unwrap().val.as_str()
+    }
+
+    #[test]
+    fn a_big_calendar_is_built_in_parts_that_never_grow() {
+        let entries: Vec<CalendarEntry> = (0..3_000)
+            .map(|i| {
+                let tz = (i % 7 == 0).then_some("Europe/London");
+                entry(
+                    &format!("evt_{i}"),
+                    &format!("Webinar {i}"),
+                    "2027-03-01T10:00:00+00:00",
+                    tz,
+                )
+            })
+            .collect();
+        let fragments: Vec<String> = entries
+            .iter()
+            .map(|e| fragment(&e.event, "tributary"))
+            .collect();
+        let o = opts("2026-11-01T10:00:00Z");
+        let mut a = Assembler::new(&o, 0);
+        for (e, f) in entries.iter().zip(&fragments) {
+            a.push(&Piece {
+                fragment: f,
+                sequence: e.sequence,
+                withdrawn: e.withdrawn,
+            });
+        }
+        let parts = a.finish_parts();
+        assert!(parts.len() > 4, "{} parts", parts.len());
+        for p in &parts {
+            assert!(
+                p.capacity() <= PART_BYTES,
+                "a part grew to {}",
+                p.capacity()
+            );
+        }
+        let whole = parts.concat();
+        assert_eq!(
+            whole,
+            render(&entries, &o),
+            "the parts are the calendar, zone included"
+        );
+        assert_wire_format(&whole);
+        assert_eq!(parsed_events(&unfold(&whole)).len(), 3_000);
     }
 
     #[test]

@@ -234,12 +234,25 @@ struct Item {
     body: String,
 }
 
-/// A page candidate: start, event id, and for a series occurrence the series' index and times.
-type Listed<'a> = (i64, &'a str, Option<(usize, publish::json::Occurrence)>);
+/// A page candidate: a single event with its body, or one occurrence of a series.
+struct Candidate {
+    start: i64,
+    id: String,
+    occurrence: Option<publish::json::Occurrence>,
+    body: Option<String>,
+}
 
-fn parse_event(row: &EventRow) -> Result<CanonicalEvent, ApiError> {
-    serde_json::from_str(&row.body)
-        .map_err(|e| ApiError::internal(format!("stored event {}: {e}", row.id)))
+impl Candidate {
+    fn key(&self) -> (i64, &str) {
+        (self.start, self.id.as_str())
+    }
+}
+
+fn stored_event(row: &EventRow) -> Result<CanonicalEvent, crate::store::StoreError> {
+    serde_json::from_str(&row.body).map_err(|e| crate::store::StoreError::Corrupt {
+        what: format!("stored event {}", row.id),
+        reason: e.to_string(),
+    })
 }
 
 pub async fn events(
@@ -276,49 +289,77 @@ pub async fn events(
     let render = move || {
         let conn = st.store.reader()?;
         let cur = after.as_ref().map(|(s, id)| (*s, id.as_str()));
-        let singles =
-            entities::single_events(&conn, &f, from.timestamp(), to.timestamp(), cur, limit + 1)?;
-        // Series occurrences are listed by time first and rendered only if they make the page:
-        // a national store has thousands of series, each with dozens of occurrences a year.
-        let series = entities::recurring_events(&conn, &f, to.timestamp())?;
-        let mut listed: Vec<Listed> = singles
-            .iter()
-            .map(|r| (r.start_utc, r.id.as_str(), None))
-            .collect();
+        // The page's first `limit + 1` entries by (start, id), one past the page to know whether
+        // another follows. Singles come from the index already in order; series occurrences are
+        // merged in as each series streams past, and only that many entries are ever held: a
+        // national store has thousands of series, each with dozens of occurrences a year.
+        let keep = limit + 1;
+        let mut best: Vec<Candidate> =
+            entities::single_events(&conn, &f, from.timestamp(), to.timestamp(), cur, keep)?
+                .into_iter()
+                .map(|r| Candidate {
+                    start: r.start_utc,
+                    id: r.id,
+                    occurrence: None,
+                    body: Some(r.body),
+                })
+                .collect();
         // Expansion starts at the cursor, and no series needs more occurrences than a page.
         let expand_from = cur
             .map(|(s, _)| from.max(DateTime::from_timestamp(s, 0).unwrap_or(from)))
             .unwrap_or(from);
-        for (si, row) in series.iter().enumerate() {
-            let ev = parse_event(row)?;
-            for occ in publish::json::first_occurrences(&ev.event, expand_from, to, limit + 2) {
+        entities::for_each_series(&conn, &f, to.timestamp(), |row| {
+            let ev = stored_event(&row)?;
+            for occ in publish::json::first_occurrences(&ev.event, expand_from, to, keep + 1) {
                 let key = (occ.start.timestamp(), row.id.as_str());
                 if cur.is_some_and(|c| key <= c) {
                     continue;
                 }
-                listed.push((key.0, key.1, Some((si, occ))));
+                // A series' occurrences come in time order: once one is past a full page,
+                // so are the rest.
+                if best.len() >= keep && best.last().is_some_and(|b| b.key() <= key) {
+                    break;
+                }
+                let at = best.partition_point(|b| b.key() < key);
+                best.insert(
+                    at,
+                    Candidate {
+                        start: key.0,
+                        id: row.id.clone(),
+                        occurrence: Some(occ),
+                        body: None,
+                    },
+                );
+                best.truncate(keep);
+            }
+            Ok(())
+        })?;
+        // The series bodies of the occurrences that made the page, read once per series.
+        let mut series_bodies: HashMap<String, Option<String>> = HashMap::new();
+        let mut items: Vec<Item> = Vec::with_capacity(best.len());
+        for c in best {
+            let body = match (c.occurrence, c.body) {
+                (None, Some(body)) => Some(body),
+                (Some(occ), _) => {
+                    if !series_bodies.contains_key(&c.id) {
+                        let body = entities::event_body(&conn, &c.id)?;
+                        series_bodies.insert(c.id.clone(), body);
+                    }
+                    series_bodies
+                        .get(&c.id)
+                        .and_then(Option::as_deref)
+                        .and_then(|b| publish::json::occurrence_body(b, &occ))
+                }
+                (None, None) => None,
+            };
+            if let Some(body) = body {
+                items.push(Item {
+                    start: c.start,
+                    id: c.id,
+                    body,
+                });
             }
         }
-        listed.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        listed.truncate(limit + 1);
-        let bodies: HashMap<&str, &str> = singles
-            .iter()
-            .map(|r| (r.id.as_str(), r.body.as_str()))
-            .collect();
-        let items: Vec<Item> = listed
-            .into_iter()
-            .filter_map(|(start, id, occ)| {
-                let body = match occ {
-                    None => bodies.get(id)?.to_string(),
-                    Some((si, occ)) => publish::json::occurrence_body(&series[si].body, &occ)?,
-                };
-                Some(Item {
-                    start,
-                    id: id.to_string(),
-                    body,
-                })
-            })
-            .collect();
         let next = (items.len() > limit).then(|| {
             let last = &items[limit - 1];
             next_link(
@@ -332,7 +373,7 @@ pub async fn events(
             items.iter().take(limit).map(|i| i.body.as_str()),
             next.as_deref(),
         );
-        Ok((body, last_modified(&conn)?))
+        Ok((vec![body], last_modified(&conn)?))
     };
     from_cache(
         &state,
@@ -348,8 +389,8 @@ pub async fn events(
 const CALENDAR_TYPE: &str = "text/calendar; charset=utf-8";
 
 /// Answers from the response cache, valid while the store's change number stands still; on a
-/// miss `render` makes the body (on a blocking thread) and every request missing meanwhile waits
-/// for that one rendering.
+/// miss `render` makes the body's parts (on a blocking thread) and every request missing
+/// meanwhile waits for that one rendering.
 async fn from_cache<F>(
     state: &AppState,
     headers: &HeaderMap,
@@ -359,7 +400,7 @@ async fn from_cache<F>(
     render: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce() -> Result<(String, Option<DateTime<Utc>>), ApiError> + Send + 'static,
+    F: FnOnce() -> Result<(Vec<String>, Option<DateTime<Utc>>), ApiError> + Send + 'static,
 {
     let st = state.clone();
     let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
@@ -368,12 +409,10 @@ where
         .get_or_render(&key, change, || async {
             state.metrics.record_render(route);
             blocking(move || {
-                let (body, last_modified) = render()?;
-                let etag = super::etag_of(body.as_bytes());
+                let (parts, last_modified) = render()?;
                 Ok(super::cache::Entry::new(
                     change,
-                    body.into(),
-                    etag,
+                    super::cache::Parts::new(parts),
                     last_modified,
                 ))
             })
@@ -396,7 +435,7 @@ async fn serve_entry(
         return Ok(cached_with_etag(
             headers,
             content_type,
-            entry.body,
+            entry.body.body(),
             &entry.etag,
             entry.last_modified,
         ));
@@ -404,7 +443,7 @@ async fn serve_entry(
     let etag = entry.gzip_etag();
     let lm = entry.last_modified;
     let gz = blocking(move || Ok(entry.gzip())).await?;
-    let mut resp = cached_with_etag(headers, content_type, gz, &etag, lm);
+    let mut resp = cached_with_etag(headers, content_type, gz.body(), &etag, lm);
     let h = resp.headers_mut();
     h.insert(
         axum::http::header::VARY,
@@ -548,17 +587,11 @@ async fn render_calendar(
         )?;
         // Series are listed whole (clients expand RRULE) if any occurrence is in the window, and
         // recently withdrawn events as CANCELLED; both are parsed to check.
-        let series = entities::recurring_events(&conn, &f, to.timestamp())?;
         let since = crate::store::timestamp(Utc::now() - Duration::days(WITHDRAWN_DAYS));
-        let withdrawn = entities::withdrawn_events(&conn, &f, &since, to.timestamp())?;
-        let marked = series
-            .iter()
-            .map(|r| (r, false))
-            .chain(withdrawn.iter().map(|r| (r, true)));
-        for (row, gone) in marked {
-            let ev = parse_event(row)?;
+        let mut add = |row: EventRow, withdrawn: bool| -> Result<(), crate::store::StoreError> {
+            let ev = stored_event(&row)?;
             if !publish::json::occurs_between(&ev.event, from, to) {
-                continue;
+                return Ok(());
             }
             let rendered;
             let fragment = match &row.ical {
@@ -571,10 +604,13 @@ async fn render_calendar(
             cal.push(&publish::ical::Piece {
                 fragment,
                 sequence: row.version - 1,
-                withdrawn: gone,
+                withdrawn,
             });
-        }
-        Ok((cal.finish(), lm))
+            Ok(())
+        };
+        entities::for_each_series(&conn, &f, to.timestamp(), |row| add(row, false))?;
+        entities::for_each_withdrawn(&conn, &f, &since, to.timestamp(), |row| add(row, true))?;
+        Ok((cal.finish_parts(), lm))
     };
     from_cache(&state, &headers, key, route, CALENDAR_TYPE, render).await
 }

@@ -526,7 +526,7 @@ pub struct EventRow {
 }
 
 /// Live single events overlapping `[from, to)` that start at or after the `(start, id)` cursor, in
-/// start order; recurring series are returned separately by [`recurring_events`].
+/// start order; recurring series are streamed separately by [`for_each_series`].
 pub fn single_events(
     conn: &Connection,
     f: &Filter,
@@ -616,38 +616,35 @@ pub fn for_each_calendar_event(
     Ok(())
 }
 
-/// Live recurring series whose first occurrence starts before `to`.
-pub fn recurring_events(conn: &Connection, f: &Filter, to: i64) -> Result<Vec<EventRow>> {
+/// Streams the live recurring series whose first occurrence starts before `to` to `each`, in
+/// start order, one row at a time: a national store holds thousands, and a page or a calendar
+/// keeps only the few that make it.
+pub fn for_each_series(
+    conn: &Connection,
+    f: &Filter,
+    to: i64,
+    each: impl FnMut(EventRow) -> Result<()>,
+) -> Result<()> {
     use rusqlite::types::Value;
     let mut sql = String::from(
-        "SELECT id, start_utc, body, version, ical FROM entities INDEXED BY entities_series
+        "SELECT id, start_utc, body, version, ical, 1 FROM entities INDEXED BY entities_series
          WHERE kind = 'events' AND deleted_at IS NULL AND recurring = 1 AND start_utc < ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to)];
     filter_sql(f, &mut sql, &mut args);
     sql.push_str(" ORDER BY start_utc, id");
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(args), |r| {
-        Ok(EventRow {
-            id: r.get(0)?,
-            start_utc: r.get(1)?,
-            body: r.get(2)?,
-            recurring: true,
-            version: r.get(3)?,
-            ical: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    stream_events(conn, &sql, args, each)
 }
 
-/// Events deleted or merged away since `since` (RFC 3339) that start before `to`: the calendar
-/// keeps them as CANCELLED for a while so subscribed clients remove them.
-pub fn withdrawn_events(
+/// Streams the events deleted or merged away since `since` (RFC 3339) that start before `to`:
+/// the calendar keeps them as CANCELLED for a while so subscribed clients remove them.
+pub fn for_each_withdrawn(
     conn: &Connection,
     f: &Filter,
     since: &str,
     to: i64,
-) -> Result<Vec<EventRow>> {
+    each: impl FnMut(EventRow) -> Result<()>,
+) -> Result<()> {
     use rusqlite::types::Value;
     let mut sql = String::from(
         "SELECT id, start_utc, body, version, ical, recurring FROM entities WHERE kind = 'events'
@@ -656,18 +653,38 @@ pub fn withdrawn_events(
     let mut args: Vec<Value> = vec![Value::Text(since.to_string()), Value::Integer(to)];
     filter_sql(f, &mut sql, &mut args);
     sql.push_str(" ORDER BY start_utc, id");
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(args), |r| {
-        Ok(EventRow {
+    stream_events(conn, &sql, args, each)
+}
+
+fn stream_events(
+    conn: &Connection,
+    sql: &str,
+    args: Vec<rusqlite::types::Value>,
+    mut each: impl FnMut(EventRow) -> Result<()>,
+) -> Result<()> {
+    let mut st = conn.prepare_cached(sql)?;
+    let mut rows = st.query(params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        each(EventRow {
             id: r.get(0)?,
             start_utc: r.get(1)?,
             body: r.get(2)?,
             version: r.get(3)?,
             ical: r.get(4)?,
             recurring: r.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })?;
+    }
+    Ok(())
+}
+
+/// One live event's published JSON by id (`None` when it is not a live event).
+pub fn event_body(conn: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT body FROM entities WHERE id = ?1 AND kind = 'events' AND deleted_at IS NULL",
+        )?
+        .query_row(params![id], |r| r.get(0))
+        .optional()?)
 }
 
 /// The store's change counter: any write to entities moves it. Used to build ETags cheaply.
