@@ -21,21 +21,27 @@ fn bucket(start: i64, tolerance: i64) -> i64 {
     }
 }
 
-fn keys(f: &Features, tolerance: i64, common: &HashSet<&str>, out: &mut Vec<String>) {
-    out.clear();
+/// Calls `key` with each blocking key of `f`, as formatted text (`c:1234567`, `p:HU9 1EP`, …),
+/// without building a string for each.
+fn each_key(
+    f: &Features,
+    tolerance: i64,
+    common: &HashSet<&str>,
+    key: &mut dyn FnMut(std::fmt::Arguments),
+) {
     match f {
         Features::Org(o) => {
             if let Some(c) = &o.charity {
-                out.push(format!("c:{c}"));
+                key(format_args!("c:{c}"));
             }
             if let Some(c) = &o.company {
-                out.push(format!("h:{c}"));
+                key(format_args!("h:{c}"));
             }
             if let Some(c) = &o.org_id {
-                out.push(format!("o:{c}"));
+                key(format_args!("o:{c}"));
             }
             if let Some(p) = &o.postcode {
-                out.push(format!("p:{p}"));
+                key(format_args!("p:{p}"));
             }
             if let Some(outward) = &o.outward {
                 // Common words ("community", "club") would make every district one big block.
@@ -44,37 +50,37 @@ fn keys(f: &Features, tolerance: i64, common: &HashSet<&str>, out: &mut Vec<Stri
                     .iter()
                     .filter(|t| t.len() > 2 && !common.contains(t.as_str()))
                 {
-                    out.push(format!("w:{outward}:{t}"));
+                    key(format_args!("w:{outward}:{t}"));
                 }
             }
             if let Some(d) = &o.site {
-                out.push(format!("d:{d}"));
+                key(format_args!("d:{d}"));
             }
             if let Some(d) = &o.email_domain {
-                out.push(format!("e:{d}"));
+                key(format_args!("e:{d}"));
             }
             if let Some(p) = &o.phone {
-                out.push(format!("t:{p}"));
+                key(format_args!("t:{p}"));
             }
             // The whole distinctive name, for records without a postcode.
-            out.push(format!("n:{}", o.strong));
+            key(format_args!("n:{}", o.strong));
             for a in &o.alternates {
-                out.push(format!("n:{a}"));
+                key(format_args!("n:{a}"));
             }
         }
         Features::Event(e) => {
             let b = bucket(e.start, tolerance);
             for t in &e.title_tokens {
-                out.push(format!("s:{b}:{t}"));
+                key(format_args!("s:{b}:{t}"));
                 if tolerance > 0 {
-                    out.push(format!("s:{}:{t}", b + 1));
+                    key(format_args!("s:{}:{t}", b + 1));
                 }
             }
             if e.title_tokens.is_empty() {
-                out.push(format!("s:{b}:{}", e.title));
+                key(format_args!("s:{b}:{}", e.title));
             }
             if let Some(u) = &e.booking {
-                out.push(format!("b:{u}"));
+                key(format_args!("b:{u}"));
             }
         }
     }
@@ -121,17 +127,15 @@ pub fn stored_keys(f: &Features, tolerance_secs: i64) -> Vec<i64> {
 /// A record's blocking keys hashed (FNV-1a), sorted and without repeats. Two keys that collide
 /// only put more records in a block (more pairs scored), never fewer.
 fn hashed_keys(f: &Features, tolerance_secs: i64, common: &HashSet<&str>) -> Vec<u64> {
+    use std::fmt::Write;
     use std::hash::Hasher;
-    let mut buf = Vec::new();
-    keys(f, tolerance_secs, common, &mut buf);
-    let mut out: Vec<u64> = buf
-        .iter()
-        .map(|k| {
-            let mut h = fnv::FnvHasher::default();
-            h.write(k.as_bytes());
-            h.finish()
-        })
-        .collect();
+    let mut out: Vec<u64> = Vec::with_capacity(8);
+    each_key(f, tolerance_secs, common, &mut |text| {
+        // The key's text streamed into the hash: the same value as hashing the string.
+        let mut h = super::features::Fnv(fnv::FnvHasher::default());
+        let _ = h.write_fmt(text);
+        out.push(h.0.finish());
+    });
     out.sort_unstable();
     out.dedup();
     out
@@ -242,6 +246,32 @@ mod tests {
         assert!(
             keys.windows(2).all(|w| w[0] < w[1]),
             "ascending as i64, each once: {keys:?}"
+        );
+    }
+
+    #[test]
+    fn streamed_key_hashes_are_the_hashes_of_the_key_texts() {
+        use std::hash::Hasher;
+        // Stored keys and fingerprints from earlier builds were hashes of whole strings: the
+        // streamed hashes must be the same values.
+        let fnv = |s: &str| {
+            let mut h = fnv::FnvHasher::default();
+            h.write(s.as_bytes());
+            h.finish()
+        };
+        let f = org("The Hull Food Bank Ltd", Some("hu9 1ep"), Some("1170001"));
+        let mut texts = Vec::new();
+        each_key(&f, 0, &HashSet::new(), &mut |t| texts.push(t.to_string()));
+        assert!(texts.contains(&"c:1170001".to_string()), "{texts:?}");
+        assert!(texts.contains(&"p:HU9 1EP".to_string()), "{texts:?}");
+        let mut expected: Vec<i64> = texts.iter().map(|t| fnv(t) as i64).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(stored_keys(&f, 0), expected);
+        assert_eq!(
+            features::fingerprint(&f),
+            fnv(&format!("{f:?}")) as i64,
+            "the fingerprint is the hash of the features' Debug text"
         );
     }
 
