@@ -104,30 +104,57 @@ fn resolve_full(
     now: DateTime<Utc>,
 ) -> Result<entities::ApplyStats, StoreError> {
     let t = std::time::Instant::now();
-    let (live, feats) = records::live(tx, kind, |r| features::of(&r.payload))?;
-    let loaded = t.elapsed();
-    // The stored keys are worked out on one thread while the entities are written (by one
-    // thread on the single connection, with the rendering it waits for on the others).
-    let (stats, keys) = write_resolution(tx, kind, &live, &feats, settings, now, None, || {
-        live.iter()
-            .zip(&feats)
-            .map(|(r, f)| keys_of(r, f, settings))
-            .collect::<Vec<_>>()
+    // Each record's stored keys are worked out with its features, on the cores parsing the load.
+    let (live, feats, keys) = records::live(tx, kind, |r| {
+        let f = features::of(&r.payload);
+        let k = keys_of(r, &f, settings);
+        (f, k)
     })?;
-    let resolved = t.elapsed();
+    let loaded = t.elapsed();
+    let manual = review::decisions(tx, kind)?;
+    // Grouping needs no store and runs on every core, while this thread, the one on the
+    // connection, writes the stored keys: the writes overlap the scoring instead of following
+    // the entities.
+    let (grouping, written) = std::thread::scope(|threads| {
+        let grouping = threads.spawn(|| dedupe::group(&live, &feats, settings, &manual));
+        let written = block_keys::replace_kind(tx, kind, &keys);
+        let grouping = grouping
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (grouping, written)
+    });
+    written?;
+    let keyed = keys.len();
+    drop(keys);
+    let grouped = t.elapsed();
+    let resolution = with_ids(tx, kind, &live, grouping)?;
+    let stats = write_resolution(tx, kind, &live, resolution, now, None)?;
     // Freeing every loaded record is one long walk of the heap; the writer need not wait for it.
     std::thread::spawn(move || drop((live, feats)));
-    block_keys::replace_kind(tx, kind, &keys)?;
     tracing::debug!(
         kind = kind.as_str(),
-        records = keys.len(),
+        records = keyed,
         load_ms = loaded.as_millis() as u64,
-        resolve_and_write_ms = (resolved - loaded).as_millis() as u64,
-        keys_ms = (t.elapsed() - resolved).as_millis() as u64,
+        group_and_keys_ms = (grouped - loaded).as_millis() as u64,
+        ids_and_write_ms = (t.elapsed() - grouped).as_millis() as u64,
         "full resolution"
     );
     block_keys::save_resolved_with(tx, kind, &fingerprint(settings))?;
     Ok(stats)
+}
+
+/// Canonical ids for a grouping: a kind with no entities yet (a first sync) has issued none,
+/// so there is nothing to look up.
+fn with_ids(
+    tx: &Transaction,
+    kind: RecordKind,
+    records: &[StoredRecord],
+    grouping: dedupe::Grouping,
+) -> Result<dedupe::Resolution, StoreError> {
+    let none_issued = !entities::any_of_kind(tx, kind)?;
+    Ok(grouping.with_ids(kind, records, &|id| {
+        !none_issued && entities::exists(tx, id).unwrap_or(true)
+    }))
 }
 
 /// What a scoped resolution covers: the canonical entities it may rewrite or retire, the
@@ -256,63 +283,44 @@ fn resolve_scoped(
         clusters_ms = (t.elapsed() - scored).as_millis() as u64,
         "scoped resolution"
     );
+    let manual = review::decisions(tx, kind)?;
+    let grouping = dedupe::group(&scoped, &scoped_feats, settings, &manual);
+    let resolution = with_ids(tx, kind, &scoped, grouping)?;
     write_resolution(
         tx,
         kind,
         &scoped,
-        &scoped_feats,
-        settings,
+        resolution,
         now,
         Some(Scope {
             entities: &entity_ids,
             rows: &rows,
             changed,
         }),
-        || (),
     )
-    .map(|(stats, ())| stats)
 }
 
-/// Clusters `records` and writes the result. `beside` runs on its own thread while the entities
-/// are written (one thread on the writer connection, so a core is free for other work).
-#[allow(clippy::too_many_arguments)]
-fn write_resolution<R: Send>(
+/// Writes a resolution of `records`: entities and their change log, record links, and the
+/// review queue (the whole kind's, or the scope's).
+fn write_resolution(
     tx: &Transaction,
     kind: RecordKind,
     records: &[StoredRecord],
-    feats: &[features::Features],
-    settings: &dedupe::Settings,
+    resolution: dedupe::Resolution,
     now: DateTime<Utc>,
     scope: Option<Scope>,
-    beside: impl FnOnce() -> R + Send,
-) -> Result<(entities::ApplyStats, R), StoreError> {
+) -> Result<entities::ApplyStats, StoreError> {
     let t = std::time::Instant::now();
-    let manual = review::decisions(tx, kind)?;
-    let resolution = dedupe::resolve_with_features(
+    let stats = entities::apply(
+        tx,
         kind,
         records,
-        feats,
-        &|id| entities::exists(tx, id).unwrap_or(true),
-        settings,
-        &manual,
+        &resolution.clusters,
+        now,
+        scope.as_ref().map(|s| s.entities),
     );
-    let clustered = t.elapsed();
-    let (stats, beside) = std::thread::scope(|threads| {
-        let beside = threads.spawn(beside);
-        let stats = entities::apply(
-            tx,
-            kind,
-            records,
-            &resolution.clusters,
-            now,
-            scope.as_ref().map(|s| s.entities),
-        );
-        let beside = beside
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (stats, beside)
-    });
     let stats = stats?;
+    let clusters = resolution.clusters.len();
     let pairs: Vec<(i64, i64, f64, Vec<String>)> = resolution
         .review
         .into_iter()
@@ -334,12 +342,11 @@ fn write_resolution<R: Send>(
     tracing::debug!(
         kind = kind.as_str(),
         records = records.len(),
-        clusters = resolution.clusters.len(),
+        clusters,
         review = pairs.len(),
-        cluster_ms = clustered.as_millis() as u64,
-        write_entities_ms = (written - clustered).as_millis() as u64,
+        write_entities_ms = written.as_millis() as u64,
         review_ms = (t.elapsed() - written).as_millis() as u64,
         "resolution written"
     );
-    Ok((stats, beside))
+    Ok(stats)
 }

@@ -198,6 +198,50 @@ pub fn resolve_with_features(
     settings: &Settings,
     manual: &[ManualLink],
 ) -> Resolution {
+    group(records, feats, settings, manual).with_ids(kind, records, id_taken)
+}
+
+/// Records grouped into entities, before the groups have ids: the part of a resolution that
+/// needs no store, so a caller can run it beside store work of its own.
+pub struct Grouping {
+    /// Indices into the records, one group per entity.
+    groups: Vec<Vec<usize>>,
+    review: Vec<ReviewPair>,
+    /// Each record's place in (partner, record id) order.
+    rank: Vec<u32>,
+}
+
+impl Grouping {
+    /// Gives every group its canonical id (see [`resolve`] for `id_taken`).
+    pub fn with_ids(
+        self,
+        kind: RecordKind,
+        records: &[StoredRecord],
+        id_taken: &dyn Fn(&str) -> bool,
+    ) -> Resolution {
+        let t = std::time::Instant::now();
+        let clusters = assign_ids(kind, records, &self.rank, self.groups, id_taken);
+        tracing::debug!(
+            kind = kind.as_str(),
+            clusters = clusters.len(),
+            ids_ms = t.elapsed().as_millis() as u64,
+            "ids assigned"
+        );
+        Resolution {
+            clusters,
+            review: self.review,
+        }
+    }
+}
+
+/// Blocks, scores and links `records` (with their features, `feats[i]` of `records[i]`) into
+/// groups under admins' decisions; pure and on every core.
+pub fn group(
+    records: &[StoredRecord],
+    feats: &[features::Features],
+    settings: &Settings,
+    manual: &[ManualLink],
+) -> Grouping {
     let n = records.len();
 
     // Intern identifiers so each root carries three small integers.
@@ -316,30 +360,30 @@ pub fn resolve_with_features(
     }
 
     let linked = t.elapsed();
-    let mut groups: HashMap<u32, Vec<usize>> = HashMap::new();
-    for i in 0..n as u32 {
-        let r = uf.find(i);
-        groups.entry(r).or_default().push(i as usize);
-    }
-    let clusters = assign_ids(
-        kind,
-        records,
-        &rank,
-        groups.into_values().collect(),
-        id_taken,
-    );
+    // Groups are runs of one root in the records sorted by root.
+    let roots: Vec<u32> = (0..n as u32).map(|i| uf.find(i)).collect();
+    let mut by_root: Vec<u32> = (0..n as u32).collect();
+    by_root.sort_unstable_by_key(|&i| (roots[i as usize], i));
+    let groups: Vec<Vec<usize>> = by_root
+        .chunk_by(|&a, &b| roots[a as usize] == roots[b as usize])
+        .map(|g| g.iter().map(|&i| i as usize).collect())
+        .collect();
     tracing::debug!(
-        kind = kind.as_str(),
         records = n,
         pairs = pairs.len(),
         kept = scored.len(),
+        groups = groups.len(),
         block_ms = blocked.as_millis() as u64,
         score_ms = (scored_at - blocked).as_millis() as u64,
         link_ms = (linked - scored_at).as_millis() as u64,
-        ids_ms = (t.elapsed() - linked).as_millis() as u64,
+        group_ms = (t.elapsed() - linked).as_millis() as u64,
         "clustered"
     );
-    Resolution { clusters, review }
+    Grouping {
+        groups,
+        review,
+        rank,
+    }
 }
 
 fn order_key(r: &StoredRecord) -> (&str, &str, i64) {

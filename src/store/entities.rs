@@ -39,6 +39,15 @@ pub fn exists(conn: &Connection, id: &str) -> Result<bool> {
         .is_some())
 }
 
+/// Whether any entity of `kind` was ever issued (live, merged or deleted).
+pub fn any_of_kind(conn: &Connection, kind: RecordKind) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM entities WHERE kind = ?1)",
+        params![kind.as_str()],
+        |r| r.get(0),
+    )?)
+}
+
 struct Existing {
     hash: String,
     live: bool,

@@ -66,8 +66,16 @@ pub fn encode(record: SourceRecord) -> std::result::Result<Encoded, serde_json::
     })
 }
 
+/// Lower-case hex of `bytes` (content hashes, ids, ETags: millions of calls in a big sync, so
+/// without a formatted string per byte).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Inserts new records, rewrites changed ones (and revives deleted ones), touches `last_seen` on the rest.
@@ -240,29 +248,30 @@ fn stored(r: &rusqlite::Row) -> Result<StoredRecord> {
 /// Rows per batch handed from the reading thread to the parsing ones.
 const LOAD_BATCH: usize = 2_048;
 
-/// Every live record of `kind`, with its partner's priority, for dedupe; and what `derive`
-/// makes of each (`derived[i]` of `records[i]`), in row order.
+/// Every live record of `kind`, with its partner's priority, for dedupe; and the two things
+/// `derive` makes of each (`a[i]` and `b[i]` of `records[i]`), in row order.
 ///
 /// A full resolution loads every record of a kind: this thread reads rows while the other cores
 /// parse the batches already read and derive from them, so reading and parsing overlap.
-pub fn live<T: Send>(
+pub fn live<A: Send, B: Send>(
     tx: &Transaction,
     kind: RecordKind,
-    derive: impl Fn(&StoredRecord) -> T + Sync,
-) -> Result<(Vec<StoredRecord>, Vec<T>)> {
+    derive: impl Fn(&StoredRecord) -> (A, B) + Sync,
+) -> Result<(Vec<StoredRecord>, Vec<A>, Vec<B>)> {
+    type T<A, B> = (A, B);
     let mut st = tx.prepare_cached(&format!(
         "{STORED_COLUMNS} WHERE r.kind = ?1 AND r.deleted_at IS NULL ORDER BY r.id"
     ))?;
     let mut rows = st.query(params![kind.as_str()])?;
-    type Done<T> = Result<Vec<(StoredRecord, T)>>;
+    type Done<A, B> = Result<Vec<(StoredRecord, T<A, B>)>>;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (send, todo) = std::sync::mpsc::sync_channel::<(usize, Vec<RawRecord>)>(workers * 2);
     // Shared by the workers alone: if they all stop (a panic), the queue closes and reading
     // stops instead of waiting on a full queue.
     let todo = std::sync::Arc::new(std::sync::Mutex::new(todo));
-    let (done_send, done) = std::sync::mpsc::channel::<(usize, Done<T>)>();
+    let (done_send, done) = std::sync::mpsc::channel::<(usize, Done<A, B>)>();
     let mut records = Vec::new();
-    let mut derived = Vec::new();
+    let (mut first, mut second) = (Vec::new(), Vec::new());
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..workers {
             let (todo, done_send, derive) = (todo.clone(), done_send.clone(), &derive);
@@ -286,17 +295,18 @@ pub fn live<T: Send>(
         // Parsed batches are appended in row order as they come back; the few that overtake
         // an earlier one wait here.
         let mut next = 0;
-        let mut early: std::collections::BTreeMap<usize, Done<T>> = Default::default();
+        let mut early: std::collections::BTreeMap<usize, Done<A, B>> = Default::default();
         let mut outcome = Ok(());
-        let mut take = |i: usize, out: Done<T>| {
+        let mut take = |i: usize, out: Done<A, B>| {
             early.insert(i, out);
             while let Some(out) = early.remove(&next) {
                 next += 1;
                 match out {
                     Ok(batch) => {
-                        for (rec, d) in batch {
+                        for (rec, (a, b)) in batch {
                             records.push(rec);
-                            derived.push(d);
+                            first.push(a);
+                            second.push(b);
                         }
                     }
                     Err(e) => {
@@ -337,7 +347,7 @@ pub fn live<T: Send>(
         read?;
         outcome
     })?;
-    Ok((records, derived))
+    Ok((records, first, second))
 }
 
 /// Whether any record of `kind` is live.
@@ -539,6 +549,14 @@ mod tests {
     use super::*;
     use crate::model::Organisation;
 
+    #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), expected);
+        assert_eq!(hex(&[]), "");
+    }
+
     fn org(name: &str) -> SourceRecord {
         SourceRecord {
             source_id: name.to_string(),
@@ -565,9 +583,9 @@ mod tests {
         let up = upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z").unwrap();
         mark_deleted(&tx, &up.changed[5..7], "2026-01-02T00:00:00Z").unwrap();
 
-        let (records, names) = live(&tx, RecordKind::Organisations, |r| match &r.payload {
-            Payload::Organisation(o) => o.name.clone(),
-            Payload::Event(e) => e.title.clone(),
+        let (records, names, _) = live(&tx, RecordKind::Organisations, |r| match &r.payload {
+            Payload::Organisation(o) => (o.name.clone(), ()),
+            Payload::Event(e) => (e.title.clone(), ()),
         })
         .unwrap();
         assert_eq!(records.len(), n - 2);
@@ -582,7 +600,7 @@ mod tests {
             [],
         )
         .unwrap();
-        match live(&tx, RecordKind::Organisations, |_| ()) {
+        match live(&tx, RecordKind::Organisations, |_| ((), ())) {
             Err(StoreError::Corrupt { what, .. }) => assert_eq!(what, "p/org 04000"),
             other => panic!(
                 "expected a corrupt-record error, got {:?}",
@@ -606,7 +624,7 @@ mod tests {
                 .collect();
             upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z").unwrap();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                live(&tx, RecordKind::Organisations, |_| -> u8 {
+                live(&tx, RecordKind::Organisations, |_| -> (u8, u8) {
                     panic!("deriving failed")
                 })
                 .map(|r| r.0.len())
