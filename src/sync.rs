@@ -583,12 +583,19 @@ fn apply(
         }
         let recs = g.records;
         counts.records_seen += recs.len();
-        let up = records::upsert(&tx, pid, &fd.feed.key, &recs, &now_s)?;
-        store::block_keys::mark_dirty(&tx, &up.changed)?;
+        // A kind with no stored keys is resolved in full next, whatever changed: which records
+        // changed need not be kept (at a first sync, a million rows written and deleted again).
+        let track = store::block_keys::any(&tx, fd.feed.kind)?;
+        let up = records::upsert(&tx, pid, &fd.feed.key, &recs, &now_s, track)?;
+        if track {
+            store::block_keys::mark_dirty(&tx, &up.changed)?;
+        }
         counts.inserted += up.inserted;
         counts.updated += up.updated;
         counts.unchanged += up.unchanged;
-        let missing = if g.complete {
+        let missing = if up.fresh {
+            Vec::new()
+        } else if g.complete {
             let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
             let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
             if !force {
@@ -613,7 +620,9 @@ fn apply(
             records::live_rows(&tx, pid, &fd.feed.key, &g.deleted)?
         };
         records::mark_deleted(&tx, &missing, &now_s)?;
-        store::block_keys::mark_dirty(&tx, &missing)?;
+        if track {
+            store::block_keys::mark_dirty(&tx, &missing)?;
+        }
         counts.deleted += missing.len();
         let state = records::FeedState {
             source: fd.feed.source.to_string(),

@@ -16,8 +16,10 @@ pub struct UpsertStats {
     pub inserted: usize,
     pub updated: usize,
     pub unchanged: usize,
-    /// Rows inserted or rewritten: what the next resolution must look at.
+    /// Rows inserted or rewritten: what the next resolution must look at (when asked for).
     pub changed: Vec<i64>,
+    /// The feed had no records before: every record was new, and none can be missing.
+    pub fresh: bool,
 }
 
 /// A live partner record as dedupe sees it.
@@ -79,14 +81,29 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Inserts new records, rewrites changed ones (and revives deleted ones), touches `last_seen` on the rest.
+/// `keep_changed`: whether the caller needs the rows changed (in [`UpsertStats::changed`]).
 pub fn upsert(
     tx: &Transaction,
     partner: &str,
     feed_key: &str,
     records: &[Encoded],
     now: &str,
+    keep_changed: bool,
 ) -> Result<UpsertStats> {
     let mut stats = UpsertStats::default();
+    // A feed seen for the first time (every partner's feed at a first sync) has nothing to look
+    // up or compare: each record is new.
+    let fresh: bool = !tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM source_records WHERE partner_id = ?1 AND feed_key = ?2)",
+        )?
+        .query_row(params![partner, feed_key], |r| r.get(0))?;
+    stats.fresh = fresh;
+    if fresh && !keep_changed {
+        insert_new(tx, partner, feed_key, records, now)?;
+        stats.inserted = records.len();
+        return Ok(stats);
+    }
     let mut find = tx.prepare_cached(
         "SELECT id, content_hash, deleted_at IS NOT NULL FROM source_records
          WHERE partner_id = ?1 AND feed_key = ?2 AND source_id = ?3",
@@ -103,11 +120,14 @@ pub fn upsert(
     )?;
     let mut touch = tx.prepare_cached("UPDATE source_records SET last_seen = ?2 WHERE id = ?1")?;
     for rec in records {
-        let existing: Option<(i64, String, bool)> = find
-            .query_row(params![partner, feed_key, rec.source_id], |r| {
+        let existing: Option<(i64, String, bool)> = if fresh {
+            None
+        } else {
+            find.query_row(params![partner, feed_key, rec.source_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
-            .optional()?;
+            .optional()?
+        };
         match existing {
             None => {
                 insert.execute(params![
@@ -122,7 +142,9 @@ pub fn upsert(
                     now
                 ])?;
                 stats.inserted += 1;
-                stats.changed.push(tx.last_insert_rowid());
+                if keep_changed {
+                    stats.changed.push(tx.last_insert_rowid());
+                }
             }
             Some((id, old_hash, deleted)) if old_hash != rec.hash || deleted => {
                 update.execute(params![
@@ -135,7 +157,9 @@ pub fn upsert(
                     now
                 ])?;
                 stats.updated += 1;
-                stats.changed.push(id);
+                if keep_changed {
+                    stats.changed.push(id);
+                }
             }
             Some((id, _, _)) => {
                 touch.execute(params![id, now])?;
@@ -144,6 +168,57 @@ pub fn upsert(
         }
     }
     Ok(stats)
+}
+
+/// Inserts records all new to their feed, many rows per statement (a national first sync
+/// inserts a million).
+fn insert_new(
+    tx: &Transaction,
+    partner: &str,
+    feed_key: &str,
+    records: &[Encoded],
+    now: &str,
+) -> Result<()> {
+    const ROWS: usize = 64;
+    // The partner, feed and time are the same for every row: bound once per statement.
+    let statement = |n: usize| {
+        let rows: Vec<String> = (0..n)
+            .map(|i| {
+                let a = 4 + 6 * i;
+                format!(
+                    "(?1, ?2, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?3, ?3, ?3)",
+                    a,
+                    a + 1,
+                    a + 2,
+                    a + 3,
+                    a + 4,
+                    a + 5
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO source_records (partner_id, feed_key, kind, source_id, content_hash,
+                 payload, url, source_updated_at, first_seen, last_seen, changed_at) VALUES {}",
+            rows.join(", ")
+        )
+    };
+    for chunk in records.chunks(ROWS) {
+        let mut st = tx.prepare_cached(&statement(chunk.len()))?;
+        st.raw_bind_parameter(1, partner)?;
+        st.raw_bind_parameter(2, feed_key)?;
+        st.raw_bind_parameter(3, now)?;
+        for (i, rec) in chunk.iter().enumerate() {
+            let at = 4 + 6 * i;
+            st.raw_bind_parameter(at, rec.kind.as_str())?;
+            st.raw_bind_parameter(at + 1, &rec.source_id)?;
+            st.raw_bind_parameter(at + 2, &rec.hash)?;
+            st.raw_bind_parameter(at + 3, &rec.payload)?;
+            st.raw_bind_parameter(at + 4, &rec.url)?;
+            st.raw_bind_parameter(at + 5, &rec.updated_at)?;
+        }
+        st.raw_execute()?;
+    }
+    Ok(())
 }
 
 /// Live records of one feed whose ids are not in `seen`: the ones a full feed no longer lists.
@@ -550,6 +625,97 @@ mod tests {
     use crate::model::Organisation;
 
     #[test]
+    fn a_fresh_feed_is_inserted_in_bulk_with_every_column_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+        let mut conn = store.writer();
+        let tx = conn.transaction().unwrap();
+        // More than one statement's worth, and a partial last one.
+        let encoded: Vec<Encoded> = (0..150)
+            .map(|i| {
+                let mut r = org(&format!("org {i:03}"));
+                r.url = Some(format!("https://example.org/{i}"));
+                r.updated_at = chrono::DateTime::from_timestamp(1_700_000_000 + i, 0)
+                    .map(|t| t.fixed_offset());
+                encode(r).unwrap()
+            })
+            .collect();
+        let now = "2026-01-01T00:00:00Z";
+        let up = upsert(&tx, "p", "orgs", &encoded, now, false).unwrap();
+        assert!(up.fresh);
+        assert_eq!((up.inserted, up.changed.len()), (150, 0));
+        let mut st = tx
+            .prepare(
+                "SELECT partner_id, feed_key, kind, source_id, content_hash, payload, url,
+                     source_updated_at, first_seen, last_seen, changed_at, deleted_at
+                 FROM source_records ORDER BY id",
+            )
+            .unwrap();
+        type Row = (String, String, String, String, String, String);
+        type Times = (
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            Option<String>,
+        );
+        let rows: Vec<(Row, Times)> = st
+            .query_map([], |r| {
+                Ok((
+                    (
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ),
+                    (
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                    ),
+                ))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(rows.len(), 150);
+        for ((row, times), e) in rows.iter().zip(&encoded) {
+            assert_eq!(
+                row,
+                &(
+                    "p".into(),
+                    "orgs".into(),
+                    "organisations".into(),
+                    e.source_id.clone(),
+                    e.hash.clone(),
+                    e.payload.clone()
+                )
+            );
+            assert_eq!(
+                times,
+                &(
+                    e.url.clone(),
+                    e.updated_at.clone(),
+                    now.into(),
+                    now.into(),
+                    now.into(),
+                    None
+                )
+            );
+        }
+        // The feed is known now: the same records again are found and left unchanged.
+        let again = upsert(&tx, "p", "orgs", &encoded, now, true).unwrap();
+        assert!(!again.fresh);
+        assert_eq!((again.inserted, again.unchanged), (0, 150));
+    }
+
+    #[test]
     fn hex_is_lower_case_two_digits_a_byte() {
         let all: Vec<u8> = (0..=255).collect();
         let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
@@ -580,7 +746,7 @@ mod tests {
         let encoded: Vec<Encoded> = (0..n)
             .map(|i| encode(org(&format!("org {i:05}"))).unwrap())
             .collect();
-        let up = upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z").unwrap();
+        let up = upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z", true).unwrap();
         mark_deleted(&tx, &up.changed[5..7], "2026-01-02T00:00:00Z").unwrap();
 
         let (records, names, _) = live(&tx, RecordKind::Organisations, |r| match &r.payload {
@@ -622,7 +788,7 @@ mod tests {
             let encoded: Vec<Encoded> = (0..LOAD_BATCH * 8)
                 .map(|i| encode(org(&format!("org {i:05}"))).unwrap())
                 .collect();
-            upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z").unwrap();
+            upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z", false).unwrap();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 live(&tx, RecordKind::Organisations, |_| -> (u8, u8) {
                     panic!("deriving failed")
