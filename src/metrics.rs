@@ -50,6 +50,28 @@ pub struct Metrics {
     http_seconds: Family<RouteLabels, Histogram>,
     entities: Family<KindLabels, Gauge>,
     renders: Family<RouteLabels, Counter>,
+    resident: Gauge,
+    resident_peak: Gauge,
+    cache_bytes: Gauge,
+}
+
+/// The process's resident memory now and at its peak, in bytes (Linux: `/proc/self/status`;
+/// `None` elsewhere or if unreadable).
+pub fn resident_bytes() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resident memory in MiB for log lines (0 when unknown).
+pub fn resident_mb() -> u64 {
+    resident_bytes().map_or(0, |(now, _)| now >> 20)
 }
 
 impl Default for Metrics {
@@ -115,7 +137,28 @@ impl Metrics {
             "Cached responses rendered afresh (cache misses; concurrent misses share one)",
             renders.clone(),
         );
+        let resident = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the process",
+            resident.clone(),
+        );
+        let resident_peak = Gauge::default();
+        registry.register(
+            "process_resident_memory_peak_bytes",
+            "Highest resident memory of the process since it started",
+            resident_peak.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register(
+            "response_cache_bytes",
+            "Bytes of rendered responses (and their gzip forms) the server keeps",
+            cache_bytes.clone(),
+        );
         Metrics {
+            resident,
+            resident_peak,
+            cache_bytes,
             registry: Mutex::new(registry),
             syncs,
             sync_seconds,
@@ -179,6 +222,15 @@ impl Metrics {
         }
     }
 
+    /// Memory gauges, set at scrape time.
+    pub fn set_memory(&self, response_cache_bytes: usize) {
+        if let Some((now, peak)) = resident_bytes() {
+            self.resident.set(now as i64);
+            self.resident_peak.set(peak as i64);
+        }
+        self.cache_bytes.set(response_cache_bytes as i64);
+    }
+
     /// The Prometheus/OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -209,5 +261,24 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn memory_gauges_read_the_process() {
+        let m = Metrics::new();
+        m.set_memory(1234);
+        let text = m.render();
+        assert!(
+            text.contains("tributary_response_cache_bytes 1234"),
+            "{text}"
+        );
+        if cfg!(target_os = "linux") {
+            let (now, peak) = resident_bytes().unwrap();
+            assert!(now > 0 && peak >= now, "{now} {peak}");
+            assert!(
+                text.contains("tributary_process_resident_memory_bytes "),
+                "{text}"
+            );
+        }
     }
 }

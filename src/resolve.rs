@@ -111,6 +111,13 @@ fn resolve_full(
         (f, k)
     })?;
     let loaded = t.elapsed();
+    tracing::debug!(
+        kind = kind.as_str(),
+        records = live.len(),
+        ms = loaded.as_millis() as u64,
+        rss_mb = crate::metrics::resident_mb(),
+        "records loaded"
+    );
     let manual = review::decisions(tx, kind)?;
     // Grouping needs no store and runs on every core, while this thread, the one on the
     // connection, writes the stored keys: the writes overlap the scoring instead of following
@@ -127,6 +134,12 @@ fn resolve_full(
     let keyed = keys.len();
     drop(keys);
     let grouped = t.elapsed();
+    tracing::debug!(
+        kind = kind.as_str(),
+        ms = (grouped - loaded).as_millis() as u64,
+        rss_mb = crate::metrics::resident_mb(),
+        "grouped, stored keys written"
+    );
     let resolution = with_ids(tx, kind, &live, grouping)?;
     let stats = write_resolution(tx, kind, &live, resolution, now, None)?;
     // Freeing every loaded record is one long walk of the heap; the writer need not wait for it.
@@ -137,6 +150,7 @@ fn resolve_full(
         load_ms = loaded.as_millis() as u64,
         group_and_keys_ms = (grouped - loaded).as_millis() as u64,
         ids_and_write_ms = (t.elapsed() - grouped).as_millis() as u64,
+        rss_mb = crate::metrics::resident_mb(),
         "full resolution"
     );
     block_keys::save_resolved_with(tx, kind, &fingerprint(settings))?;

@@ -693,6 +693,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
     let st = state.clone();
     let (orgs, events) = blocking(move || Ok(entities::counts(&*st.store.reader()?)?)).await?;
     state.metrics.set_entities(orgs, events);
+    state.metrics.set_memory(state.cache.bytes());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

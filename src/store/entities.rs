@@ -410,6 +410,7 @@ pub fn apply(
         waited_for_rendering_ms = waited.as_millis() as u64,
         links = links.len(),
         links_ms = (started.elapsed() - written).as_millis() as u64,
+        rss_mb = crate::metrics::resident_mb(),
         "entities written"
     );
     Ok(stats)
