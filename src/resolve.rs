@@ -58,6 +58,8 @@ pub fn resolve_kind(
     tracing::info!(
         kind = kind.as_str(),
         full,
+        live,
+        // Records noted as changed; a kind not yet resolved with stored keys notes none.
         changed = dirty.len(),
         created = stats.created,
         updated = stats.updated,
