@@ -636,6 +636,7 @@ fn apply(
         }
     }
     counts.rejected = all_rejections.len();
+    let mut resolved = false;
     if defer {
         // Another sync is on its way: resolving every live record now would be redone in a
         // moment. Mark the kinds; the last sync of the batch resolves them once.
@@ -650,6 +651,7 @@ fn apply(
         for kind in dirty(&tx)?.into_iter().chain(touched) {
             crate::resolve::resolve_kind(&tx, kind, settings, now)?;
             clear_dirty(&tx, kind)?;
+            resolved = true;
         }
     }
     let outcome = if counts.feeds_fetched == 0 {
@@ -660,6 +662,10 @@ fn apply(
     runs::add_rejections(&tx, run_id, &all_rejections)?;
     runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
     tx.commit().map_err(StoreError::from)?;
+    if resolved {
+        // The resolution's page cache was freed at commit.
+        store::release_freed_memory();
+    }
     Ok((outcome, counts))
 }
 
@@ -706,6 +712,10 @@ pub fn resolve_dirty(store: &Store, settings: &dedupe::Settings) -> Result<usize
         clear_dirty(&tx, *kind)?;
     }
     tx.commit()?;
+    if !kinds.is_empty() {
+        // The resolution's page cache was freed at commit.
+        store::release_freed_memory();
+    }
     Ok(kinds.len())
 }
 
