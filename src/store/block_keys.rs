@@ -54,7 +54,6 @@ fn unblob(b: &[u8]) -> Vec<i64> {
 /// key order, so each table grows at its end, and bound straight from `records`: at a million
 /// records a copy of every row as statement parameters would be hundreds of megabytes.
 pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) -> Result<()> {
-    const ROWS: usize = 128;
     let tag = kind_tag(kind);
     tx.execute("DELETE FROM block_keys WHERE kind = ?1", params![tag])?;
     tx.execute("DELETE FROM record_keys WHERE kind = ?1", params![tag])?;
@@ -62,24 +61,21 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
     if !in_rows.is_sorted_by_key(|r| r.row_id) {
         in_rows.sort_unstable_by_key(|r| r.row_id);
     }
-    let statement = |head: &str, row: &str, n: usize| format!("{head} {}", vec![row; n].join(", "));
-    let per_record = |n| {
-        statement(
-            "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys, features) VALUES",
-            &format!("(?, {tag}, ?, ?, ?)"),
-            n,
-        )
-    };
-    for chunk in in_rows.chunks(ROWS) {
-        let mut st = tx.prepare_cached(&per_record(chunk.len()))?;
-        for (i, r) in chunk.iter().enumerate() {
-            st.raw_bind_parameter(4 * i + 1, r.row_id)?;
-            st.raw_bind_parameter(4 * i + 2, r.sort)?;
-            st.raw_bind_parameter(4 * i + 3, blob(&r.keys))?;
-            st.raw_bind_parameter(4 * i + 4, r.features)?;
-        }
-        st.raw_execute()?;
-    }
+    super::insert_many(
+        tx,
+        "INSERT OR REPLACE INTO record_keys (row_id, kind, sort, keys, features) VALUES",
+        &format!("(?, {tag}, ?, ?, ?)"),
+        "",
+        in_rows.len(),
+        4,
+        |st, i, at| {
+            let r = in_rows[i];
+            st.raw_bind_parameter(at, r.row_id)?;
+            st.raw_bind_parameter(at + 1, r.sort)?;
+            st.raw_bind_parameter(at + 2, blob(&r.keys))?;
+            st.raw_bind_parameter(at + 3, r.features)
+        },
+    )?;
     drop(in_rows);
     // In key order the primary key grows at its end.
     let mut entries: Vec<[i64; 3]> = records
@@ -87,23 +83,20 @@ pub fn replace_kind(tx: &Transaction, kind: RecordKind, records: &[RecordKeys]) 
         .flat_map(|r| r.keys.iter().map(move |&k| [k, r.sort, r.row_id]))
         .collect();
     entries.sort_unstable();
-    let per_key = |n| {
-        statement(
-            "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES",
-            &format!("({tag}, ?, ?, ?)"),
-            n,
-        )
-    };
-    for chunk in entries.chunks(ROWS) {
-        let mut st = tx.prepare_cached(&per_key(chunk.len()))?;
-        for (i, row) in chunk.iter().enumerate() {
-            for (j, v) in row.iter().enumerate() {
-                st.raw_bind_parameter(3 * i + j + 1, *v)?;
+    super::insert_many(
+        tx,
+        "INSERT OR IGNORE INTO block_keys (kind, key, sort, row_id) VALUES",
+        &format!("({tag}, ?, ?, ?)"),
+        "",
+        entries.len(),
+        3,
+        |st, i, at| {
+            for (j, v) in entries[i].iter().enumerate() {
+                st.raw_bind_parameter(at + j, *v)?;
             }
-        }
-        st.raw_execute()?;
-    }
-    Ok(())
+            Ok(())
+        },
+    )
 }
 
 /// Replaces the stored keys of some records; a record with no keys (deleted) just loses its own.

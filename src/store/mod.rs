@@ -290,12 +290,44 @@ pub fn now_text() -> String {
     timestamp(chrono::Utc::now())
 }
 
-/// Rows per statement in [`insert_rows`].
+/// Rows per statement in [`insert_many`].
 const ROWS_PER_INSERT: usize = 128;
 
-/// Inserts many small rows with one statement per [`ROWS_PER_INSERT`]: for tiny rows a
-/// statement each costs more than the B-tree append. `head` is the statement up to `VALUES`,
-/// `tail` what follows the values (an upsert clause, or nothing).
+/// Inserts `n` rows, [`ROWS_PER_INSERT`] to a statement (the last few one at a time): for tiny
+/// rows a statement each costs more than the B-tree append. `head` is the statement up to
+/// `VALUES`, `row` one row's values with a `?` for each of its `per_row` bound values, `tail`
+/// what follows the values (an upsert clause, or nothing). `bind(statement, i, at)` binds row
+/// `i`'s values from parameter `at` on, straight from the caller's data: a million rows are
+/// never copied into parameter lists first.
+pub(crate) fn insert_many(
+    tx: &rusqlite::Transaction,
+    head: &str,
+    row: &str,
+    tail: &str,
+    n: usize,
+    per_row: usize,
+    mut bind: impl FnMut(&mut rusqlite::Statement<'_>, usize, usize) -> rusqlite::Result<()>,
+) -> Result<()> {
+    let mut many = tx.prepare_cached(&format!(
+        "{head} {} {tail}",
+        vec![row; ROWS_PER_INSERT].join(", ")
+    ))?;
+    let full = n - n % ROWS_PER_INSERT;
+    for start in (0..full).step_by(ROWS_PER_INSERT) {
+        for j in 0..ROWS_PER_INSERT {
+            bind(&mut many, start + j, j * per_row + 1)?;
+        }
+        many.raw_execute()?;
+    }
+    let mut one = tx.prepare_cached(&format!("{head} {row} {tail}"))?;
+    for i in full..n {
+        bind(&mut one, i, 1)?;
+        one.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// [`insert_many`] for rows already held as arrays of values.
 pub(crate) fn insert_rows<P: rusqlite::ToSql, const N: usize>(
     tx: &rusqlite::Transaction,
     head: &str,
@@ -303,19 +335,12 @@ pub(crate) fn insert_rows<P: rusqlite::ToSql, const N: usize>(
     rows: &[[P; N]],
 ) -> Result<()> {
     let row = format!("({})", vec!["?"; N].join(", "));
-    let mut many = tx.prepare_cached(&format!(
-        "{head} {} {tail}",
-        vec![row.as_str(); ROWS_PER_INSERT].join(", ")
-    ))?;
-    let mut batches = rows.chunks_exact(ROWS_PER_INSERT);
-    for batch in &mut batches {
-        many.execute(rusqlite::params_from_iter(batch.iter().flatten()))?;
-    }
-    let mut one = tx.prepare_cached(&format!("{head} {row} {tail}"))?;
-    for r in batches.remainder() {
-        one.execute(rusqlite::params_from_iter(r.iter()))?;
-    }
-    Ok(())
+    insert_many(tx, head, &row, tail, rows.len(), N, |st, i, at| {
+        for (j, v) in rows[i].iter().enumerate() {
+            st.raw_bind_parameter(at + j, v)?;
+        }
+        Ok(())
+    })
 }
 
 pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -178,46 +178,30 @@ fn insert_new(
     records: &[Encoded],
     now: &str,
 ) -> Result<()> {
-    const ROWS: usize = 64;
-    // The partner, feed and time are the same for every row: bound once per statement.
-    let statement = |n: usize| {
-        let rows: Vec<String> = (0..n)
-            .map(|i| {
-                let a = 4 + 6 * i;
-                format!(
-                    "(?1, ?2, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?3, ?3, ?3)",
-                    a,
-                    a + 1,
-                    a + 2,
-                    a + 3,
-                    a + 4,
-                    a + 5
-                )
-            })
-            .collect();
-        format!(
-            "INSERT INTO source_records (partner_id, feed_key, kind, source_id, content_hash,
-                 payload, url, source_updated_at, first_seen, last_seen, changed_at) VALUES {}",
-            rows.join(", ")
-        )
-    };
-    for chunk in records.chunks(ROWS) {
-        let mut st = tx.prepare_cached(&statement(chunk.len()))?;
-        st.raw_bind_parameter(1, partner)?;
-        st.raw_bind_parameter(2, feed_key)?;
-        st.raw_bind_parameter(3, now)?;
-        for (i, rec) in chunk.iter().enumerate() {
-            let at = 4 + 6 * i;
-            st.raw_bind_parameter(at, rec.kind.as_str())?;
-            st.raw_bind_parameter(at + 1, &rec.source_id)?;
-            st.raw_bind_parameter(at + 2, &rec.hash)?;
-            st.raw_bind_parameter(at + 3, &rec.payload)?;
-            st.raw_bind_parameter(at + 4, &rec.url)?;
-            st.raw_bind_parameter(at + 5, &rec.updated_at)?;
-        }
-        st.raw_execute()?;
-    }
-    Ok(())
+    super::insert_many(
+        tx,
+        "INSERT INTO source_records (partner_id, feed_key, kind, source_id, content_hash,
+             payload, url, source_updated_at, first_seen, last_seen, changed_at) VALUES",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "",
+        records.len(),
+        11,
+        |st, i, at| {
+            let rec = &records[i];
+            st.raw_bind_parameter(at, partner)?;
+            st.raw_bind_parameter(at + 1, feed_key)?;
+            st.raw_bind_parameter(at + 2, rec.kind.as_str())?;
+            st.raw_bind_parameter(at + 3, &rec.source_id)?;
+            st.raw_bind_parameter(at + 4, &rec.hash)?;
+            st.raw_bind_parameter(at + 5, &rec.payload)?;
+            st.raw_bind_parameter(at + 6, &rec.url)?;
+            st.raw_bind_parameter(at + 7, &rec.updated_at)?;
+            for t in 8..11 {
+                st.raw_bind_parameter(at + t, now)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Live records of one feed whose ids are not in `seen`: the ones a full feed no longer lists.
@@ -332,12 +316,11 @@ pub fn live<A: Send, B: Send>(
     kind: RecordKind,
     derive: impl Fn(&StoredRecord) -> (A, B) + Sync,
 ) -> Result<(Vec<StoredRecord>, Vec<A>, Vec<B>)> {
-    type T<A, B> = (A, B);
     let mut st = tx.prepare_cached(&format!(
         "{STORED_COLUMNS} WHERE r.kind = ?1 AND r.deleted_at IS NULL ORDER BY r.id"
     ))?;
     let mut rows = st.query(params![kind.as_str()])?;
-    type Done<A, B> = Result<Vec<(StoredRecord, T<A, B>)>>;
+    type Done<A, B> = Result<Vec<(StoredRecord, (A, B))>>;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (send, todo) = std::sync::mpsc::sync_channel::<(usize, Vec<RawRecord>)>(workers * 2);
     // Shared by the workers alone: if they all stop (a panic), the queue closes and reading
