@@ -13,7 +13,8 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
-use sha2::{Digest, Sha256};
+
+use crate::publish::ical::PART_BYTES;
 
 /// Most responses kept, whatever their size.
 const MAX_ENTRIES: usize = 256;
@@ -49,11 +50,7 @@ impl Parts {
 
     /// The strong ETag of the whole body (the same as over its bytes in one piece).
     pub fn etag(&self) -> String {
-        let mut h = Sha256::new();
-        for p in self.parts.iter() {
-            h.update(p);
-        }
-        format!("\"{}\"", crate::store::records::hex(&h.finalize()[..16]))
+        super::etag_of_parts(self.parts.iter().map(|p| &p[..]))
     }
 
     /// A response body that sends the parts in turn, with its exact length known up front.
@@ -116,15 +113,13 @@ impl http_body::Body for PartsBody {
     }
 }
 
-/// Collects written bytes as parts of [`PART_BYTES`], so a big compressed body never grows
-/// (and copies) one buffer.
+/// Collects written bytes as parts of [`PART_BYTES`] (the size calendars are built in), so a
+/// big compressed body never grows (and copies) one buffer.
 #[derive(Default)]
 struct PartsWriter {
     done: Vec<Bytes>,
     current: Vec<u8>,
 }
-
-const PART_BYTES: usize = 256 * 1024;
 
 impl PartsWriter {
     fn finish(mut self) -> Parts {
@@ -251,12 +246,20 @@ struct Slots {
     sizes: HashMap<String, usize>,
 }
 
+fn weight(s: &Slot) -> usize {
+    s.entry.get().map_or(0, Entry::weight)
+}
+
 impl Slots {
+    /// Bytes held by the finished entries.
+    fn total(&self) -> usize {
+        self.by_key.values().map(weight).sum()
+    }
+
     /// Drops the least recently used finished entries until what stays fits in `max_bytes`
     /// (the entry for `keep` stays whatever its size: it is about to be served).
     fn trim(&mut self, keep: &str, max_bytes: usize) {
-        let weight = |s: &Slot| s.entry.get().map_or(0, Entry::weight);
-        let mut total: usize = self.by_key.values().map(weight).sum();
+        let mut total = self.total();
         if total <= max_bytes && self.by_key.len() <= MAX_ENTRIES {
             return;
         }
@@ -334,23 +337,20 @@ impl ResponseCache {
         };
         let entry = cell.get_or_try_init(render).await.cloned()?;
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if slots.sizes.len() >= 4 * MAX_ENTRIES && !slots.sizes.contains_key(key) {
-            slots.sizes.clear();
+        // A hit leaves the size as it was: no key copied per request.
+        if slots.sizes.get(key) != Some(&entry.body.len()) {
+            if slots.sizes.len() >= 4 * MAX_ENTRIES && !slots.sizes.contains_key(key) {
+                slots.sizes.clear();
+            }
+            slots.sizes.insert(key.to_string(), entry.body.len());
         }
-        slots.sizes.insert(key.to_string(), entry.body.len());
         slots.trim(key, self.max_bytes);
         Ok(entry)
     }
 
     /// Bytes the cache holds now (bodies and gzip forms made so far).
     pub fn bytes(&self) -> usize {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots
-            .by_key
-            .values()
-            .filter_map(|s| s.entry.get())
-            .map(Entry::weight)
-            .sum()
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).total()
     }
 }
 
