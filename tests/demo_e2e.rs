@@ -259,7 +259,7 @@ fn calendar_reads_in_real_clients_and_matches_the_json_api() {
     let path = path.to_str().unwrap();
 
     if let Some(parsed) = consumer(
-        "python3",
+        &python(),
         &["-c", PY_ICALENDAR, path],
         &["-c", "import icalendar"],
         "python3 with icalendar",
@@ -313,7 +313,7 @@ fn json_responses_validate_against_the_openapi_schemas() {
     let (status, _, text) = blocking_get(&format!("{}/openapi.json", daemon.base)).unwrap();
     assert_eq!(status, 200);
     std::fs::write(&doc, text).unwrap();
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .args(["-c", "import jsonschema"])
         .output();
     if !out.map(|o| o.status.success()).unwrap_or(false) {
@@ -324,7 +324,7 @@ fn json_responses_validate_against_the_openapi_schemas() {
         eprintln!("skipping: python3 jsonschema is not installed");
         return;
     }
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .args(["-c", PY_VALIDATE, &daemon.base, doc.to_str().unwrap()])
         .output()
         .unwrap();

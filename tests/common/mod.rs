@@ -453,3 +453,9 @@ pub fn fake_site() -> FakeSite {
     });
     FakeSite { addr, pages, hits }
 }
+
+/// The Python interpreter the consumer tests run: `$TRIBUTARY_PYTHON` (`.ci/run` points it at the
+/// virtual environment it installs the pinned consumers into), else `python3`.
+pub fn python() -> String {
+    std::env::var("TRIBUTARY_PYTHON").unwrap_or_else(|_| "python3".into())
+}
