@@ -246,6 +246,11 @@ def read_back(client, kinds):
     return out
 
 
+def local(msg):
+    """A message without the stand-in's and the daemon's ports, so recordings compare run to run."""
+    return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1", msg or "")
+
+
 def run_file(binary, fmt, path, port):
     """One corpus file through `tributary sync`, then `tributary run` to read it back."""
     tmp = tempfile.mkdtemp(prefix="conformance-")
@@ -285,9 +290,11 @@ def run_file(binary, fmt, path, port):
                 st, run = client.json("/admin/runs/%s" % items[0]["id"], auth=True)
                 if run:
                     result["sync"] = run.get("result")
-                    result["error"] = run.get("error")
+                    result["error"] = local(run.get("error")) or None
+                    # A panic caught by the runner shows in the run's error, not only on stderr.
+                    result["panics"] += "panicked" in (run.get("error") or "")
                     result["counts"] = run.get("counts")
-                    result["rejections"] = [r.get("reason", "") for r in run.get("rejections", [])]
+                    result["rejections"] = [local(r.get("reason")) for r in run.get("rejections", [])]
             result["read"] = read_back(client, KINDS[fmt])
             result["slow"] = client.slow
         finally:
@@ -616,6 +623,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--dump", help="write every file's result as JSON here")
     a = ap.parse_args()
+    if not CORPUS.is_dir():
+        sys.exit("no corpus at %s (the shared data beside the repository)" % CORPUS)
     files = corpus_files(a.only)
     t = time.monotonic()
     with multiprocessing.Pool(a.jobs, initializer=_init_worker) as pool:

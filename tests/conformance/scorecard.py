@@ -16,10 +16,12 @@ FLOOR_RE = re.compile(r"<!-- conformance-floor\n(.*?)\n-->", re.S)
 
 def reason_class(r):
     """A rejection reason without its particulars (quoted values, numbers), so alike ones group."""
-    r = re.sub(r'"[^"]*"', '"…"', r)
+    r = re.sub(r"^feed [a-z]+-\d+ \([^)]*\): ", "", r)
     r = re.sub(r"\([^)]*\)", "(…)", r)
+    r = re.sub(r"https?://\S+", "URL", r)
+    r = re.sub(r'"[^"]*"', '"…"', r)
     r = re.sub(r"\d+", "N", r)
-    return " ".join(r.split())[:90]
+    return " ".join(r.split())[:140]
 
 
 def figures(results):
@@ -109,10 +111,11 @@ def reasons_section(figs):
 def per_file(results):
     keep = {}
     for r in results:
-        keep["%s/%s" % (r["format"], r["file"])] = {
-            k: (len(r[k]) if k == "slow" else r.get(k, 0))
-            for k in ["synced", "landed", "landed_dated", "occ_api", "occ_ics", "panics", "slow"]
-        }
+        keys = ["landed", "landed_dated", "occ_api", "occ_ics", "occ_api_extra", "occ_ics_extra", "panics"]
+        f = {k: r.get(k, 0) for k in keys}
+        f["synced"] = int(bool(r["synced"]))
+        f["slow_requests"] = len(r.get("slow", []))
+        keep["%s/%s" % (r["format"], r["file"])] = {k: v for k, v in f.items() if v}
     return keep
 
 
@@ -185,6 +188,10 @@ def write(doc, files_doc, figs, results, took):
     write_files(files_doc, results)
 
 
+def worse_at(k, now, was):
+    return now < was if k in HIGHER else now > was
+
+
 def check(doc, figs, results):
     """Every figure that dropped below (or, for panics, slow requests and extra occurrences, rose
     above) the recorded floor, and the files behind each drop."""
@@ -198,17 +205,11 @@ def check(doc, figs, results):
         cur = now["formats"].get(fmt, {})
         for k, v in was.items():
             c = cur.get(k, 0)
-            worse = c < v if k in HIGHER else c > v
-            if worse:
+            if worse_at(k, c, v):
                 files = [
-                    f for f, w in floor["files"].items()
+                    f for f in sorted(set(floor["files"]) | set(now["files"]))
                     if (fmt == "all" or f.startswith(fmt + "/"))
-                    and k in w
-                    and (
-                        now["files"].get(f, {}).get(k, 0) < w[k]
-                        if k in HIGHER
-                        else now["files"].get(f, {}).get(k, 0) > w[k]
-                    )
+                    and worse_at(k, now["files"].get(f, {}).get(k, 0), floor["files"].get(f, {}).get(k, 0))
                 ]
                 drops.append(
                     "%s %s: %s now, %s recorded%s"
