@@ -39,6 +39,7 @@ EXPECTED = HERE / "expected"
 TOKEN = "conformance-admin-token"
 SLOW_SECONDS = 1.0
 SYNC_TIMEOUT = 60
+REQUEST_TIMEOUT = 20
 MAX_EVENT_PAGES = 40  # 500 occurrences a page; past this the comparison is cut at the last start
 WINDOW = "from=2000-01-01T00:00:00Z&to=2031-01-01T00:00:00Z"
 
@@ -171,20 +172,34 @@ class Client:
         self.base, self.slow, self.requests = base, [], 0
 
     def get(self, path, auth=False):
+        status, body, took = self._get(path, auth)
+        if SLOW_SECONDS < took < REQUEST_TIMEOUT:
+            # Asked again (an unknown parameter, ignored by the route, keeps the response cache
+            # out of it): a busy machine's hiccup is not a slow route; a runaway one is slow twice.
+            retry = path + ("&" if "?" in path else "?") + "conformance_retry=1"
+            status, body, again = self._get(retry, auth)
+            took = min(took, again)
+        if took > SLOW_SECONDS:
+            self.slow.append({"path": urlsplit(path).path, "seconds": round(took, 2)})
+        return status, body
+
+    def _get(self, path, auth):
         req = urllib.request.Request(self.base + path if path.startswith("/") else path)
         if auth:
             req.add_header("Authorization", "Bearer " + TOKEN)
         t = time.monotonic()
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
+            with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as r:
                 status, body = r.status, r.read()
         except urllib.error.HTTPError as e:
             status, body = e.code, e.read()
-        took = time.monotonic() - t
+        except (TimeoutError, urllib.error.URLError) as e:
+            # No answer in time (or no answer at all): counted, and the file goes on.
+            if not isinstance(e, TimeoutError) and not isinstance(e.reason, TimeoutError):
+                raise
+            status, body = 0, b""
         self.requests += 1
-        if took > SLOW_SECONDS:
-            self.slow.append({"path": urlsplit(req.full_url).path, "seconds": round(took, 2)})
-        return status, body
+        return status, body, time.monotonic() - t
 
     def json(self, path, auth=False):
         status, body = self.get(path, auth)
@@ -230,6 +245,10 @@ def read_back(client, kinds):
             url = page["next"]
             if n == MAX_EVENT_PAGES - 1 and out["occurrences"]:
                 out["truncated_at"] = out["occurrences"][-1]["start"]
+        # What a subscriber or an app asks first, timed like every request (a runaway series
+        # shows here as a slow request).
+        client.get("/v1/events")
+        client.get("/calendar.ics")
         st, body = client.get("/calendar.ics?" + WINDOW)
         out["calendar"] = body if st == 200 else None
         out["calendar_status"] = st
@@ -291,8 +310,10 @@ def run_file(binary, fmt, path, port):
                 if run:
                     result["sync"] = run.get("result")
                     result["error"] = local(run.get("error")) or None
-                    # A panic caught by the runner shows in the run's error, not only on stderr.
-                    result["panics"] += "panicked" in (run.get("error") or "")
+                    # A panic caught by the runner shows in the run's error (and usually on
+                    # stderr too: one panic, counted once).
+                    caught = int("panicked" in (run.get("error") or ""))
+                    result["panics"] = max(result["panics"], caught)
                     result["counts"] = run.get("counts")
                     result["rejections"] = [local(r.get("reason")) for r in run.get("rejections", [])]
             result["read"] = read_back(client, KINDS[fmt])

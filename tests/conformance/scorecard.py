@@ -11,6 +11,7 @@ FORMATS = ["ical", "rss", "jsonld", "rpde", "oruk", "wp-events"]
 # Figures where more is better (a drop fails CI) and where less is better (a rise fails CI).
 HIGHER = ["synced", "landed", "landed_dated", "occ_api", "occ_ics"]
 LOWER = ["panics", "slow_requests", "occ_api_extra", "occ_ics_extra"]
+MARKER = "<!-- figures: everything below is written by the harness -->"
 FLOOR_RE = re.compile(r"<!-- conformance-floor\n(.*?)\n-->", re.S)
 
 
@@ -162,11 +163,11 @@ def write_files(path, results):
 
 
 def write(doc, files_doc, figs, results, took):
-    head = Path(doc).read_text().split("<!-- figures -->")[0] if Path(doc).exists() else ""
+    head = Path(doc).read_text().split(MARKER)[0].rstrip("\n") + "\n\n" if Path(doc).exists() else ""
     if not head.strip():
         head = "# Conformance\n\n"
     body = [
-        "<!-- figures -->",
+        MARKER,
         "## Figures (recorded)",
         "",
         "Recorded by `CONFORMANCE_RECORD=1` over %d files in %.0f s."
