@@ -36,7 +36,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 EXPECTED = HERE / "expected"
-TOKEN = "conformance-admin-token"
 SLOW_SECONDS = 1.0
 SYNC_TIMEOUT = 60
 REQUEST_TIMEOUT = 20
@@ -168,8 +167,8 @@ def write_config(dirpath, fmt, url, port):
 class Client:
     """GETs against the daemon, timing each one."""
 
-    def __init__(self, base):
-        self.base, self.slow, self.requests = base, [], 0
+    def __init__(self, base, token):
+        self.base, self.token, self.slow, self.requests, self.runs = base, token, [], 0, None
 
     def get(self, path, auth=False):
         status, body, took = self._get(path, auth)
@@ -186,7 +185,7 @@ class Client:
     def _get(self, path, auth):
         req = urllib.request.Request(self.base + path if path.startswith("/") else path)
         if auth:
-            req.add_header("Authorization", "Bearer " + TOKEN)
+            req.add_header("Authorization", "Bearer " + self.token)
         t = time.monotonic()
         try:
             with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as r:
@@ -270,10 +269,41 @@ def local(msg):
     return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1", msg or "")
 
 
+def start_daemon(binary, tmp, fmt, url, env):
+    """`tributary run` on a free port. A port taken between choosing and binding (the other worker's
+    daemon) is caught by the admin token, unique to this run: a stranger's daemon refuses it."""
+    for attempt in range(3):
+        logf = open(Path(tmp) / "daemon.log", "ab")
+        cfg = write_config(tmp, fmt, url, free_port())
+        port = int(re.search(r'listen = "127.0.0.1:(\d+)"', cfg.read_text()).group(1))
+        proc = subprocess.Popen(
+            [binary, "--config", str(cfg), "run"], stdout=logf, stderr=logf, env=env
+        )
+        client = Client("http://127.0.0.1:%d" % port, env["TRIBUTARY_ADMIN_TOKEN"])
+        if wait_ready(client, proc):
+            st, runs = client.json("/admin/runs?partner=corpus&limit=5", auth=True)
+            if st == 200 and proc.poll() is None:
+                client.runs = runs
+                return proc, client, logf
+        stop(proc)
+        logf.close()
+    return proc, None, open(Path(tmp) / "daemon.log", "ab")
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_file(binary, fmt, path, port):
     """One corpus file through `tributary sync`, then `tributary run` to read it back."""
     tmp = tempfile.mkdtemp(prefix="conformance-")
-    env = dict(os.environ, TRIBUTARY_ADMIN_TOKEN=TOKEN, RUST_LOG="tributary=warn", NO_COLOR="1")
+    token = "conformance-%s" % os.urandom(8).hex()
+    env = dict(os.environ, TRIBUTARY_ADMIN_TOKEN=token, RUST_LOG="tributary=warn", NO_COLOR="1")
     result = {"panics": 0, "slow": [], "sync": "failed", "error": None, "rejections": []}
     try:
         SITE["handler"], url = site_for(fmt, path, port)
@@ -294,17 +324,12 @@ def run_file(binary, fmt, path, port):
             return result
         result["sync_seconds"] = round(time.monotonic() - t, 2)
         result["panics"] += stderr.count("panicked at")
-        logf = open(Path(tmp) / "daemon.log", "wb")
-        proc = subprocess.Popen(
-            [binary, "--config", str(cfg), "run"], stdout=logf, stderr=logf, env=env
-        )
+        proc, client, logf = start_daemon(binary, tmp, fmt, url, env)
         try:
-            client = Client("http://127.0.0.1:%d" % dport)
-            if not wait_ready(client, proc):
+            if client is None:
                 result["error"] = "daemon did not start"
                 return result
-            st, runs = client.json("/admin/runs?partner=corpus&limit=5", auth=True)
-            items = (runs or {}).get("runs", [])
+            items = (client.runs or {}).get("runs", [])
             if items:
                 st, run = client.json("/admin/runs/%s" % items[0]["id"], auth=True)
                 if run:
@@ -319,12 +344,7 @@ def run_file(binary, fmt, path, port):
             result["read"] = read_back(client, KINDS[fmt])
             result["slow"] = client.slow
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             logf.close()
             log = (Path(tmp) / "daemon.log").read_text("utf-8", "replace")
             result["panics"] += log.count("panicked at")
