@@ -340,7 +340,9 @@ def run_file(binary, fmt, path, port):
                     caught = int("panicked" in (run.get("error") or ""))
                     result["panics"] = max(result["panics"], caught)
                     result["counts"] = run.get("counts")
-                    result["rejections"] = [local(r.get("reason")) for r in run.get("rejections", [])]
+                    rejected = run.get("rejections", [])
+                    result["rejections"] = [local(r.get("reason")) for r in rejected]
+                    result["rejected_ids"] = [r.get("record_id") or r.get("source_id") for r in rejected]
             result["read"] = read_back(client, KINDS[fmt])
             result["slow"] = client.slow
         finally:
@@ -495,6 +497,12 @@ def score_ical(path, res):
         "calendar_error": cal_err if read else None,
         "missing": [],
     }
+    # Rejections of records the reader reads as events (the issue wants rejections only where the
+    # reader also finds no event).
+    rejected = {i for i in res.get("rejected_ids", []) if i}
+    s["rejected_events"] = sum(
+        1 for e in r["events"].values() if e["uid"] and e["uid"] in rejected
+    )
     used = set()
     for key, series in r["events"].items():
         ids = entities_for(key, series, entities, used)
@@ -543,6 +551,10 @@ def score_rss(path, res):
         "landed_dated": 0,
         "missing": [],
     }
+    rejected = {i for i in res.get("rejected_ids", []) if i}
+    s["rejected_events"] = sum(
+        1 for e in r["entries"] if e["dated"] and ({e["id"], e["link"]} & rejected)
+    )
     for e in r["entries"]:
         hit = (e["id"] and e["id"] in ids) or (e["link"] and e["link"] in ids)
         hit = hit or (ref.norm_title(e["title"]) in titles and e["title"])

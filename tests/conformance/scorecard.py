@@ -10,7 +10,7 @@ from pathlib import Path
 FORMATS = ["ical", "rss", "jsonld", "rpde", "oruk", "wp-events"]
 # Figures where more is better (a drop fails CI) and where less is better (a rise fails CI).
 HIGHER = ["synced", "landed", "landed_dated", "occ_api", "occ_ics"]
-LOWER = ["panics", "slow_requests", "occ_api_extra", "occ_ics_extra"]
+LOWER = ["panics", "slow_requests", "occ_api_extra", "occ_ics_extra", "rejected_events"]
 MARKER = "<!-- figures: everything below is written by the harness -->"
 FLOOR_RE = re.compile(r"<!-- conformance-floor\n(.*?)\n-->", re.S)
 
@@ -41,6 +41,7 @@ def figures(results):
             "slow_requests": sum(len(r.get("slow", [])) for r in rs),
             "rejections": sum(len(r.get("rejections", [])) for r in rs),
         }
+        f["rejected_events"] = sum(r.get("rejected_events", 0) for r in rs)
         if fmt in ("ical", "all"):
             for k in ["occ_ref", "occ_api", "occ_api_extra", "occ_ics", "occ_ics_extra"]:
                 f[k] = sum(r.get(k, 0) for r in rs)
@@ -62,7 +63,7 @@ def pct(a, b):
 def summary(figs):
     lines = [
         "| format | files | synced | reference | landed | occurrences exact /v1/events | "
-        "occurrences exact calendar.ics | rejections | panics | slow (> 1 s) |",
+        "occurrences exact calendar.ics | rejections (of the reader's events) | panics | slow (> 1 s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for fmt, f in figs.items():
@@ -82,10 +83,13 @@ def summary(figs):
             occ_ics = "%d / %d (%s), %d extra" % (
                 f["occ_ics"], f["occ_ref"], pct(f["occ_ics"], f["occ_ref"]), f["occ_ics_extra"])
         name = "**all**" if fmt == "all" else "`%s`" % fmt
+        rej = "%d" % f["rejections"]
+        if fmt in ("ical", "rss", "all"):
+            rej += " (%d)" % f["rejected_events"]
         lines.append(
-            "| %s | %d | %d (%s) | %s | %s | %s | %s | %d | %d | %d |"
+            "| %s | %d | %d (%s) | %s | %s | %s | %s | %s | %d | %d |"
             % (name, f["files"], f["synced"], pct(f["synced"], f["files"]), ref, landed,
-               occ_api, occ_ics, f["rejections"], f["panics"], f["slow_requests"])
+               occ_api, occ_ics, rej, f["panics"], f["slow_requests"])
         )
     return "\n".join(lines)
 
@@ -112,7 +116,8 @@ def reasons_section(figs):
 def per_file(results):
     keep = {}
     for r in results:
-        keys = ["landed", "landed_dated", "occ_api", "occ_ics", "occ_api_extra", "occ_ics_extra", "panics"]
+        keys = ["landed", "landed_dated", "occ_api", "occ_ics", "occ_api_extra", "occ_ics_extra",
+                "panics", "rejected_events"]
         f = {k: r.get(k, 0) for k in keys}
         f["synced"] = int(bool(r["synced"]))
         f["slow_requests"] = len(r.get("slow", []))
