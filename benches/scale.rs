@@ -252,8 +252,8 @@ fn check_store(store: &Path, expected: &[(&str, usize)], results: &[&str]) {
 }
 
 fn write_config(dir: &Path, base: &str, orgs: bool, events: bool) -> PathBuf {
-    let mut text = format!(
-        "[store]\npath = \"store.db\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\nmax_concurrent = 4\n\n"
+    let mut text = String::from(
+        "[store]\npath = \"store.db\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\nmax_concurrent = 4\n\n",
     );
     for p in 0..PARTNERS {
         text.push_str(&format!(
