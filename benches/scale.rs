@@ -6,6 +6,10 @@
 //!
 //! `cargo bench --bench scale -- --orgs 100000 --events 20000` (one size);
 //! `cargo bench --bench scale -- --quick` (smoke: 5k organisations, 2k events).
+//!
+//! No figure is printed for a step that failed: every command's exit status, every sync's run
+//! results and the store's record counts are checked first, and a failure ends the bench with
+//! exit status 1 (so CI's smoke run fails).
 
 #[path = "common/synth.rs"]
 mod synth;
@@ -132,21 +136,42 @@ fn etag(body: &[u8], version: u32) -> String {
     format!("\"{}-{version}\"", body.len())
 }
 
-/// Runs a command to completion, sampling its peak RSS; returns (seconds, peak MB, stdout).
+/// Ends the bench: a failed step has no figure to report.
+fn fail(what: &str) -> ! {
+    eprintln!("bench failed: {what}");
+    std::process::exit(1);
+}
+
+/// Runs a command to completion, sampling its peak RSS; returns (seconds, peak MB, stdout), or
+/// ends the bench with the command's stderr if it did not exit 0.
 fn measured(cmd: &mut Command) -> (f64, u64, String) {
+    let log = std::env::args().any(|a| a == "--log");
+    let err_file = tempfile::NamedTempFile::new().unwrap_or_else(|e| fail(&e.to_string()));
     let started = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(if std::env::args().any(|a| a == "--log") {
+        .stderr(if log {
             Stdio::inherit()
         } else {
-            Stdio::null()
+            err_file
+                .reopen()
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null())
         })
         .spawn()
-        .expect("spawn");
+        .unwrap_or_else(|e| fail(&format!("cannot start {cmd:?}: {e}")));
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak_kb = 0u64;
-    loop {
+    // Read stdout as it comes, so a chatty child never blocks on a full pipe.
+    let mut pipe = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(p) = pipe.as_mut() {
+            let _ = std::io::Read::read_to_string(p, &mut text);
+        }
+        text
+    });
+    let status = loop {
         if let Ok(s) = std::fs::read_to_string(&status_path) {
             if let Some(kb) = s
                 .lines()
@@ -157,22 +182,78 @@ fn measured(cmd: &mut Command) -> (f64, u64, String) {
                 peak_kb = peak_kb.max(kb);
             }
         }
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => fail(&format!("cannot wait for {cmd:?}: {e}")),
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     let secs = started.elapsed().as_secs_f64();
-    let out = child
-        .wait_with_output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        let err = std::fs::read_to_string(err_file.path()).unwrap_or_default();
+        fail(&format!("{cmd:?} exited with {status}\n{out}\n{err}"));
+    }
     (secs, peak_kb / 1024, out)
 }
 
-fn write_config(dir: &Path, base: &str, port: u16, orgs: bool, events: bool) -> PathBuf {
-    let mut text = format!(
-        "[store]\npath = \"store.db\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\nmax_concurrent = 4\n\n"
+/// Live source records and entities of `kind` in the store.
+fn counts(store: &Path, kind: &str) -> (usize, usize) {
+    let conn =
+        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| fail(&format!("cannot open {}: {e}", store.display())));
+    let n = |sql: &str| -> usize {
+        conn.query_row(sql, [kind], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as usize)
+            .unwrap_or_else(|e| fail(&format!("{sql}: {e}")))
+    };
+    (
+        n("SELECT COUNT(*) FROM source_records WHERE kind = ?1 AND deleted_at IS NULL"),
+        n("SELECT COUNT(*) FROM entities WHERE kind = ?1 AND deleted_at IS NULL"),
+    )
+}
+
+/// Checks the store after a sync: every generated record of each kind is stored live (none
+/// rejected or lost), they resolved into at least one and at most as many entities, and each
+/// partner's latest run has one of the `results` expected.
+fn check_store(store: &Path, expected: &[(&str, usize)], results: &[&str]) {
+    for &(kind, records) in expected {
+        let (live, entities) = counts(store, kind);
+        if live != records || entities == 0 || entities > live {
+            fail(&format!(
+                "{kind}: {live} live records of {records} generated, {entities} entities"
+            ));
+        }
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| fail(&e.to_string()));
+    let latest: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT partner_id, result FROM runs WHERE id IN (SELECT MAX(id) FROM runs GROUP BY partner_id)",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    if latest.len() != PARTNERS {
+        fail(&format!(
+            "{} partners have runs, not {PARTNERS}",
+            latest.len()
+        ));
+    }
+    if let Some((p, r)) = latest.iter().find(|(_, r)| !results.contains(&r.as_str())) {
+        fail(&format!(
+            "partner {p}'s last run is {r}, expected one of {results:?}"
+        ));
+    }
+}
+
+fn write_config(dir: &Path, base: &str, orgs: bool, events: bool) -> PathBuf {
+    let mut text = String::from(
+        "[store]\npath = \"store.db\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\nmax_concurrent = 4\n\n",
     );
     for p in 0..PARTNERS {
         text.push_str(&format!(
@@ -191,16 +272,28 @@ fn write_config(dir: &Path, base: &str, port: u16, orgs: bool, events: bool) -> 
     path
 }
 
+/// One GET with curl: (milliseconds, bytes); ends the bench unless it answered 200.
 fn http_ms(url: &str) -> (f64, usize) {
     let started = Instant::now();
     let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{size_download}", url])
-        .output();
-    let size = out
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(0);
-    (started.elapsed().as_secs_f64() * 1000.0, size)
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+            url,
+        ])
+        .output()
+        .unwrap_or_else(|e| fail(&format!("curl: {e}")));
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.split_whitespace();
+    if parts.next() != Some("200") {
+        fail(&format!("GET {url} answered {text:?}"));
+    }
+    let size = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (ms, size)
 }
 
 fn wrk(url: &str) -> Option<String> {
@@ -216,6 +309,13 @@ fn wrk_with(url: &str, headers: &[&str]) -> Option<String> {
     }
     let out = cmd.arg(url).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Load figures count only good answers: any error or non-2xx/3xx answer fails the bench.
+    if !out.status.success()
+        || text.contains("Non-2xx or 3xx responses")
+        || text.contains("Socket errors")
+    {
+        fail(&format!("wrk against {url} saw errors:\n{text}"));
+    }
     let rps = text
         .lines()
         .find(|l| l.starts_with("Requests/sec:"))?
@@ -275,11 +375,12 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
     let base = start_server(files.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18080);
-    let config = write_config(dir.path(), &base, port, true, true);
+    let config = write_config(dir.path(), &base, true, true);
+    let store = dir.path().join("store.db");
+    let all = [
+        ("organisations", orgs.records.len()),
+        ("events", events.records.len()),
+    ];
     let sync = |full: bool| {
         let mut c = Command::new(BIN);
         c.arg("--config").arg(&config).arg("sync");
@@ -296,11 +397,13 @@ fn main() {
     };
 
     let (secs, mb, out) = sync(false);
+    check_store(&store, &all, &["ok"]);
     println!(
         "full first sync: {secs:.2}s, peak RSS {mb} MB ({})",
         out.lines().last().unwrap_or("")
     );
     let (secs, mb, _) = sync(false);
+    check_store(&store, &all, &["unchanged"]);
     println!("unchanged re-sync (conditional GETs, 304s): {secs:.3}s, peak RSS {mb} MB");
 
     // 1% of every partner's organisations change their description.
@@ -323,30 +426,46 @@ fn main() {
         }
     }
     let (secs, mb, _) = sync(false);
+    // Partners with events only in a changed feed still sync "ok"; none may fail or be held.
+    check_store(&store, &all, &["ok"]);
     println!("sync with 1% of organisations changed: {secs:.2}s, peak RSS {mb} MB");
 
-    // The daemon serving the result.
+    // The daemon serving the result, on a port the OS picks (written to a file once bound).
+    let address_file = dir.path().join("bound-address");
     let mut daemon = Command::new(BIN)
         .arg("--config")
         .arg(&config)
+        .arg("--bound-address-file")
+        .arg(&address_file)
         .arg("run")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("daemon");
-    let web = format!("http://127.0.0.1:{port}");
+        .unwrap_or_else(|e| fail(&format!("daemon: {e}")));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Command::new("curl")
-        .args(["-sf", &format!("{web}/healthz")])
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+    let mut web = String::new();
+    loop {
+        if let Ok(Some(st)) = daemon.try_wait() {
+            fail(&format!("the daemon exited with {st}"));
+        }
+        if web.is_empty() {
+            if let Ok(addr) = std::fs::read_to_string(&address_file) {
+                web = format!("http://{}", addr.trim());
+            }
+        }
+        let up = !web.is_empty()
+            && Command::new("curl")
+                .args(["-sf", &format!("{web}/healthz")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+        if up {
+            break;
+        }
         if Instant::now() > deadline {
-            eprintln!("daemon did not start");
             let _ = daemon.kill();
-            std::process::exit(1);
+            fail("the daemon did not start");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -362,6 +481,9 @@ fn main() {
                 .count()
         })
         .unwrap_or(0);
+    if count == 0 {
+        fail("calendar.ics holds no events");
+    }
     println!("calendar.ics ({count} events, {} KB): first request {cold:.1} ms (query + render), cached {warm:.1} ms", size / 1024);
     let page = format!("{web}/v1/events?from=2027-01-01&to=2028-01-01&limit=50");
     let (p1, _) = http_ms(&page);
@@ -413,8 +535,8 @@ fn main() {
 
     // Baseline: what a partner would script — merge the same .ics feeds with Python's icalendar,
     // dedupe by UID — against tributary syncing only those event feeds into a fresh store.
-    let events_only = write_config(dir.path(), &base, port, false, true);
-    let _ = std::fs::remove_file(dir.path().join("store.db"));
+    let events_only = write_config(dir.path(), &base, false, true);
+    let _ = std::fs::remove_file(&store);
     let (ours, _, _) = measured(
         Command::new(BIN)
             .arg("--config")
@@ -422,6 +544,7 @@ fn main() {
             .arg("sync")
             .env("RUST_LOG", "warn"),
     );
+    check_store(&store, &[("events", events.records.len())], &["ok"]);
     let script = r#"
 import sys, glob, icalendar
 merged = icalendar.Calendar(); merged.add('prodid', '-//baseline//EN'); merged.add('version', '2.0')
@@ -435,13 +558,28 @@ for path in sorted(glob.glob(sys.argv[1] + '/*.ics')):
 open(sys.argv[1] + '/merged.out', 'wb').write(merged.to_ical())
 print(len(seen))
 "#;
-    let (py, _, n) = measured(Command::new("python3").args(["-c", script]).arg(&ics_dir));
-    if n.trim().is_empty() {
-        println!("baseline: python3 with icalendar not available");
-    } else {
+    let has_icalendar = Command::new("python3")
+        .args(["-c", "import icalendar"])
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !has_icalendar {
         println!(
-            "baseline, events only: Python icalendar merge (dedupe by UID, {} events kept) {py:.2}s vs tributary full sync with dedupe {ours:.2}s: {:.1}x",
-            n.trim(),
+            "baseline: python3 with icalendar not available (pip install icalendar); no ratio"
+        );
+    } else {
+        // `measured` ends the bench if the script fails; the ratio needs both runs good.
+        let (py, _, n) = measured(Command::new("python3").args(["-c", script]).arg(&ics_dir));
+        let kept_events: usize = n
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("the Python baseline printed {n:?}")));
+        if kept_events == 0 {
+            fail("the Python baseline kept no events");
+        }
+        println!(
+            "baseline, events only: Python icalendar merge (dedupe by UID, {kept_events} events kept) {py:.2}s vs tributary full sync with dedupe {ours:.2}s: {:.1}x",
             py / ours.max(1e-9)
         );
     }

@@ -14,7 +14,7 @@ use tributary::ingest::fetch::Fetcher;
 use tributary::metrics::Metrics;
 use tributary::scheduler::{self, Runner};
 use tributary::server::{self, AppState};
-use tributary::store::{runs, Store};
+use tributary::store::{runs, Store, StoreError};
 use tributary::sync::{Outcome, SyncContext, SyncOptions};
 
 // Syncs allocate and free millions of small values on several threads at once; under the system
@@ -35,6 +35,15 @@ struct Cli {
     /// Log format: compact text for people, JSON lines for machines
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// `run` writes the address it listens on here once bound (useful with server.listen port 0);
+    /// `resync` reads the daemon's address from it when server.listen has port 0
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "TRIBUTARY_BOUND_ADDRESS_FILE"
+    )]
+    bound_address_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -123,6 +132,7 @@ fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Run);
+    let address_file = cli.bound_address_file;
     if let Command::CheckConfig = command {
         println!(
             "{}: ok ({} partners, {} feeds)",
@@ -144,7 +154,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match command {
-            Command::Run => run(config, path).await,
+            Command::Run => run(config, path, address_file).await,
             Command::Sync {
                 partners,
                 full,
@@ -157,7 +167,7 @@ fn main() -> ExitCode {
                 full,
                 force,
                 wait,
-            } => resync(config, partners, full, force, wait).await,
+            } => resync(config, address_file, partners, full, force, wait).await,
             Command::Export { kind, format, out } => export(config, kind, format, out),
         }
     });
@@ -227,14 +237,16 @@ fn runner(
     Ok(Arc::new(Runner::new(ctx, config, metrics)))
 }
 
-async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<ExitCode> {
-    let config = Arc::new(config);
+async fn run(
+    mut config: Config,
+    config_path: PathBuf,
+    address_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let store = open_store(&config)?;
+    let listener = listen(&mut config, address_file.as_deref()).await?;
+    let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let runner = runner(&config, store.clone(), metrics.clone())?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
     tracing::info!(
         listen = %config.server.listen,
         store = %config.store.path.display(),
@@ -295,6 +307,40 @@ async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Binds `server.listen`. With port 0 the OS picks a free port: the bound address replaces it in
+/// the running config (and in a base URL derived from it), is logged ("tributary running"), and is written to
+/// `address_file` when one is named, so whoever started us can find us without a port race.
+async fn listen(
+    config: &mut Config,
+    address_file: Option<&std::path::Path>,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let wanted = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(wanted)
+        .await
+        .with_context(|| format!("cannot listen on {wanted} (server.listen)"))?;
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {wanted}"))?;
+    config.server.listen = bound;
+    fill_bound_port(config, bound.port());
+    if let Some(file) = address_file {
+        // Written whole under another name, then renamed: a reader never sees half an address.
+        let mut tmp = file.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, format!("{bound}\n"))
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .with_context(|| format!("cannot write the bound address to {}", file.display()))?;
+    }
+    Ok(listener)
+}
+
+/// A base URL left at port 0 (derived from a `listen` with port 0) takes the port bound.
+fn fill_bound_port(config: &mut Config, port: u16) {
+    if config.server.base_url.port() == Some(0) {
+        let _ = config.server.base_url.set_port(Some(port));
+    }
+}
+
 enum Signal {
     Stop,
     Reload,
@@ -325,7 +371,7 @@ fn reload(
     store: &Store,
     configs: &watch::Sender<Arc<Config>>,
 ) {
-    let new = match config::load(path) {
+    let mut new = match config::load(path) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "config reload refused; keeping the running config");
@@ -333,6 +379,10 @@ fn reload(
         }
     };
     let old = live.load_full();
+    if new.server.listen.port() == 0 {
+        new.server.listen = old.server.listen;
+        fill_bound_port(&mut new, old.server.listen.port());
+    }
     for (what, changed) in [
         ("server.listen", old.server.listen != new.server.listen),
         ("store.path", old.store.path != new.store.path),
@@ -366,14 +416,10 @@ async fn watchdog(store: Arc<Store>, every: std::time::Duration) {
     loop {
         tick.tick().await;
         let st = store.clone();
-        let healthy = tokio::task::spawn_blocking(move || {
-            st.reader()
-                .and_then(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-                .is_ok()
-        })
-        .await
-        .unwrap_or(false);
-        if healthy {
+        let healthy = tokio::task::spawn_blocking(move || st.probe().is_ok())
+            .await
+            .unwrap_or(false);
+        if healthy && tributary::store::damage_seen().is_none() {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
         } else {
             tracing::error!("store does not answer; withholding the watchdog ping");
@@ -490,11 +536,22 @@ fn summary_line(r: &tributary::sync::SyncReport) -> String {
 }
 
 fn status(config: Config, json: bool) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.store.path)?;
-    let conn = store.reader()?;
+    // Read-only: safe beside a running daemon, whose live run stays `running`.
+    let store = match Store::open_read_only(&config.store.path) {
+        Ok(s) => Some(s),
+        Err(StoreError::Missing { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let conn = store.as_ref().map(|s| s.reader()).transpose()?;
+    // A run still `running` with no process holding the store died with its process; the
+    // next writer to open the store marks it interrupted.
+    let writer_active = Store::writer_active(&config.store.path);
     let mut rows = Vec::new();
     for p in &config.partners {
-        let (last, ok) = runs::latest(&conn, p.id.as_str())?;
+        let (last, ok) = match &conn {
+            Some(conn) => runs::latest(conn, p.id.as_str())?,
+            None => (None, None),
+        };
         let next = scheduler::next_run(p, &config);
         rows.push((p, last, ok, next));
     }
@@ -520,10 +577,16 @@ fn status(config: Config, json: bool) -> anyhow::Result<ExitCode> {
         match last {
             None => println!("  last run:  never"),
             Some(r) => {
+                let stale = r.result == "running" && !writer_active;
                 println!(
-                    "  last run:  #{} {} at {} ({})",
+                    "  last run:  #{} {}{} at {} ({})",
                     r.id,
                     r.result,
+                    if stale {
+                        " (no process is syncing: its process stopped)"
+                    } else {
+                        ""
+                    },
                     r.finished_at.as_deref().unwrap_or(&r.started_at),
                     r.trigger
                 );
@@ -554,6 +617,7 @@ fn status(config: Config, json: bool) -> anyhow::Result<ExitCode> {
 
 async fn resync(
     config: Config,
+    address_file: Option<PathBuf>,
     partners: Vec<String>,
     full: bool,
     force: bool,
@@ -573,7 +637,7 @@ async fn resync(
     };
     let mut url = config.server.base_url.clone();
     // Talk to the daemon on its listen address, not through a proxy in front of it.
-    let listen = config.server.listen;
+    let listen = daemon_address(&config, address_file.as_deref())?;
     let host = if listen.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -637,6 +701,26 @@ async fn resync(
     })
 }
 
+/// The daemon's address: `server.listen`, or with port 0 the address the daemon wrote to the
+/// bound-address file.
+fn daemon_address(
+    config: &Config,
+    address_file: Option<&std::path::Path>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listen = config.server.listen;
+    if listen.port() != 0 {
+        return Ok(listen);
+    }
+    let Some(file) = address_file else {
+        anyhow::bail!("server.listen has port 0, so the daemon's port is only known from the file it wrote: pass --bound-address-file (or set TRIBUTARY_BOUND_ADDRESS_FILE)");
+    };
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the daemon's address from {}", file.display()))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("{} does not hold an address:port", file.display()))
+}
+
 fn export(
     config: Config,
     kind: ExportKind,
@@ -647,7 +731,8 @@ fn export(
     use tributary::publish;
     use tributary::store::entities;
 
-    let store = Store::open(&config.store.path)?;
+    // Read-only: an export never migrates or rewrites the store under a running daemon.
+    let store = Store::open_read_only(&config.store.path)?;
     let conn = store.reader()?;
     let text = match kind {
         ExportKind::Organisations => {

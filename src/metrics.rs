@@ -263,22 +263,34 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 
+    fn gauge(text: &str, name: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
     #[test]
-    fn memory_gauges_read_the_process() {
+    #[cfg(target_os = "linux")]
+    fn memory_gauges_follow_the_process() {
+        const GROW: usize = 128 << 20;
         let m = Metrics::new();
-        m.set_memory(1234);
-        let text = m.render();
-        assert!(
-            text.contains("tributary_response_cache_bytes 1234"),
-            "{text}"
-        );
-        if cfg!(target_os = "linux") {
-            let (now, peak) = resident_bytes().unwrap();
-            assert!(now > 0 && peak >= now, "{now} {peak}");
-            assert!(
-                text.contains("tributary_process_resident_memory_bytes "),
-                "{text}"
-            );
+        m.set_memory(0);
+        let before = gauge(&m.render(), "tributary_process_resident_memory_bytes");
+        // Touch every page so the kernel counts it resident.
+        let mut block = vec![0u8; GROW];
+        for i in (0..GROW).step_by(4096) {
+            block[i] = 1;
         }
+        m.set_memory(0);
+        let text = m.render();
+        std::hint::black_box(&block);
+        let after = gauge(&text, "tributary_process_resident_memory_bytes");
+        let peak = gauge(&text, "tributary_process_resident_memory_peak_bytes");
+        assert!(
+            after >= before + (GROW as u64) / 2,
+            "resident {before} -> {after} after touching {GROW} bytes"
+        );
+        assert!(peak >= after, "peak {peak} below resident {after}");
     }
 }

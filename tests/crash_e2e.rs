@@ -1,6 +1,8 @@
-//! Crash safety: `kill -9` during a large sync, again and again; each time the store opens, passes
-//! `PRAGMA integrity_check`, holds either the last committed state or the new one (never half),
-//! the dead run is marked interrupted, and the next sync completes.
+//! Crash safety: `kill -9` during a large sync, again and again, each time once the sync provably
+//! holds SQLite's write lock (another connection's `BEGIN IMMEDIATE` is refused as busy) and then
+//! a little later; each time the store passes `PRAGMA integrity_check`, holds either the last
+//! committed state or the new one (never half), the dead run is marked interrupted by the next
+//! writer, and the next sync completes.
 
 mod common;
 
@@ -45,8 +47,17 @@ fn kill_dash_nine_mid_sync_never_corrupts_or_half_applies() {
 
     // Every record changes, so a sync rewrites the whole store in one transaction.
     feed.set(|f| f.body = big_feed(N, "Second").into_bytes());
-    let mut committed = false;
-    for delay_ms in [50u64, 150, 300, 500, 800, 1200, 2000] {
+    let newest_run = |conn: &rusqlite::Connection| -> (i64, String) {
+        conn.query_row(
+            "SELECT id, result FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let mut killed_inside = Vec::new();
+    for extra_ms in [0u64, 400, 1500] {
+        let (before, _) = newest_run(&db(&env));
         let mut child = Command::new(BIN)
             .args(["--config", env.config().to_str().unwrap(), "sync", "--full"])
             .env("RUST_LOG", "off")
@@ -54,7 +65,8 @@ fn kill_dash_nine_mid_sync_never_corrupts_or_half_applies() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let run_id = wait_inside_write(&env, &mut child, before);
+        std::thread::sleep(Duration::from_millis(extra_ms));
         Command::new("kill")
             .args(["-KILL", &child.id().to_string()])
             .status()
@@ -65,17 +77,31 @@ fn kill_dash_nine_mid_sync_never_corrupts_or_half_applies() {
         let check: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(check, "ok", "after kill at {delay_ms} ms");
+        assert_eq!(check, "ok", "after kill {extra_ms} ms into the write");
         let state = names(&conn);
         assert!(
             state == (N as i64, 0) || state == (0, N as i64),
-            "half-applied sync after kill at {delay_ms} ms: {state:?}"
+            "half-applied sync after kill {extra_ms} ms into the write: {state:?}"
         );
-        committed |= state == (0, N as i64);
+        let committed = state == (0, N as i64);
+        let (newest, result) = newest_run(&conn);
+        assert_eq!(newest, run_id);
         if committed {
+            assert_eq!(
+                result, "ok",
+                "a committed sync closed its run inside its transaction"
+            );
             break;
         }
+        // Killed inside the transaction: nothing applied, the run row left as the dead process
+        // left it (only a writer opening the store may call it interrupted).
+        assert_eq!(result, "running");
+        killed_inside.push(run_id);
     }
+    assert!(
+        !killed_inside.is_empty(),
+        "no kill landed inside the write transaction"
+    );
     // The next sync completes, and no run is left looking alive.
     let out = env.cmd(&["sync", "--full"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -89,6 +115,53 @@ fn kill_dash_nine_mid_sync_never_corrupts_or_half_applies() {
         )
         .unwrap();
     assert_eq!(running, 0);
+    for id in killed_inside {
+        let (result, error): (String, String) = conn
+            .query_row("SELECT result, error FROM runs WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(result, "interrupted", "run {id}");
+        assert!(
+            error.contains("stopped before this sync finished"),
+            "{error}"
+        );
+    }
+}
+
+/// Waits until the sync `child` started has opened its run (a run newer than `before`) and then
+/// holds SQLite's write lock, so a kill from here lands inside its transaction unless it commits
+/// first. Returns the run's id.
+fn wait_inside_write(env: &TestEnv, child: &mut std::process::Child, before: i64) -> i64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let probe = db(env);
+    probe.busy_timeout(Duration::ZERO).unwrap();
+    let mut run_id = None;
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before it was seen writing"
+        );
+        assert!(std::time::Instant::now() < deadline, "the sync never wrote");
+        if run_id.is_none() {
+            run_id = probe
+                .query_row(
+                    "SELECT id FROM runs WHERE id > ?1 AND result = 'running'",
+                    [before],
+                    |r| r.get::<_, i64>(0),
+                )
+                .ok();
+        } else {
+            match probe.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
+                Ok(()) => {}
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                    return run_id.unwrap_or_default();
+                }
+                Err(e) => panic!("probe: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]

@@ -346,11 +346,14 @@ fn calendar_from_stored_blocks_matches_one_rendered_from_event_bodies() {
     let out = env.cmd(&["sync"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let daemon = env.start();
-    let url = format!(
-        "{}/calendar.ics?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
-        daemon.base
-    );
-    let (_, _, stored) = blocking_get(&url).unwrap();
+    // Each daemon binds a port of its own: the URL is built from the one running.
+    let url = |d: &Daemon| {
+        format!(
+            "{}/calendar.ics?from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
+            d.base
+        )
+    };
+    let (_, _, stored) = blocking_get(&url(&daemon)).unwrap();
     daemon.stop();
     let stored_blocks: i64 = db(&env)
         .query_row(
@@ -364,7 +367,7 @@ fn calendar_from_stored_blocks_matches_one_rendered_from_event_bodies() {
         .execute("UPDATE entities SET ical = NULL", [])
         .unwrap();
     let daemon = env.start();
-    let (_, _, rebuilt) = blocking_get(&url).unwrap();
+    let (_, _, rebuilt) = blocking_get(&url(&daemon)).unwrap();
     daemon.stop();
     assert_eq!(vevents(&stored).len(), vevents(&rebuilt).len());
     assert!(vevents(&stored).len() >= 20);

@@ -57,6 +57,41 @@ fn sync(env: &TestEnv) {
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
 
+/// Syncs and returns, for each resolution the sync ran that wrote entities, whether it went full
+/// (from the "entities resolved" line logged for every resolution, with its mode).
+fn sync_modes(env: &TestEnv) -> Vec<bool> {
+    let out = env
+        .command()
+        .args(["--log-format", "json", "sync"])
+        .env("RUST_LOG", "tributary=info")
+        .output()
+        .unwrap();
+    let logs = common::stderr(&out);
+    assert!(out.status.success(), "{logs}");
+    let modes: Vec<bool> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "entities resolved")
+        // A batch may end with a resolution that finds nothing left to do; only the ones that
+        // wrote entities say how the changes were resolved.
+        .filter(|v| {
+            ["created", "updated", "merged", "deleted"]
+                .iter()
+                .any(|k| v["fields"][k].as_u64().unwrap_or(0) > 0)
+        })
+        .map(|v| {
+            v["fields"]["full"]
+                .as_bool()
+                .unwrap_or_else(|| panic!("a resolution line without its mode: {v}"))
+        })
+        .collect();
+    assert!(
+        !modes.is_empty(),
+        "the sync logged no resolution that wrote: {logs}"
+    );
+    modes
+}
+
 /// Each live record's cluster, as the set of (partner, record id) it shares an entity with.
 fn clusters(env: &TestEnv) -> BTreeSet<Vec<(String, String)>> {
     let db = common::db(env);
@@ -112,7 +147,11 @@ fn scoped_resolution_matches_a_full_one_and_touches_only_what_changed() {
     let data = synth::organisations(3_000, PARTNERS, 21);
     let env = TestEnv::new(&partners_toml());
     write_feeds(env.dir.path(), &data.records);
-    sync(&env);
+    let first = sync_modes(&env);
+    assert!(
+        first.iter().all(|&full| full),
+        "a first resolution is full: {first:?}"
+    );
     // The first resolution rebuilt the links' index in bulk: it must be there afterwards.
     let index: i64 = common::db(&env)
         .query_row(
@@ -172,14 +211,20 @@ fn scoped_resolution_matches_a_full_one_and_touches_only_what_changed() {
         .chain(extra)
         .collect();
     write_feeds(env.dir.path(), &final_records);
-    sync(&env);
+    // What this test compares must be a scoped resolution: a silent fall back to full would
+    // match the fresh store trivially.
+    let modes = sync_modes(&env);
+    assert!(
+        modes.iter().all(|&full| !full),
+        "the round of changes was resolved scoped, not full: {modes:?}"
+    );
     let incremental = clusters(&env);
     let logged = (max_change(&env) - changes_before) as usize;
 
     // The same final feeds into a fresh store: one full resolution.
     let fresh_env = TestEnv::new(&partners_toml());
     write_feeds(fresh_env.dir.path(), &final_records);
-    sync(&fresh_env);
+    assert!(sync_modes(&fresh_env).iter().all(|&full| full));
     let full = clusters(&fresh_env);
 
     let live_records: usize = full.iter().map(Vec::len).sum();

@@ -37,6 +37,77 @@ fn vevent_of<'a>(ics: &'a str, uid: &str) -> &'a str {
     &ics[from..to]
 }
 
+/// A run's result as stored.
+fn run_result(env: &TestEnv, id: i64) -> String {
+    db(env)
+        .query_row("SELECT result FROM runs WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
+}
+
+/// The newest run's id and result.
+fn newest_run(env: &TestEnv) -> (i64, String) {
+    db(env)
+        .query_row(
+            "SELECT id, result FROM runs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn status_and_export_beside_a_running_sync_leave_its_run_running() {
+    let feed = fake_partner(json_feed(&events_json(&[(
+        "e1",
+        "Funding workshop",
+        "2027-02-10T10:00:00+00:00",
+    )])));
+    feed.hold();
+    let env = TestEnv::new(&partner("cvs", &feed.url("/e.json")));
+    // The daemon's startup sync (the partner never synced) waits on the held partner.
+    let daemon = env.start();
+    feed.wait_held(1);
+    let (id, result) = newest_run(&env);
+    assert_eq!(result, "running");
+
+    let out = env.cmd(&["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v[0]["last_run"]["id"], id, "{v}");
+    assert_eq!(v[0]["last_run"]["result"], "running", "{v}");
+    let out = env.cmd(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("#{id} running at")),
+        "{}",
+        stdout(&out)
+    );
+    let out = env.cmd(&["export", "--kind", "events", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        newest_run(&env),
+        (id, "running".to_string()),
+        "status and export wrote nothing"
+    );
+
+    feed.open();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while run_result(&env, id) == "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(run_result(&env, id), "ok", "the live run ends as it went");
+    let events = json(&format!(
+        "{}/v1/events?from=2027-01-01&to=2027-12-31",
+        daemon.base
+    ));
+    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+    assert_eq!(daemon.stop(), Some(0));
+}
+
 #[test]
 fn notify_logs_resync_export_and_calendar_lifecycle() {
     let feed = fake_partner(json_feed(&events_json(&[
@@ -59,13 +130,10 @@ fn notify_logs_resync_export_and_calendar_lifecycle() {
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
 
     // `tributary resync --wait` talks to the daemon with the token from the environment.
-    let out = Command::new(BIN)
-        .args([
-            "--config",
-            env.config().to_str().unwrap(),
-            "resync",
-            "--wait",
-        ])
+    // It finds the daemon's port (bound as 127.0.0.1:0) in the address file the daemon wrote.
+    let out = env
+        .command()
+        .args(["resync", "--wait"])
         .env("TRIBUTARY_ADMIN_TOKEN", TOKEN)
         .output()
         .unwrap();
@@ -77,35 +145,44 @@ fn notify_logs_resync_export_and_calendar_lifecycle() {
     let id1 = events["items"][0]["id"].as_str().unwrap().to_string();
     let id2 = events["items"][1]["id"].as_str().unwrap().to_string();
 
-    // Two resyncs at once: the second joins the first (single-flight).
+    // Two resyncs while a sync is provably in flight (the partner holds its answer): the second
+    // joins the first (single-flight) instead of starting another.
     let base = daemon.base.clone();
-    let a = std::thread::spawn({
-        let base = base.clone();
-        move || {
-            post(
-                &format!("{base}/admin/resync?partner=cvs&full=true"),
-                Some(TOKEN),
-                "",
-            )
-        }
-    });
+    let before = feed.requests();
+    feed.hold();
+    let a = post(
+        &format!("{base}/admin/resync?partner=cvs&full=true"),
+        Some(TOKEN),
+        "",
+    );
+    feed.wait_held(1);
     let b = post(
         &format!("{base}/admin/resync?partner=cvs&full=true"),
         Some(TOKEN),
         "",
     );
-    let a = a.join().unwrap();
+    feed.open();
     let ra: serde_json::Value = serde_json::from_str(&a.1).unwrap();
     let rb: serde_json::Value = serde_json::from_str(&b.1).unwrap();
-    assert_eq!(a.0, 202);
-    assert_eq!(b.0, 202);
-    if ra["runs"][0]["run_id"] == rb["runs"][0]["run_id"] {
-        let joined = [
-            ra["runs"][0]["joined"].as_bool(),
-            rb["runs"][0]["joined"].as_bool(),
-        ];
-        assert!(joined.contains(&Some(true)), "{ra} {rb}");
+    assert_eq!(a.0, 202, "{ra}");
+    assert_eq!(b.0, 202, "{rb}");
+    assert_eq!(ra["runs"][0]["joined"], false, "{ra}");
+    assert_eq!(rb["runs"][0]["joined"], true, "the second joins: {rb}");
+    assert_eq!(
+        ra["runs"][0]["run_id"], rb["runs"][0]["run_id"],
+        "{ra} {rb}"
+    );
+    let run_id = ra["runs"][0]["run_id"].as_i64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while run_result(&env, run_id) == "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the joined sync did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(run_result(&env, run_id), "ok");
+    assert_eq!(feed.requests(), before + 1, "one fetch for both resyncs");
 
     // Gzip when asked, CORS for browsers.
     let (status, headers, _) = get_with(

@@ -834,5 +834,97 @@ mod tests {
         assert_eq!(tz.find_prop("TZID").unwrap().val.as_str(), "Europe/London");
         let kinds: Vec<&str> = tz.components.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(kinds, ["DAYLIGHT", "STANDARD"]);
+        vtimezone_matches_tzdata(tz);
+    }
+
+    /// Expands each of the published VTIMEZONE's observances (DTSTART + RRULE, in the local time
+    /// of TZOFFSETFROM) with the `rrule` crate and checks every clock change the zone claims
+    /// against chrono-tz's Europe/London for the years events are published in (the present EU
+    /// rule took effect in 1996), and that tzdata has no clock change the zone does not claim.
+    fn vtimezone_matches_tzdata(tz: &icalendar::parser::Component) {
+        use chrono::{Offset, TimeZone};
+        let offset_secs = |v: &str| -> i64 {
+            let sign = if v.starts_with('-') { -1 } else { 1 };
+            let hours: i64 = v[1..3].parse().unwrap();
+            let minutes: i64 = v[3..5].parse().unwrap();
+            sign * (hours * 3600 + minutes * 60)
+        };
+        let (first, last) = (1996, 2037);
+        let mut claimed = std::collections::BTreeSet::new();
+        for obs in &tz.components {
+            let prop = |name: &str| obs.find_prop(name).unwrap().val.as_str().to_string();
+            let (from, to) = (
+                offset_secs(&prop("TZOFFSETFROM")),
+                offset_secs(&prop("TZOFFSETTO")),
+            );
+            // Local wall times, expanded as if UTC, then moved by the offset in force before.
+            let set: rrule::RRuleSet =
+                format!("DTSTART:{}Z\nRRULE:{}", prop("DTSTART"), prop("RRULE"))
+                    .parse()
+                    .unwrap();
+            let (start, end) = (
+                rrule::Tz::UTC
+                    .with_ymd_and_hms(first, 1, 1, 0, 0, 0)
+                    .unwrap(),
+                rrule::Tz::UTC
+                    .with_ymd_and_hms(last + 1, 1, 1, 0, 0, 0)
+                    .unwrap(),
+            );
+            for local in set.after(start).before(end).all(200).dates {
+                let at = local.timestamp() - from;
+                let before = chrono_tz::Europe::London
+                    .timestamp_opt(at - 1, 0)
+                    .unwrap()
+                    .offset()
+                    .fix()
+                    .local_minus_utc() as i64;
+                let after = chrono_tz::Europe::London
+                    .timestamp_opt(at, 0)
+                    .unwrap()
+                    .offset()
+                    .fix()
+                    .local_minus_utc() as i64;
+                assert_eq!(
+                    (before, after),
+                    (from, to),
+                    "{} change at {local} local",
+                    obs.name
+                );
+                claimed.insert(at);
+            }
+        }
+        assert_eq!(
+            claimed.len(),
+            2 * (last - first + 1) as usize,
+            "two changes a year"
+        );
+        // Every change tzdata has in those years is one the zone claims (hourly scan).
+        let offset = |t: i64| {
+            chrono_tz::Europe::London
+                .timestamp_opt(t, 0)
+                .unwrap()
+                .offset()
+                .fix()
+                .local_minus_utc()
+        };
+        let from = chrono::Utc
+            .with_ymd_and_hms(first, 1, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp();
+        let to = chrono::Utc
+            .with_ymd_and_hms(last + 1, 1, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp();
+        for t in (from..to).step_by(3600) {
+            if offset(t) != offset(t + 3600) {
+                let change = (t + 1..=t + 3600)
+                    .find(|&c| offset(c) != offset(c - 1))
+                    .unwrap();
+                assert!(
+                    claimed.contains(&change),
+                    "tzdata changes clocks at {change}, the zone does not say so"
+                );
+            }
+        }
     }
 }

@@ -188,6 +188,7 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
+        crate::store::note_if_damaged(&e);
         ApiError::internal(e)
     }
 }

@@ -649,12 +649,28 @@ pub async fn partner_calendar(
     render_calendar(state, headers, p, f, name, "/partners/{id}/calendar.ics").await
 }
 
+const STORE_DAMAGED: &str = "the store's file is damaged; see the log";
+
 pub async fn healthz(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let st = state.clone();
     let result = blocking(move || {
+        // A read that met a damaged page earlier makes the store unhealthy even though the
+        // counts below may still be read from intact index pages.
+        // Public text only: the details (with the store's path) are in the log.
+        if crate::store::damage_seen().is_some() {
+            return Err(ApiError::unavailable(STORE_DAMAGED));
+        }
+        st.store.probe().map_err(|e| {
+            tracing::error!(error = %e, "healthz: the store does not answer");
+            ApiError::unavailable(if e.is_corruption() {
+                STORE_DAMAGED
+            } else {
+                "reads fail; see the log"
+            })
+        })?;
         let conn = st.store.reader()?;
         let (orgs, events) = entities::counts(&conn)?;
         let mut partners = Vec::new();

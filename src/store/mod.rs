@@ -1,6 +1,7 @@
 //! The canonical SQLite store: partners' raw records with provenance, merged entities, the change log
 //! and sync runs. One writer connection behind a mutex (SQLite has one writer anyway, and queuing in
 //! process avoids `database is locked`); readers open their own connections and never block it (WAL).
+//! One process at a time may write: it holds an exclusive lock on `<store>.lock` for its lifetime.
 
 pub mod block_keys;
 pub mod entities;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,6 +38,58 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("stored record {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
+    #[error("store {path} is already in use by another tributary process ({holder}); stop it, or use `tributary resync` to ask the running daemon")]
+    Locked { path: PathBuf, holder: String },
+    #[error("cannot lock the store through {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store {path} fails its integrity check ({detail}); stop here and restore it from a backup (or move it aside to start an empty store)")]
+    Damaged { path: PathBuf, detail: String },
+    #[error("store {path} is an empty file (0 bytes), not a store; restore it from a backup, or delete it to start an empty store")]
+    EmptyFile { path: PathBuf },
+    #[error("no store at {path} yet (a sync or `tributary run` creates it)")]
+    Missing { path: PathBuf },
+    #[error("store {path} has schema version {found}, older than this build reads ({supported}); run `tributary sync` or the daemon once to upgrade it")]
+    TooOld {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+}
+
+impl StoreError {
+    /// Whether the error says the file's bytes are damaged (not a lock, a full disk or a query bug).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Corrupt { .. } | StoreError::Damaged { .. } => true,
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// The first sign of a damaged store this process met while serving (reads that fail with
+/// SQLite's corruption codes); `/healthz` and the watchdog report it from then on.
+static DAMAGE_SEEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Notes `e` if it shows the store's file is damaged; other errors are ignored.
+pub fn note_if_damaged(e: &StoreError) {
+    if e.is_corruption() {
+        let first = DAMAGE_SEEN.set(e.to_string()).is_ok();
+        if first {
+            tracing::error!(error = %e, "the store is damaged; /healthz now answers 503");
+        }
+    }
+}
+
+/// What damage to the store this process has met, if any.
+pub fn damage_seen() -> Option<&'static str> {
+    DAMAGE_SEEN.get().map(String::as_str)
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -44,8 +97,12 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Handle to the store file. Cheap to share behind an `Arc`.
 pub struct Store {
     path: PathBuf,
+    /// Read-write for the lock holder; a read-only connection in a read-only store, so a write
+    /// through it fails instead of changing anything.
     writer: Mutex<Connection>,
     readers: ReaderPool,
+    /// Held for the store's lifetime by the one writing process; the OS drops it if we die.
+    _lock: Option<std::fs::File>,
 }
 
 /// Read-only connections: idle ones reused so a request does not pay for opening one, and at
@@ -110,6 +167,9 @@ impl Drop for Store {
         // connection, whose close copies the write-ahead log into the database and removes it;
         // otherwise a big sync leaves its whole log for the next process to read and checkpoint.
         self.readers.lock().idle.clear();
+        if self._lock.is_none() {
+            return; // read-only: nothing of ours to checkpoint
+        }
         let conn = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             tracing::debug!(error = %e, "checkpoint at close failed; the log is kept and replayed");
@@ -161,7 +221,9 @@ fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store and brings its schema up to date.
+    /// Opens (creating if needed) the store for writing: takes the store's exclusive writer lock,
+    /// checks the file's integrity, brings its schema up to date and closes runs a dead process
+    /// left `running`. Fails if another process holds the lock.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
@@ -171,12 +233,15 @@ impl Store {
                 })?;
             }
         }
+        let lock = lock_exclusive(path)?;
+        refuse_empty_file(path)?;
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn, CACHE_KIB).map_err(open_err)?;
+        check_integrity(&conn, path)?;
         // WAL lets readers run during a sync's write transaction; NORMAL sync is durable at each
         // checkpoint and never corrupts on power loss in WAL mode.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -186,9 +251,7 @@ impl Store {
         // After a checkpoint resets it, a write-ahead log grown by a big sync shrinks back.
         conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
             .map_err(open_err)?;
-        let found: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(open_err)?;
+        let found = schema_version(&conn, path)?;
         if found > migrations::latest() {
             return Err(StoreError::TooNew {
                 path: path.to_path_buf(),
@@ -197,7 +260,8 @@ impl Store {
             });
         }
         migrations::apply(&mut conn).map_err(open_err)?;
-        // A run left 'running' belongs to a process that died mid-sync; its transaction rolled back.
+        // We hold the writer lock, so no other process is syncing: a run left 'running' belongs
+        // to a process that died mid-sync, and its transaction rolled back.
         conn.execute(
             "UPDATE runs SET result = 'interrupted', finished_at = COALESCE(finished_at, started_at),
                  error = COALESCE(error, 'the process stopped before this sync finished; nothing was applied')
@@ -209,7 +273,77 @@ impl Store {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
             readers: ReaderPool::new(),
+            _lock: Some(lock),
         })
+    }
+
+    /// Opens an existing store for reading only (`status`, `export`): no lock, no migration, no
+    /// write of any kind, so it is safe beside a running daemon. Its `writer()` is read-only too.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        refuse_empty_file(path)?;
+        let conn = open_read_connection(path, READER_CACHE_KIB)?;
+        let found = schema_version(&conn, path)?;
+        let supported = migrations::latest();
+        if found != supported {
+            return Err(if found > supported {
+                StoreError::TooNew {
+                    path: path.to_path_buf(),
+                    found,
+                    supported,
+                }
+            } else {
+                StoreError::TooOld {
+                    path: path.to_path_buf(),
+                    found,
+                    supported,
+                }
+            });
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: ReaderPool::new(),
+            _lock: None,
+        })
+    }
+
+    /// Reads through the store the way a request does, on a fresh connection so no page cache
+    /// hides what is on disk now: the newest entity and source record (root to leaf of both
+    /// tables) and their listing index. For `/healthz` and the watchdog; damage found is noted
+    /// (see [`damage_seen`]).
+    pub fn probe(&self) -> Result<()> {
+        let result = (|| {
+            let conn = open_read_connection(&self.path, READER_CACHE_KIB)?;
+            for sql in [
+                "SELECT length(body) FROM entities ORDER BY rowid DESC LIMIT 1",
+                "SELECT length(payload) FROM source_records ORDER BY rowid DESC LIMIT 1",
+                "SELECT COUNT(*) FROM (SELECT id FROM entities INDEXED BY entities_orgs
+                   WHERE kind = 'organisations' AND deleted_at IS NULL LIMIT 100)",
+            ] {
+                conn.query_row(sql, [], |_| Ok(()))
+                    .optional()
+                    .map_err(StoreError::Sql)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = &result {
+            note_if_damaged(e);
+        }
+        result
+    }
+
+    /// Whether some process holds the store's writer lock right now (a daemon or a `sync`).
+    pub fn writer_active(path: &Path) -> bool {
+        let Ok(file) = std::fs::File::open(lock_path(path)) else {
+            return false;
+        };
+        // Taking a shared lock fails only while someone holds the exclusive one; drop releases it.
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared).is_err()
     }
 
     pub fn path(&self) -> &Path {
@@ -243,16 +377,7 @@ impl Store {
     }
 
     fn open_reader(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
-        configure(&conn, READER_CACHE_KIB)?;
-        Ok(conn)
+        open_read_connection(&self.path, READER_CACHE_KIB)
     }
 
     /// Registers the configured partners (name, priority) so queries and survivorship can use them.
@@ -271,6 +396,132 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+fn open_read_connection(path: &Path, cache_kib: i64) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    configure(&conn, cache_kib)?;
+    Ok(conn)
+}
+
+/// The lock file beside the store: `tributary.db` is guarded by `tributary.db.lock`.
+pub fn lock_path(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Tries at taking the writer lock before a holder is taken to be another writer.
+const LOCK_TRIES: usize = 10;
+
+/// Takes the store's exclusive writer lock without waiting for a writer, and writes our pid into the lock
+/// file so the next process can say who holds it. The OS releases it when the process ends,
+/// however it ends, so a crash never leaves a stale lock.
+fn lock_exclusive(store: &Path) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = lock_path(store);
+    let lock_err = |source| StoreError::Lock {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(lock_err)?;
+    // `writer_active` (as `tributary status` runs it) holds a shared lock for an instant: a few
+    // tries a moment apart tell that from a real writer, which holds the lock for good.
+    let mut tries = 0;
+    let locked = loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK && tries < LOCK_TRIES => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    match locked {
+        Ok(()) => {}
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "pid unknown".into(),
+            };
+            return Err(StoreError::Locked {
+                path: store.to_path_buf(),
+                holder,
+            });
+        }
+        Err(e) => return Err(lock_err(e.into())),
+    }
+    file.set_len(0).map_err(lock_err)?;
+    file.rewind().map_err(lock_err)?;
+    writeln!(file, "{}", std::process::id()).map_err(lock_err)?;
+    Ok(file)
+}
+
+/// SQLite takes a 0-byte file for a new empty database; for a store that once held data that
+/// is a loss to report, not to paper over. A write-ahead log beside it may still hold the data.
+fn refuse_empty_file(path: &Path) -> Result<()> {
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if len(path) == Some(0) && len(Path::new(&wal)).unwrap_or(0) == 0 {
+        return Err(StoreError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// `PRAGMA quick_check` (every page and index entry, without comparing indexes to their tables
+/// row by row): a store with flipped bytes is refused before anything is served from it.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let problems: Vec<String> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(|e| damaged(e.to_string()))?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(damaged(problems.join("; ")))
+}
+
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64> {
+    let found = conn.query_row("PRAGMA user_version", [], |r| r.get(0));
+    found.map_err(|source| {
+        let e = StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if e.is_corruption() {
+            StoreError::Damaged {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        } else {
+            e
+        }
+    })
 }
 
 /// Hands memory freed by SQLite back to the system. SQLite allocates its page caches with the C

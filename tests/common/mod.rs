@@ -38,6 +38,15 @@ pub struct FakePartner {
     pub addr: SocketAddr,
     pub feed: Arc<Mutex<Feed>>,
     pub seen: Arc<Mutex<Seen>>,
+    gate: Gate,
+}
+
+/// Holds a fake partner's answers while shut, so a test can act while a sync is provably in
+/// flight (its request arrived and is waiting) instead of hoping a sleep lands inside it.
+#[derive(Clone)]
+struct Gate {
+    shut: Arc<tokio::sync::watch::Sender<bool>>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakePartner {
@@ -53,11 +62,41 @@ impl FakePartner {
     pub fn requests(&self) -> usize {
         self.seen.lock().unwrap().requests
     }
+
+    /// From now on, requests wait (unanswered) until [`FakePartner::open`].
+    pub fn hold(&self) {
+        self.gate.shut.send_replace(true);
+    }
+
+    /// Answers the waiting requests, and the ones after.
+    pub fn open(&self) {
+        self.gate.shut.send_replace(false);
+    }
+
+    /// Waits until `n` requests are being held; panics after 20 s.
+    pub fn wait_held(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.gate.waiting.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(
+                Instant::now() < deadline,
+                "no request reached the held partner"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
-type PartnerState = (Arc<Mutex<Feed>>, Arc<Mutex<Seen>>);
+type PartnerState = (Arc<Mutex<Feed>>, Arc<Mutex<Seen>>, Gate);
 
 async fn serve_feed(State(p): State<PartnerState>, headers: HeaderMap) -> Response<Body> {
+    let mut shut = p.2.shut.subscribe();
+    if *shut.borrow_and_update() {
+        p.2.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = shut.wait_for(|s| !*s).await;
+        p.2.waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
     let feed = p.0.lock().unwrap().clone();
     let inm = headers
         .get("if-none-match")
@@ -98,7 +137,11 @@ pub fn fake_partner(feed: Feed) -> FakePartner {
     let std_listener = StdListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
-    let state = (feed.clone(), seen.clone());
+    let gate = Gate {
+        shut: Arc::new(tokio::sync::watch::channel(false).0),
+        waiting: Default::default(),
+    };
+    let state = (feed.clone(), seen.clone(), gate.clone());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -110,7 +153,12 @@ pub fn fake_partner(feed: Feed) -> FakePartner {
             let _ = axum::serve(listener, app).await;
         });
     });
-    FakePartner { addr, feed, seen }
+    FakePartner {
+        addr,
+        feed,
+        seen,
+        gate,
+    }
 }
 
 pub fn ics_feed(body: &str, etag: Option<&str>) -> Feed {
@@ -131,7 +179,8 @@ pub fn json_feed(body: &str) -> Feed {
     }
 }
 
-/// A port that was free a moment ago.
+/// A port nothing listened on a moment ago: only for a partner that must refuse connections
+/// (never for a server of ours to bind later; those bind port 0).
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
@@ -140,27 +189,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A temp dir holding `tributary.toml` with the given partners section.
+/// A temp dir holding `tributary.toml` with the given partners section. The daemon listens on
+/// `127.0.0.1:0` (the OS picks the port) and writes the address it bound to `bound-address` in
+/// the dir, which the harness waits on: no port is picked, released and raced for.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
-    pub port: u16,
 }
+
+/// How long a daemon may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl TestEnv {
     pub fn new(partners_toml: &str) -> TestEnv {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let text = format!(
-            "[store]\npath = \"data/tributary.db\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\n\n{partners_toml}"
+            "[store]\npath = \"data/tributary.db\"\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[scheduler]\ndefault_schedule = \"0 0 3 * * *\"\n\n{partners_toml}"
         );
         std::fs::write(dir.path().join("tributary.toml"), text).unwrap();
-        TestEnv { dir, port }
+        TestEnv { dir }
     }
 
     /// The bundled demo config and data, copied so the test owns its store.
     pub fn demo() -> TestEnv {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let demo_dst = dir.path().join("demo");
         std::fs::create_dir_all(&demo_dst).unwrap();
@@ -170,10 +221,10 @@ impl TestEnv {
         }
         let text = std::fs::read_to_string(root.join("config/tributary.toml")).unwrap();
         let text = text
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+            .replace("127.0.0.1:8080", "127.0.0.1:0")
             .replace("../data/tributary.db", "data/tributary.db");
         std::fs::write(dir.path().join("tributary.toml"), text).unwrap();
-        TestEnv { dir, port }
+        TestEnv { dir }
     }
 
     pub fn config(&self) -> PathBuf {
@@ -184,18 +235,30 @@ impl TestEnv {
         self.dir.path().join("data/tributary.db")
     }
 
+    /// Where the daemon writes the address it bound (`TRIBUTARY_BOUND_ADDRESS_FILE`).
+    pub fn address_file(&self) -> PathBuf {
+        self.dir.path().join("bound-address")
+    }
+
+    /// The running daemon's base URL, from the address it reported.
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let addr =
+            std::fs::read_to_string(self.address_file()).expect("the daemon reported its address");
+        format!("http://{}", addr.trim())
+    }
+
+    /// The binary with this env's config and address file.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(self.config())
+            .env("TRIBUTARY_BOUND_ADDRESS_FILE", self.address_file())
+            .env("RUST_LOG", "warn");
+        cmd
     }
 
     pub fn cmd(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.config())
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+        self.command().args(args).output().unwrap()
     }
 
     /// Starts the daemon and waits until `/healthz` answers.
@@ -205,43 +268,131 @@ impl TestEnv {
 
     /// Starts the daemon with extra environment variables.
     pub fn start_with(&self, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(BIN);
+        let mut d = self.spawn_with(env);
+        d.wait_healthy(self);
+        d
+    }
+
+    /// Starts the daemon without waiting for it; its stderr is collected (see [`Daemon::log`]).
+    pub fn spawn_with(&self, env: &[(&str, &str)]) -> Daemon {
+        // An address left by an earlier daemon of this env must not be mistaken for this one's.
+        let _ = std::fs::remove_file(self.address_file());
+        let mut cmd = self.command();
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
-            .arg("--config")
-            .arg(self.config())
+        let mut child = cmd
             .arg("run")
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let d = Daemon {
-            child,
-            base: self.base(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = blocking_get(&format!("{}/healthz", d.base)) {
-                if r.0 == 200 {
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
                     break;
                 }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
-            assert!(Instant::now() < deadline, "daemon did not come up");
-            std::thread::sleep(Duration::from_millis(100));
+        });
+        Daemon {
+            child,
+            base: String::new(),
+            log,
         }
-        d
     }
 }
 
 pub struct Daemon {
     pub child: Child,
     pub base: String,
+    log: Arc<Mutex<String>>,
 }
 
 impl Daemon {
+    /// Waits for the address file, then for `/healthz` to answer 200 there.
+    pub fn wait_healthy(&mut self, env: &TestEnv) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if std::fs::metadata(env.address_file()).is_ok() {
+                break;
+            }
+            self.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "daemon reported no address: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let base = env.base();
+        loop {
+            if let Ok(r) = blocking_get(&format!("{base}/healthz")) {
+                if r.0 == 200 {
+                    break;
+                }
+            }
+            self.assert_alive();
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.base = base;
+    }
+
+    fn assert_alive(&mut self) {
+        if let Some(st) = self.child.try_wait().unwrap() {
+            std::thread::sleep(Duration::from_millis(50));
+            panic!("daemon exited ({st}): {}", self.log());
+        }
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the daemon's stderr holds `needle`; panics after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the daemon's log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the daemon to exit on its own; returns its exit code and its stderr.
+    pub fn wait_exit(mut self, timeout: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain what is left in the pipe.
+                std::thread::sleep(Duration::from_millis(50));
+                return (st.code(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon kept running: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM and wait; returns the exit status code.
     pub fn stop(mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
