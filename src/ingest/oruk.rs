@@ -250,7 +250,7 @@ fn organisation(v: &Value, extras: Extras) -> Result<Organisation, String> {
     }
     let description = json_str(v, "description");
     let (description, description_html) = match description {
-        Some(d) if html::looks_like_html(&d) => (None, Some(d)),
+        Some(d) if html::has_markup(&d) => (None, Some(d)),
         d => (d, None),
     };
     let own_phone = array(v, &["phones"])
