@@ -43,10 +43,18 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
     let mut feed = ParsedFeed::default();
     let mut seen = std::collections::HashSet::new();
     for (i, post) in posts.into_iter().enumerate() {
-        let Some(id) = post.id.clone().or_else(|| post.link.clone()) else {
+        let Some(id) = post
+            .id
+            .clone()
+            .or_else(|| post.link.clone())
+            .or_else(|| derived_id(&post))
+        else {
             feed.rejections.push(Rejection {
                 source_id: None,
-                reason: format!("item {}: no guid, id or link to identify it", i + 1),
+                reason: format!(
+                    "item {}: no guid, id, link, title or text to identify it",
+                    i + 1
+                ),
             });
             continue;
         };
@@ -71,6 +79,31 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         }
     }
     Ok(feed)
+}
+
+/// A stable id for an item with no guid, id or link, from what it says (title, text, dates), so
+/// the same post keeps its id from sync to sync and an edited one becomes a new record.
+fn derived_id(post: &Post) -> Option<String> {
+    use sha2::Digest;
+    let title = post.title.as_deref().unwrap_or("").trim();
+    let text = post.html.as_deref().unwrap_or("").trim();
+    if title.is_empty() && text.is_empty() {
+        return None;
+    }
+    let mut h = sha2::Sha256::new();
+    for part in [title, text] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    for (k, v) in &post.ext {
+        h.update(k.0.as_bytes());
+        h.update(k.1.as_bytes());
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    Some(format!("derived:{hex}"))
 }
 
 fn invalid(reason: String) -> ParseError {
@@ -518,5 +551,16 @@ mod tests {
             .expect("the parser thread survived")
             .unwrap_err();
         assert!(err.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn an_item_without_guid_or_link_gets_a_stable_derived_id() {
+        let doc = r#"<rss version="2.0"><channel><title>t</title><link>https://x.org/</link><description>d</description>
+<item><title>Coffee morning, Friday 3 March 2028, 10am</title><description>All welcome</description></item></channel></rss>"#;
+        let a = parse(doc.as_bytes()).unwrap();
+        let b = parse(doc.as_bytes()).unwrap();
+        assert_eq!(a.records.len(), 1, "{:?}", a.rejections);
+        assert!(a.records[0].source_id.starts_with("derived:"));
+        assert_eq!(a.records[0].source_id, b.records[0].source_id);
     }
 }

@@ -166,7 +166,7 @@ pub fn nodes(doc: Value) -> Vec<Value> {
 
 /// Events a non-event node carries (an organisation's or place's `event`/`events`, a page's
 /// `mainEntity`), each with the carrier as its organiser when the carrier is an organisation and
-/// the event names none.
+/// the event names none, and the carrier's name as its title when it has none of its own.
 pub fn nested_events(carrier: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     for key in ["event", "events", "mainEntity"] {
@@ -177,6 +177,12 @@ pub fn nested_events(carrier: &Value) -> Vec<Value> {
         };
         for event in found.into_iter().filter(|e| is_event(e)) {
             let mut event = event.clone();
+            // A band's or club's listed dates often name no event: they are the carrier's.
+            if event.get("name").is_none() {
+                if let (Some(obj), Some(name)) = (event.as_object_mut(), carrier.get("name")) {
+                    obj.insert("name".into(), name.clone());
+                }
+            }
             if is_organisation(carrier) && event.get("organizer").is_none() {
                 if let (Some(obj), Some(name)) = (event.as_object_mut(), carrier.get("name")) {
                     obj.insert(
@@ -896,13 +902,16 @@ mod tests {
     fn events_nested_under_an_organisation() {
         let org = json!({"@type": "SportsClub", "name": "Crewe Harriers", "event": [
             {"@type": "SportsEvent", "name": "Club 10k", "startDate": "2027-05-01T09:00:00+0100"},
+            {"@type": "Event", "startDate": "2027-05-20", "location": "Crewe"},
             {"@type": "Event", "name": "AGM", "startDate": "2027-06-01T19:00:00+01:00",
              "organizer": {"@type": "Organization", "name": "Harriers Committee"}}]});
         let events = nested_events(&org);
-        assert_eq!(events.len(), 2);
+        assert_eq!(events.len(), 3);
         let first = event(&events[0], None).unwrap();
         assert_eq!(first.organiser.name.as_deref(), Some("Crewe Harriers"));
-        let second = event(&events[1], None).unwrap();
+        let untitled = event(&events[1], None).unwrap();
+        assert_eq!(untitled.title, "Crewe Harriers");
+        let second = event(&events[2], None).unwrap();
         assert_eq!(second.organiser.name.as_deref(), Some("Harriers Committee"));
     }
 }
