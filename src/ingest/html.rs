@@ -450,7 +450,7 @@ mod tests {
         assert_eq!(text, "deep text");
         // Ordinary structure is untouched: implied ends of <p> and <li> do not count as depth.
         let many =
-            "<ul><li>x".repeat(1) + &"<li>x".repeat(1000) + "</ul>" + &"<p>para".repeat(1000);
+            "<ul><li>x".to_string() + &"<li>x".repeat(1000) + "</ul>" + &"<p>para".repeat(1000);
         let clean = sanitise(&many);
         assert_eq!(clean.matches("<li>").count(), 1001);
         assert_eq!(clean.matches("<p>").count(), 1000);
