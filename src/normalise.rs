@@ -46,10 +46,11 @@ fn long_text(s: Option<String>) -> Option<String> {
     (!out.is_empty()).then(|| out.join("\n"))
 }
 
+/// Short texts (categories, alternate names) as text, blanks and case-insensitive repeats dropped.
 fn list(v: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in v {
-        if let Some(c) = text(&c) {
+        if let Some(c) = text(&markup_free(c)) {
             if !out.iter().any(|o| o.eq_ignore_ascii_case(&c)) {
                 out.push(c);
             }
@@ -59,12 +60,11 @@ fn list(v: Vec<String>) -> Vec<String> {
 }
 
 fn organisation(mut o: Organisation) -> Result<Organisation, String> {
-    o.name = text(&o.name).ok_or("organisation has no name")?;
+    o.name = text(&markup_free(o.name)).ok_or("organisation has no name")?;
     o.alternate_names = list(o.alternate_names)
         .into_iter()
         .filter(|n| name_key(n) != name_key(&o.name))
         .collect();
-    o.name = markup_free(o.name);
     (o.description, o.description_html) = descriptions(o.description, o.description_html);
     o.identifiers.charity_number = o
         .identifiers
@@ -78,39 +78,62 @@ fn organisation(mut o: Organisation) -> Result<Organisation, String> {
         .and_then(company_number);
     o.identifiers.org_id = o.identifiers.org_id.as_deref().and_then(org_id);
     o.website = o.website.as_deref().and_then(website);
-    o.email = o.email.as_deref().and_then(email);
-    o.phone = o.phone.as_deref().and_then(phone);
-    o.address.street = opt_text(o.address.street);
-    o.address.locality = opt_text(o.address.locality);
-    o.address.region = opt_text(o.address.region);
+    o.email = o.email.map(markup_free).as_deref().and_then(email);
+    o.phone = o.phone.map(markup_free).as_deref().and_then(phone);
+    o.address.street = short_text(o.address.street);
+    o.address.locality = short_text(o.address.locality);
+    o.address.region = short_text(o.address.region);
     o.address.postcode = o.address.postcode.as_deref().and_then(postcode);
     o.categories = list(o.categories);
     Ok(o)
 }
 
-/// A title or name with any markup or entities a CMS left in it turned into plain text.
+/// A title, name or other short field with any markup or entities a CMS left in it turned into
+/// plain text, as detected by an HTML tokenizer.
 fn markup_free(s: String) -> String {
-    if html::looks_like_html(&s) || (s.contains('&') && s.contains(';')) || s.contains('<') {
+    if html::has_markup(&s) {
         html::inline_text(&s)
     } else {
         s
     }
 }
 
+fn short_text(s: Option<String>) -> Option<String> {
+    opt_text(s.map(markup_free))
+}
+
 /// Plain and HTML descriptions as we republish them: HTML sanitised, and plain text always
-/// present when either is (rendered from the HTML if the partner gave only markup). A "plain"
-/// description that is really markup is treated as markup.
+/// present when either is, rendered from the sanitised HTML. A "plain" description in which an
+/// HTML tokenizer finds markup is treated as markup: sanitised into the HTML when the partner
+/// gave none, and rendered to text either way, so `description` never carries markup.
 fn descriptions(plain: Option<String>, markup: Option<String>) -> (Option<String>, Option<String>) {
     let plain = long_text(plain);
     let (plain, markup) = match (plain, opt_text(markup)) {
-        (Some(p), None) if html::looks_like_html(&p) => (None, Some(p)),
+        (Some(p), None) if html::has_markup(&p) => (None, Some(p)),
+        (Some(p), Some(m)) if html::has_markup(&p) => (long_text(Some(plain_of(&p))), Some(m)),
         other => other,
     };
     let markup = markup
         .map(|m| html::sanitise(&m))
         .filter(|m| !m.trim().is_empty());
-    let plain = plain.or_else(|| long_text(markup.as_deref().map(html::to_text)));
+    let plain = plain.or_else(|| long_text(markup.as_deref().map(plain_of)));
     (plain, markup)
+}
+
+/// Multi-line text of some markup, rendered until no markup is left in it (escaped markup that
+/// one rendering decodes is rendered again), so `description` never holds a tag.
+fn plain_of(markup: &str) -> String {
+    let mut text = html::to_text(markup);
+    for _ in 0..3 {
+        if !html::has_markup(&text) {
+            return text;
+        }
+        text = html::to_text(&text);
+    }
+    if html::has_markup(&text) {
+        text = text.replace('<', "‹").replace('&', "＆");
+    }
+    text
 }
 
 fn event(mut e: Event) -> Result<Event, String> {
@@ -125,13 +148,13 @@ fn event(mut e: Event) -> Result<Event, String> {
         }
     }
     (e.description, e.description_html) = descriptions(e.description, e.description_html);
-    e.location.name = opt_text(e.location.name);
-    e.location.address = opt_text(e.location.address);
+    e.location.name = short_text(e.location.name);
+    e.location.address = short_text(e.location.address);
     e.location.postcode = e.location.postcode.as_deref().and_then(postcode);
     e.location.url = e.location.url.as_deref().and_then(website);
     e.url = e.url.as_deref().and_then(website);
     e.booking_url = e.booking_url.as_deref().and_then(website);
-    e.organiser.name = opt_text(e.organiser.name);
+    e.organiser.name = short_text(e.organiser.name);
     e.categories = list(e.categories);
     e.recurrence = e
         .recurrence
@@ -554,5 +577,58 @@ mod tests {
         assert_eq!(o.name, "Hull CVS");
         assert_eq!(o.categories, vec!["Youth".to_string()]);
         assert!(record(rec("   ")).unwrap_err().contains("no name"));
+    }
+
+    #[test]
+    fn markup_in_plain_text_fields_is_sanitised_or_rendered_to_text() {
+        let start = chrono::DateTime::parse_from_rfc3339("2027-01-01T10:00:00Z").unwrap();
+        let e = Event {
+            title: "Quiz <svg onload=alert(1)>night</svg>".into(),
+            description: Some(
+                "Come along <img src=x onerror=alert(1)><script>steal()</script>".into(),
+            ),
+            description_html: None,
+            start,
+            end: None,
+            timezone: None,
+            all_day: false,
+            recurrence: None,
+            status: Default::default(),
+            location: crate::model::Location {
+                name: Some("<iframe src=//evil.example></iframe>Town Hall".into()),
+                address: Some("1 High St<script>x()</script>".into()),
+                ..Default::default()
+            },
+            url: None,
+            booking_url: None,
+            organiser: crate::model::Organiser {
+                name: Some("<b>Crewe</b> CVS".into()),
+                organisation_id: None,
+            },
+            categories: vec![
+                "<em>Youth</em>".into(),
+                "&lt;script&gt;x&lt;/script&gt;Sport".into(),
+            ],
+        };
+        let e = event(e).unwrap();
+        let html = e.description_html.clone().unwrap();
+        assert!(
+            !html.contains("onerror") && !html.contains("script"),
+            "{html}"
+        );
+        assert!(html.contains("<img src=\"x\">"), "{html}");
+        let text = e.description.clone().unwrap();
+        assert_eq!(text, "Come along");
+        assert_eq!(e.title, "Quiz night");
+        assert_eq!(e.location.name.as_deref(), Some("Town Hall"));
+        assert_eq!(e.location.address.as_deref(), Some("1 High St"));
+        assert_eq!(e.organiser.name.as_deref(), Some("Crewe CVS"));
+        assert_eq!(e.categories, vec!["Youth".to_string(), "Sport".to_string()]);
+        for field in [&e.title, &text] {
+            assert!(!html::has_markup(field), "{field}");
+        }
+        // Prose with a bare "<" or "&" is left alone.
+        let plain = descriptions(Some("Ages 5 < 11 & parents".into()), None);
+        assert_eq!(plain, (Some("Ages 5 < 11 & parents".into()), None));
     }
 }

@@ -75,6 +75,11 @@ impl Harvest {
                 if self.wanted(&node) {
                     found += 1;
                     self.node(url, &node, found);
+                } else if self.kind == RecordKind::Events {
+                    for event in schema_org::nested_events(&node) {
+                        found += 1;
+                        self.node(url, &event, found);
+                    }
                 }
             }
         }
@@ -243,5 +248,47 @@ mod tests {
         assert!(h
             .add_page("u", PageRole::Listing, b"<html><p>hello</p></html>")
             .is_err());
+    }
+
+    #[test]
+    fn events_under_an_organisations_event_property_land() {
+        let page = r#"<script type="application/ld+json">{"@context":"https://schema.org",
+            "@type":"NGO","name":"Hull CVS","url":"https://hullcvs.example.org/",
+            "event":[{"@type":"Event","name":"Volunteers' week","url":"https://hullcvs.example.org/vw",
+                      "startDate":"2027-06-01T10:00:00+0100","endDate":"2027-06-07"}]}</script>"#;
+        let mut h = Harvest::new(RecordKind::Events);
+        h.add_page(
+            "https://hullcvs.example.org/",
+            PageRole::Listing,
+            page.as_bytes(),
+        )
+        .unwrap();
+        let out = h.finish();
+        assert_eq!(out.parsed.records.len(), 1, "{:?}", out.parsed.rejections);
+        let Payload::Event(e) = &out.parsed.records[0].payload else {
+            panic!()
+        };
+        assert_eq!(e.organiser.name.as_deref(), Some("Hull CVS"));
+        assert_eq!(e.end.unwrap().to_rfc3339(), "2027-06-08T00:00:00+01:00");
+    }
+
+    #[test]
+    fn json_ld_nested_100000_deep_is_a_rejection_not_a_crash() {
+        let depth = 100_000;
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let page = format!(
+            r#"<script type="application/ld+json">{deep}</script>
+               <script type="application/ld+json">{{"@type":"Event","name":"Fair","startDate":"2027-01-01"}}</script>"#
+        );
+        let mut h = Harvest::new(RecordKind::Events);
+        h.add_page("https://x.example/", PageRole::Listing, page.as_bytes())
+            .unwrap();
+        let out = h.finish();
+        assert_eq!(out.parsed.records.len(), 1);
+        assert!(
+            out.parsed.rejections[0].reason.contains("recursion limit"),
+            "{:?}",
+            out.parsed.rejections
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod dates_in_text;
+pub mod feed_xml;
 pub mod fetch;
 pub mod html;
 pub mod ical;

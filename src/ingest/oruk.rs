@@ -250,7 +250,7 @@ fn organisation(v: &Value, extras: Extras) -> Result<Organisation, String> {
     }
     let description = json_str(v, "description");
     let (description, description_html) = match description {
-        Some(d) if html::looks_like_html(&d) => (None, Some(d)),
+        Some(d) if html::has_markup(&d) => (None, Some(d)),
         d => (d, None),
     };
     let own_phone = array(v, &["phones"])
@@ -321,5 +321,29 @@ mod tests {
         assert!(o.description_html.is_some());
         assert_eq!(out.parsed.rejections.len(), 1);
         assert!(out.parsed.rejections[0].reason.contains("no organization"));
+    }
+
+    #[test]
+    fn a_page_nested_100000_deep_fails_the_feed_without_a_crash() {
+        let depth = 100_000;
+        let body = format!(
+            r#"{{"totalPages":1,"content":[{}{}]}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                Harvest::default()
+                    .add_page("https://x.example/services?page=1", body.as_bytes())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let err = handle
+            .join()
+            .expect("parsing survived on a 2 MiB stack")
+            .unwrap_err();
+        assert!(err.contains("recursion limit"), "{err}");
     }
 }

@@ -13,7 +13,12 @@ use crate::model::{ParsedFeed, Payload, Rejection, SourceRecord};
 
 const FORMAT: &str = "rpde";
 
-#[derive(Debug, Default)]
+/// Finds a `SessionSeries` by the reference a session's `superEvent` gives (its `@id`, RPDE id or
+/// URL) outside this feed's harvest: another feed of the partner's (OpenActive's split layout) or
+/// what an earlier sync kept. The caller supplies it; ingest knows no store.
+pub type SeriesLookup = Box<dyn Fn(&str) -> Option<Value> + Send>;
+
+#[derive(Default)]
 pub struct Harvest {
     pub(super) incremental: bool,
     records: Collected,
@@ -25,9 +30,61 @@ pub struct Harvest {
     pending: HashMap<String, (usize, Option<String>, Value)>,
     seq: usize,
     cursor: Option<String>,
+    lookup: Option<SeriesLookup>,
+}
+
+impl std::fmt::Debug for Harvest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("rpde::Harvest")
+            .field("records", &self.records)
+            .field("deleted", &self.deleted.len())
+            .field("series", &self.series.len())
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Harvest {
+    /// Where sessions whose series is not in this harvest find it.
+    pub fn set_series_lookup(&mut self, lookup: SeriesLookup) {
+        self.lookup = Some(lookup);
+    }
+
+    /// The series this harvest has seen, by every key a session may reference them with, so a
+    /// partner's other feeds can resolve their sessions against them.
+    pub fn series(&self) -> &HashMap<String, Value> {
+        &self.series
+    }
+
+    /// The series a session belongs to: embedded in full, or referenced by `@id`/id/URL and found
+    /// in this harvest or through the lookup. An embedded stub carrying little more than an `@id`
+    /// is completed from the full series when it can be found.
+    fn parent_of(&self, session: &Value) -> Option<Value> {
+        let reference = match session.get("superEvent") {
+            Some(Value::String(r)) => Some(r.trim().to_string()),
+            Some(o @ Value::Object(_)) => {
+                if o.get("name").is_some() {
+                    return None;
+                }
+                schema_org::node_id(o)
+            }
+            _ => None,
+        }?;
+        self.series
+            .get(&reference)
+            .cloned()
+            .or_else(|| self.lookup.as_ref().and_then(|l| l(&reference)))
+    }
+
+    fn remember_series(&mut self, id: &str, data: &Value) {
+        self.series.insert(id.to_string(), data.clone());
+        for key in ["@id", "id", "url", "identifier"] {
+            if let Some(k) = data.get(key).and_then(Value::as_str) {
+                self.series.insert(k.trim().to_string(), data.clone());
+            }
+        }
+    }
+
     pub fn add_page(&mut self, url: &str, bytes: &[u8]) -> Result<Vec<PageRequest>, ParseError> {
         let invalid = |reason: String| ParseError::Invalid {
             format: FORMAT,
@@ -82,11 +139,11 @@ impl Harvest {
                 };
                 self.deleted.retain(|d| *d != id);
                 let url = data.get("url").and_then(Value::as_str).map(str::to_string);
-                if schema_org::types(data).iter().any(|t| t == "SessionSeries") {
-                    self.series.insert(id.clone(), data.clone());
-                    if let Some(key) = data.get("@id").and_then(Value::as_str) {
-                        self.series.insert(key.to_string(), data.clone());
-                    }
+                if schema_org::types(data)
+                    .iter()
+                    .any(|t| t == "SessionSeries" || t == "CourseInstance" || t == "Course")
+                {
+                    self.remember_series(&id, data);
                 }
                 self.seq += 1;
                 self.pending.insert(id, (self.seq, url, data.clone()));
@@ -95,6 +152,29 @@ impl Harvest {
                 source_id: Some(id),
                 reason: format!("state {other:?} must be \"updated\" or \"deleted\""),
             }),
+        }
+    }
+
+    fn map(&mut self, id: String, url: Option<String>, data: &Value, parent: Option<&Value>) {
+        match schema_org::event(data, parent) {
+            Ok(e) => self.records.put(SourceRecord {
+                source_id: id,
+                url,
+                updated_at: None,
+                payload: Payload::Event(e),
+            }),
+            Err(reason) => {
+                let hint = if data.get("superEvent").is_some() && parent.is_none() {
+                    " (its superEvent is in none of the partner's feeds, in this sync or before; \
+                     publish the series, or its name on the session)"
+                } else {
+                    ""
+                };
+                self.rejections.push(Rejection {
+                    source_id: Some(id),
+                    reason: format!("{reason}{hint}"),
+                })
+            }
         }
     }
 
@@ -112,31 +192,14 @@ impl Harvest {
                 });
                 continue;
             }
-            let parent = match data.get("superEvent") {
-                Some(Value::String(r)) => self.series.get(r.as_str()),
-                _ => None,
-            };
-            match schema_org::event(&data, parent) {
-                Ok(e) => self.records.put(SourceRecord {
-                    source_id: id,
-                    url,
-                    updated_at: None,
-                    payload: Payload::Event(e),
-                }),
-                Err(reason) => {
-                    let hint = if data.get("superEvent").is_some_and(Value::is_string)
-                        && parent.is_none()
-                    {
-                        " (its superEvent is not in this feed's harvest; publish the series name on the session)"
-                    } else {
-                        ""
-                    };
-                    self.rejections.push(Rejection {
-                        source_id: Some(id),
-                        reason: format!("{reason}{hint}"),
-                    })
+            if let Some(sessions) = course_sessions(&id, &data) {
+                for (session_id, session) in sessions {
+                    self.map(session_id, url.clone(), &session, Some(&data));
                 }
+                continue;
             }
+            let parent = self.parent_of(&data);
+            self.map(id, url, &data, parent.as_ref());
         }
         Harvested {
             parsed: ParsedFeed {
@@ -148,6 +211,35 @@ impl Harvest {
             cursor: self.cursor,
         }
     }
+}
+
+/// A `CourseInstance`'s sessions (its `subEvent`s), each a record with the course as its series:
+/// a course is attended at those times, not as one span from its first day to its last. `None`
+/// when the course lists no sessions (it then stands as one event or a schedule).
+fn course_sessions(course_id: &str, data: &Value) -> Option<Vec<(String, Value)>> {
+    if !schema_org::types(data)
+        .iter()
+        .any(|t| t == "CourseInstance")
+    {
+        return None;
+    }
+    let subs: Vec<&Value> = match data.get("subEvent") {
+        Some(Value::Array(a)) => a.iter().filter(|s| s.is_object()).collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        _ => return None,
+    };
+    if subs.is_empty() {
+        return None;
+    }
+    Some(
+        subs.into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let id = schema_org::node_id(s).unwrap_or_else(|| format!("{course_id}#{}", i + 1));
+                (id, s.clone())
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -199,5 +291,102 @@ mod tests {
         let mut h = Harvest::default();
         assert!(h.add_page("u", br#"{"items": []}"#).is_err());
         assert!(h.add_page("u", b"<html>").is_err());
+    }
+
+    fn harvest_of(h: &mut Harvest, base: &str, items: &str) {
+        let next = format!("{base}?afterChangeNumber=9");
+        h.add_page(base, &page(&next, items)).unwrap();
+        assert!(h.add_page(&next, &page(&next, "")).unwrap().is_empty());
+    }
+
+    const SESSIONS: &str = r#"{"state":"updated","kind":"ScheduledSession","id":"s1","modified":1,
+        "data":{"@type":"ScheduledSession","@id":"https://ex.org/sessions/s1",
+                "superEvent":"https://ex.org/series/yoga","startDate":"2027-02-02T10:00:00Z",
+                "endDate":"2027-02-02T11:00:00Z"}}"#;
+
+    #[test]
+    fn split_layout_sessions_resolve_their_series_through_the_lookup() {
+        let mut series = Harvest::default();
+        harvest_of(
+            &mut series,
+            "https://ex.org/feeds/series",
+            r#"{"state":"updated","kind":"SessionSeries","id":"yoga","modified":1,
+                "data":{"@type":"SessionSeries","@id":"https://ex.org/series/yoga","name":"Chair Yoga",
+                        "location":{"@type":"Place","name":"Crewe Library"}}}"#,
+        );
+        let known = series.series().clone();
+        let mut sessions = Harvest::default();
+        sessions.set_series_lookup(Box::new(move |r| known.get(r).cloned()));
+        harvest_of(&mut sessions, "https://ex.org/feeds/sessions", SESSIONS);
+        let out = sessions.finish();
+        assert_eq!(out.parsed.records.len(), 1, "{:?}", out.parsed.rejections);
+        let Payload::Event(e) = &out.parsed.records[0].payload else {
+            panic!()
+        };
+        assert_eq!(e.title, "Chair Yoga");
+        assert_eq!(e.location.name.as_deref(), Some("Crewe Library"));
+
+        // Without the series anywhere, the session is a rejection that says where to look.
+        let mut alone = Harvest::default();
+        harvest_of(&mut alone, "https://ex.org/feeds/sessions", SESSIONS);
+        let out = alone.finish();
+        assert!(out.parsed.records.is_empty());
+        assert!(out.parsed.rejections[0].reason.contains("superEvent"));
+    }
+
+    #[test]
+    fn a_course_instances_sessions_are_its_events() {
+        let mut h = Harvest::default();
+        harvest_of(
+            &mut h,
+            "https://ex.org/feeds/courses",
+            r#"{"state":"updated","kind":"CourseInstance","id":"c1","modified":1,
+                "data":{"@type":"CourseInstance","name":"Learn to swim","startDate":"2027-03-01",
+                        "endDate":"2027-03-29",
+                        "subEvent":[{"@type":"Event","@id":"https://ex.org/c1/1","startDate":"2027-03-01T18:00:00Z","endDate":"2027-03-01T19:00:00Z"},
+                                    {"@type":"Event","startDate":"2027-03-08T18:00:00Z","duration":"PT1H"}]}}"#,
+        );
+        let out = h.finish();
+        let got: Vec<(String, String)> = out
+            .parsed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => (
+                    r.source_id.clone(),
+                    format!("{} {}", e.title, e.start.to_rfc3339()),
+                ),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "https://ex.org/c1/1".to_string(),
+                    "Learn to swim 2027-03-01T18:00:00+00:00".to_string()
+                ),
+                (
+                    "c1#2".to_string(),
+                    "Learn to swim 2027-03-08T18:00:00+00:00".to_string()
+                ),
+            ],
+            "{:?}",
+            out.parsed.rejections
+        );
+    }
+
+    #[test]
+    fn a_page_nested_100000_deep_fails_the_feed_without_a_crash() {
+        let depth = 100_000;
+        let body = format!(
+            r#"{{"next":"u","items":[{}{}]}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let err = Harvest::default()
+            .add_page("u", body.as_bytes())
+            .unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
     }
 }

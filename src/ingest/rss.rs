@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 
 use super::tributary_json::{instant, local_time, DEFAULT_TZ};
-use super::{dates_in_text, html, ParseError};
+use super::{dates_in_text, feed_xml, html, ParseError};
 use crate::model::{
     Event, EventStatus, Location, Organiser, ParsedFeed, Payload, Rejection, SourceRecord,
 };
@@ -35,19 +35,26 @@ struct Post {
 }
 
 pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
-    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).to_ascii_lowercase();
-    let posts = if head.contains("<feed") && !head.contains("<rss") {
-        atom(bytes)?
-    } else {
-        rss(bytes)?
+    let prepared = feed_xml::prepare(bytes).map_err(invalid)?;
+    let posts = match prepared.dialect {
+        feed_xml::Dialect::Atom => atom(&prepared.xml)?,
+        feed_xml::Dialect::Rss => rss(&prepared.xml)?,
     };
     let mut feed = ParsedFeed::default();
     let mut seen = std::collections::HashSet::new();
     for (i, post) in posts.into_iter().enumerate() {
-        let Some(id) = post.id.clone().or_else(|| post.link.clone()) else {
+        let Some(id) = post
+            .id
+            .clone()
+            .or_else(|| post.link.clone())
+            .or_else(|| derived_id(&post))
+        else {
             feed.rejections.push(Rejection {
                 source_id: None,
-                reason: format!("item {}: no guid, id or link to identify it", i + 1),
+                reason: format!(
+                    "item {}: no guid, id, link, title or text to identify it",
+                    i + 1
+                ),
             });
             continue;
         };
@@ -72,6 +79,31 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         }
     }
     Ok(feed)
+}
+
+/// A stable id for an item with no guid, id or link, from what it says (title, text, dates), so
+/// the same post keeps its id from sync to sync and an edited one becomes a new record.
+fn derived_id(post: &Post) -> Option<String> {
+    use sha2::Digest;
+    let title = post.title.as_deref().unwrap_or("").trim();
+    let text = post.html.as_deref().unwrap_or("").trim();
+    if title.is_empty() && text.is_empty() {
+        return None;
+    }
+    let mut h = sha2::Sha256::new();
+    for part in [title, text] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    for (k, v) in &post.ext {
+        h.update(k.0.as_bytes());
+        h.update(k.1.as_bytes());
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    Some(format!("derived:{hex}"))
 }
 
 fn invalid(reason: String) -> ParseError {
@@ -442,5 +474,93 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn titles(feed: &ParsedFeed) -> Vec<String> {
+        feed.records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => e.title.clone(),
+                _ => panic!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_atom_text_type_that_is_a_mime_type_reads_as_text() {
+        let atom = r#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title type="text/plain">Events</title><id>f</id><updated>2026-11-01T09:00:00Z</updated>
+  <entry><title type="text/plain">Quiz night, Friday 4 December 2026, 7pm</title><id>q</id><updated>2026-11-01T09:00:00Z</updated>
+    <summary type="TEXT">All welcome</summary><content type="text/plain">Bring a pen</content></entry></feed>"#;
+        let feed = parse(atom.as_bytes()).unwrap();
+        assert_eq!(
+            titles(&feed),
+            vec!["Quiz night, Friday 4 December 2026, 7pm"]
+        );
+    }
+
+    #[test]
+    fn an_encoding_declared_in_the_prolog_is_decoded() {
+        let mut doc = br#"<?xml version="1.0" encoding="windows-1252"?>
+<rss version="2.0"><channel><title>t</title><link>https://x.org/</link><description>d</description>
+<item><title>Caf"#
+            .to_vec();
+        doc.push(0xE9); // é in windows-1252
+        doc.extend_from_slice(b" social \x96 Tuesday 25 January 2028, 1pm</title><guid>c1</guid></item></channel></rss>");
+        let feed = parse(&doc).unwrap();
+        assert_eq!(
+            titles(&feed),
+            vec!["Café social – Tuesday 25 January 2028, 1pm"]
+        );
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!()
+        };
+        assert_eq!(e.start.to_rfc3339(), "2028-01-25T13:00:00+00:00");
+    }
+
+    #[test]
+    fn rss_1_0_with_a_prefixed_namespace() {
+        let doc = r#"<?xml version="1.0"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:rss="http://purl.org/rss/1.0/"
+         xmlns:ev="http://purl.org/rss/1.0/modules/event/">
+  <rss:channel rdf:about="https://x.org/"><rss:title>Events</rss:title><rss:link>https://x.org/</rss:link>
+    <rss:description>d</rss:description></rss:channel>
+  <rss:item rdf:about="https://x.org/e/1"><rss:title>Open day</rss:title><rss:link>https://x.org/e/1</rss:link>
+    <ev:startdate>2027-04-01T10:00:00+01:00</ev:startdate></rss:item>
+</rdf:RDF>"#;
+        let feed = parse(doc.as_bytes()).unwrap();
+        assert_eq!(titles(&feed), vec!["Open day"], "{:?}", feed.rejections);
+        assert_eq!(feed.records[0].source_id, "https://x.org/e/1");
+    }
+
+    #[test]
+    fn an_item_nested_100000_deep_fails_the_feed_not_the_process() {
+        let depth = 100_000;
+        let doc = format!(
+            r#"<rss version="2.0" xmlns:x="urn:x"><channel><title>t</title><link>l</link><description>d</description><item><title>a</title>{}{}</item></channel></rss>"#,
+            "<x:a>".repeat(depth),
+            "</x:a>".repeat(depth)
+        );
+        // Run where a tokio worker would: a thread with a 2 MiB stack.
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse(doc.as_bytes()).map(|_| ()).map_err(|e| e.to_string()))
+            .unwrap();
+        let err = handle
+            .join()
+            .expect("the parser thread survived")
+            .unwrap_err();
+        assert!(err.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn an_item_without_guid_or_link_gets_a_stable_derived_id() {
+        let doc = r#"<rss version="2.0"><channel><title>t</title><link>https://x.org/</link><description>d</description>
+<item><title>Coffee morning, Friday 3 March 2028, 10am</title><description>All welcome</description></item></channel></rss>"#;
+        let a = parse(doc.as_bytes()).unwrap();
+        let b = parse(doc.as_bytes()).unwrap();
+        assert_eq!(a.records.len(), 1, "{:?}", a.rejections);
+        assert!(a.records[0].source_id.starts_with("derived:"));
+        assert_eq!(a.records[0].source_id, b.records[0].source_id);
     }
 }

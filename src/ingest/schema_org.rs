@@ -23,34 +23,133 @@ fn short_name(t: &str) -> &str {
     t.rsplit(['/', ':', '#']).next().unwrap_or(t)
 }
 
+/// schema.org's subtypes of `Event` (and OpenActive's sessions) whose names do not end in "Event".
+const EVENT_TYPES: &[&str] = &[
+    "ScheduledSession",
+    "SessionSeries",
+    "CourseInstance",
+    "Festival",
+    "Hackathon",
+    "EventSeries",
+];
+
+/// Event subtypes that are not a gathering someone can attend at a time.
+const NOT_EVENTS: &[&str] = &["OnDemandEvent", "PublicationEvent", "BroadcastEvent"];
+
 pub fn is_event(v: &Value) -> bool {
-    types(v).iter().any(|t| {
-        t.ends_with("Event")
-            || matches!(
-                t.as_str(),
-                "ScheduledSession" | "SessionSeries" | "CourseInstance" | "Festival"
-            )
-    }) && !types(v).iter().any(|t| t == "OnDemandEvent")
+    let types = types(v);
+    types
+        .iter()
+        .any(|t| t.ends_with("Event") || EVENT_TYPES.contains(&t.as_str()))
+        && !types.iter().any(|t| NOT_EVENTS.contains(&t.as_str()))
 }
+
+/// schema.org's `Organization` and its subtypes (schema.org 28, `LocalBusiness` by its direct
+/// subtypes, whose own subtypes end in one of the suffixes [`ORGANISATION_SUFFIXES`] names).
+const ORGANISATION_TYPES: &[&str] = &[
+    "Organization",
+    "Organisation",
+    "Airline",
+    "Consortium",
+    "Corporation",
+    "CooperativeOrganization",
+    "EducationalOrganization",
+    "CollegeOrUniversity",
+    "ElementarySchool",
+    "HighSchool",
+    "MiddleSchool",
+    "Preschool",
+    "School",
+    "FundingScheme",
+    "GovernmentOrganization",
+    "LibrarySystem",
+    "LocalBusiness",
+    "MedicalOrganization",
+    "Dentist",
+    "DiagnosticLab",
+    "Hospital",
+    "MedicalClinic",
+    "Pharmacy",
+    "Physician",
+    "VeterinaryCare",
+    "NGO",
+    "NewsMediaOrganization",
+    "OnlineBusiness",
+    "OnlineStore",
+    "PerformingGroup",
+    "DanceGroup",
+    "MusicGroup",
+    "TheaterGroup",
+    "PoliticalParty",
+    "Project",
+    "FundingAgency",
+    "ResearchProject",
+    "ResearchOrganization",
+    "SearchRescueOrganization",
+    "SportsOrganization",
+    "SportsTeam",
+    "SportsClub",
+    "WorkersUnion",
+    "AnimalShelter",
+    "ArchiveOrganization",
+    "AutomotiveBusiness",
+    "ChildCare",
+    "DryCleaningOrLaundry",
+    "EmergencyService",
+    "EmploymentAgency",
+    "EntertainmentBusiness",
+    "FinancialService",
+    "FoodEstablishment",
+    "GovernmentOffice",
+    "HealthAndBeautyBusiness",
+    "HomeAndConstructionBusiness",
+    "InternetCafe",
+    "LegalService",
+    "Library",
+    "LodgingBusiness",
+    "MedicalBusiness",
+    "ProfessionalService",
+    "RadioStation",
+    "RealEstateAgent",
+    "RecyclingCenter",
+    "SelfStorage",
+    "ShoppingCenter",
+    "SportsActivityLocation",
+    "Store",
+    "TelevisionStation",
+    "TouristInformationCenter",
+    "TravelAgency",
+    "Charity",
+    "Church",
+    "Mosque",
+    "Synagogue",
+    "PlaceOfWorship",
+];
+
+/// Name endings of the deeper `Organization` subtypes (`ClothingStore`, `TravelAgency`,
+/// `HealthClub`), so a subtype the list above does not spell out still counts. "Service" is not
+/// one: schema.org's `Service` is an offering, not an organisation.
+const ORGANISATION_SUFFIXES: &[&str] = &[
+    "Organization",
+    "Organisation",
+    "Business",
+    "Store",
+    "Agency",
+    "Club",
+    "Team",
+    "Group",
+    "School",
+    "Clinic",
+    "Office",
+    "Station",
+    "Establishment",
+];
 
 pub fn is_organisation(v: &Value) -> bool {
     types(v).iter().any(|t| {
-        matches!(
-            t.as_str(),
-            "Organization"
-                | "Organisation"
-                | "NGO"
-                | "Corporation"
-                | "GovernmentOrganization"
-                | "LocalBusiness"
-                | "SportsOrganization"
-                | "SportsClub"
-                | "EducationalOrganization"
-                | "MedicalOrganization"
-                | "PerformingGroup"
-                | "Library"
-        )
-    })
+        ORGANISATION_TYPES.contains(&t.as_str())
+            || ORGANISATION_SUFFIXES.iter().any(|s| t.ends_with(s))
+    }) && !is_event(v)
 }
 
 /// Every node of a JSON-LD document: top-level arrays and `@graph` members flattened.
@@ -63,6 +162,39 @@ pub fn nodes(doc: Value) -> Vec<Value> {
         },
         _ => Vec::new(),
     }
+}
+
+/// Events a non-event node carries (an organisation's or place's `event`/`events`, a page's
+/// `mainEntity`), each with the carrier as its organiser when the carrier is an organisation and
+/// the event names none, and the carrier's name as its title when it has none of its own.
+pub fn nested_events(carrier: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for key in ["event", "events", "mainEntity"] {
+        let found: Vec<&Value> = match carrier.get(key) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(o @ Value::Object(_)) => vec![o],
+            _ => continue,
+        };
+        for event in found.into_iter().filter(|e| is_event(e)) {
+            let mut event = event.clone();
+            // A band's or club's listed dates often name no event: they are the carrier's.
+            if event.get("name").is_none() {
+                if let (Some(obj), Some(name)) = (event.as_object_mut(), carrier.get("name")) {
+                    obj.insert("name".into(), name.clone());
+                }
+            }
+            if is_organisation(carrier) && event.get("organizer").is_none() {
+                if let (Some(obj), Some(name)) = (event.as_object_mut(), carrier.get("name")) {
+                    obj.insert(
+                        "organizer".into(),
+                        serde_json::json!({"@type": "Organization", "name": name}),
+                    );
+                }
+            }
+            out.push(event);
+        }
+    }
+    out
 }
 
 /// A node's own id: `@id`, else `identifier`, else `url`.
@@ -98,7 +230,7 @@ fn object<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 /// Plain and HTML descriptions from a `description` that may be either.
 fn description(v: &Value) -> (Option<String>, Option<String>) {
     match scalar(v.get("description").unwrap_or(&Value::Null)) {
-        Some(d) if html::looks_like_html(&d) => (None, Some(d)),
+        Some(d) if html::has_markup(&d) => (None, Some(d)),
         Some(d) => (Some(d), None),
         None => (None, None),
     }
@@ -214,18 +346,11 @@ pub fn event(v: &Value, parent: Option<&Value>) -> Result<Event, String> {
     let (start, end, all_day, recurrence) = match scalar(v.get("startDate").unwrap_or(&Value::Null))
     {
         Some(s) => {
-            let (start, is_date) = instant(&s, tz).map_err(|e| format!("startDate: {e}"))?;
+            let (start, is_date) = date_time(&s, tz).map_err(|e| format!("startDate: {e}"))?;
             let end = match scalar(v.get("endDate").unwrap_or(&Value::Null)) {
-                Some(e) => Some(instant(&e, tz).map_err(|e| format!("endDate: {e}"))?.0),
+                Some(e) => Some(end_date(&e, tz)?),
                 None => match scalar(v.get("duration").unwrap_or(&Value::Null)) {
-                    Some(d) => Some(
-                        start
-                            + iso_duration(&d).ok_or_else(|| {
-                                format!(
-                                    "duration {d:?} is not an ISO 8601 duration such as PT1H30M"
-                                )
-                            })?,
-                    ),
+                    Some(d) => Some(after(start, &d)?),
                     None => None,
                 },
             };
@@ -340,30 +465,171 @@ fn location(v: Option<&Value>) -> Location {
     loc
 }
 
-/// An ISO 8601 duration of days, hours, minutes and seconds (`P1D`, `PT1H30M`).
-fn iso_duration(s: &str) -> Option<Duration> {
-    let rest = s.trim().strip_prefix('P')?;
-    let (days, time) = match rest.split_once('T') {
-        Some((d, t)) => (d, t),
+/// A schema.org date or date-time (second value true for a date). Besides RFC 3339 and the local
+/// forms [`instant`] reads, this takes what real publishers write: offsets without a colon
+/// (`+0100`, Eventbrite, Songkick) or without minutes (`+01`), times without seconds, the basic
+/// format (`20241003T190000Z`), and a fourth time component (`12:30:00:00+01:00`, OutSavvy), which
+/// is dropped: no reader can say what it means, and the first three are the time.
+pub fn date_time(s: &str, tz: chrono_tz::Tz) -> Result<(DateTime<FixedOffset>, bool), String> {
+    let s = s.trim();
+    instant(s, tz).or_else(|first| match repaired_iso(s) {
+        Some(r) => instant(&r, tz),
+        None => Err(first),
+    })
+}
+
+/// An `endDate`: a date-time as it stands, a date inclusive (the end of that day, so "1–4 Aug"
+/// ends as 5 Aug begins).
+fn end_date(s: &str, tz: chrono_tz::Tz) -> Result<DateTime<FixedOffset>, String> {
+    let (end, is_date) = date_time(s, tz).map_err(|e| format!("endDate: {e}"))?;
+    if !is_date {
+        return Ok(end);
+    }
+    let next = end
+        .date_naive()
+        .succ_opt()
+        .ok_or_else(|| format!("endDate {s:?} is out of range"))?;
+    local(tz, next.and_time(NaiveTime::MIN))
+}
+
+/// An ISO 8601 date-time rewritten into the extended form with a colon offset, if it has a time.
+fn repaired_iso(s: &str) -> Option<String> {
+    let (date, rest) = s.split_once(['T', 't', ' '])?;
+    let date = match date.len() {
+        8 if date.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{}-{}-{}", date.get(..4)?, date.get(4..6)?, date.get(6..)?)
+        }
+        _ => date.to_string(),
+    };
+    let (time, offset) = match rest.find(['+', '-', 'Z', 'z']) {
+        Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    let mut total = Duration::zero();
-    let mut parse = |part: &str, units: &[(char, i64)]| -> Option<()> {
-        let mut num = String::new();
-        for c in part.chars() {
-            if c.is_ascii_digit() {
-                num.push(c);
-            } else {
-                let secs = units.iter().find(|(u, _)| *u == c)?.1;
-                total += Duration::seconds(num.parse::<i64>().ok()? * secs);
-                num.clear();
+    let (time, fraction) = match time.find(['.', ',']) {
+        Some(i) => time.split_at(i),
+        None => (time, ""),
+    };
+    let mut parts: Vec<String> = if time.contains(':') {
+        time.split(':').map(str::to_string).collect()
+    } else {
+        // Basic format: HHMM or HHMMSS.
+        (0..time.len() / 2)
+            .map(|i| time.get(i * 2..i * 2 + 2).map(str::to_string))
+            .collect::<Option<_>>()?
+    };
+    if parts.len() == 4 {
+        parts.pop();
+    }
+    if parts.len() == 2 {
+        parts.push("00".into());
+    }
+    if parts.len() != 3
+        || !parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let fraction = fraction.replace(',', ".");
+    let offset = match offset {
+        "" => String::new(),
+        "Z" | "z" => "+00:00".into(),
+        o => {
+            let (sign, digits) = o.split_at(1);
+            let digits: String = digits.chars().filter(|c| *c != ':').collect();
+            if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            match digits.len() {
+                2 => format!("{sign}{digits}:00"),
+                4 => format!("{sign}{}:{}", digits.get(..2)?, digits.get(2..)?),
+                _ => return None,
             }
         }
-        num.is_empty().then_some(())
     };
-    parse(days, &[('D', 86_400), ('W', 7 * 86_400)])?;
-    parse(time, &[('H', 3600), ('M', 60), ('S', 1)])?;
-    Some(total)
+    Some(format!("{date}T{}{fraction}{offset}", parts.join(":")))
+}
+
+/// `start` plus an ISO 8601 `duration` (`PT1H30M`, `P1D`, `P2W`, `P1M`).
+fn after(start: DateTime<FixedOffset>, d: &str) -> Result<DateTime<FixedOffset>, String> {
+    let bad = || format!("duration {d:?} is not an ISO 8601 duration such as PT1H30M");
+    let parsed = iso8601::duration(d.trim()).map_err(|_| bad())?;
+    match parsed {
+        iso8601::Duration::Weeks(w) => {
+            start.checked_add_signed(Duration::try_weeks(w.into()).ok_or_else(bad)?)
+        }
+        iso8601::Duration::YMDHMS {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            millisecond,
+        } => {
+            let months = u64::from(year) * 12 + u64::from(month);
+            let months = u32::try_from(months).ok().ok_or_else(bad)?;
+            let time = Duration::try_days(day.into())
+                .zip(Duration::try_hours(hour.into()))
+                .zip(Duration::try_minutes(minute.into()))
+                .zip(Duration::try_seconds(second.into()))
+                .and_then(|(((d, h), m), s)| {
+                    d.checked_add(&h)?
+                        .checked_add(&m)?
+                        .checked_add(&s)?
+                        .checked_add(&Duration::milliseconds(millisecond.into()))
+                })
+                .ok_or_else(bad)?;
+            start
+                .checked_add_months(chrono::Months::new(months))
+                .and_then(|t| t.checked_add_signed(time))
+        }
+    }
+    .ok_or_else(|| format!("duration {d:?} takes the end out of range"))
+}
+
+/// A schedule's `repeatFrequency`, any ISO 8601 duration of one unit (`P1W`, `P7D`, `P2W`,
+/// `P3M`), as an RRULE frequency and interval. Whole weeks of days are weekly, so `byDay` keeps
+/// its meaning. Mixed units (`P1M2D`) and sub-daily ones have no RRULE equivalent a community
+/// calendar uses, so they reject the schedule with that reason.
+fn repeat_frequency(s: &Value) -> Result<(&'static str, u32), String> {
+    let raw = text_field(s, "repeatFrequency").ok_or("eventSchedule has no repeatFrequency")?;
+    let bad = |why: &str| format!("eventSchedule repeatFrequency {raw:?} {why}");
+    let parsed = iso8601::duration(raw.trim())
+        .map_err(|_| bad("is not an ISO 8601 duration such as P1W"))?;
+    let (year, month, day, sub_daily) = match parsed {
+        iso8601::Duration::Weeks(w) => (
+            0,
+            0,
+            w.checked_mul(7).ok_or_else(|| bad("is too long"))?,
+            false,
+        ),
+        iso8601::Duration::YMDHMS {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            millisecond,
+        } => (
+            year,
+            month,
+            day,
+            [hour, minute, second, millisecond] != [0; 4],
+        ),
+    };
+    if sub_daily {
+        return Err(bad("repeats more often than daily, which is not accepted"));
+    }
+    match (year, month, day) {
+        (0, 0, 0) => Err(bad("is zero")),
+        (0, 0, d) if d % 7 == 0 => Ok(("WEEKLY", d / 7)),
+        (0, 0, d) => Ok(("DAILY", d)),
+        (0, m, 0) => Ok(("MONTHLY", m)),
+        (y, 0, 0) => Ok(("YEARLY", y)),
+        _ => Err(bad("mixes units, which no recurrence rule can say")),
+    }
 }
 
 /// A schedule's first occurrence (start, end) and its RRULE content line.
@@ -371,18 +637,7 @@ type Scheduled = (DateTime<FixedOffset>, Option<DateTime<FixedOffset>>, String);
 
 /// An OpenActive `Schedule`/`PartialSchedule` as a first occurrence and an RRULE content line.
 fn schedule_rule(s: &Value, tz: chrono_tz::Tz) -> Result<Scheduled, String> {
-    let freq = match text_field(s, "repeatFrequency").as_deref() {
-        Some("P1D") => "DAILY",
-        Some("P1W") => "WEEKLY",
-        Some("P1M") => "MONTHLY",
-        Some("P1Y") => "YEARLY",
-        Some(other) => {
-            return Err(format!(
-                "eventSchedule repeatFrequency {other:?} is not one of P1D, P1W, P1M, P1Y"
-            ))
-        }
-        None => return Err("eventSchedule has no repeatFrequency".into()),
-    };
+    let (freq, interval) = repeat_frequency(s)?;
     let first_day = text_field(s, "startDate")
         .ok_or("eventSchedule has no startDate to anchor its first occurrence")?;
     let first_day = NaiveDate::parse_from_str(first_day.get(..10).unwrap_or(""), "%Y-%m-%d")
@@ -399,6 +654,9 @@ fn schedule_rule(s: &Value, tz: chrono_tz::Tz) -> Result<Scheduled, String> {
     let start_time = time("startTime")?.ok_or("eventSchedule has no startTime")?;
     let end_time = time("endTime")?;
     let mut rule = format!("RRULE:FREQ={freq}");
+    if interval > 1 {
+        rule.push_str(&format!(";INTERVAL={interval}"));
+    }
     let mut days: Vec<&str> = Vec::new();
     let by_day: Vec<String> = match s.get("byDay") {
         Some(Value::Array(a)) => a.iter().filter_map(scalar).collect(),
@@ -542,8 +800,118 @@ mod tests {
             .unwrap_err()
             .contains("startDate"));
         assert!(event(&json!({"@type": "Event", "startDate": "2027-01-01"}), None).is_err());
-        assert_eq!(iso_duration("PT1H30M"), Some(Duration::minutes(90)));
-        assert_eq!(iso_duration("P1DT2H"), Some(Duration::hours(26)));
-        assert_eq!(iso_duration("1 hour"), None);
+        let t0 = DateTime::parse_from_rfc3339("2027-01-31T10:00:00+00:00").unwrap();
+        assert_eq!(after(t0, "PT1H30M").unwrap(), t0 + Duration::minutes(90));
+        assert_eq!(after(t0, "P1DT2H").unwrap(), t0 + Duration::hours(26));
+        assert_eq!(after(t0, "P2W").unwrap(), t0 + Duration::days(14));
+        assert!(after(t0, "1 hour").is_err());
+    }
+
+    #[test]
+    fn offsets_without_a_colon_and_a_fourth_time_component() {
+        let at = |s: &str| date_time(s, DEFAULT_TZ).unwrap().0.to_rfc3339();
+        // Eventbrite and Songkick write the offset without a colon.
+        assert_eq!(at("2024-10-03T19:00:00+0100"), "2024-10-03T19:00:00+01:00");
+        assert_eq!(at("2024-10-03T19:00:00-0500"), "2024-10-03T19:00:00-05:00");
+        assert_eq!(at("2024-10-03T19:00+01"), "2024-10-03T19:00:00+01:00");
+        // OutSavvy writes a fourth time component.
+        assert_eq!(
+            at("2024-06-15T12:30:00:00+01:00"),
+            "2024-06-15T12:30:00+01:00"
+        );
+        assert_eq!(at("20241003T190000Z"), "2024-10-03T19:00:00+00:00");
+        assert!(date_time("2024-10-03T25:00:00+0100", DEFAULT_TZ).is_err());
+        assert!(date_time("next Tuesday", DEFAULT_TZ).is_err());
+        let e = event(
+            &json!({"@type": "Event", "name": "Gig", "startDate": "2024-10-03T19:00:00+0100",
+                    "endDate": "2024-10-03T23:00:00+0100"}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(e.end.unwrap().to_rfc3339(), "2024-10-03T23:00:00+01:00");
+    }
+
+    #[test]
+    fn a_date_only_end_date_includes_that_day() {
+        let e = event(
+            &json!({"@type": "Festival", "name": "Summer fair", "startDate": "2027-08-01",
+                    "endDate": "2027-08-04"}),
+            None,
+        )
+        .unwrap();
+        assert!(e.all_day);
+        assert_eq!(e.start.to_rfc3339(), "2027-08-01T00:00:00+01:00");
+        assert_eq!(e.end.unwrap().to_rfc3339(), "2027-08-05T00:00:00+01:00");
+        let timed = event(
+            &json!({"@type": "Event", "name": "Camp", "startDate": "2027-08-01T10:00:00+01:00",
+                    "endDate": "2027-08-04"}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(timed.end.unwrap().to_rfc3339(), "2027-08-05T00:00:00+01:00");
+    }
+
+    #[test]
+    fn schema_org_subtypes_of_organization_and_event() {
+        for t in [
+            "SportsTeam",
+            "ClothingStore",
+            "MusicGroup",
+            "Hospital",
+            "TravelAgency",
+            "WorkersUnion",
+        ] {
+            assert!(is_organisation(&json!({"@type": t})), "{t}");
+        }
+        for t in [
+            "Hackathon",
+            "EventSeries",
+            "Festival",
+            "SocialEvent",
+            "https://schema.org/CourseInstance",
+        ] {
+            assert!(is_event(&json!({"@type": t})), "{t}");
+        }
+        for t in ["Service", "Place", "Person", "SocialEvent"] {
+            assert!(!is_organisation(&json!({"@type": t})), "{t}");
+        }
+        assert!(!is_event(&json!({"@type": "OnDemandEvent"})));
+    }
+
+    #[test]
+    fn repeat_frequency_takes_any_single_unit_duration() {
+        let rule = |freq: &str| {
+            let v = json!({"@type": "SessionSeries", "name": "Swim", "eventSchedule": {
+                "repeatFrequency": freq, "byDay": "https://schema.org/Monday",
+                "startDate": "2027-03-01", "startTime": "10:00"}});
+            event(&v, None).map(|e| e.recurrence.unwrap()[0].clone())
+        };
+        assert_eq!(rule("P7D").unwrap(), "RRULE:FREQ=WEEKLY;BYDAY=MO");
+        assert_eq!(
+            rule("P2W").unwrap(),
+            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO"
+        );
+        assert_eq!(rule("P3D").unwrap(), "RRULE:FREQ=DAILY;INTERVAL=3;BYDAY=MO");
+        assert_eq!(rule("P1M").unwrap(), "RRULE:FREQ=MONTHLY;BYDAY=MO");
+        assert!(rule("PT1H").unwrap_err().contains("more often than daily"));
+        assert!(rule("P1M2D").unwrap_err().contains("mixes units"));
+        assert!(rule("weekly").is_err());
+    }
+
+    #[test]
+    fn events_nested_under_an_organisation() {
+        let org = json!({"@type": "SportsClub", "name": "Crewe Harriers", "event": [
+            {"@type": "SportsEvent", "name": "Club 10k", "startDate": "2027-05-01T09:00:00+0100"},
+            {"@type": "Event", "startDate": "2027-05-20", "location": "Crewe"},
+            {"@type": "Event", "name": "AGM", "startDate": "2027-06-01T19:00:00+01:00",
+             "organizer": {"@type": "Organization", "name": "Harriers Committee"}}]});
+        let events = nested_events(&org);
+        assert_eq!(events.len(), 3);
+        let first = event(&events[0], None).unwrap();
+        assert_eq!(first.organiser.name.as_deref(), Some("Crewe Harriers"));
+        let untitled = event(&events[1], None).unwrap();
+        assert_eq!(untitled.title, "Crewe Harriers");
+        let second = event(&events[2], None).unwrap();
+        assert_eq!(second.organiser.name.as_deref(), Some("Harriers Committee"));
     }
 }

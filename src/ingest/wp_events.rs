@@ -222,4 +222,28 @@ mod tests {
         assert_eq!(week.end.unwrap().to_rfc3339(), "2027-06-08T00:00:00+01:00");
         assert!(out.parsed.rejections[0].reason.contains("start_date"));
     }
+
+    #[test]
+    fn a_page_nested_100000_deep_fails_the_feed_without_a_crash() {
+        let depth = 100_000;
+        let body = format!(
+            r#"{{"events":[{}{}]}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                Harvest::default()
+                    .add_page("https://x.example/p", body.as_bytes())
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let err = handle
+            .join()
+            .expect("parsing survived on a 2 MiB stack")
+            .unwrap_err();
+        assert!(err.contains("recursion limit"), "{err}");
+    }
 }
