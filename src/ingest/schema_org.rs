@@ -292,6 +292,7 @@ pub fn event(v: &Value, parent: Option<&Value>) -> Result<Event, String> {
         booking_url,
         organiser,
         categories,
+        overrides: Vec::new(),
     })
 }
 

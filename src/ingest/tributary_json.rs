@@ -160,6 +160,21 @@ fn event(raw: RawEvent) -> Result<Event, String> {
         None => None,
         Some(s) => Some(instant(s, tz).map_err(|e| format!("end: {e}"))?.0),
     };
+    let all_day = raw.all_day || start_is_date;
+    // Recurrence lines are checked and made canonical as the ical adapter does: one that cannot
+    // be read (a quoted ':' in a parameter, a raw CR/LF, an unknown zone) rejects the event.
+    let recurrence = match raw.recurrence.filter(|r| !r.is_empty()) {
+        None => None,
+        Some(lines) => {
+            let anchor = crate::recurrence::Anchor { start, tz, all_day };
+            let (kept, problems) =
+                crate::recurrence::normalise(&lines, &anchor, &crate::recurrence::zone);
+            if let Some(p) = problems.first() {
+                return Err(format!("recurrence: {p}"));
+            }
+            Some(kept).filter(|k| !k.is_empty())
+        }
+    };
     Ok(Event {
         title: raw.title,
         description: raw.description,
@@ -167,14 +182,15 @@ fn event(raw: RawEvent) -> Result<Event, String> {
         start,
         end,
         timezone: Some(tz.name().to_string()),
-        all_day: raw.all_day || start_is_date,
-        recurrence: raw.recurrence.filter(|r| !r.is_empty()),
+        all_day,
+        recurrence,
         status: raw.status,
         location: raw.location,
         url: raw.url,
         booking_url: raw.booking_url,
         organiser: raw.organiser,
         categories: raw.categories,
+        overrides: Vec::new(),
     })
 }
 
