@@ -346,12 +346,9 @@ fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
             ev.ends(event_time(end, tz, e.all_day));
         }
     }
+    // Multi-valued: a series may have several RRULEs (RFC 5545 allows it, and ical.js writes them).
     for p in recurrence_props(c) {
-        if p.key() == "RRULE" {
-            ev.append_property(p);
-        } else {
-            ev.append_multi_property(p);
-        }
+        ev.append_multi_property(p);
     }
     if let Some(d) = &e.description {
         ev.description(&text(d));
