@@ -44,10 +44,13 @@ pub fn decode(bytes: &[u8]) -> String {
     }
 }
 
-/// Whether the text is iCalendar at all: a `BEGIN:VCALENDAR` line, in any letter case.
+/// Whether the text is iCalendar at all: a `BEGIN:VCALENDAR` line, or a bare `BEGIN:VEVENT` as
+/// some exporters write, in any letter case.
 pub fn is_calendar(text: &str) -> bool {
-    text.lines()
-        .any(|l| l.trim().eq_ignore_ascii_case("BEGIN:VCALENDAR"))
+    text.lines().any(|l| {
+        let l = l.trim();
+        l.eq_ignore_ascii_case("BEGIN:VCALENDAR") || l.eq_ignore_ascii_case("BEGIN:VEVENT")
+    })
 }
 
 /// Physical lines joined into content lines (RFC 5545 3.1), blank lines dropped, stray CRs
@@ -107,7 +110,7 @@ enum Where {
     Zone,
     Observance,
     /// Inside some other component; the depth counts its own nesting.
-    Other(Box<Where>),
+    Other,
 }
 
 pub fn scan(text: &str) -> Scan {
@@ -119,6 +122,8 @@ pub fn scan(text: &str) -> Scan {
     let mut zone = ZoneBlock::default();
     let mut observance = Observance::default();
     let mut last_was_content = false;
+    // Where a VEVENT's END returns to: its calendar, or outside for a bare VEVENT.
+    let mut event_parent_is_calendar = true;
     for raw in unfold(text) {
         let Some(colon) = value_colon(&raw) else {
             // Pasted text that lost its fold continues the previous line; a bare word is junk.
@@ -154,22 +159,32 @@ pub fn scan(text: &str) -> Scan {
         }
         match (&at, begin, end) {
             (Where::Outside, Some("VCALENDAR"), _) => at = Where::Calendar,
+            (Where::Outside, Some("VEVENT"), _) => {
+                event = EventBlock::default();
+                event_parent_is_calendar = false;
+                at = Where::Event;
+            }
             (Where::Outside, _, _) => s.dropped += 1,
             (Where::Calendar, Some("VEVENT"), _) => {
                 event = EventBlock::default();
+                event_parent_is_calendar = true;
                 at = Where::Event;
             }
             (Where::Calendar, Some("VTIMEZONE"), _) => {
                 zone = ZoneBlock::default();
                 at = Where::Zone;
             }
-            (Where::Calendar, Some(_), _) => at = Where::Other(Box::new(Where::Calendar)),
+            (Where::Calendar, Some(_), _) => at = Where::Other,
             (Where::Calendar, _, Some(_)) => at = Where::Outside,
             (Where::Calendar, None, None) => s.calendar_props.push(line),
             (Where::Event, Some(_), _) => depth = 1,
             (Where::Event, _, Some(_)) => {
                 s.events.push(std::mem::take(&mut event));
-                at = Where::Calendar;
+                at = if event_parent_is_calendar {
+                    Where::Calendar
+                } else {
+                    Where::Outside
+                };
             }
             (Where::Event, None, None) => event.lines.push(line),
             (Where::Zone, Some(_), _) => {
@@ -191,14 +206,9 @@ pub fn scan(text: &str) -> Scan {
                 at = Where::Zone;
             }
             (Where::Observance, None, None) => observance.lines.push(line),
-            (Where::Other(_), Some(_), _) => depth = 1,
-            (Where::Other(parent), _, Some(_)) => {
-                at = match **parent {
-                    Where::Calendar => Where::Calendar,
-                    _ => Where::Calendar,
-                }
-            }
-            (Where::Other(_), None, None) => {}
+            (Where::Other, Some(_), _) => depth = 1,
+            (Where::Other, _, Some(_)) => at = Where::Calendar,
+            (Where::Other, None, None) => {}
         }
     }
     // A VEVENT the file cut off before its END still counts as one, so it is seen and reported.
@@ -230,6 +240,9 @@ mod tests {
         );
         assert_eq!(s.events[1].lines, ["UID:b"]);
         assert_eq!(s.dropped, 2);
+        let bare = "BEGIN:VEVENT\nUID:c\nEND:VEVENT\n";
+        assert!(is_calendar(bare));
+        assert_eq!(scan(bare).events[0].lines, ["UID:c"]);
     }
 
     #[test]
