@@ -338,11 +338,15 @@ const BOOKING_HOSTS: &[&str] = &[
     "billetto.",
 ];
 
+/// The title of a VEVENT without SUMMARY.
+pub const UNTITLED: &str = "(No title)";
+
 fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<Event, String> {
+    // Calendar clients show an event without SUMMARY as untitled; so do we.
     let title = prop(comp, "SUMMARY")
         .map(|p| p.val.as_str().to_string())
         .filter(|t| !t.trim().is_empty())
-        .ok_or("no SUMMARY (title)")?;
+        .unwrap_or_else(|| UNTITLED.to_string());
     let dtstart = prop(comp, "DTSTART").ok_or("no DTSTART")?;
     let (start, all_day) = time(dtstart, zones)?;
     let tz = match param(dtstart, "TZID") {
@@ -365,6 +369,18 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         // An all-day event without an end lasts its one day (RFC 5545 3.6.1).
         (None, None) if all_day => Some(start + Duration::days(1)),
         (None, None) => None,
+    };
+    // An end before the start (swapped by some exporters) is dropped, and said so.
+    let end = match end {
+        Some(e) if e < start => {
+            warnings.push(format!(
+                "DTEND {} is before DTSTART {}; the end is dropped",
+                e.to_rfc3339(),
+                start.to_rfc3339()
+            ));
+            None
+        }
+        e => e,
     };
     let anchor = recurrence::Anchor {
         start,
@@ -581,6 +597,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again.records[0].source_id, ids[0]);
+    }
+
+    #[test]
+    fn lotus_zone_untitled_and_swapped_end_still_land() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VTIMEZONE\r\nTZID:Eastern\r\nBEGIN:STANDARD\r\nDTSTART:19501029T020000\r\n",
+            "TZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\n",
+            "END:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19500402T020000\r\nTZOFFSETFROM:-0500\r\n",
+            "TZOFFSETTO:-0400\r\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=4\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n",
+            "BEGIN:VEVENT\r\nUID:l\r\nDTSTART;TZID=Eastern:20050711T100000\r\n",
+            "DTEND;TZID=Eastern:20050711T090000\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(e.start.to_rfc3339(), "2005-07-11T10:00:00-04:00");
+        assert_eq!(e.title, UNTITLED);
+        assert_eq!(e.end, None);
+        assert!(feed.rejections[0].reason.contains("end is dropped"));
     }
 
     #[test]

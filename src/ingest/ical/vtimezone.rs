@@ -121,6 +121,36 @@ pub fn match_zone(zone: &ZoneBlock) -> Option<Tz> {
         })
         .or_else(|| TZ_VARIANTS.iter().find(|tz| agrees(tz)))
         .copied()
+        .or_else(|| closest(&probes))
+}
+
+/// Rules since changed (the US before 2007, as Lotus Notes still writes them) match no zone
+/// exactly: the zone agreeing at the most probes stands in, if it has the same winter and summer
+/// offsets every year and agrees at four probes in five (the days around the changes may differ).
+fn closest(probes: &[(DateTime<Utc>, i32)]) -> Option<Tz> {
+    use chrono::{Datelike, Offset};
+    let same = |tz: &Tz, t: &DateTime<Utc>, o: i32| {
+        tz.offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc()
+            == o
+    };
+    let score = |tz: &Tz| {
+        let core = probes
+            .iter()
+            .filter(|(t, _)| (t.month() == 1 || t.month() == 7) && t.day() == 16)
+            .all(|(t, o)| same(tz, t, *o));
+        if !core {
+            return 0;
+        }
+        probes.iter().filter(|(t, o)| same(tz, t, *o)).count()
+    };
+    let (best, n) = TZ_VARIANTS
+        .iter()
+        .filter(|tz| tz.name().contains('/') && !tz.name().starts_with("Etc/"))
+        .map(|tz| (*tz, score(tz)))
+        .max_by_key(|(_, n)| *n)?;
+    (n * 5 >= probes.len() * 4).then_some(best)
 }
 
 #[cfg(test)]
