@@ -480,3 +480,112 @@ fn jump(
         None => start,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(start: &str, tz: &str, rule: &str) -> Event {
+        Event {
+            title: "S".into(),
+            description: None,
+            description_html: None,
+            start: DateTime::parse_from_rfc3339(start).unwrap(),
+            end: None,
+            timezone: Some(tz.into()),
+            all_day: false,
+            recurrence: Some(vec![rule.into()]),
+            status: Default::default(),
+            location: Default::default(),
+            url: None,
+            booking_url: None,
+            organiser: Default::default(),
+            categories: vec![],
+            overrides: vec![],
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_series_from_decades_back_expands_its_window_with_the_same_phase() {
+        // Fortnightly on Tuesday and Thursday from 1990: the window's dates follow the old phase.
+        let e = series(
+            "1990-01-02T10:00:00+00:00",
+            "Europe/London",
+            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH",
+        );
+        let got = starts_between(
+            &e,
+            utc("2027-03-20T00:00:00Z"),
+            utc("2027-04-20T00:00:00Z"),
+            50,
+        );
+        // The same rule expanded the slow way, straight from 1990.
+        let text =
+            "DTSTART;TZID=Europe/London:19900102T100000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH";
+        let slow: Vec<DateTime<FixedOffset>> = text
+            .parse::<rrule::RRuleSet>()
+            .unwrap()
+            .after(utc("2027-03-20T00:00:00Z").with_timezone(&rrule::Tz::UTC))
+            .before(utc("2027-04-20T00:00:00Z").with_timezone(&rrule::Tz::UTC))
+            .all(50)
+            .dates
+            .into_iter()
+            .map(|d| d.fixed_offset())
+            .collect();
+        assert_eq!(got, slow);
+        assert!(got
+            .iter()
+            .any(|d| d.to_rfc3339().ends_with("10:00:00+01:00")));
+    }
+
+    #[test]
+    fn zone_names_from_windows_paths_and_display_text() {
+        assert_eq!(
+            zone("Eastern Standard Time"),
+            Some(chrono_tz::America::New_York)
+        );
+        assert_eq!(
+            zone("\"GMT Standard Time\""),
+            Some(chrono_tz::Europe::London)
+        );
+        assert_eq!(
+            zone("Canberra, Melbourne, Sydney"),
+            Some(chrono_tz::Australia::Sydney)
+        );
+        assert_eq!(
+            zone("/freeassociation.sourceforge.net/Tzfile/America/Argentina/Buenos_Aires"),
+            Some(chrono_tz::America::Argentina::Buenos_Aires)
+        );
+        assert_eq!(zone("Mars/Olympus"), None);
+    }
+
+    #[test]
+    fn until_forms_and_refused_rules() {
+        let a = Anchor {
+            start: DateTime::parse_from_rfc3339("2027-01-04T00:00:00+00:00").unwrap(),
+            tz: chrono_tz::Europe::London,
+            all_day: true,
+        };
+        let z = |n: &str| zone(n);
+        let line = |l: &str| parse_line(l, &a, &z).map(|o| o.map(|x| x.to_line()));
+        assert_eq!(
+            line("RRULE:FREQ=WEEKLY;UNTIL=20270125").unwrap().unwrap(),
+            "RRULE:FREQ=WEEKLY;UNTIL=20270125T235959Z"
+        );
+        assert_eq!(
+            line("RRULE:FREQ=DAILY;UNTIL=20200101T000000Z").unwrap(),
+            None
+        );
+        assert_eq!(line("RRULE:").unwrap(), None);
+        assert!(line("RRULE:RSCALE=HEBREW;FREQ=YEARLY")
+            .unwrap_err()
+            .contains("RSCALE"));
+        assert!(line("RRULE:FREQ=MINUTELY")
+            .unwrap_err()
+            .contains("MINUTELY"));
+    }
+}

@@ -259,6 +259,37 @@ mod tests {
     }
 
     #[test]
+    fn recurrence_lines_are_validated_and_made_canonical() {
+        let doc = serde_json::json!({"events": [
+            {"id": "ok", "title": "Cafe", "start": "2027-01-05T10:00:00", "timezone": "Europe/London",
+             "recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20270301T100000", "EXDATE;TZID=Europe/London:20270112T100000"]},
+            {"id": "quoted", "title": "Q", "start": "2027-01-05T10:00:00",
+             "recurrence": ["EXDATE;TZID=\"Europe/London:X\":20270112T100000"]},
+            {"id": "crlf", "title": "C", "start": "2027-01-05T10:00:00",
+             "recurrence": ["RRULE:FREQ=WEEKLY\r\nX-EVIL:1"]},
+            {"id": "secondly", "title": "S", "start": "2027-01-05T10:00:00",
+             "recurrence": ["RRULE:FREQ=SECONDLY"]}
+        ]});
+        let feed = parse(RecordKind::Events, doc.to_string().as_bytes()).unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(
+            e.recurrence.as_deref().unwrap(),
+            [
+                "RRULE:FREQ=WEEKLY;UNTIL=20270301T100000Z",
+                "EXDATE:20270112T100000Z"
+            ]
+        );
+        let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].contains("quote"), "{}", reasons[0]);
+        assert!(reasons[1].contains("control character"), "{}", reasons[1]);
+        assert!(reasons[2].contains("SECONDLY"), "{}", reasons[2]);
+    }
+
+    #[test]
     fn event_times_rfc3339_local_and_dates() {
         let feed = parse(
             RecordKind::Events,

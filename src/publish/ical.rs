@@ -656,7 +656,7 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Event, Location, PartnerRef};
+    use crate::model::{Event, Location, Override, PartnerRef};
 
     fn entry(id: &str, title: &str, start: &str, tz: Option<&str>) -> CalendarEntry {
         CalendarEntry {
@@ -980,6 +980,65 @@ mod tests {
         let text = render(&[c], &opts("2026-11-25T00:00:00Z"));
         assert!(text.contains("DTSTART;VALUE=DATE:20270318\r\n"));
         assert!(!text.contains("VTIMEZONE") && !text.contains("DTEND"));
+    }
+
+    #[test]
+    fn withdrawn_sets_the_status_property_not_text_that_looks_like_it() {
+        let mut e = entry(
+            "evt_w",
+            "W",
+            "2027-01-05T10:00:00+00:00",
+            Some("Europe/London"),
+        );
+        // Folded so that a continuation line reads "STATUS:CONFIRMED".
+        e.event.event.description = Some(format!("{}STATUS:CONFIRMED", "x".repeat(63)));
+        e.withdrawn = true;
+        let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
+        assert!(text.contains("\r\nSTATUS:CANCELLED\r\n"), "{text}");
+        assert!(!text.contains("\r\nSTATUS:CONFIRMED\r\n"));
+        assert!(unfold(&text).contains(&format!("{}STATUS:CONFIRMED", "x".repeat(63))));
+    }
+
+    #[test]
+    fn overrides_are_published_under_the_series_uid() {
+        let mut e = entry(
+            "evt_o",
+            "Cafe",
+            "2027-03-02T18:00:00-05:00",
+            Some("America/New_York"),
+        );
+        e.event.event.recurrence = Some(vec!["RRULE:FREQ=WEEKLY;COUNT=4".into()]);
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+        e.event.event.overrides = vec![
+            Override {
+                recurrence_id: at("2027-03-09T18:00:00-05:00"),
+                cancelled: false,
+                start: at("2027-03-10T20:00:00-05:00"),
+                end: Some(at("2027-03-10T21:00:00-05:00")),
+                title: Some("Cafe (moved)".into()),
+                description: None,
+                location: None,
+            },
+            Override {
+                recurrence_id: at("2027-03-16T18:00:00-04:00"),
+                cancelled: true,
+                start: at("2027-03-16T18:00:00-04:00"),
+                end: None,
+                title: None,
+                description: None,
+                location: None,
+            },
+        ];
+        let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
+        assert_wire_format(&text);
+        let u = unfold(&text);
+        assert_eq!(u.matches("UID:evt_o@tributary\r\n").count(), 2);
+        assert_eq!(u.matches("DTSTAMP:").count(), 2);
+        assert!(u.contains("RECURRENCE-ID;TZID=America/New_York:20270309T180000"));
+        assert!(u.contains("DTSTART;TZID=America/New_York:20270310T200000"));
+        assert!(u.contains("SUMMARY:Cafe (moved)"));
+        assert!(u.contains("EXDATE;TZID=America/New_York:20270316T180000"));
+        assert!(u.contains("TZID:America/New_York\r\n"));
     }
 
     #[test]
