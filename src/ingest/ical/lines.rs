@@ -35,12 +35,24 @@ pub struct Scan {
     pub dropped: usize,
 }
 
-/// Text of the file: UTF-8 if it is, otherwise Windows-1252/Latin-1 (the usual non-UTF-8
-/// charset of exporters), byte for byte.
+/// Text of the file: UTF-8 if it is; UTF-8 with the odd broken byte replaced (U+FFFD) if it
+/// is mostly UTF-8; otherwise Latin-1 (the usual non-UTF-8 charset of exporters), byte for byte.
 pub fn decode(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.trim_start_matches('\u{feff}').to_string(),
-        Err(_) => bytes.iter().map(|&b| b as char).collect(),
+        Err(_) => {
+            let lossy = String::from_utf8_lossy(bytes);
+            let good_multibyte = lossy
+                .chars()
+                .filter(|c| !c.is_ascii() && *c != '\u{fffd}')
+                .count();
+            let broken = lossy.chars().filter(|c| *c == '\u{fffd}').count();
+            if good_multibyte > broken {
+                lossy.trim_start_matches('\u{feff}').to_string()
+            } else {
+                bytes.iter().map(|&b| b as char).collect()
+            }
+        }
     }
 }
 
@@ -240,6 +252,8 @@ mod tests {
         );
         assert_eq!(s.events[1].lines, ["UID:b"]);
         assert_eq!(s.dropped, 2);
+        assert_eq!(decode(b"SUMMARY:Caf\xe9"), "SUMMARY:Café");
+        assert_eq!(decode("SUMMARY:Café ü\u{ff}".as_bytes()), "SUMMARY:Café üÿ");
         let bare = "BEGIN:VEVENT\nUID:c\nEND:VEVENT\n";
         assert!(is_calendar(bare));
         assert_eq!(scan(bare).events[0].lines, ["UID:c"]);

@@ -48,7 +48,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         let start: String = text.trim_start().chars().take(60).collect();
         return Err(ParseError::Invalid {
             format: FORMAT,
-            reason: format!("has no BEGIN:VCALENDAR line (starts {start:?})"),
+            reason: format!(
+                "does not start with BEGIN:VCALENDAR (starts {start:?}), nor holds one or a VEVENT"
+            ),
         });
     }
     let scan = lines::scan(&text);
