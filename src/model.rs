@@ -163,6 +163,33 @@ pub struct Event {
     pub organiser: Organiser,
     #[serde(default)]
     pub categories: Vec<String>,
+    /// Occurrences of a series the partner moved, changed or cancelled (RFC 5545 RECURRENCE-ID),
+    /// kept with the series so it stays one record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<Override>,
+}
+
+/// One occurrence of a series as the partner changed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    /// The start the occurrence had in the series (its RECURRENCE-ID), as an instant.
+    #[serde(with = "offset_time")]
+    pub recurrence_id: DateTime<FixedOffset>,
+    /// Cancelled: the occurrence is removed.
+    #[serde(default)]
+    pub cancelled: bool,
+    /// Where the occurrence now starts and ends.
+    #[serde(with = "offset_time")]
+    pub start: DateTime<FixedOffset>,
+    #[serde(default, with = "offset_time::option")]
+    pub end: Option<DateTime<FixedOffset>>,
+    /// Fields the partner changed for this occurrence only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// What an ingest adapter produced for one record of a partner's feed.

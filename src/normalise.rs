@@ -593,6 +593,7 @@ mod tests {
             timezone: None,
             all_day: false,
             recurrence: None,
+            overrides: Vec::new(),
             status: Default::default(),
             location: crate::model::Location {
                 name: Some("<iframe src=//evil.example></iframe>Town Hall".into()),

@@ -199,7 +199,6 @@ fn each_hostile_partner_fails_alone_with_a_clear_reason() {
             "",
             "does not start with BEGIN:VCALENDAR",
         ),
-        ("badutf8", format!("{h}/bad-utf8"), "", "not UTF-8"),
         ("deep", format!("{h}/deep"), "", "recursion limit"),
     ];
     let mut toml = partner("good", &good.url("/e.ics"), "");

@@ -520,6 +520,7 @@ pub fn events(n: usize, partners: usize, seed: u64) -> Labelled {
                 booking_url: booking.clone().filter(|_| rng.chance(0.8)),
                 organiser: Default::default(),
                 categories: vec![],
+                overrides: Vec::new(),
             };
             let row = out.records.len() as i64 + 1;
             out.records

@@ -242,6 +242,7 @@ fn merge_event(ranked: &[(&StoredRecord, &Event)], src: &mut BTreeMap<String, St
             booking_url: None,
             organiser: Default::default(),
             categories: Vec::new(),
+            overrides: Vec::new(),
         };
     };
     // When and whether it happens come as one unit from the best member.
@@ -273,6 +274,7 @@ fn merge_event(ranked: &[(&StoredRecord, &Event)], src: &mut BTreeMap<String, St
         })
         .unwrap_or_default(),
         categories: union_categories(ranked.iter().map(|(_, e)| &e.categories)),
+        overrides: top.overrides.clone(),
     }
 }
 
@@ -332,6 +334,7 @@ mod tests {
                 organisation_id: s("org_1"),
             },
             categories: vec!["training".into()],
+            overrides: Vec::new(),
         };
         let sparse_event = Event {
             title: String::new(),
@@ -355,6 +358,7 @@ mod tests {
                 organisation_id: s(""),
             },
             categories: Vec::new(),
+            overrides: Vec::new(),
         };
         let online_only = Event {
             location: Location {

@@ -546,6 +546,7 @@ mod tests {
             booking_url: None,
             organiser: Default::default(),
             categories: vec![],
+            overrides: Vec::new(),
         })
     }
 

@@ -332,6 +332,7 @@ mod tests {
             booking_url: booking.map(String::from),
             organiser: Default::default(),
             categories: vec![],
+            overrides: Vec::new(),
         }))
     }
 

@@ -325,6 +325,7 @@ fn event(row: &Row) -> Result<Event, String> {
             organisation_id: None,
         },
         categories: row.list("categories"),
+        overrides: Vec::new(),
     })
 }
 

@@ -344,6 +344,7 @@ fn event(post: &Post) -> Result<Event, String> {
             organisation_id: None,
         },
         categories: post.categories.clone(),
+        overrides: Vec::new(),
     })
 }
 

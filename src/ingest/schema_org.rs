@@ -417,6 +417,7 @@ pub fn event(v: &Value, parent: Option<&Value>) -> Result<Event, String> {
         booking_url,
         organiser,
         categories,
+        overrides: Vec::new(),
     })
 }
 

@@ -160,6 +160,21 @@ fn event(raw: RawEvent) -> Result<Event, String> {
         None => None,
         Some(s) => Some(instant(s, tz).map_err(|e| format!("end: {e}"))?.0),
     };
+    let all_day = raw.all_day || start_is_date;
+    // Recurrence lines are checked and made canonical as the ical adapter does: one that cannot
+    // be read (a quoted ':' in a parameter, a raw CR/LF, an unknown zone) rejects the event.
+    let recurrence = match raw.recurrence.filter(|r| !r.is_empty()) {
+        None => None,
+        Some(lines) => {
+            let anchor = crate::recurrence::Anchor { start, tz, all_day };
+            let (kept, problems) =
+                crate::recurrence::normalise(&lines, &anchor, &crate::recurrence::zone);
+            if let Some(p) = problems.first() {
+                return Err(format!("recurrence: {p}"));
+            }
+            Some(kept).filter(|k| !k.is_empty())
+        }
+    };
     Ok(Event {
         title: raw.title,
         description: raw.description,
@@ -167,14 +182,15 @@ fn event(raw: RawEvent) -> Result<Event, String> {
         start,
         end,
         timezone: Some(tz.name().to_string()),
-        all_day: raw.all_day || start_is_date,
-        recurrence: raw.recurrence.filter(|r| !r.is_empty()),
+        all_day,
+        recurrence,
         status: raw.status,
         location: raw.location,
         url: raw.url,
         booking_url: raw.booking_url,
         organiser: raw.organiser,
         categories: raw.categories,
+        overrides: Vec::new(),
     })
 }
 
@@ -240,6 +256,37 @@ mod tests {
         assert!(feed.rejections[0].reason.contains("missing id"));
         assert_eq!(feed.rejections[1].source_id.as_deref(), Some("7"));
         assert!(feed.rejections[2].reason.contains("duplicate"));
+    }
+
+    #[test]
+    fn recurrence_lines_are_validated_and_made_canonical() {
+        let doc = serde_json::json!({"events": [
+            {"id": "ok", "title": "Cafe", "start": "2027-01-05T10:00:00", "timezone": "Europe/London",
+             "recurrence": ["RRULE:FREQ=WEEKLY;UNTIL=20270301T100000", "EXDATE;TZID=Europe/London:20270112T100000"]},
+            {"id": "quoted", "title": "Q", "start": "2027-01-05T10:00:00",
+             "recurrence": ["EXDATE;TZID=\"Europe/London:X\":20270112T100000"]},
+            {"id": "crlf", "title": "C", "start": "2027-01-05T10:00:00",
+             "recurrence": ["RRULE:FREQ=WEEKLY\r\nX-EVIL:1"]},
+            {"id": "secondly", "title": "S", "start": "2027-01-05T10:00:00",
+             "recurrence": ["RRULE:FREQ=SECONDLY"]}
+        ]});
+        let feed = parse(RecordKind::Events, doc.to_string().as_bytes()).unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(
+            e.recurrence.as_deref().unwrap(),
+            [
+                "RRULE:FREQ=WEEKLY;UNTIL=20270301T100000Z",
+                "EXDATE:20270112T100000Z"
+            ]
+        );
+        let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].contains("quote"), "{}", reasons[0]);
+        assert!(reasons[1].contains("control character"), "{}", reasons[1]);
+        assert!(reasons[2].contains("SECONDLY"), "{}", reasons[2]);
     }
 
     #[test]

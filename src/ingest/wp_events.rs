@@ -171,6 +171,7 @@ fn event(e: &Value) -> Result<Event, String> {
             organisation_id: None,
         },
         categories,
+        overrides: Vec::new(),
     })
 }
 

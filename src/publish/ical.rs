@@ -1,12 +1,17 @@
 //! The merged iCalendar feed (RFC 5545), built and serialised with the `icalendar` crate (CRLF,
-//! folding, TEXT escaping). Pure: canonical events in, text out. Europe/London times keep their
-//! TZID with a VTIMEZONE; every other zone is written in UTC, so no TZID is ever left undefined.
+//! folding, TEXT escaping). Pure: canonical events in, text out. Every time keeps its event's own
+//! TZID, and each zone the calendar names gets a VTIMEZONE derived from chrono-tz's transitions;
+//! a series' overrides are published under its UID with RECURRENCE-ID.
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::{OffsetComponents, OffsetName, Tz};
 use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, EventLike, Property};
 
-use crate::model::{CanonicalEvent, EventStatus};
+use crate::model::{CanonicalEvent, EventStatus, Override};
+use crate::recurrence::{self, DateItem, Line};
 
 pub struct CalendarOptions<'a> {
     pub name: &'a str,
@@ -27,32 +32,145 @@ pub struct CalendarEntry {
     pub withdrawn: bool,
 }
 
-/// The zone whose times are written with TZID; the only VTIMEZONE we publish.
+/// The zone a client without zone support shows the calendar in (X-WR-TIMEZONE); every time
+/// still carries its own TZID, which strict clients follow.
 const LOCAL_ZONE: &str = "Europe/London";
 
-/// Europe/London since 1996 (EU rules): GMT in winter, BST from the last Sunday in March to the
-/// last Sunday in October. Static RFC 5545 text, already within line limits: the crate has no
-/// VTIMEZONE builder, and it writes every other component (its `Other` included, sub-components
-/// too) with a DTSTAMP of the wall clock and a random UID, which VTIMEZONE must not carry and
-/// which would change the calendar's bytes (and ETag) on every render.
-const VTIMEZONE_LONDON: &str = "BEGIN:VTIMEZONE\r\n\
-TZID:Europe/London\r\n\
-X-LIC-LOCATION:Europe/London\r\n\
-BEGIN:DAYLIGHT\r\n\
-TZOFFSETFROM:+0000\r\n\
-TZOFFSETTO:+0100\r\n\
-TZNAME:BST\r\n\
-DTSTART:19700329T010000\r\n\
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\n\
-END:DAYLIGHT\r\n\
-BEGIN:STANDARD\r\n\
-TZOFFSETFROM:+0100\r\n\
-TZOFFSETTO:+0000\r\n\
-TZNAME:GMT\r\n\
-DTSTART:19701025T020000\r\n\
-RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\n\
-END:STANDARD\r\n\
-END:VTIMEZONE\r\n";
+/// Years a published VTIMEZONE spells out: every transition between them, as chrono-tz has it.
+const ZONE_FIRST_YEAR: i32 = 1970;
+const ZONE_LAST_YEAR: i32 = 2040;
+
+/// One clock change: the instant, the offsets either side, and what the new one is called.
+struct Transition {
+    at: DateTime<Utc>,
+    from: i32,
+    to: i32,
+    name: String,
+    dst: bool,
+}
+
+fn offset_of(tz: Tz, t: DateTime<Utc>) -> (i32, String, bool) {
+    let o = tz.offset_from_utc_datetime(&t.naive_utc());
+    let name = o.abbreviation().unwrap_or("").to_string();
+    (o.fix().local_minus_utc(), name, !o.dst_offset().is_zero())
+}
+
+/// Transitions found day by day, each then narrowed to the second by bisection.
+fn transitions(tz: Tz) -> Vec<Transition> {
+    let (Some(mut t), Some(end)) = (
+        Utc.with_ymd_and_hms(ZONE_FIRST_YEAR, 1, 1, 0, 0, 0)
+            .single(),
+        Utc.with_ymd_and_hms(ZONE_LAST_YEAR + 1, 1, 1, 0, 0, 0)
+            .single(),
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut here = offset_of(tz, t);
+    while t < end {
+        let next = t + Duration::days(1);
+        let there = offset_of(tz, next);
+        if there != here {
+            let (mut lo, mut hi) = (t, next);
+            while hi - lo > Duration::seconds(1) {
+                let mid = lo + (hi - lo) / 2;
+                if offset_of(tz, mid) == here {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            let new = offset_of(tz, hi);
+            if new.0 != here.0 || new.2 != here.2 {
+                out.push(Transition {
+                    at: hi,
+                    from: here.0,
+                    to: new.0,
+                    name: new.1.clone(),
+                    dst: new.2,
+                });
+            }
+            here = new;
+        }
+        t = next;
+    }
+    out
+}
+
+fn utc_offset(secs: i32) -> String {
+    let sign = if secs < 0 { '-' } else { '+' };
+    let a = secs.abs();
+    if a % 60 != 0 {
+        format!("{sign}{:02}{:02}{:02}", a / 3600, a / 60 % 60, a % 60)
+    } else {
+        format!("{sign}{:02}{:02}", a / 3600, a / 60 % 60)
+    }
+}
+
+/// The VTIMEZONE of `tz`: one observance per kind of change (offsets and name), its first onset
+/// as DTSTART and the others as RDATE, all in local time before the change (RFC 5545 3.6.5).
+fn vtimezone_text(tz: Tz) -> String {
+    let changes = transitions(tz);
+    let mut cal_text = format!("BEGIN:VTIMEZONE\r\nTZID:{}\r\n", tz.name());
+    if changes.is_empty() {
+        let (off, name, dst) = Utc
+            .with_ymd_and_hms(ZONE_FIRST_YEAR, 1, 1, 0, 0, 0)
+            .single()
+            .map(|t| offset_of(tz, t))
+            .unwrap_or((0, String::new(), false));
+        let kind = if dst { "DAYLIGHT" } else { "STANDARD" };
+        cal_text.push_str(&format!(
+            "BEGIN:{kind}\r\nTZOFFSETFROM:{o}\r\nTZOFFSETTO:{o}\r\n{n}DTSTART:19700101T000000\r\nEND:{kind}\r\n",
+            o = utc_offset(off),
+            n = if name.is_empty() { String::new() } else { format!("TZNAME:{name}\r\n") },
+        ));
+    } else {
+        type Kind = (bool, i32, i32, String);
+        let mut groups: Vec<(Kind, Vec<NaiveDateTime>)> = Vec::new();
+        for c in &changes {
+            let local = c.at.naive_utc() + Duration::seconds(i64::from(c.from));
+            let key = (c.dst, c.from, c.to, c.name.clone());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(local),
+                None => groups.push((key, vec![local])),
+            }
+        }
+        for ((dst, from, to, name), onsets) in groups {
+            let kind = if dst { "DAYLIGHT" } else { "STANDARD" };
+            let fmt = |t: &NaiveDateTime| t.format("%Y%m%dT%H%M%S").to_string();
+            cal_text.push_str(&format!(
+                "BEGIN:{kind}\r\nTZOFFSETFROM:{}\r\nTZOFFSETTO:{}\r\n",
+                utc_offset(from),
+                utc_offset(to)
+            ));
+            if !name.is_empty() {
+                cal_text.push_str(&format!("TZNAME:{name}\r\n"));
+            }
+            cal_text.push_str(&format!("DTSTART:{}\r\n", fmt(&onsets[0])));
+            if onsets.len() > 1 {
+                let rest: Vec<String> = onsets[1..].iter().map(fmt).collect();
+                cal_text.push_str(&format!("RDATE:{}\r\n", rest.join(",")));
+            }
+            cal_text.push_str(&format!("END:{kind}\r\n"));
+        }
+    }
+    cal_text.push_str("END:VTIMEZONE\r\n");
+    refold(&cal_text)
+}
+
+/// A zone's VTIMEZONE, computed once per process.
+pub fn vtimezone(tz: Tz) -> String {
+    static CACHE: OnceLock<Mutex<HashMap<Tz, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(t) = cache.lock().ok().and_then(|c| c.get(&tz).cloned()) {
+        return t;
+    }
+    let text = vtimezone_text(tz);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(tz, text.clone());
+    }
+    text
+}
 
 /// TEXT may carry no control character but HTAB (RFC 5545 3.3.11) and the crate escapes only
 /// LF, so a partner's CR or CRLF becomes LF and any other control character a space.
@@ -73,110 +191,138 @@ fn raw(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
-/// DTSTART/DTEND: a DATE for all-day events, local time with TZID for Europe/London, UTC
-/// otherwise (a series in another zone then repeats at a fixed UTC time, an hour off across that
-/// zone's own clock changes). A local time the autumn change makes ambiguous is written in UTC,
-/// because a TZID reading would pick the first (BST) of the two.
+/// The zone an event's times are written in: its own, unless it has none or is UTC.
+fn zone_of(tz: Option<&str>) -> Option<Tz> {
+    tz.and_then(recurrence::zone)
+        .filter(|z| *z != chrono_tz::UTC && z.name() != "Etc/UTC")
+}
+
+/// DTSTART/DTEND and the like: a DATE for all-day events, local time with the event's TZID
+/// otherwise, UTC for events given in UTC. A local time the autumn change makes ambiguous is
+/// written in UTC when it is the second of the two, since a TZID reading picks the first.
 fn event_time(t: DateTime<FixedOffset>, tz: Option<&str>, all_day: bool) -> DatePerhapsTime {
-    let london = tz
-        .filter(|z| *z == LOCAL_ZONE)
-        .and_then(|z| z.parse::<Tz>().ok());
+    let zone = zone_of(tz);
     if all_day {
-        let date = match london {
+        let date = match zone {
             Some(z) => t.with_timezone(&z).date_naive(),
             None => t.date_naive(),
         };
         return DatePerhapsTime::Date(date);
     }
-    if let Some(z) = london {
+    if let Some(z) = zone {
         let local = t.with_timezone(&z).naive_local();
-        if z.from_local_datetime(&local).single().is_some() {
+        let first = z.from_local_datetime(&local).earliest();
+        if first.is_some_and(|f| f.with_timezone(&Utc) == t.with_timezone(&Utc)) {
             return DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone {
                 date_time: local,
-                tzid: LOCAL_ZONE.into(),
+                tzid: z.name().into(),
             });
         }
     }
     DatePerhapsTime::DateTime(CalendarDateTime::Utc(t.with_timezone(&Utc)))
 }
 
-/// One RDATE/EXDATE list item (`20270112T100000`, or a PERIOD `start/end`) from local time in
-/// `zone` to UTC. A time in the spring gap counts with the offset before it (RFC 5545 3.3.5).
-fn item_to_utc(item: &str, zone: Tz) -> Option<String> {
-    let one = |v: &str| -> Option<String> {
-        if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
-            return Some(v.to_string());
+/// The event's stored lines (canonical: UTC times, DATE lists) as properties in the event's own
+/// form: UNTIL as a DATE for an all-day series, RDATE/EXDATE times with the event's TZID. Lines
+/// that cannot be read, and rules the calendar refuses, are left out.
+fn recurrence_props(c: &CanonicalEvent) -> Vec<Property> {
+    let e = &c.event;
+    let anchor = recurrence::Anchor::of(e);
+    let tz = e.timezone.as_deref();
+    let mut out = Vec::new();
+    let mut exdates: Vec<DateItem> = e
+        .overrides
+        .iter()
+        .filter(|o| o.cancelled)
+        .map(|o| DateItem::At(o.recurrence_id.with_timezone(&Utc)))
+        .collect();
+    let mut rdates = Vec::new();
+    for l in e.recurrence.iter().flatten() {
+        match recurrence::parse_line(l, &anchor, &recurrence::zone) {
+            Ok(Some(Line::Rule(r))) => {
+                let rule = if e.all_day {
+                    r.split(';')
+                        .map(|p| match p.strip_prefix("UNTIL=") {
+                            Some(u) => NaiveDateTime::parse_from_str(u, "%Y%m%dT%H%M%SZ")
+                                .map(|n| {
+                                    let d = n.and_utc().with_timezone(&anchor.tz).date_naive();
+                                    format!("UNTIL={}", d.format("%Y%m%d"))
+                                })
+                                .unwrap_or_else(|_| p.to_string()),
+                            None => p.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(";")
+                } else {
+                    r
+                };
+                out.push(Property::new("RRULE", raw(&rule)));
+            }
+            Ok(Some(Line::Dates { exclude, items })) => {
+                if exclude {
+                    exdates.extend(items)
+                } else {
+                    rdates.extend(items)
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {}
         }
-        let naive = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()?;
-        let at = zone.from_local_datetime(&naive).earliest().or_else(|| {
-            zone.from_local_datetime(&(naive + chrono::Duration::hours(1)))
-                .earliest()
-        })?;
-        Some(at.with_timezone(&Utc).format("%Y%m%dT%H%M%SZ").to_string())
-    };
-    match item.split_once('/') {
-        Some((start, end)) => {
-            let end = if end.starts_with(['P', '+', '-']) {
-                end.to_string()
-            } else {
-                one(end)?
+    }
+    if out.is_empty() && rdates.is_empty() {
+        return Vec::new();
+    }
+    for (key, items) in [("RDATE", rdates), ("EXDATE", exdates)] {
+        let mut by_param: Vec<(Option<String>, bool, Vec<String>)> = Vec::new();
+        for item in items {
+            let time = match item {
+                DateItem::At(t) => event_time(t.fixed_offset(), tz, e.all_day),
+                // An excluded day of a timed series is its occurrence at the series' time.
+                DateItem::Date(d) if !e.all_day => {
+                    let local = d.and_time(e.start.with_timezone(&anchor.tz).time());
+                    match recurrence::local_instant(anchor.tz, local) {
+                        Some(t) => event_time(t.fixed_offset(), tz, false),
+                        None => continue,
+                    }
+                }
+                DateItem::Date(d) => DatePerhapsTime::Date(d),
             };
-            Some(format!("{}/{end}", one(start)?))
-        }
-        None => one(item),
-    }
-}
-
-/// A stored recurrence line (`EXDATE;TZID=Europe/London:20270112T100000`) as a property. Lines
-/// keep their Europe/London TZID; times in any other zone become UTC, and a line whose zone or
-/// times cannot be read is left out rather than published with a TZID no client can resolve.
-fn recurrence_prop(line: &str) -> Option<Property> {
-    let (head, value) = line.split_once(':')?;
-    let mut parts = head.split(';');
-    let key = parts.next()?.trim().to_ascii_uppercase();
-    if !matches!(key.as_str(), "RRULE" | "RDATE" | "EXDATE") {
-        return None;
-    }
-    let mut value = raw(value.trim());
-    let mut value_type = None;
-    let mut tzid = None;
-    for param in parts {
-        let Some((k, v)) = param.split_once('=') else {
-            continue;
-        };
-        let v = raw(v.trim().trim_matches('"'));
-        // Only these two parameters mean anything on RDATE/EXDATE; others are dropped.
-        match k.trim().to_ascii_uppercase().as_str() {
-            "VALUE" if v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
-                value_type = Some(v)
-            }
-            "TZID" => tzid = Some(v),
-            _ => {}
-        }
-    }
-    let mut params = Vec::new();
-    if key != "RRULE" {
-        if let Some(name) = tzid {
-            let zone: Tz = name.parse().ok()?;
-            if zone.name() == LOCAL_ZONE {
-                params.push(("TZID", LOCAL_ZONE.to_string()));
-            } else {
-                let items: Option<Vec<String>> = value
-                    .split(',')
-                    .map(|i| item_to_utc(i.trim(), zone))
-                    .collect();
-                value = items?.join(",");
+            let (tzid, is_date, value) = match time {
+                DatePerhapsTime::Date(d) => (None, true, d.format("%Y%m%d").to_string()),
+                DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => (
+                    Some(tzid),
+                    false,
+                    date_time.format("%Y%m%dT%H%M%S").to_string(),
+                ),
+                DatePerhapsTime::DateTime(CalendarDateTime::Utc(u)) => {
+                    (None, false, u.format("%Y%m%dT%H%M%SZ").to_string())
+                }
+                DatePerhapsTime::DateTime(CalendarDateTime::Floating(n)) => {
+                    (None, false, n.format("%Y%m%dT%H%M%S").to_string())
+                }
+            };
+            match by_param
+                .iter_mut()
+                .find(|(z, d, _)| *z == tzid && *d == is_date)
+            {
+                Some((_, _, v)) => v.push(value),
+                None => by_param.push((tzid, is_date, vec![value])),
             }
         }
-        if let Some(v) = value_type {
-            params.push(("VALUE", v));
+        for (tzid, is_date, mut values) in by_param {
+            values.sort();
+            values.dedup();
+            let mut p = Property::new(key, values.join(","));
+            if let Some(z) = tzid {
+                p.add_parameter("TZID", &z);
+            }
+            if is_date {
+                p.add_parameter("VALUE", "DATE");
+            }
+            out.push(p);
         }
     }
-    let mut p = Property::new(&key, value);
-    for (k, v) in params {
-        p.add_parameter(k, &v);
-    }
-    Some(p)
+    out
 }
 
 fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
@@ -200,14 +346,9 @@ fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
             ev.ends(event_time(end, tz, e.all_day));
         }
     }
-    if let Some(lines) = &e.recurrence {
-        for p in lines.iter().filter_map(|l| recurrence_prop(l)) {
-            if p.key() == "RRULE" {
-                ev.append_property(p);
-            } else {
-                ev.append_multi_property(p);
-            }
-        }
+    // Multi-valued: a series may have several RRULEs (RFC 5545 allows it, and ical.js writes them).
+    for p in recurrence_props(c) {
+        ev.append_multi_property(p);
     }
     if let Some(d) = &e.description {
         ev.description(&text(d));
@@ -251,19 +392,71 @@ fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
 
 const BEGIN_VEVENT: &str = "BEGIN:VEVENT\r\n";
 
-/// One event's VEVENT block, complete but for DTSTAMP and SEQUENCE, which depend on the calendar
-/// and the entity's version and which [`assemble`] adds. The store keeps it with the entity, so
-/// a calendar render concatenates stored blocks instead of rebuilding every event.
+/// A moved or changed occurrence as its own VEVENT: the series' UID, RECURRENCE-ID in the
+/// series' form, this occurrence's times and whatever the partner changed for it.
+fn override_vevent(c: &CanonicalEvent, o: &Override, uid_domain: &str) -> icalendar::Event {
+    let e = &c.event;
+    let tz = e.timezone.as_deref();
+    let mut ev = icalendar::Event::new();
+    ev.uid(&format!("{}@{}", c.id, uid_domain));
+    ev.timestamp(DateTime::UNIX_EPOCH);
+    ev.append_property(event_time(o.recurrence_id, tz, e.all_day).to_property("RECURRENCE-ID"));
+    ev.summary(&text(o.title.as_deref().unwrap_or(&e.title)));
+    ev.starts(event_time(o.start, tz, e.all_day));
+    if let Some(end) = o.end.filter(|end| *end > o.start) {
+        ev.ends(event_time(end, tz, e.all_day));
+    }
+    if let Some(d) = o.description.as_ref().or(e.description.as_ref()) {
+        ev.description(&text(d));
+    }
+    let loc = o.location.as_ref().unwrap_or(&e.location);
+    let place: Vec<&str> = [
+        loc.name.as_deref(),
+        loc.address.as_deref(),
+        loc.postcode.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !place.is_empty() {
+        ev.location(&text(&place.join(", ")));
+    }
+    ev.status(if e.status == EventStatus::Cancelled {
+        icalendar::EventStatus::Cancelled
+    } else {
+        icalendar::EventStatus::Confirmed
+    });
+    ev.last_modified(c.updated_at.with_timezone(&Utc));
+    ev.done()
+}
+
+/// One event's VEVENT block (its overrides' VEVENTs after it), complete but for DTSTAMP and
+/// SEQUENCE, which depend on the calendar and the entity's version and which [`assemble`] adds.
+/// The store keeps it with the entity, so a calendar render concatenates stored blocks instead
+/// of rebuilding every event.
 pub fn fragment(event: &CanonicalEvent, uid_domain: &str) -> String {
-    // Written alone, not inside a calendar: the block is all that is kept.
-    let text = refold(
-        &vevent(event, uid_domain)
-            .try_into_string()
-            .unwrap_or_default(),
-    );
-    text.split_inclusive("\r\n")
-        .filter(|l| !l.starts_with("DTSTAMP:") && !l.starts_with("SEQUENCE:"))
-        .collect()
+    let mut blocks = vec![vevent(event, uid_domain)];
+    // Overrides only mean something beside a rule; a cancelled one is an EXDATE of the master.
+    if event.event.recurrence.is_some() {
+        blocks.extend(
+            event
+                .event
+                .overrides
+                .iter()
+                .filter(|o| !o.cancelled)
+                .map(|o| override_vevent(event, o, uid_domain)),
+        );
+    }
+    let mut out = String::new();
+    for b in blocks {
+        // Written alone, not inside a calendar: the block is all that is kept.
+        let text = refold(&b.try_into_string().unwrap_or_default());
+        out.extend(
+            text.split_inclusive("\r\n")
+                .filter(|l| !l.starts_with("DTSTAMP:") && !l.starts_with("SEQUENCE:")),
+        );
+    }
+    out
 }
 
 /// A stored VEVENT block and what this render says about it.
@@ -346,7 +539,7 @@ pub struct Assembler {
     header: String,
     parts: Vec<String>,
     current: String,
-    needs_zone: bool,
+    zones: BTreeSet<&'static str>,
     dtstamp: String,
 }
 
@@ -389,7 +582,7 @@ impl Assembler {
             header,
             parts: Vec::new(),
             current: String::with_capacity(size_hint.min(PART_BYTES)),
-            needs_zone: false,
+            zones: BTreeSet::new(),
             dtstamp: format!("DTSTAMP:{}\r\n", opts.now.format("%Y%m%dT%H%M%SZ")),
         }
     }
@@ -406,27 +599,45 @@ impl Assembler {
                 self.parts.push(full);
             }
         }
-        self.needs_zone |= p.fragment.contains(";TZID=");
+        self.note_zones(p.fragment);
         let out = &mut self.current;
-        out.push_str(BEGIN_VEVENT);
-        out.push_str(&self.dtstamp);
-        let _ = write!(
-            out,
-            "SEQUENCE:{}\r\n",
-            p.sequence.clamp(0, i64::from(u32::MAX))
-        );
-        let body = p.fragment.strip_prefix(BEGIN_VEVENT).unwrap_or(p.fragment);
-        if p.withdrawn {
-            out.push_str(&body.replacen("STATUS:CONFIRMED\r\n", "STATUS:CANCELLED\r\n", 1));
-        } else {
-            out.push_str(body);
+        for line in p.fragment.split_inclusive("\r\n") {
+            // Withdrawn: the STATUS property itself (a content line, never a continuation of
+            // some text that happens to contain it) becomes CANCELLED.
+            if p.withdrawn && line.starts_with("STATUS:") {
+                out.push_str("STATUS:CANCELLED\r\n");
+            } else {
+                out.push_str(line);
+            }
+            if line == BEGIN_VEVENT {
+                out.push_str(&self.dtstamp);
+                let _ = write!(
+                    out,
+                    "SEQUENCE:{}\r\n",
+                    p.sequence.clamp(0, i64::from(u32::MAX))
+                );
+            }
+        }
+    }
+
+    /// Every TZID a block names, so the calendar defines each zone it uses.
+    fn note_zones(&mut self, fragment: &str) {
+        if !fragment.contains("TZID=") {
+            return;
+        }
+        let unfolded = fragment.replace("\r\n ", "");
+        for part in unfolded.split("TZID=").skip(1) {
+            let name = part.split([':', ';']).next().unwrap_or("");
+            if let Some(z) = recurrence::zone(name) {
+                self.zones.insert(z.name());
+            }
         }
     }
 
     /// The calendar as consecutive parts: their concatenation is the VCALENDAR.
     pub fn finish_parts(mut self) -> Vec<String> {
-        if self.needs_zone {
-            self.header.push_str(VTIMEZONE_LONDON);
+        for z in self.zones.iter().filter_map(|n| n.parse::<Tz>().ok()) {
+            self.header.push_str(&vtimezone(z));
         }
         self.current.push_str("END:VCALENDAR\r\n");
         let mut out = Vec::with_capacity(self.parts.len() + 2);
@@ -445,7 +656,7 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Event, Location, PartnerRef};
+    use crate::model::{Event, Location, Override, PartnerRef};
 
     fn entry(id: &str, title: &str, start: &str, tz: Option<&str>) -> CalendarEntry {
         CalendarEntry {
@@ -472,6 +683,7 @@ mod tests {
                     booking_url: None,
                     organiser: Default::default(),
                     categories: vec!["Partnership / Information".into(), "Health, care".into()],
+                    overrides: Vec::new(),
                 },
                 partners: vec![PartnerRef {
                     partner: "cvs-cheshire-east".into(),
@@ -593,7 +805,7 @@ mod tests {
         assert!(u.contains("DTSTART;TZID=Europe/London:20220125T130000"));
         assert!(u.contains("DTSTART;TZID=Europe/London:20270701T090000"));
         assert_eq!(u.matches("BEGIN:VTIMEZONE").count(), 1);
-        assert!(u.contains("TZID:Europe/London") && u.contains("BYMONTH=10;BYDAY=-1SU"));
+        assert!(u.contains("TZID:Europe/London\r\n") && u.contains("TZOFFSETTO:+0100"));
         assert!(u.find("BEGIN:VTIMEZONE") < u.find("BEGIN:VEVENT"));
         assert!(u.contains("UID:evt_1@tributary") && u.contains("SEQUENCE:2"));
         assert!(u.contains("X-TRIBUTARY-PARTNERS:cvs-cheshire-east"));
@@ -712,7 +924,7 @@ mod tests {
         assert!(u.contains("EXDATE;TZID=Europe/London:20270112T100000"));
         assert_eq!(u.matches("STATUS:CANCELLED").count(), 2);
         assert_eq!(u.matches("STATUS:CONFIRMED").count(), 2);
-        assert!(u.contains("DTSTART:20270301T170000Z"));
+        assert!(u.contains("DTSTART;TZID=Europe/Paris:20270301T180000"));
         let unfolded = icalendar::parser::unfold(&text);
         let events = parsed_events(&unfolded);
         assert_eq!(prop(&events[0], "DTSTART"), "20270601");
@@ -721,21 +933,22 @@ mod tests {
             "FREQ=WEEKLY;BYDAY=TU;UNTIL=20270629T090000Z"
         );
         assert_eq!(prop(&events[1], "EXDATE"), "20270112T100000");
-        assert_eq!(prop(&events[3], "DTSTART"), "20270301T170000Z");
+        assert_eq!(prop(&events[3], "DTSTART"), "20270301T180000");
     }
 
     #[test]
     fn every_tzid_has_its_vtimezone() {
-        // A UTC event whose EXDATE names Europe/London still needs the zone defined.
+        // A UTC series writes its exceptions in UTC: no zone to define.
         let mut a = entry("evt_a", "A", "2027-01-05T10:00:00+00:00", None);
         a.event.event.recurrence = Some(vec![
             "RRULE:FREQ=WEEKLY".into(),
             "EXDATE;TZID=Europe/London:20270112T100000".into(),
         ]);
         let text = unfold(&render(&[a], &opts("2026-11-25T00:00:00Z")));
-        assert!(text.contains("BEGIN:VTIMEZONE"));
+        assert!(text.contains("EXDATE:20270112T100000Z"));
+        assert!(!text.contains("BEGIN:VTIMEZONE"));
 
-        // Other zones' recurrence times become UTC; an unknown zone's line is left out.
+        // Another zone keeps its TZID, with its VTIMEZONE; an unknown zone's line is left out.
         let mut b = entry(
             "evt_b",
             "B",
@@ -748,9 +961,12 @@ mod tests {
             "RDATE;TZID=Mars/Olympus:20270113T100000".into(),
         ]);
         let text = unfold(&render(&[b], &opts("2026-11-25T00:00:00Z")));
-        assert!(text.contains("DTSTART:20270105T090000Z"));
-        assert!(text.contains("EXDATE:20270112T090000Z,20270720T080000Z"));
-        assert!(!text.contains("RDATE") && !text.contains("TZID"));
+        assert!(text.contains("DTSTART;TZID=Europe/Paris:20270105T100000"));
+        assert!(text.contains("EXDATE;TZID=Europe/Paris:20270112T100000,20270720T100000"));
+        let vevent = &text[text.find("BEGIN:VEVENT").unwrap()..];
+        assert!(!vevent.contains("RDATE") && !text.contains("Mars"));
+        assert_eq!(text.matches("BEGIN:VTIMEZONE").count(), 1);
+        assert!(text.contains("TZID:Europe/Paris\r\n"));
 
         // All-day London events use DATE values and need no zone.
         let mut c = entry(
@@ -764,6 +980,65 @@ mod tests {
         let text = render(&[c], &opts("2026-11-25T00:00:00Z"));
         assert!(text.contains("DTSTART;VALUE=DATE:20270318\r\n"));
         assert!(!text.contains("VTIMEZONE") && !text.contains("DTEND"));
+    }
+
+    #[test]
+    fn withdrawn_sets_the_status_property_not_text_that_looks_like_it() {
+        let mut e = entry(
+            "evt_w",
+            "W",
+            "2027-01-05T10:00:00+00:00",
+            Some("Europe/London"),
+        );
+        // Folded so that a continuation line reads "STATUS:CONFIRMED".
+        e.event.event.description = Some(format!("{}STATUS:CONFIRMED", "x".repeat(63)));
+        e.withdrawn = true;
+        let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
+        assert!(text.contains("\r\nSTATUS:CANCELLED\r\n"), "{text}");
+        assert!(!text.contains("\r\nSTATUS:CONFIRMED\r\n"));
+        assert!(unfold(&text).contains(&format!("{}STATUS:CONFIRMED", "x".repeat(63))));
+    }
+
+    #[test]
+    fn overrides_are_published_under_the_series_uid() {
+        let mut e = entry(
+            "evt_o",
+            "Cafe",
+            "2027-03-02T18:00:00-05:00",
+            Some("America/New_York"),
+        );
+        e.event.event.recurrence = Some(vec!["RRULE:FREQ=WEEKLY;COUNT=4".into()]);
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+        e.event.event.overrides = vec![
+            Override {
+                recurrence_id: at("2027-03-09T18:00:00-05:00"),
+                cancelled: false,
+                start: at("2027-03-10T20:00:00-05:00"),
+                end: Some(at("2027-03-10T21:00:00-05:00")),
+                title: Some("Cafe (moved)".into()),
+                description: None,
+                location: None,
+            },
+            Override {
+                recurrence_id: at("2027-03-16T18:00:00-04:00"),
+                cancelled: true,
+                start: at("2027-03-16T18:00:00-04:00"),
+                end: None,
+                title: None,
+                description: None,
+                location: None,
+            },
+        ];
+        let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
+        assert_wire_format(&text);
+        let u = unfold(&text);
+        assert_eq!(u.matches("UID:evt_o@tributary\r\n").count(), 2);
+        assert_eq!(u.matches("DTSTAMP:").count(), 2);
+        assert!(u.contains("RECURRENCE-ID;TZID=America/New_York:20270309T180000"));
+        assert!(u.contains("DTSTART;TZID=America/New_York:20270310T200000"));
+        assert!(u.contains("SUMMARY:Cafe (moved)"));
+        assert!(u.contains("EXDATE;TZID=America/New_York:20270316T180000"));
+        assert!(u.contains("TZID:America/New_York\r\n"));
     }
 
     #[test]
@@ -822,7 +1097,7 @@ mod tests {
         );
         let text = render(&[e], &opts("2026-11-25T00:00:00Z"));
         let zone = &text[text.find("BEGIN:VTIMEZONE").unwrap()..text.find("BEGIN:VEVENT").unwrap()];
-        assert_eq!(zone, VTIMEZONE_LONDON);
+        assert_eq!(zone, vtimezone(chrono_tz::Europe::London));
         assert!(!zone.contains("DTSTAMP") && !zone.contains("UID"));
         let unfolded = icalendar::parser::unfold(&text);
         let cal = icalendar::parser::read_calendar(&unfolded).unwrap();
@@ -832,7 +1107,9 @@ mod tests {
             .find(|c| c.name == "VTIMEZONE")
             .unwrap();
         assert_eq!(tz.find_prop("TZID").unwrap().val.as_str(), "Europe/London");
-        let kinds: Vec<&str> = tz.components.iter().map(|c| c.name.as_str()).collect();
+        let mut kinds: Vec<&str> = tz.components.iter().map(|c| c.name.as_str()).collect();
+        kinds.sort();
+        kinds.dedup();
         assert_eq!(kinds, ["DAYLIGHT", "STANDARD"]);
         vtimezone_matches_tzdata(tz);
     }

@@ -27,16 +27,18 @@ pub fn page<'a>(bodies: impl IntoIterator<Item = &'a str>, next: Option<&str>) -
     out
 }
 
-/// One occurrence of an event: its start and end in the event's local offset.
+/// One occurrence of an event: its start and end in the event's local offset, and which of the
+/// series' overrides (if any) it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Occurrence {
     pub start: DateTime<FixedOffset>,
     pub end: Option<DateTime<FixedOffset>>,
+    pub override_index: Option<usize>,
 }
 
 /// Occurrences of `event` that overlap `[from, to)`. A single event yields itself if it overlaps;
-/// a series is expanded from its RRULE/RDATE/EXDATE lines. An unreadable rule yields the first
-/// occurrence only (the adapter validated it, so this is a safety net, not a code path).
+/// a series is expanded from its RRULE/RDATE/EXDATE lines, with its overrides applied (a moved
+/// occurrence replaces its slot, a cancelled one removes it).
 pub fn occurrences(event: &Event, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Occurrence> {
     occurrences_up_to(event, from, to, MAX_OCCURRENCES)
 }
@@ -64,71 +66,48 @@ fn occurrences_up_to(
     limit: u16,
 ) -> Vec<Occurrence> {
     let duration = event.end.map(|e| e - event.start);
-    let overlaps = |start: DateTime<FixedOffset>| {
-        let end = duration.map(|d| start + d).unwrap_or(start);
+    let overlaps = |start: DateTime<FixedOffset>, end: Option<DateTime<FixedOffset>>| {
+        let end = end.unwrap_or(start);
         start < to && (end >= from || start >= from)
     };
-    let Some(lines) = event.recurrence.as_ref().filter(|l| !l.is_empty()) else {
-        return if overlaps(event.start) {
+    if event.recurrence.as_ref().is_none_or(|l| l.is_empty()) {
+        return if overlaps(event.start, event.end) {
             vec![Occurrence {
                 start: event.start,
                 end: event.end,
+                override_index: None,
             }]
         } else {
             Vec::new()
         };
-    };
-    let tz: rrule::Tz = event
-        .timezone
-        .as_deref()
-        .and_then(|t| t.parse::<chrono_tz::Tz>().ok())
-        .map(rrule::Tz::Tz)
-        .unwrap_or(rrule::Tz::UTC);
-    let local = event.start.with_timezone(&tz);
-    let dtstart = match tz {
-        rrule::Tz::Tz(chrono_tz::UTC) => format!("DTSTART:{}Z", local.format("%Y%m%dT%H%M%S")),
-        _ => format!(
-            "DTSTART;TZID={}:{}",
-            tz.name(),
-            local.format("%Y%m%dT%H%M%S")
-        ),
-    };
-    let text = std::iter::once(dtstart)
-        .chain(lines.iter().cloned())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let set: rrule::RRuleSet = match text.parse() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::debug!(error = %e, "unreadable recurrence; using the first occurrence only");
-            return if overlaps(event.start) {
-                vec![Occurrence {
-                    start: event.start,
-                    end: event.end,
-                }]
-            } else {
-                Vec::new()
-            };
-        }
-    };
+    }
     // Start the window early by the event's length so occurrences already under way are kept.
-    let lookback = duration.unwrap_or_default();
-    let after = (from - lookback - chrono::Duration::seconds(1)).with_timezone(&tz);
-    let before = to.with_timezone(&tz);
-    set.after(after)
-        .before(before)
-        .all(limit)
-        .dates
+    let lookback = duration.unwrap_or_default().max(chrono::Duration::zero());
+    let after = from - lookback - chrono::Duration::seconds(1);
+    let want = usize::from(limit) + event.overrides.len();
+    let replaced = |t: DateTime<FixedOffset>| event.overrides.iter().any(|o| o.recurrence_id == t);
+    let mut out: Vec<Occurrence> = crate::recurrence::starts_between(event, after, to, want)
         .into_iter()
-        .map(|d| {
-            let start = d.fixed_offset();
-            Occurrence {
-                start,
-                end: duration.map(|dur| start + dur),
-            }
+        .filter(|s| !replaced(*s))
+        .map(|start| Occurrence {
+            start,
+            end: duration.map(|d| start + d),
+            override_index: None,
         })
-        .filter(|o| overlaps(o.start))
-        .collect()
+        .filter(|o| overlaps(o.start, o.end))
+        .collect();
+    for (i, o) in event.overrides.iter().enumerate() {
+        if !o.cancelled && overlaps(o.start, o.end) {
+            out.push(Occurrence {
+                start: o.start,
+                end: o.end,
+                override_index: Some(i),
+            });
+        }
+    }
+    out.sort_by_key(|o| o.start);
+    out.truncate(usize::from(limit));
+    out
 }
 
 /// The published JSON of one occurrence of a series: the series body with this occurrence's times
@@ -136,6 +115,22 @@ fn occurrences_up_to(
 pub fn occurrence_body(series_body: &str, occ: &Occurrence) -> Option<String> {
     let mut v: serde_json::Value = serde_json::from_str(series_body).ok()?;
     let obj = v.as_object_mut()?;
+    // A changed occurrence shows its own title, description and place.
+    if let Some(i) = occ.override_index {
+        let o = obj
+            .get("overrides")
+            .and_then(|l| l.get(i))
+            .cloned()
+            .unwrap_or_default();
+        for field in ["title", "description", "location"] {
+            if let Some(x) = o.get(field).filter(|x| !x.is_null()) {
+                obj.insert(field.into(), x.clone());
+            }
+        }
+        if let Some(rid) = o.get("recurrence_id") {
+            obj.insert("recurrence_id".into(), rid.clone());
+        }
+    }
     let first = obj.get("start").cloned().unwrap_or(serde_json::Value::Null);
     obj.insert("series_start".into(), first);
     obj.insert("start".into(), occ.start.to_rfc3339().into());
@@ -168,6 +163,7 @@ mod tests {
             booking_url: None,
             organiser: Default::default(),
             categories: vec![],
+            overrides: Vec::new(),
         }
     }
 
@@ -240,6 +236,7 @@ mod tests {
         let occ = Occurrence {
             start: DateTime::parse_from_rfc3339("2027-03-30T10:00:00+01:00").unwrap(),
             end: None,
+            override_index: None,
         };
         let v: serde_json::Value =
             serde_json::from_str(&occurrence_body(body, &occ).unwrap()).unwrap();

@@ -310,7 +310,22 @@ pub async fn events(
             .unwrap_or(from);
         entities::for_each_series(&conn, &f, to.timestamp(), |row| {
             let ev = stored_event(&row)?;
-            for occ in publish::json::first_occurrences(&ev.event, expand_from, to, keep + 1) {
+            // Occurrences still under way at the cursor come first and are skipped, so ask for
+            // more until a page's worth lies past it (or the series has no more).
+            let mut want = keep + 1;
+            let occs = loop {
+                let occs = publish::json::first_occurrences(&ev.event, expand_from, to, want);
+                let before_cursor = occs
+                    .iter()
+                    .filter(|o| cur.is_some_and(|c| (o.start.timestamp(), row.id.as_str()) <= c))
+                    .count();
+                let max = publish::json::MAX_OCCURRENCES as usize;
+                if occs.len() < want || occs.len() - before_cursor > keep || want >= max {
+                    break occs;
+                }
+                want = (want + before_cursor.max(1) * 2).min(max);
+            };
+            for occ in occs {
                 let key = (occ.start.timestamp(), row.id.as_str());
                 if cur.is_some_and(|c| key <= c) {
                     continue;

@@ -1,0 +1,631 @@
+//! The `ical` format: RFC 5545 calendars. A line-level pre-pass ([`lines`]) makes the file
+//! readable (charset, folding, junk lines, case, several VCALENDARs, bounded nesting); each
+//! VEVENT is then read on its own with the `icalendar` crate's parser, so one broken component is
+//! a rejection with its reason and the rest land. Overrides (RECURRENCE-ID) join their series.
+
+mod lines;
+mod vtimezone;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime};
+use chrono_tz::Tz;
+use icalendar::parser::{Component, Property};
+
+use super::ParseError;
+use crate::model::{
+    Event, EventStatus, Location, Organiser, Override, ParsedFeed, Payload, Rejection, SourceRecord,
+};
+use crate::recurrence;
+
+const FORMAT: &str = "ical";
+
+/// How TZID names resolve in one calendar: the tables first, then the calendar's own VTIMEZONEs.
+struct Zones {
+    default: Tz,
+    own: HashMap<String, Option<Tz>>,
+}
+
+impl Zones {
+    fn resolve(&self, name: &str) -> Option<Tz> {
+        let name = name.trim().trim_matches('"');
+        recurrence::zone(name).or_else(|| self.own.get(name).copied().flatten())
+    }
+}
+
+/// One VEVENT read: its UID, RECURRENCE-ID and the event, plus what could not be applied.
+struct Read {
+    uid: Option<String>,
+    recurrence_id: Option<DateTime<FixedOffset>>,
+    updated_at: Option<DateTime<FixedOffset>>,
+    event: Event,
+    warnings: Vec<String>,
+}
+
+pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
+    let text = lines::decode(bytes);
+    if !lines::is_calendar(&text) {
+        let start: String = text.trim_start().chars().take(60).collect();
+        return Err(ParseError::Invalid {
+            format: FORMAT,
+            reason: format!(
+                "does not start with BEGIN:VCALENDAR (starts {start:?}), nor holds one or a VEVENT"
+            ),
+        });
+    }
+    let scan = lines::scan(&text);
+    let default = scan
+        .calendar_props
+        .iter()
+        .find_map(|l| l.strip_prefix("X-WR-TIMEZONE:"))
+        .and_then(recurrence::zone)
+        .unwrap_or(chrono_tz::Europe::London);
+    let own = scan
+        .zones
+        .iter()
+        .filter(|z| recurrence::zone(&z.tzid).is_none())
+        .map(|z| (z.tzid.clone(), vtimezone::match_zone(z)))
+        .collect();
+    let zones = Zones { default, own };
+    let mut feed = ParsedFeed::default();
+    let mut reads = Vec::new();
+    for (i, block) in scan.events.iter().enumerate() {
+        let label = |uid: Option<&str>| {
+            format!(
+                "VEVENT {}{}",
+                i + 1,
+                uid.map(|u| format!(" ({u})")).unwrap_or_default()
+            )
+        };
+        let uid_line = block
+            .lines
+            .iter()
+            .find_map(|l| l.strip_prefix("UID:"))
+            .map(|u| u.trim().to_string());
+        if let Some(problem) = &block.problem {
+            feed.rejections.push(Rejection {
+                source_id: uid_line.clone(),
+                reason: format!("{}: {problem}", label(uid_line.as_deref())),
+            });
+            continue;
+        }
+        match read_block(&block.lines, &zones) {
+            Ok(r) => reads.push(r),
+            Err(reason) => feed.rejections.push(Rejection {
+                source_id: uid_line.clone(),
+                reason: format!("{}: {reason}", label(uid_line.as_deref())),
+            }),
+        }
+    }
+    group(reads, &mut feed);
+    Ok(feed)
+}
+
+/// Parses one VEVENT's lines with the crate, as a calendar of its own.
+fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
+    let mut text = String::from("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n");
+    for l in block {
+        text.push_str(l);
+        text.push_str("\r\n");
+    }
+    text.push_str("END:VEVENT\r\nEND:VCALENDAR\r\n");
+    let cal = icalendar::parser::read_calendar(&text)
+        .map_err(|e| e.lines().take(3).collect::<Vec<_>>().join(" "))?;
+    let comp = cal
+        .components
+        .iter()
+        .find(|c| c.name == "VEVENT")
+        .ok_or("the VEVENT could not be read")?;
+    let mut warnings = Vec::new();
+    let event = event(comp, zones, &mut warnings)?;
+    let recurrence_id = match prop(comp, "RECURRENCE-ID") {
+        Some(p) => Some(time(p, zones)?.0),
+        None => None,
+    };
+    let updated_at = prop(comp, "LAST-MODIFIED")
+        .and_then(|p| time(p, zones).ok())
+        .map(|(t, _)| t);
+    let uid = prop(comp, "UID")
+        .map(|p| p.val.as_str().trim().to_string())
+        .filter(|u| !u.is_empty());
+    Ok(Read {
+        uid,
+        recurrence_id,
+        updated_at,
+        event,
+        warnings,
+    })
+}
+
+/// A stable id for a VEVENT without UID: its start and title, which is what identifies it to a
+/// reader, so the same event keeps its id across syncs.
+fn derived_uid(e: &Event) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}|{}", e.start.to_rfc3339(), e.title));
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("no-uid-{hex}")
+}
+
+/// A record's LAST-MODIFIED, if it has one.
+type Stamp = Option<DateTime<FixedOffset>>;
+
+/// Masters become records; each override joins its master's series, or (master absent) lands as
+/// an event of its own.
+fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
+    let mut order: Vec<String> = Vec::new();
+    let mut masters: HashMap<String, (Event, Option<DateTime<FixedOffset>>)> = HashMap::new();
+    let mut overrides: Vec<(String, DateTime<FixedOffset>, Event, Stamp)> = Vec::new();
+    for r in reads {
+        let uid = r.uid.clone().unwrap_or_else(|| derived_uid(&r.event));
+        for w in &r.warnings {
+            feed.rejections.push(Rejection {
+                source_id: Some(uid.clone()),
+                reason: format!("{w}; the rest of the event is kept"),
+            });
+        }
+        match r.recurrence_id {
+            Some(rid) => overrides.push((uid, rid, r.event, r.updated_at)),
+            None => {
+                if masters.contains_key(&uid) {
+                    feed.rejections.push(Rejection {
+                        source_id: Some(uid),
+                        reason: "duplicate UID in this calendar".into(),
+                    });
+                    continue;
+                }
+                order.push(uid.clone());
+                masters.insert(uid, (r.event, r.updated_at));
+            }
+        }
+    }
+    let mut singles = Vec::new();
+    for (uid, rid, ev, updated) in overrides {
+        match masters.get_mut(&uid) {
+            Some((master, _)) if master.recurrence.is_some() => {
+                master.overrides.retain(|o| o.recurrence_id != rid);
+                master.overrides.push(Override {
+                    recurrence_id: rid,
+                    cancelled: ev.status == EventStatus::Cancelled,
+                    start: ev.start,
+                    end: ev.end,
+                    title: (ev.title != master.title).then(|| ev.title.clone()),
+                    description: (ev.description != master.description)
+                        .then(|| ev.description.clone())
+                        .flatten(),
+                    location: (ev.location != master.location).then(|| ev.location.clone()),
+                });
+            }
+            // A single event's override of its own start replaces it.
+            Some((master, _)) if master.start == rid => *master = ev,
+            _ => singles.push((format!("{uid}#{}", rid.to_rfc3339()), ev, updated)),
+        }
+    }
+    for uid in order {
+        if let Some((mut ev, updated_at)) = masters.remove(&uid) {
+            ev.overrides.sort_by_key(|o| o.recurrence_id);
+            feed.records.push(record(uid, ev, updated_at));
+        }
+    }
+    for (id, ev, updated_at) in singles {
+        feed.records.push(record(id, ev, updated_at));
+    }
+}
+
+fn record(source_id: String, ev: Event, updated_at: Option<DateTime<FixedOffset>>) -> SourceRecord {
+    SourceRecord {
+        source_id,
+        url: ev.url.clone(),
+        updated_at,
+        payload: Payload::Event(ev),
+    }
+}
+
+fn prop<'a>(comp: &'a Component<'a>, name: &str) -> Option<&'a Property<'a>> {
+    comp.properties.iter().find(|p| p.name == name)
+}
+
+fn param<'a>(p: &'a Property<'a>, key: &str) -> Option<&'a str> {
+    p.params
+        .iter()
+        .find(|x| x.key.as_str().eq_ignore_ascii_case(key))
+        .and_then(|x| x.val.as_ref())
+        .map(|v| v.as_str().trim_matches('"'))
+}
+
+/// A DATE-TIME or DATE property: the instant and whether it was a date (all-day). Floating
+/// times are read in the calendar's default zone; years past 9999 are refused (no RFC 3339
+/// reader takes them back).
+fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), String> {
+    let v = p.val.as_str().trim();
+    let name = p.name.as_str();
+    let is_date = param(p, "VALUE").is_some_and(|x| x.eq_ignore_ascii_case("DATE"))
+        || (v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()));
+    let tz = match param(p, "TZID") {
+        Some(tzid) => zones
+            .resolve(tzid)
+            .ok_or_else(|| format!("{name} has an unknown time zone TZID={tzid:?}"))?,
+        None => zones.default,
+    };
+    let localise = |naive: NaiveDateTime| {
+        if naive.year() > 9999 {
+            return Err(format!("{name} {v} is after the year 9999"));
+        }
+        super::tributary_json::local_time(tz, naive).ok_or_else(|| {
+            format!(
+                "{name} {v} does not exist in {} (the clocks skip it)",
+                tz.name()
+            )
+        })
+    };
+    if is_date {
+        let d = NaiveDate::parse_from_str(&v[..v.len().min(8)], "%Y%m%d")
+            .map_err(|_| format!("{name} {v:?} is not a date"))?;
+        let midnight = d.and_hms_opt(0, 0, 0).ok_or("bad date")?;
+        return localise(midnight).map(|t| (t, true));
+    }
+    if let Some(utc) = v.strip_suffix(['Z', 'z']) {
+        let n = NaiveDateTime::parse_from_str(utc, "%Y%m%dT%H%M%S")
+            .map_err(|_| format!("{name} {v:?} is not a date-time"))?;
+        if n.year() > 9999 {
+            return Err(format!("{name} {v} is after the year 9999"));
+        }
+        return Ok((n.and_utc().fixed_offset(), false));
+    }
+    let n = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
+        .map_err(|_| format!("{name} {v:?} is not a date-time"))?;
+    localise(n).map(|t| (t, false))
+}
+
+/// An RFC 5545 DURATION (`PT2H`, `P1D`, `P1W`, `-PT15M`, `P1DT2H`), every step checked: a
+/// length past what a date can hold is `None`, never a panic.
+pub fn duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let s = s.strip_prefix(['P', 'p'])?;
+    let mut secs: i64 = 0;
+    let mut num: Option<i64> = None;
+    let mut in_time = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            'T' | 't' => in_time = true,
+            '0'..='9' => {
+                let d = i64::from(c as u8 - b'0');
+                num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(d)?);
+            }
+            unit => {
+                let n = num.take()?;
+                let unit_secs = match (unit.to_ascii_uppercase(), in_time) {
+                    ('W', false) => 7 * 86_400,
+                    ('D', false) => 86_400,
+                    ('H', true) => 3_600,
+                    ('M', true) => 60,
+                    ('S', true) => 1,
+                    _ => return None,
+                };
+                secs = secs.checked_add(n.checked_mul(unit_secs)?)?;
+                any = true;
+            }
+        }
+    }
+    if num.is_some() || !any {
+        return None;
+    }
+    // Past about 27,000 years no end date exists; refuse long before chrono would panic.
+    if secs > 10_000 * 366 * 86_400 {
+        return None;
+    }
+    let d = Duration::try_seconds(secs)?;
+    Some(if neg { -d } else { d })
+}
+
+fn first_url(text: &str, hosts: &[&str]) -> Option<String> {
+    text.split(|c: char| {
+        c.is_whitespace() || c == '<' || c == '>' || c == '"' || c == '(' || c == ')'
+    })
+    .filter(|w| w.starts_with("https://") || w.starts_with("http://"))
+    .map(|w| w.trim_end_matches(['.', ',', ';']))
+    .find(|w| hosts.iter().any(|h| w.contains(h)))
+    .map(str::to_string)
+}
+
+const BOOKING_HOSTS: &[&str] = &[
+    "eventbrite.",
+    "ticketsource.",
+    "ticketmaster.",
+    "tickettailor.",
+    "billetto.",
+];
+
+/// The title of a VEVENT without SUMMARY.
+pub const UNTITLED: &str = "(No title)";
+
+fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<Event, String> {
+    // Calendar clients show an event without SUMMARY as untitled; so do we.
+    let title = prop(comp, "SUMMARY")
+        .map(|p| p.val.as_str().to_string())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| UNTITLED.to_string());
+    let dtstart = prop(comp, "DTSTART").ok_or("no DTSTART")?;
+    let (start, all_day) = time(dtstart, zones)?;
+    let tz = match param(dtstart, "TZID") {
+        Some(tzid) => zones.resolve(tzid),
+        None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
+        None => Some(zones.default),
+    };
+    let end = match (prop(comp, "DTEND"), prop(comp, "DURATION")) {
+        (Some(p), _) => Some(time(p, zones)?.0),
+        (None, Some(d)) => {
+            let text = d.val.as_str();
+            let len = duration(text)
+                .ok_or_else(|| format!("DURATION {text:?} is not a duration a date can hold"))?;
+            let end = start
+                .checked_add_signed(len)
+                .filter(|e| e.year() <= 9999)
+                .ok_or_else(|| format!("DURATION {text:?} ends after the year 9999"))?;
+            Some(end)
+        }
+        // An all-day event without an end lasts its one day (RFC 5545 3.6.1).
+        (None, None) if all_day => Some(start + Duration::days(1)),
+        (None, None) => None,
+    };
+    // An end before the start (swapped by some exporters) is dropped, and said so.
+    let end = match end {
+        Some(e) if e < start => {
+            warnings.push(format!(
+                "DTEND {} is before DTSTART {}; the end is dropped",
+                e.to_rfc3339(),
+                start.to_rfc3339()
+            ));
+            None
+        }
+        e => e,
+    };
+    let anchor = recurrence::Anchor {
+        start,
+        tz: tz.unwrap_or(chrono_tz::UTC),
+        all_day,
+    };
+    let mut recurrence = Vec::new();
+    for p in comp
+        .properties
+        .iter()
+        .filter(|p| p.name == "RRULE" || p.name == "RDATE" || p.name == "EXDATE")
+    {
+        let params: String = p
+            .params
+            .iter()
+            .map(|x| match &x.val {
+                Some(v) => format!(";{}={}", x.key.as_str(), v.as_str().trim_matches('"')),
+                None => format!(";{}", x.key.as_str()),
+            })
+            .collect();
+        let line = format!("{}{params}:{}", p.name.as_str(), p.val.as_str());
+        match recurrence::parse_line(&line, &anchor, &|n| zones.resolve(n)) {
+            Ok(Some(l)) => recurrence.extend(l.to_line().split('\n').map(str::to_string)),
+            Ok(None) => {}
+            // A rule that cannot be applied leaves the first occurrence, and says so.
+            Err(e) => warnings.push(format!("{} not applied: {e}", p.name.as_str())),
+        }
+    }
+    if !recurrence
+        .iter()
+        .any(|l| l.starts_with("RRULE:") || l.starts_with("RDATE"))
+    {
+        // Exceptions with nothing to except from: the event is single.
+        recurrence.clear();
+    }
+    let status = match prop(comp, "STATUS").map(|p| p.val.as_str().trim().to_ascii_uppercase()) {
+        Some(s) if s == "CANCELLED" => EventStatus::Cancelled,
+        _ => EventStatus::Scheduled,
+    };
+    let description = prop(comp, "DESCRIPTION").map(|p| p.val.as_str().to_string());
+    let description_html = comp
+        .properties
+        .iter()
+        .find(|p| {
+            p.name == "X-ALT-DESC"
+                && param(p, "FMTTYPE").is_some_and(|f| f.eq_ignore_ascii_case("text/html"))
+        })
+        .map(|p| p.val.as_str().to_string());
+    let location_text = prop(comp, "LOCATION").map(|p| p.val.as_str().trim().to_string());
+    let url = prop(comp, "URL").map(|p| p.val.as_str().trim().to_string());
+    let booking_url = url
+        .clone()
+        .filter(|u| BOOKING_HOSTS.iter().any(|h| u.contains(h)))
+        .or_else(|| {
+            description
+                .as_deref()
+                .and_then(|d| first_url(d, BOOKING_HOSTS))
+        });
+    let mut location = Location::default();
+    if let Some(loc) = location_text.filter(|l| !l.is_empty()) {
+        let lower = loc.to_lowercase();
+        if loc.starts_with("http://") || loc.starts_with("https://") {
+            location.online = true;
+            location.url = Some(loc.clone());
+        } else {
+            location.online = [
+                "online",
+                "webinar",
+                "zoom",
+                "microsoft teams",
+                "teams meeting",
+                "virtual",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
+            // A UK postcode at the end of the address ("…, Macclesfield, SK10 1EE").
+            let parts: Vec<&str> = loc.split(',').map(str::trim).collect();
+            if let Some(pc) = parts.last().and_then(|l| crate::normalise::postcode(l)) {
+                location.postcode = Some(pc);
+                if parts.len() > 1 {
+                    location.name = Some(parts[0].to_string());
+                    location.address =
+                        Some(parts[1..parts.len() - 1].join(", ")).filter(|a| !a.is_empty());
+                } else {
+                    location.name = Some(loc.clone());
+                }
+            } else {
+                location.name = Some(loc.clone());
+            }
+        }
+    }
+    let mut categories = Vec::new();
+    for p in comp.properties.iter().filter(|p| p.name == "CATEGORIES") {
+        // CATEGORIES is a TEXT list: split on unescaped commas, then unescape each item.
+        let mut item = String::new();
+        let mut chars = p.val.as_str().chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        item.push(if n == 'n' || n == 'N' { ' ' } else { n });
+                    }
+                }
+                ',' => categories.push(std::mem::take(&mut item)),
+                c => item.push(c),
+            }
+        }
+        categories.push(item);
+    }
+    let categories = categories
+        .into_iter()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let organiser = Organiser {
+        name: prop(comp, "ORGANIZER").and_then(|p| param(p, "CN").map(str::to_string)),
+        organisation_id: None,
+    };
+    Ok(Event {
+        title,
+        description,
+        description_html,
+        start,
+        end,
+        timezone: tz.map(|z| z.name().to_string()),
+        all_day,
+        recurrence: (!recurrence.is_empty()).then_some(recurrence),
+        status,
+        location,
+        url,
+        booking_url,
+        organiser,
+        categories,
+        overrides: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cal(events: &str) -> String {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\n{events}END:VCALENDAR\r\n")
+    }
+
+    fn one(ev: &str) -> Event {
+        let feed = parse(cal(ev).as_bytes()).unwrap();
+        assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
+        match &feed.records[0].payload {
+            Payload::Event(e) => e.clone(),
+            Payload::Organisation(_) => panic!("not an event"),
+        }
+    }
+
+    #[test]
+    fn tzid_and_utc_times_with_escapes_and_folding() {
+        let e = one("BEGIN:VEVENT\r\nUID:w1@cvs\r\nDTSTART;TZID=Europe/London:20220125T130000\r\nDTEND;TZID=Europe/London:20220125T150000\r\nSUMMARY:Webinar: Next Steps\\, Anchor Institutions\r\nDESCRIPTION:Register now on Eventbrite: https://www.eventbrite.co.uk/e/anchor-\r\n institutions-123.\\nSecond line\r\nLOCATION:Online\r\nCATEGORIES:Partnership / Information,Health\r\nEND:VEVENT\r\n");
+        assert_eq!(e.start.to_rfc3339(), "2022-01-25T13:00:00+00:00");
+        assert_eq!(e.end.unwrap().to_rfc3339(), "2022-01-25T15:00:00+00:00");
+        assert_eq!(e.timezone.as_deref(), Some("Europe/London"));
+        assert_eq!(e.title, "Webinar: Next Steps, Anchor Institutions");
+        assert!(e.description.as_deref().unwrap().contains("\nSecond line"));
+        assert_eq!(
+            e.booking_url.as_deref(),
+            Some("https://www.eventbrite.co.uk/e/anchor-institutions-123")
+        );
+        assert!(e.location.online);
+        assert_eq!(e.categories, vec!["Partnership / Information", "Health"]);
+        let u = one("BEGIN:VEVENT\r\nUID:u\r\nDTSTART:20270701T090000Z\r\nDURATION:PT1H30M\r\nSUMMARY:UTC\r\nEND:VEVENT\r\n");
+        assert_eq!(u.start.to_rfc3339(), "2027-07-01T09:00:00+00:00");
+        assert_eq!(u.end.unwrap().to_rfc3339(), "2027-07-01T10:30:00+00:00");
+        assert_eq!(u.timezone, None);
+    }
+
+    #[test]
+    fn all_day_multi_day_recurring_and_cancelled() {
+        let d = one("BEGIN:VEVENT\r\nUID:d\r\nDTSTART;VALUE=DATE:20270601\r\nDTEND;VALUE=DATE:20270608\r\nSUMMARY:Volunteers' Week\r\nEND:VEVENT\r\n");
+        assert!(d.all_day);
+        assert_eq!(d.start.to_rfc3339(), "2027-06-01T00:00:00+01:00");
+        assert_eq!(d.end.unwrap().to_rfc3339(), "2027-06-08T00:00:00+01:00");
+        let single = one("BEGIN:VEVENT\r\nUID:s\r\nDTSTART;VALUE=DATE:20271225\r\nSUMMARY:Closed\r\nEND:VEVENT\r\n");
+        assert_eq!(single.end.unwrap() - single.start, Duration::days(1));
+        let r = one("BEGIN:VEVENT\r\nUID:r\r\nDTSTART;TZID=Europe/London:20270105T100000\r\nDTEND;TZID=Europe/London:20270105T120000\r\nRRULE:FREQ=WEEKLY;BYDAY=TU\r\nEXDATE;TZID=Europe/London:20270112T100000\r\nSUMMARY:Community cafe\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\n");
+        assert_eq!(
+            r.recurrence.unwrap(),
+            vec!["RRULE:FREQ=WEEKLY;BYDAY=TU", "EXDATE:20270112T100000Z"]
+        );
+        assert_eq!(r.status, EventStatus::Cancelled);
+    }
+
+    #[test]
+    fn bad_events_are_rejected_and_the_rest_land() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nDTSTART:20270101T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:z\r\nDTSTART;TZID=Mars/Olympus:20270101T100000\r\nSUMMARY:Bad zone\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:rr\r\nDTSTART:20270101T100000Z\r\nRRULE:FREQ=SOMETIMES\r\nSUMMARY:Bad rule\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:gap\r\nDTSTART;TZID=Europe/London:20270328T013000\r\nSUMMARY:In the gap\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:ok\r\nDTSTART;TZID=GMT Standard Time:20270101T100000\r\nSUMMARY:Outlook zone\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        // No UID: a stable derived id; a bad rule: the first occurrence, with a warning.
+        let ids: Vec<&str> = feed.records.iter().map(|r| r.source_id.as_str()).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert!(ids[0].starts_with("no-uid-"));
+        assert_eq!(ids[1..], ["rr", "ok"]);
+        let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].contains("Mars/Olympus"));
+        assert!(reasons[1].contains("does not exist"));
+        assert!(reasons[2].contains("RRULE not applied") && reasons[2].contains("kept"));
+        let again = parse(
+            cal("BEGIN:VEVENT\r\nDTSTART:20270101T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(again.records[0].source_id, ids[0]);
+    }
+
+    #[test]
+    fn lotus_zone_untitled_and_swapped_end_still_land() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VTIMEZONE\r\nTZID:Eastern\r\nBEGIN:STANDARD\r\nDTSTART:19501029T020000\r\n",
+            "TZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10\r\n",
+            "END:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19500402T020000\r\nTZOFFSETFROM:-0500\r\n",
+            "TZOFFSETTO:-0400\r\nRRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=4\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\n",
+            "BEGIN:VEVENT\r\nUID:l\r\nDTSTART;TZID=Eastern:20050711T100000\r\n",
+            "DTEND;TZID=Eastern:20050711T090000\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(e.start.to_rfc3339(), "2005-07-11T10:00:00-04:00");
+        assert_eq!(e.title, UNTITLED);
+        assert_eq!(e.end, None);
+        assert!(feed.rejections[0].reason.contains("end is dropped"));
+    }
+
+    #[test]
+    fn html_or_binary_fails_the_feed() {
+        assert!(parse(b"<!DOCTYPE html><html><body>Service Unavailable</body></html>").is_err());
+        assert!(parse(&[0xff, 0xfe, 0x00, 0x42]).is_err());
+        assert!(parse(b"").is_err());
+    }
+}

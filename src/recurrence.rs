@@ -1,0 +1,591 @@
+//! Recurrence as every stage reads it: zone names (IANA, path-prefixed, Windows/CLDR), the
+//! RRULE/RDATE/EXDATE content lines an event keeps, checked and put in one canonical form, and
+//! bounded expansion of a series into occurrence starts with the `rrule` crate.
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::model::Event;
+
+/// Rules finer than an hour are not community events (a "class every minute" is a data error or
+/// an attack): they are refused at ingest, and a stored one expands as its first occurrence.
+pub const REFUSED_FREQS: &[&str] = &["SECONDLY", "MINUTELY"];
+
+/// A zone named by TZID or a feed's default: IANA names, exporters' path prefixes
+/// (`/freeassociation.sourceforge.net/Tzfile/Europe/London`), quoted names, and Windows names
+/// or their display descriptions through CLDR's table (the `windows-timezones` crate).
+pub fn zone(name: &str) -> Option<Tz> {
+    let name = name.trim().trim_matches('"').trim();
+    if name.is_empty() {
+        return None;
+    }
+    if let Ok(tz) = name.parse::<Tz>() {
+        return Some(tz);
+    }
+    // A path: try each suffix of its segments, longest first.
+    let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
+    for i in 0..parts.len() {
+        if let Ok(tz) = parts[i..].join("/").parse::<Tz>() {
+            return Some(tz);
+        }
+    }
+    windows_zone(name)
+}
+
+fn windows_zone(name: &str) -> Option<Tz> {
+    use strum::IntoEnumIterator;
+    use windows_timezones::WindowsTimezone;
+    if let Ok(w) = name.parse::<WindowsTimezone>() {
+        return w.tzdb_id().parse().ok();
+    }
+    // Outlook sometimes writes the display text ("(UTC+10:00) Canberra, Melbourne, Sydney") or
+    // only its place list; match it against CLDR's descriptions, case-insensitively.
+    let wanted = strip_utc_prefix(name).to_lowercase();
+    if wanted.len() < 4 {
+        return None;
+    }
+    WindowsTimezone::iter()
+        .find(|w| {
+            strip_utc_prefix(w.description()).to_lowercase() == wanted
+                || w.name().eq_ignore_ascii_case(name)
+        })
+        .and_then(|w| w.tzdb_id().parse().ok())
+}
+
+fn strip_utc_prefix(s: &str) -> &str {
+    let s = s.trim();
+    match s.strip_prefix('(').and_then(|r| r.split_once(')')) {
+        Some((_, rest)) => rest.trim(),
+        None => s,
+    }
+}
+
+/// One date of an RDATE/EXDATE list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateItem {
+    /// A DATE: the whole local day.
+    Date(NaiveDate),
+    /// A DATE-TIME, resolved to an instant.
+    At(DateTime<Utc>),
+}
+
+/// A checked recurrence line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// An RRULE value with UNTIL in UTC.
+    Rule(String),
+    Dates {
+        exclude: bool,
+        items: Vec<DateItem>,
+    },
+}
+
+impl Line {
+    /// The canonical content line: UNTIL in UTC, DATE-TIMEs in UTC, DATEs as `VALUE=DATE`.
+    pub fn to_line(&self) -> String {
+        match self {
+            Line::Rule(r) => format!("RRULE:{r}"),
+            Line::Dates { exclude, items } => {
+                let name = if *exclude { "EXDATE" } else { "RDATE" };
+                let dates: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        DateItem::Date(d) => Some(d.format("%Y%m%d").to_string()),
+                        DateItem::At(_) => None,
+                    })
+                    .collect();
+                let times: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        DateItem::At(t) => Some(t.format("%Y%m%dT%H%M%SZ").to_string()),
+                        DateItem::Date(_) => None,
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                if !dates.is_empty() {
+                    out.push(format!("{name};VALUE=DATE:{}", dates.join(",")));
+                }
+                if !times.is_empty() {
+                    out.push(format!("{name}:{}", times.join(",")));
+                }
+                out.join("\n")
+            }
+        }
+    }
+}
+
+/// A local wall-clock time in `tz`: the first of a repeated hour, and a time the clocks skip
+/// counts with the offset before the gap (RFC 5545 3.3.5).
+pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + Duration::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn date_time(v: &str, tz: Tz) -> Result<DateItem, String> {
+    let v = v.trim();
+    if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
+        return NaiveDate::parse_from_str(v, "%Y%m%d")
+            .map(DateItem::Date)
+            .map_err(|_| format!("{v:?} is not a date"));
+    }
+    let (body, utc) = match v.strip_suffix(['Z', 'z']) {
+        Some(b) => (b, true),
+        None => (v, false),
+    };
+    let naive = NaiveDateTime::parse_from_str(body, "%Y%m%dT%H%M%S")
+        .map_err(|_| format!("{v:?} is not a date-time"))?;
+    if naive.year() > 9999 {
+        return Err(format!("{v:?} is after the year 9999"));
+    }
+    if utc {
+        return Ok(DateItem::At(naive.and_utc()));
+    }
+    local_instant(tz, naive)
+        .map(DateItem::At)
+        .ok_or_else(|| format!("{v:?} does not exist in {}", tz.name()))
+}
+
+/// A content line's name, parameters and value.
+type Split<'a> = (String, Vec<(String, String)>, &'a str);
+
+/// Splits `NAME;P=V;P="V":VALUE` at the first colon outside quotes.
+fn split_line(line: &str) -> Result<Split<'_>, String> {
+    if line.chars().any(|c| c.is_control()) {
+        return Err("contains a control character (a raw CR or LF?)".into());
+    }
+    let mut quoted = false;
+    let mut colon = None;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ':' if !quoted => {
+                colon = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let colon = colon.ok_or("has no ':' between name and value")?;
+    let (head, value) = (&line[..colon], &line[colon + 1..]);
+    let mut parts = head.split(';');
+    let name = parts.next().unwrap_or("").trim().to_ascii_uppercase();
+    let mut params = Vec::new();
+    for p in parts {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("parameter {p:?} has no value"))?;
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .unwrap_or(v);
+        if v.contains(['"', ':', ';']) {
+            return Err(format!(
+                "parameter {k} value {v:?} holds a quote, ':' or ';'"
+            ));
+        }
+        params.push((k.trim().to_ascii_uppercase(), v.to_string()));
+    }
+    Ok((name, params, value))
+}
+
+/// What the series needs to read its lines: the start and its zone.
+#[derive(Debug, Clone, Copy)]
+pub struct Anchor {
+    pub start: DateTime<FixedOffset>,
+    pub tz: Tz,
+    pub all_day: bool,
+}
+
+impl Anchor {
+    pub fn of(e: &Event) -> Anchor {
+        Anchor {
+            start: e.start,
+            tz: e
+                .timezone
+                .as_deref()
+                .and_then(zone)
+                .unwrap_or(chrono_tz::UTC),
+            all_day: e.all_day,
+        }
+    }
+}
+
+/// Reads one RRULE/RDATE/EXDATE line. `Ok(None)` is a rule that leaves the event a single one
+/// (an empty RRULE, or UNTIL before the start); `zone_of` resolves TZID names.
+pub fn parse_line(
+    line: &str,
+    anchor: &Anchor,
+    zone_of: &dyn Fn(&str) -> Option<Tz>,
+) -> Result<Option<Line>, String> {
+    let (name, params, value) = split_line(line.trim())?;
+    let value = value.trim();
+    match name.as_str() {
+        "RRULE" => rule(value, anchor),
+        "RDATE" | "EXDATE" => {
+            let mut tz = anchor.tz;
+            let mut kind = None;
+            for (k, v) in &params {
+                match k.as_str() {
+                    "TZID" => tz = zone_of(v).ok_or_else(|| format!("unknown TZID {v:?}"))?,
+                    "VALUE" => kind = Some(v.to_ascii_uppercase()),
+                    _ => {}
+                }
+            }
+            let mut items = Vec::new();
+            for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                // A PERIOD keeps its start: the occurrence happens then (its own length is lost,
+                // the series' duration applies).
+                let item = match kind.as_deref() {
+                    Some("PERIOD") => item.split_once('/').map_or(item, |(s, _)| s),
+                    _ => item,
+                };
+                let mut d = date_time(item, tz).map_err(|e| format!("{name}: {e}"))?;
+                if let (DateItem::Date(day), false, false) = (d, anchor.all_day, name == "EXDATE") {
+                    // An RDATE of a day on a timed series happens at the series' time of day.
+                    let t = anchor.start.with_timezone(&anchor.tz).time();
+                    d = DateItem::At(
+                        local_instant(anchor.tz, day.and_time(t))
+                            .ok_or_else(|| format!("{name}: {day} has no such local time"))?,
+                    );
+                }
+                items.push(d);
+            }
+            if items.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(Line::Dates {
+                exclude: name == "EXDATE",
+                items,
+            }))
+        }
+        other => Err(format!("{other:?} is not RRULE, RDATE or EXDATE")),
+    }
+}
+
+/// Checks a rule and puts UNTIL in UTC: a DATE UNTIL includes its whole day, a floating one is
+/// read in the start's zone (as Apple and PHP write it).
+fn rule(value: &str, anchor: &Anchor) -> Result<Option<Line>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let mut parts = Vec::new();
+    let mut until = None;
+    let mut freq = None;
+    for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("RRULE part {part:?} has no '='"))?;
+        let k = k.trim().to_ascii_uppercase();
+        match k.as_str() {
+            "RSCALE" => {
+                return Err(format!(
+                    "RRULE uses RSCALE={v} (a non-Gregorian calendar), which is not supported"
+                ))
+            }
+            "FREQ" => freq = Some(v.trim().to_ascii_uppercase()),
+            "UNTIL" => {
+                until = Some(match date_time(v, anchor.tz)? {
+                    DateItem::At(t) => t,
+                    DateItem::Date(d) => {
+                        local_instant(anchor.tz, d.and_hms_opt(23, 59, 59).unwrap_or_default())
+                            .ok_or("UNTIL has no such local time")?
+                    }
+                });
+                continue;
+            }
+            _ => {}
+        }
+        parts.push(format!("{k}={}", v.trim()));
+    }
+    let freq = freq.ok_or("RRULE has no FREQ")?;
+    if REFUSED_FREQS.contains(&freq.as_str()) {
+        return Err(format!(
+            "RRULE FREQ={freq} repeats more often than hourly, which a community calendar does not accept"
+        ));
+    }
+    if let Some(u) = until {
+        if u < anchor.start.with_timezone(&Utc) {
+            return Ok(None);
+        }
+        parts.push(format!("UNTIL={}", u.format("%Y%m%dT%H%M%SZ")));
+    }
+    let text = parts.join(";");
+    rule_set(&text, anchor.start, anchor.tz)
+        .map_err(|e| format!("RRULE {value:?} is invalid: {e}"))?;
+    Ok(Some(Line::Rule(text)))
+}
+
+fn dtstart_line(start: DateTime<FixedOffset>, tz: Tz) -> String {
+    let local = start.with_timezone(&tz);
+    if tz == chrono_tz::UTC {
+        format!("DTSTART:{}Z", local.format("%Y%m%dT%H%M%S"))
+    } else {
+        format!(
+            "DTSTART;TZID={}:{}",
+            tz.name(),
+            local.format("%Y%m%dT%H%M%S")
+        )
+    }
+}
+
+fn rule_set(rule: &str, start: DateTime<FixedOffset>, tz: Tz) -> Result<rrule::RRuleSet, String> {
+    format!("{}\nRRULE:{rule}", dtstart_line(start, tz))
+        .parse::<rrule::RRuleSet>()
+        .map_err(|e| e.to_string())
+}
+
+/// Checks and canonicalises an event's stored lines. Returns the lines kept and a reason for
+/// each line that could not be applied (the caller reports them: nothing is dropped silently).
+pub fn normalise(
+    lines: &[String],
+    anchor: &Anchor,
+    zone_of: &dyn Fn(&str) -> Option<Tz>,
+) -> (Vec<String>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut problems = Vec::new();
+    for l in lines {
+        match parse_line(l, anchor, zone_of) {
+            Ok(Some(line)) => kept.extend(line.to_line().split('\n').map(str::to_string)),
+            Ok(None) => {}
+            Err(e) => problems.push(format!("{l:?} not applied: {e}")),
+        }
+    }
+    (kept, problems)
+}
+
+/// Occurrence starts of `event`'s own lines between `after` and `before` (exclusive), at most
+/// `limit`. The rule is restarted near the window (whole periods, so its phase is kept) rather
+/// than walked from a start decades back; a line that cannot be read is skipped.
+pub fn starts_between(
+    event: &Event,
+    after: DateTime<Utc>,
+    before: DateTime<Utc>,
+    limit: usize,
+) -> Vec<DateTime<FixedOffset>> {
+    let anchor = Anchor::of(event);
+    let mut rules = Vec::new();
+    let mut rdates = Vec::new();
+    let mut exdates = Vec::new();
+    for l in event.recurrence.iter().flatten() {
+        match parse_line(l, &anchor, &zone) {
+            Ok(Some(Line::Rule(r))) => rules.push(r),
+            Ok(Some(Line::Dates { exclude, items })) => {
+                if exclude {
+                    exdates.extend(items)
+                } else {
+                    rdates.extend(items)
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "recurrence line skipped"),
+        }
+    }
+    let tz = anchor.tz;
+    let excluded = |t: DateTime<Utc>| {
+        exdates.iter().any(|x| match x {
+            DateItem::At(a) => *a == t,
+            DateItem::Date(d) => t.with_timezone(&tz).date_naive() == *d,
+        })
+    };
+    let mut out: Vec<DateTime<Utc>> = Vec::new();
+    let first = event.start.with_timezone(&Utc);
+    // The start is the first occurrence (RFC 5545 3.8.5.3), whether or not the rule matches it.
+    if first > after && first < before {
+        out.push(first);
+    }
+    let cap = limit.saturating_add(exdates.len()).min(u16::MAX as usize) as u16;
+    for r in &rules {
+        let start = jump(r, event.start, tz, after);
+        let Ok(set) = rule_set(r, start, tz) else {
+            continue;
+        };
+        let from = after.with_timezone(&rrule::Tz::Tz(tz));
+        let to = before.with_timezone(&rrule::Tz::Tz(tz));
+        let res = set.after(from).before(to).all(cap);
+        out.extend(
+            res.dates
+                .into_iter()
+                .map(|d| d.with_timezone(&Utc))
+                .filter(|d| *d >= first),
+        );
+    }
+    for d in rdates {
+        let t = match d {
+            DateItem::At(t) => t,
+            DateItem::Date(day) => {
+                match local_instant(tz, day.and_hms_opt(0, 0, 0).unwrap_or_default()) {
+                    Some(t) => t,
+                    None => continue,
+                }
+            }
+        };
+        if t > after && t < before {
+            out.push(t);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out.retain(|t| !excluded(*t));
+    out.truncate(limit);
+    let offset_of = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
+    out.into_iter().map(offset_of).collect()
+}
+
+/// A later start for `rule` a whole number of its periods on, just before `after`, so expansion
+/// does no work for the years before the window. Rules with COUNT (which counts from the real
+/// start) and monthly or yearly ones (cheap to walk) keep their start.
+fn jump(
+    rule: &str,
+    start: DateTime<FixedOffset>,
+    tz: Tz,
+    after: DateTime<Utc>,
+) -> DateTime<FixedOffset> {
+    let mut freq = "";
+    let mut interval: i64 = 1;
+    for part in rule.split(';') {
+        match part.split_once('=') {
+            Some(("COUNT", _)) => return start,
+            Some(("FREQ", f)) => freq = f,
+            Some(("INTERVAL", n)) => interval = n.parse().unwrap_or(1).max(1),
+            _ => {}
+        }
+    }
+    let step = match freq {
+        "HOURLY" => Duration::hours(interval),
+        "DAILY" => Duration::days(interval),
+        "WEEKLY" => Duration::weeks(interval),
+        _ => return start,
+    };
+    let local = start.with_timezone(&tz).naive_local();
+    let target = after.with_timezone(&tz).naive_local() - Duration::days(2);
+    let gap = target - local;
+    if gap <= step {
+        return start;
+    }
+    let periods = gap.num_seconds() / step.num_seconds().max(1);
+    let Some(moved) = step
+        .checked_mul(periods as i32)
+        .and_then(|d| local.checked_add_signed(d))
+    else {
+        return start;
+    };
+    match tz.from_local_datetime(&moved).earliest() {
+        Some(t) => t.fixed_offset(),
+        None => start,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(start: &str, tz: &str, rule: &str) -> Event {
+        Event {
+            title: "S".into(),
+            description: None,
+            description_html: None,
+            start: DateTime::parse_from_rfc3339(start).unwrap(),
+            end: None,
+            timezone: Some(tz.into()),
+            all_day: false,
+            recurrence: Some(vec![rule.into()]),
+            status: Default::default(),
+            location: Default::default(),
+            url: None,
+            booking_url: None,
+            organiser: Default::default(),
+            categories: vec![],
+            overrides: vec![],
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_series_from_decades_back_expands_its_window_with_the_same_phase() {
+        // Fortnightly on Tuesday and Thursday from 1990: the window's dates follow the old phase.
+        let e = series(
+            "1990-01-02T10:00:00+00:00",
+            "Europe/London",
+            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH",
+        );
+        let got = starts_between(
+            &e,
+            utc("2027-03-20T00:00:00Z"),
+            utc("2027-04-20T00:00:00Z"),
+            50,
+        );
+        // The same rule expanded the slow way, straight from 1990.
+        let text =
+            "DTSTART;TZID=Europe/London:19900102T100000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH";
+        let slow: Vec<DateTime<FixedOffset>> = text
+            .parse::<rrule::RRuleSet>()
+            .unwrap()
+            .after(utc("2027-03-20T00:00:00Z").with_timezone(&rrule::Tz::UTC))
+            .before(utc("2027-04-20T00:00:00Z").with_timezone(&rrule::Tz::UTC))
+            .all(50)
+            .dates
+            .into_iter()
+            .map(|d| d.fixed_offset())
+            .collect();
+        assert_eq!(got, slow);
+        assert!(got
+            .iter()
+            .any(|d| d.to_rfc3339().ends_with("10:00:00+01:00")));
+    }
+
+    #[test]
+    fn zone_names_from_windows_paths_and_display_text() {
+        assert_eq!(
+            zone("Eastern Standard Time"),
+            Some(chrono_tz::America::New_York)
+        );
+        assert_eq!(
+            zone("\"GMT Standard Time\""),
+            Some(chrono_tz::Europe::London)
+        );
+        assert_eq!(
+            zone("Canberra, Melbourne, Sydney"),
+            Some(chrono_tz::Australia::Sydney)
+        );
+        assert_eq!(
+            zone("/freeassociation.sourceforge.net/Tzfile/America/Argentina/Buenos_Aires"),
+            Some(chrono_tz::America::Argentina::Buenos_Aires)
+        );
+        assert_eq!(zone("Mars/Olympus"), None);
+    }
+
+    #[test]
+    fn until_forms_and_refused_rules() {
+        let a = Anchor {
+            start: DateTime::parse_from_rfc3339("2027-01-04T00:00:00+00:00").unwrap(),
+            tz: chrono_tz::Europe::London,
+            all_day: true,
+        };
+        let z = |n: &str| zone(n);
+        let line = |l: &str| parse_line(l, &a, &z).map(|o| o.map(|x| x.to_line()));
+        assert_eq!(
+            line("RRULE:FREQ=WEEKLY;UNTIL=20270125").unwrap().unwrap(),
+            "RRULE:FREQ=WEEKLY;UNTIL=20270125T235959Z"
+        );
+        assert_eq!(
+            line("RRULE:FREQ=DAILY;UNTIL=20200101T000000Z").unwrap(),
+            None
+        );
+        assert_eq!(line("RRULE:").unwrap(), None);
+        assert!(line("RRULE:RSCALE=HEBREW;FREQ=YEARLY")
+            .unwrap_err()
+            .contains("RSCALE"));
+        assert!(line("RRULE:FREQ=MINUTELY")
+            .unwrap_err()
+            .contains("MINUTELY"));
+    }
+}

@@ -1,0 +1,198 @@
+//! Real-world iCalendar through the real binary: one partner serving a calendar with the quirks
+//! Google, Outlook, Apple and Lotus Notes write (overrides, other zones, UNTIL forms, exceptions,
+//! junk lines, hostile durations and nesting), synced into a real store, then read back from
+//! `/v1/events` and `/calendar.ics`.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use serde_json::Value;
+
+const WINDOW: &str = "from=2027-01-01T00:00:00Z&to=2027-12-31T00:00:00Z";
+
+fn calendar() -> String {
+    let mut c = String::new();
+    c.push_str("begin:vcalendar\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\n\r\n");
+    // Overrides of a New York series: one moved, one cancelled.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nUID:ny@x\r\nDTSTART;TZID=America/New_York:20270302T180000\r\n",
+        "DTEND;TZID=America/New_York:20270302T190000\r\nRRULE:FREQ=WEEKLY;COUNT=4\r\n",
+        "SUMMARY:NY board\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:ny@x\r\nRECURRENCE-ID;TZID=America/New_York:20270309T180000\r\n",
+        "DTSTART;TZID=America/New_York:20270310T200000\r\nDTEND;TZID=America/New_York:20270310T210000\r\n",
+        "SUMMARY:NY board (moved)\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:ny@x\r\nRECURRENCE-ID;TZID=America/New_York:20270316T180000\r\n",
+        "DTSTART;TZID=America/New_York:20270316T180000\r\nSTATUS:CANCELLED\r\n",
+        "SUMMARY:NY board\r\nEND:VEVENT\r\n",
+    ));
+    // Google's weekly all-day series with a DATE UNTIL; Apple's local UNTIL with a TZID start.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nUID:allday@x\r\nDTSTART;VALUE=DATE:20270104\r\nDTEND;VALUE=DATE:20270105\r\n",
+        "RRULE:FREQ=WEEKLY;UNTIL=20270125\r\nSUMMARY:Bin day\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:apple@x\r\nDTSTART;TZID=Europe/London:20270105T100000\r\n",
+        "RRULE:FREQ=DAILY;UNTIL=20270107T100000\r\nSUMMARY:Apple daily\r\nEND:VEVENT\r\n",
+    ));
+    // Outlook's Windows zone names in EXDATE; EXDATE;VALUE=DATE on a timed series; RDATE PERIOD.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nUID:outlook@x\r\nDTSTART;TZID=GMT Standard Time:20270601T090000\r\n",
+        "DTEND;TZID=GMT Standard Time:20270601T100000\r\nRRULE:FREQ=DAILY;COUNT=5\r\n",
+        "EXDATE;TZID=GMT Standard Time:20270602T090000\r\nEXDATE;VALUE=DATE:20270603\r\n",
+        "RDATE;VALUE=PERIOD:20270610T080000Z/20270610T090000Z\r\n",
+        "SUMMARY:Outlook standup\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:syd@x\r\nDTSTART;TZID=AUS Eastern Standard Time:20270701T090000\r\n",
+        "SUMMARY:Sydney call\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:ba@x\r\n",
+        "DTSTART;TZID=/freeassociation.sourceforge.net/Tzfile/America/Argentina/Buenos_Aires:20270801T090000\r\n",
+        "SUMMARY:Buenos Aires call\r\nEND:VEVENT\r\n",
+    ));
+    // A daily all-day series longer than any page.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nUID:daily@x\r\nDTSTART;VALUE=DATE:20270101\r\nDTEND;VALUE=DATE:20270102\r\n",
+        "RRULE:FREQ=DAILY;COUNT=300\r\nSUMMARY:Daily all-day\r\nEND:VEVENT\r\n",
+    ));
+    // Needless rejections: no UID, an empty RRULE, RSCALE.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nDTSTART:20270901T100000Z\r\nSUMMARY:No uid here\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:empty@x\r\nDTSTART:20270902T100000Z\r\nRRULE:\r\nSUMMARY:Empty rule\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:rscale@x\r\nDTSTART:20270903T100000Z\r\n",
+        "RRULE:RSCALE=CHINESE;FREQ=YEARLY\r\nSUMMARY:Lunar new year\r\nEND:VEVENT\r\n",
+    ));
+    // Hostile: durations past any date, an end in year 10000, a SECONDLY rule from 2000.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nUID:d1@x\r\nDTSTART:20271001T100000Z\r\nDURATION:P99999999D\r\nSUMMARY:Long 1\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:d2@x\r\nDTSTART:20271001T100000Z\r\nDURATION:P999999999999999999W\r\nSUMMARY:Long 2\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:y10k@x\r\nDTSTART:20271001T100000Z\r\nDTEND:100000101T100000Z\r\nSUMMARY:Y10k\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:sec@x\r\nDTSTART:20000101T000000Z\r\nRRULE:FREQ=SECONDLY\r\nSUMMARY:Every second\r\nEND:VEVENT\r\n",
+    ));
+    // Junk: a property with no colon, and a VEVENT nested 100,000 components deep.
+    c.push_str(
+        "JUNKLINE\r\nBEGIN:VEVENT\r\nUID:deep@x\r\nDTSTART:20271101T100000Z\r\nSUMMARY:Deep\r\n",
+    );
+    c.push_str(&"BEGIN:X-A\r\n".repeat(100_000));
+    c.push_str(&"END:X-A\r\n".repeat(100_000));
+    c.push_str("END:VEVENT\r\n");
+    c.push_str("END:VCALENDAR\r\ntext after the calendar\r\n");
+    // A second VCALENDAR in the same file.
+    c.push_str("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:second@x\r\nDTSTART:20271201T100000Z\r\nSUMMARY:Second calendar\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n");
+    c
+}
+
+fn starts(items: &[Value], title: &str) -> Vec<String> {
+    items
+        .iter()
+        .filter(|e| e["title"] == title)
+        .map(|e| e["start"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn real_world_calendar_quirks_land_exactly_in_both_outputs() {
+    let partner = fake_partner(ics_feed(&calendar(), None));
+    let env = TestEnv::new(&format!(
+        "[[partners]]\nid = \"cal\"\nname = \"Calendar\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"ical\"\nurl = \"{}\"\nretries = 0\ntimeout_secs = 10\n",
+        partner.url("/cal.ics")
+    ));
+    let out = env.cmd(&["sync"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let daemon = env.start();
+
+    // Every page, small ones: occurrences under way at a cursor must not end the listing.
+    let t = Instant::now();
+    let _ = json(&format!("{}/v1/events?{WINDOW}", daemon.base));
+    let first_request = t.elapsed();
+    let mut items: Vec<Value> = Vec::new();
+    let mut url = Some(format!("{}/v1/events?{WINDOW}&limit=40", daemon.base));
+    while let Some(u) = url {
+        let p = json(&u);
+        items.extend(p["items"].as_array().unwrap().iter().cloned());
+        url = p["next"].as_str().map(String::from);
+    }
+    assert_eq!(starts(&items, "Daily all-day").len(), 300);
+
+    // Overrides: the moved occurrence replaces its slot, the cancelled one is gone.
+    assert_eq!(
+        starts(&items, "NY board"),
+        ["2027-03-02T18:00:00-05:00", "2027-03-23T18:00:00-04:00"]
+    );
+    assert_eq!(
+        starts(&items, "NY board (moved)"),
+        ["2027-03-10T20:00:00-05:00"]
+    );
+    // UNTIL forms: a DATE UNTIL includes its day; a local UNTIL is read in the start's zone.
+    assert_eq!(starts(&items, "Bin day").len(), 4);
+    assert_eq!(starts(&items, "Apple daily").len(), 3);
+    // Exceptions applied: Windows-zone EXDATE, a DATE EXDATE, a PERIOD RDATE.
+    assert_eq!(
+        starts(&items, "Outlook standup"),
+        [
+            "2027-06-01T09:00:00+01:00",
+            "2027-06-04T09:00:00+01:00",
+            "2027-06-05T09:00:00+01:00",
+            "2027-06-10T09:00:00+01:00"
+        ]
+    );
+    assert_eq!(starts(&items, "Sydney call"), ["2027-07-01T09:00:00+10:00"]);
+    assert_eq!(
+        starts(&items, "Buenos Aires call"),
+        ["2027-08-01T09:00:00-03:00"]
+    );
+    // Needless rejections gone: no UID, an empty RRULE, RSCALE (first occurrence kept).
+    for title in [
+        "No uid here",
+        "Empty rule",
+        "Lunar new year",
+        "Second calendar",
+    ] {
+        assert_eq!(starts(&items, title).len(), 1, "{title}");
+    }
+    // A SECONDLY rule is refused: its first occurrence (in 2000) is outside the window.
+    assert!(starts(&items, "Every second").is_empty());
+    assert!(
+        first_request.as_secs() < 5,
+        "first events request took {first_request:?}"
+    );
+    for title in ["Long 1", "Long 2", "Y10k", "Deep"] {
+        assert!(starts(&items, title).is_empty(), "{title} landed");
+    }
+    // Each refusal is a rejection with its reason.
+    let conn = db(&env);
+    let reasons: Vec<String> = conn
+        .prepare("SELECT reason FROM rejections")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))
+                .map(|rows| rows.filter_map(Result::ok).collect())
+        })
+        .unwrap_or_default();
+    let all = reasons.join("\n");
+    for needle in ["DURATION", "9999", "nested", "FREQ=SECONDLY", "RSCALE"] {
+        assert!(all.contains(needle), "no rejection naming {needle}:\n{all}");
+    }
+
+    // calendar.ics: the series' own zone with its VTIMEZONE, overrides under the master's UID.
+    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{WINDOW}", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    let ics = ics.replace("\r\n ", "");
+    assert!(ics.contains("DTSTART;TZID=America/New_York:20270302T180000"));
+    assert!(ics.contains("TZID:America/New_York\r\n"));
+    assert!(ics.contains("RECURRENCE-ID;TZID=America/New_York:20270309T180000"));
+    assert!(ics.contains("EXDATE;TZID=America/New_York:20270316T180000"));
+    assert!(ics.contains("DTSTART;TZID=Australia/Sydney:20270701T090000"));
+    let ny_uid = ics
+        .split("BEGIN:VEVENT")
+        .find(|b| b.contains("SUMMARY:NY board\r\n"))
+        .and_then(|b| b.lines().find(|l| l.starts_with("UID:")))
+        .unwrap()
+        .to_string();
+    assert_eq!(ics.matches(&format!("{ny_uid}\r\n")).count(), 2);
+    // Every TZID used is defined.
+    for part in ics.split("TZID=").skip(1) {
+        let name = part.split([':', ';']).next().unwrap();
+        assert!(
+            ics.contains(&format!("TZID:{name}\r\n")),
+            "{name} has no VTIMEZONE"
+        );
+    }
+    drop(daemon);
+}
