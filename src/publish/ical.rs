@@ -1129,16 +1129,22 @@ mod tests {
         let (first, last) = (1996, 2037);
         let mut claimed = std::collections::BTreeSet::new();
         for obs in &tz.components {
-            let prop = |name: &str| obs.find_prop(name).unwrap().val.as_str().to_string();
+            let prop = |name: &str| obs.find_prop(name).map(|p| p.val.as_str().to_string());
             let (from, to) = (
-                offset_secs(&prop("TZOFFSETFROM")),
-                offset_secs(&prop("TZOFFSETTO")),
+                offset_secs(&prop("TZOFFSETFROM").unwrap()),
+                offset_secs(&prop("TZOFFSETTO").unwrap()),
             );
-            // Local wall times, expanded as if UTC, then moved by the offset in force before.
-            let set: rrule::RRuleSet =
-                format!("DTSTART:{}Z\nRRULE:{}", prop("DTSTART"), prop("RRULE"))
-                    .parse()
-                    .unwrap();
+            // Local wall times (DTSTART with its RRULE or RDATE list), expanded as if UTC, then
+            // moved by the offset in force before.
+            let mut rule = format!("DTSTART:{}Z", prop("DTSTART").unwrap());
+            if let Some(r) = prop("RRULE") {
+                rule.push_str(&format!("\nRRULE:{r}"));
+            }
+            if let Some(dates) = prop("RDATE") {
+                let utc: Vec<String> = dates.split(',').map(|d| format!("{d}Z")).collect();
+                rule.push_str(&format!("\nRDATE:{}", utc.join(",")));
+            }
+            let set: rrule::RRuleSet = rule.parse().unwrap();
             let (start, end) = (
                 rrule::Tz::UTC
                     .with_ymd_and_hms(first, 1, 1, 0, 0, 0)
