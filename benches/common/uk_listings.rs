@@ -7,6 +7,8 @@
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Europe::London;
+use std::collections::HashSet;
+
 use fastrand::Rng;
 use tributary::model::{Address, Event, EventStatus, Location, Organisation, Organiser, Payload};
 use tributary::store::records::StoredRecord;
@@ -423,6 +425,88 @@ const TEMPLATES: &[(&str, Option<&str>, &str)] = &[
     ("{p} Heritage Trust", None, "heritage"),
 ];
 
+const DISTINCTIVE: &[&str] = &[
+    "Hope",
+    "Trinity",
+    "Phoenix",
+    "Rainbow",
+    "Sunrise",
+    "Oasis",
+    "Beacon",
+    "Harbour",
+    "Compass",
+    "Open Door",
+    "Bridge",
+    "Jubilee",
+    "Lighthouse",
+    "Acorn",
+    "Willow",
+    "Horizon",
+    "Cornerstone",
+    "Kindred",
+    "Roots",
+    "Sanctuary",
+    "Evergreen",
+    "Unity",
+    "Haven",
+    "Spark",
+    "Pathways",
+    "Anchor",
+    "Threads",
+    "Wellspring",
+    "Northern Star",
+    "Greenhouse",
+    "Rising",
+    "Common Ground",
+    "Tapestry",
+];
+
+const NOUNS: &[&str] = &[
+    "Foodbank",
+    "Youth Project",
+    "Community Choir",
+    "Carers Group",
+    "Lunch Club",
+    "Men's Shed",
+    "Community Garden",
+    "Family Centre",
+    "Counselling Service",
+    "Advice Centre",
+    "Theatre Company",
+    "Arts Project",
+    "Football Club",
+    "Drop-in",
+    "Trust",
+    "Housing Co-operative",
+    "Recovery Café",
+    "Women's Centre",
+    "Befriending Scheme",
+    "Community Kitchen",
+    "Pantry",
+    "Dance School",
+];
+
+const SURNAMES: &[&str] = &[
+    "Smith",
+    "Patel",
+    "Robertson",
+    "Hughes",
+    "Wilkinson",
+    "Okafor",
+    "Murray",
+    "Evans",
+    "Begum",
+    "Thompson",
+    "Gallagher",
+    "Kaur",
+    "Davies",
+    "Fletcher",
+    "Lloyd",
+    "Walsh",
+    "Ahmed",
+    "Clarke",
+];
+
 const SERVICES: &[&str] = &[
     "Befriending Service",
     "Advice Line",
@@ -824,7 +908,25 @@ fn local_org(rng: &mut Rng, nums: &mut Numbers, place: usize) -> Org {
     let mut o = Org::blank(place, "local");
     o.hood = hood;
     o.category = cat;
-    o.name = tpl.replace("{p}", where_);
+    let form = rng.u8(..20);
+    o.name = match form {
+        0..=9 => tpl.replace("{p}", where_),
+        10..=15 => {
+            // A distinctive word and a kind of group, often with the place: "Oasis Foodbank Hull".
+            let base = format!("{} {}", pick(rng, DISTINCTIVE), pick(rng, NOUNS));
+            if chance(rng, 0.4) {
+                format!("{base} {where_}")
+            } else {
+                base
+            }
+        }
+        16 | 17 => format!("{where_} {} {}", pick(rng, DISTINCTIVE), pick(rng, NOUNS)),
+        _ => format!(
+            "The {} {} Trust",
+            pick(rng, SURNAMES),
+            pick(rng, &["Memorial", "Family", "Charitable", "Educational"])
+        ),
+    };
     if chance(rng, 0.06) {
         o.name = format!(
             "St {}'s {}",
@@ -841,7 +943,10 @@ fn local_org(rng: &mut Rng, nums: &mut Numbers, place: usize) -> Org {
         );
         o.tag = "saint";
     }
-    o.acronym = acr.map(|a| a.replace("{p}", where_));
+    // Only the templated names have a usual acronym ("Hull CVS").
+    o.acronym = acr
+        .filter(|_| form <= 9 && o.tag != "saint")
+        .map(|a| a.replace("{p}", where_));
     o.legal = *pick(rng, LEGAL);
     if chance(rng, 0.6) {
         o.charity = Some(nums.charity(rng));
@@ -1038,18 +1143,27 @@ fn org_world(n: usize, rng: &mut Rng) -> OrgWorld {
     let mut orgs: Vec<Org> = Vec::with_capacity(n);
     let mut centres: Vec<Vec<usize>> = vec![Vec::new(); PLACES.len()];
     let mut nth = [0u32; 5];
+    // Two true organisations in one town rarely share a name; allow it only when the names run out.
+    let mut taken: HashSet<(String, usize)> = HashSet::new();
+    let mut collisions = 0;
     while orgs.len() < n {
         let place = rng.usize(..PLACES.len());
         let roll = rng.u32(..100);
         let mut o = if roll < 4 {
-            let c = community_centre(rng, &mut nums, place);
-            centres[place].push(orgs.len());
-            c
+            community_centre(rng, &mut nums, place)
         } else if roll < 16 {
             national_unit(rng, &mut nums, place, &mut nth)
         } else {
             local_org(rng, &mut nums, place)
         };
+        if !taken.insert((o.name.to_lowercase(), place)) && collisions < 50 {
+            collisions += 1;
+            continue;
+        }
+        collisions = 0;
+        if o.tag == "community-centre" {
+            centres[place].push(orgs.len());
+        }
         if o.tag == "accountant-office" {
             o.reg_office = Some(pick(rng, &accountants[place]).clone());
         }
@@ -1133,6 +1247,7 @@ fn listed_name(rng: &mut Rng, o: &Org, style: Style) -> String {
             let full = with_legal(rng, &name, o.legal, long);
             let full = if style == Style::CompaniesRegister
                 && !full.to_lowercase().contains("limited")
+                && !full.to_lowercase().contains("ltd")
                 && !full.contains("CIC")
             {
                 format!("{full} Limited")
@@ -1176,6 +1291,9 @@ fn listed_name(rng: &mut Rng, o: &Org, style: Style) -> String {
 }
 
 fn listed_charity(rng: &mut Rng, o: &Org, style: Style) -> Option<String> {
+    if o.tag == "linked-charity" {
+        return o.charity.clone();
+    }
     let give = match style {
         Style::CharityRegister => 1.0,
         Style::Cvs | Style::Funder => 0.7,
@@ -1262,7 +1380,7 @@ fn listed_org(rng: &mut Rng, w: &OrgWorld, o: &Org, partner: &Partner) -> Option
         }
         Style::Grants => {
             org.identifiers.org_id = match (&o.charity, &o.company) {
-                (Some(c), _) if !c.contains('-') && chance(rng, 0.8) => Some(format!("GB-CHC-{c}")),
+                (Some(c), _) if c.contains('-') || chance(rng, 0.8) => Some(format!("GB-CHC-{c}")),
                 (_, Some(c)) => Some(format!("GB-COH-{c}")),
                 _ => None,
             };
@@ -1331,6 +1449,20 @@ pub fn organisations(entities: usize, seed: u64) -> Labelled {
         let mut eligible: Vec<usize> = (0..partners.len())
             .filter(|&i| partners[i].style != Style::WhatsOn && covers(&partners[i], o.place))
             .filter(|&i| match partners[i].style {
+                // Linked charities and trading arms are mostly register entries: only partners
+                // that carry numbers list them.
+                _ if o.tag == "linked-charity" => matches!(
+                    partners[i].style,
+                    Style::CharityRegister | Style::Grants | Style::Funder
+                ),
+                _ if o.tag == "trading-subsidiary" => matches!(
+                    partners[i].style,
+                    Style::CompaniesRegister
+                        | Style::Grants
+                        | Style::Funder
+                        | Style::Cvs
+                        | Style::NationalDirectory
+                ),
                 Style::CharityRegister => o.charity.is_some(),
                 Style::CompaniesRegister => o.company.is_some(),
                 Style::Grants => o.charity.is_some() || o.company.is_some(),
@@ -1525,7 +1657,10 @@ fn event_world(n: usize, rng: &mut Rng) -> Vec<Ev> {
             let mut a = Ev { zoom: None, ..a };
             a.venue = Some(venue(rng, place));
             let mut b = a.clone();
-            b.venue = Some(venue(rng, place));
+            let first = a.venue.as_ref().map(|v| v.name.clone());
+            while b.venue.as_ref().map(|v| v.name.clone()) == first {
+                b.venue = Some(venue(rng, place));
+            }
             group.push(a);
             group.push(b);
         } else if roll < 14 {
