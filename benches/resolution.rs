@@ -107,6 +107,7 @@ fn one(kind: &str, seed: u64, entities: usize) {
         .iter()
         .filter(|q| data.truth[q.a] == data.truth[q.b])
         .count();
+    check_generator(kind, seed, &data);
     if let Some(sample) = debug_sample() {
         debug(&data, &res, &predicted, sample);
     }
@@ -126,6 +127,44 @@ fn one(kind: &str, seed: u64, entities: usize) {
             "review_precision": if res.review.is_empty() { serde_json::Value::Null }
                 else { serde_json::json!(review_true as f64 / res.review.len() as f64) },
         })
+    );
+}
+
+/// The data is what the generator promises: the same for the same seed, organisations listed by
+/// 2–8 partners and events by 1–5, never twice by one partner.
+fn check_generator(kind: RecordKind, seed: u64, data: &uk_listings::Labelled) {
+    let (listings, again) = match kind {
+        RecordKind::Organisations => (2..=8, uk_listings::organisations(300, seed)),
+        RecordKind::Events => (1..=5, uk_listings::events(300, seed)),
+    };
+    let prefix = |d: &uk_listings::Labelled| -> Vec<String> {
+        d.records
+            .iter()
+            .take(again.records.len() / 2)
+            .map(|r| format!("{} {} {:?}", r.partner, r.record_id, r.payload))
+            .collect()
+    };
+    let small = match kind {
+        RecordKind::Organisations => uk_listings::organisations(300, seed),
+        RecordKind::Events => uk_listings::events(300, seed),
+    };
+    assert_eq!(
+        prefix(&again),
+        prefix(&small),
+        "the generator is not deterministic"
+    );
+    let mut per_entity: HashMap<u32, HashSet<&str>> = HashMap::new();
+    for (r, &t) in data.records.iter().zip(&data.truth) {
+        assert!(
+            per_entity.entry(t).or_default().insert(r.partner.as_str()),
+            "entity {t} listed twice by {}",
+            r.partner
+        );
+    }
+    let counts: Vec<usize> = per_entity.values().map(HashSet::len).collect();
+    assert!(
+        counts.iter().all(|c| listings.contains(c)),
+        "listings per entity outside {listings:?}"
     );
 }
 
