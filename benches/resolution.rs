@@ -39,6 +39,22 @@ fn status_kb(field: &str) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // One generated measurement (runs in its own process)
 
+/// The `[dedupe]` settings a deployment gets when its config says nothing, read through the real
+/// config loader, so the bench measures what operators run.
+fn deployment_settings() -> Settings {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("tributary.toml");
+    std::fs::write(dir.path().join("p.json"), r#"{"organisations": []}"#).expect("write feed");
+    let toml = format!(
+        "[store]\npath = \"store.db\"\n\n{}",
+        partner_toml("p", "p.json")
+    );
+    std::fs::write(&path, toml).expect("write config");
+    tributary::config::load(&path)
+        .map(|c| c.dedupe)
+        .unwrap_or_else(|e| panic!("a minimal config does not load: {e}"))
+}
+
 /// Cluster label per record; panics unless every record is in exactly one cluster.
 fn labels(res: &Resolution, n: usize) -> Vec<u32> {
     let mut predicted = vec![u32::MAX; n];
@@ -80,7 +96,7 @@ fn one(kind: &str, seed: u64, entities: usize) {
     };
     let n = data.records.len();
     let rss_before = status_kb("VmRSS:");
-    let settings = Settings::default();
+    let settings = deployment_settings();
     let started = Instant::now();
     let res = resolve(kind, &data.records, &|_| false, &settings, &[]);
     // Survivorship is part of the work: the store merges each cluster as it writes it.
@@ -180,7 +196,7 @@ fn debug_sample() -> Option<usize> {
 fn explain(a: &StoredRecord, b: &StoredRecord) -> String {
     let fa = tributary::dedupe::features::of(&a.payload);
     let fb = tributary::dedupe::features::of(&b.payload);
-    let s = tributary::dedupe::score::score(&fa, &fb, Settings::default().event_tolerance_secs);
+    let s = tributary::dedupe::score::score(&fa, &fb, deployment_settings().event_tolerance_secs);
     format!("{:.1} {:?}", s.weight, s.evidence)
 }
 
