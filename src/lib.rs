@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod model;
 pub mod normalise;
 pub mod publish;
+pub mod redact;
 pub mod resolve;
 pub mod scheduler;
 pub mod server;

@@ -4,6 +4,7 @@
 
 pub mod block_keys;
 pub mod entities;
+pub mod guard;
 mod migrations;
 pub mod records;
 pub mod review;
