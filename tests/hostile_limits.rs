@@ -64,7 +64,9 @@ fn sync(env: &TestEnv) -> String {
 #[test]
 fn tombstones_count_toward_the_mass_deletion_guard() {
     let site = fake_site();
-    let items: Vec<String> = (0..100).map(|i| rpde_item(&format!("e{i}"), false)).collect();
+    let items: Vec<String> = (0..100)
+        .map(|i| rpde_item(&format!("e{i}"), false))
+        .collect();
     site.put(
         "/feed",
         "application/json",
@@ -78,7 +80,9 @@ fn tombstones_count_toward_the_mass_deletion_guard() {
     let env = TestEnv::new(&rpde_partner("rp", &site.url("/feed"), ""));
     let out = sync(&env);
     assert!(out.contains("100 new"), "{out}");
-    let tombs: Vec<String> = (0..100).map(|i| rpde_item(&format!("e{i}"), true)).collect();
+    let tombs: Vec<String> = (0..100)
+        .map(|i| rpde_item(&format!("e{i}"), true))
+        .collect();
     site.put(
         "/feed?after=1",
         "application/json",
@@ -168,7 +172,10 @@ fn a_harvest_past_max_harvest_bytes_fails_the_feed() {
         site.put(
             &format!("/feed?page={page}"),
             "application/json",
-            rpde_page(&site.url(&format!("/feed?page={}", page.min(2) + 1)), &items),
+            rpde_page(
+                &site.url(&format!("/feed?page={}", page.min(2) + 1)),
+                &items,
+            ),
         );
     }
     let env = TestEnv::new(&rpde_partner(
@@ -204,7 +211,10 @@ fn csv_exports_defuse_formulas() {
         }
         names.push(row[1].to_string());
     }
-    assert!(names.iter().any(|n| n.starts_with("'=HYPERLINK")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("'=HYPERLINK")),
+        "{names:?}"
+    );
 }
 
 /// A server that redirects every request to `location`.
@@ -231,7 +241,11 @@ fn redirects_to_another_port_and_symlinks_out_of_the_folder_are_refused() {
     let feeds = dir.path().join("feeds");
     std::fs::create_dir_all(&feeds).unwrap();
     let outside = dir.path().join("outside.json");
-    std::fs::write(&outside, rpde_page("outside.json", &[rpde_item("secret", false)])).unwrap();
+    std::fs::write(
+        &outside,
+        rpde_page("outside.json", &[rpde_item("secret", false)]),
+    )
+    .unwrap();
     std::fs::write(
         feeds.join("page1.json"),
         rpde_page("page2.json", &[rpde_item("a", false)]),
@@ -256,10 +270,7 @@ fn redirects_to_another_port_and_symlinks_out_of_the_folder_are_refused() {
 fn secrets_in_feed_urls_stay_off_public_pages_and_logs() {
     let p = fake_partner(ics_feed("", None));
     p.set(|f| f.status = 500);
-    let url = format!(
-        "http://bob:hunter2@{}/feed.ics?api_key=s3cr3tvalue",
-        p.addr
-    );
+    let url = format!("http://bob:hunter2@{}/feed.ics?api_key=s3cr3tvalue", p.addr);
     let env = TestEnv::new(&format!(
         "[[partners]]\nid = \"sec\"\nname = \"S\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"ical\"\nurl = \"{url}\"\nretries = 0\n\n"
     ));
@@ -276,7 +287,10 @@ fn secrets_in_feed_urls_stay_off_public_pages_and_logs() {
     let page = blocking_get(&format!("{}/", daemon.base)).unwrap().2;
     for public in [&health, &page] {
         assert!(public.contains("HTTP 500"), "{public}");
-        assert!(!public.contains("hunter2") && !public.contains("s3cr3tvalue"), "{public}");
+        assert!(
+            !public.contains("hunter2") && !public.contains("s3cr3tvalue"),
+            "{public}"
+        );
     }
     let runs = get_with(
         &format!("{}/admin/partners", daemon.base),
@@ -284,7 +298,10 @@ fn secrets_in_feed_urls_stay_off_public_pages_and_logs() {
     )
     .unwrap()
     .2;
-    assert!(runs.contains("s3cr3tvalue"), "admins see the full text: {runs}");
+    assert!(
+        runs.contains("s3cr3tvalue"),
+        "admins see the full text: {runs}"
+    );
     let pid = daemon.child.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -300,7 +317,10 @@ fn secrets_in_feed_urls_stay_off_public_pages_and_logs() {
         .read_to_string(&mut log)
         .unwrap();
     assert!(log.contains("sync failed"), "{log}");
-    assert!(!log.contains("hunter2") && !log.contains("s3cr3tvalue"), "{log}");
+    assert!(
+        !log.contains("hunter2") && !log.contains("s3cr3tvalue"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -399,7 +419,11 @@ fn sigterm_stops_a_dawdling_paged_sync_and_sighup_never_blocks_it() {
         )
         .unwrap();
     assert!(result.contains("shutting down"), "{result}");
-    assert_eq!(live(&env, "slow"), 0, "the unfinished harvest applied nothing");
+    assert_eq!(
+        live(&env, "slow"),
+        0,
+        "the unfinished harvest applied nothing"
+    );
 }
 
 #[test]
@@ -428,6 +452,173 @@ fn unknown_query_parameters_share_one_cache_entry() {
             let (s, _, _) = blocking_get(&format!("{}{route}?junk{i}={i}", daemon.base)).unwrap();
             assert_eq!(s, 200);
         }
-        assert_eq!(renders(), before, "{route}: junk parameters rendered afresh");
+        assert_eq!(
+            renders(),
+            before,
+            "{route}: junk parameters rendered afresh"
+        );
     }
+}
+
+/// A raw partner that answers each connection by `respond` on a thread of its own.
+fn raw_partner(respond: fn(std::net::TcpStream)) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = s.read(&mut buf);
+                respond(s);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn soak(secs: u64) -> (Vec<Duration>, usize) {
+    const GOOD: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:g1\r\nDTSTART:20270105T100000Z\r\nSUMMARY:Good one\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:g2\r\nDTSTART:20270106T100000Z\r\nSUMMARY:Good two\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    let good = fake_partner(ics_feed(GOOD, None));
+    let erroring = fake_partner(ics_feed("", None));
+    erroring.set(|f| f.status = 500);
+    let huge = fake_partner(ics_feed(&GOOD.repeat(2000), None));
+    let slow = raw_partner(|mut s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nBEGIN:");
+        std::thread::sleep(Duration::from_secs(8));
+    });
+    let cut = raw_partner(|mut s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\nBEGIN:VCALENDAR\r\n");
+    });
+    let feed = |id: &str, url: &str| {
+        format!("[[partners]]\nid = \"{id}\"\nname = \"{id}\"\nschedule = \"*/5 * * * * *\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"ical\"\nurl = \"{url}\"\nretries = 1\ntimeout_secs = 2\nmax_body_bytes = 65536\nrate_limit_per_minute = 6000\n\n")
+    };
+    let env = TestEnv::new(
+        &[
+            feed("good", &good.url("/good.ics")),
+            feed("erroring", &erroring.url("/e.ics")),
+            feed("huge", &huge.url("/h.ics")),
+            feed("slow", &format!("{slow}/s.ics")),
+            feed("cut", &format!("{cut}/c.ics")),
+        ]
+        .concat(),
+    );
+    let text = std::fs::read_to_string(env.config()).unwrap().replace(
+        "[server]\n",
+        "[server]\nheader_read_timeout_secs = 2\nmax_connections = 256\n",
+    );
+    std::fs::write(env.config(), text).unwrap();
+    let mut daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
+    let pid = daemon.child.id();
+    let end = Instant::now() + Duration::from_secs(secs);
+    let base = daemon.base.clone();
+    // Failing partners back off for minutes; resyncs through the admin API keep them busy.
+    let resyncs = {
+        let base = base.clone();
+        std::thread::spawn(move || {
+            while Instant::now() < end {
+                post(&format!("{base}/admin/resync"), Some(TOKEN), "{}");
+                std::thread::sleep(Duration::from_secs(2));
+            }
+        })
+    };
+    // Slowloris: 100 connections that never finish their request head, reopened as they close.
+    let addr = format!("127.0.0.1:{}", env.port);
+    let loris = std::thread::spawn(move || {
+        while Instant::now() < end {
+            let held: Vec<_> = (0..100)
+                .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+                .map(|mut s| {
+                    let _ = s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n");
+                    s
+                })
+                .collect();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(held);
+        }
+    });
+    let readers: Vec<_> = ["/v1/events", "/healthz", "/calendar.ics"]
+        .into_iter()
+        .map(|route| {
+            let url = format!("{base}{route}");
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    match blocking_get(&url) {
+                        Ok((200, _, _)) => lat.push(t.elapsed()),
+                        _ => errors += 1,
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for r in readers {
+        let (l, e) = r.join().unwrap();
+        lat.extend(l);
+        errors += e;
+    }
+    resyncs.join().unwrap();
+    loris.join().unwrap();
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon died during the soak"
+    );
+    assert_eq!(daemon.child.id(), pid);
+    let events = json(&format!("{base}/v1/events?from=2027-01-01&to=2027-02-01"));
+    let titles: Vec<&str> = events["items"]
+        .as_array()
+        .or_else(|| events["data"].as_array())
+        .map(|a| a.iter().filter_map(|e| e["title"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        titles.contains(&"Good one") && titles.contains(&"Good two"),
+        "the good partner's data is intact: {events}"
+    );
+    assert_eq!(live(&env, "good"), 2);
+    for bad in ["erroring", "huge", "slow", "cut"] {
+        assert_eq!(live(&env, bad), 0, "{bad} applied something");
+    }
+    lat.sort();
+    (lat, errors)
+}
+
+fn p99(lat: &[Duration]) -> Duration {
+    lat.get(lat.len() * 99 / 100).copied().unwrap_or_default()
+}
+
+/// The short soak, in every run: correctness only (no timing asserted in the suite).
+#[test]
+fn soak_briefly_with_hostile_partners_and_readers() {
+    let (lat, errors) = soak(15);
+    eprintln!(
+        "soak 15 s: {} reads, {errors} failed, p99 {:?}",
+        lat.len(),
+        p99(&lat)
+    );
+    assert!(!lat.is_empty());
+    assert_eq!(errors, 0, "every read answered 200");
+}
+
+/// The soak: `SOAK_SECS=180 cargo test --release --test hostile_limits -- --ignored soak_for_minutes --nocapture`.
+#[test]
+#[ignore]
+fn soak_for_minutes() {
+    let secs = std::env::var("SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    let (lat, errors) = soak(secs);
+    let p = p99(&lat);
+    eprintln!(
+        "soak {secs} s: {} reads, {errors} failed, p99 {p:?}",
+        lat.len()
+    );
+    assert_eq!(errors, 0);
+    assert!(p < Duration::from_millis(100), "reads p99 {p:?}");
 }

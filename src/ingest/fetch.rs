@@ -339,7 +339,7 @@ fn same_host_redirects(attempt: reqwest::redirect::Attempt) -> reqwest::redirect
     let next = attempt.url().clone();
     if !same_host || !matches!(next.scheme(), "http" | "https") {
         return attempt.error(format!(
-            "redirect to {next} leaves the configured server {}",
+            "redirect to {next} leaves the configured host {} (or its port)",
             first.host_str().unwrap_or("")
         ));
     }
