@@ -619,7 +619,13 @@ fn apply(
         let key = fd.feed.key.as_str();
         let recs = g.records;
         counts.records_seen += recs.len();
-        let live_before = records::live_count(&tx, pid, key)?;
+        // Only an incremental feed needs a count: a full feed's size before follows from what the
+        // upsert found and what it no longer lists (a count is a scan of the partner's rows).
+        let counted = if g.complete {
+            None
+        } else {
+            Some(records::live_count(&tx, pid, key)?)
+        };
         // A kind with no stored keys is resolved in full next, whatever changed: which records
         // changed need not be kept (at a first sync, a million rows written and deleted again).
         let track = store::block_keys::any(&tx, fd.feed.kind)?;
@@ -630,18 +636,18 @@ fn apply(
         counts.inserted += up.inserted;
         counts.updated += up.updated;
         counts.unchanged += up.unchanged;
-        let deletions = if up.fresh {
-            Vec::new()
-        } else if g.complete {
+        let (deletions, live_before) = if up.fresh {
+            (Vec::new(), 0)
+        } else if let Some(before) = counted {
+            // Deletions the partner stated one by one (RPDE tombstones) count like missing ones.
+            (records::live_rows(&tx, pid, key, &g.deleted)?, before)
+        } else {
             let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
             let missing = records::missing_from_feed(&tx, pid, key, &seen)?;
-            keep_unread(&tx, missing, &mut rejections)?
-        } else {
-            // Deletions the partner stated one by one (RPDE tombstones) count like missing ones.
-            records::live_rows(&tx, pid, key, &g.deleted)?
+            let before = up.unchanged + up.updated + missing.len();
+            (keep_unread(&tx, missing, &mut rejections)?, before)
         };
-        let live_after_upsert = records::live_count(&tx, pid, key)?;
-        let remaining = live_after_upsert.saturating_sub(deletions.len());
+        let remaining = (live_before + up.inserted).saturating_sub(deletions.len());
         guard.check(
             &tx,
             key,
