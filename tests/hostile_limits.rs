@@ -510,6 +510,10 @@ fn soak(secs: u64) -> (Vec<Duration>, usize) {
     std::fs::write(env.config(), text).unwrap();
     let mut daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
     let pid = daemon.child.id();
+    // Drain the daemon's log: a full pipe would block its logging, and with it the daemon.
+    if let Some(mut log) = daemon.child.stderr.take() {
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    }
     let end = Instant::now() + Duration::from_secs(secs);
     let base = daemon.base.clone();
     // Failing partners back off for minutes; resyncs through the admin API keep them busy.
