@@ -19,6 +19,16 @@ pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
 pub const DEFAULT_RETRIES: u32 = 3;
 /// A paged feed longer than this is refused rather than followed forever.
 pub const DEFAULT_MAX_PAGES: u32 = 10_000;
+/// Bytes one sync may read from a feed across all its pages (`max_harvest_bytes`).
+pub const DEFAULT_MAX_HARVEST_BYTES: u64 = 256 * 1024 * 1024;
+/// Days of a feed's live counts the deletion guard remembers (`delete_guard_days`).
+pub const DEFAULT_DELETE_GUARD_DAYS: u32 = 30;
+/// Seconds a client may take to send a request head (`server.header_read_timeout_secs`).
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Connections the server holds at once (`server.max_connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Seconds SIGTERM waits for running syncs before rolling them back (`server.stop_grace_secs`).
+pub const DEFAULT_STOP_GRACE_SECS: u64 = 20;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Rendered responses kept for reuse, in MiB: room for a national year's calendar (26 MB at a
 /// million organisations and 200,000 events) and its gzip form, while a daemon stays under
@@ -205,6 +215,8 @@ pub struct Feed {
     pub columns: BTreeMap<String, String>,
     /// Most pages one sync follows in a paged format (a loop guard).
     pub max_pages: u32,
+    /// Most bytes one sync reads from this feed, all pages together.
+    pub max_harvest_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +229,8 @@ pub struct Partner {
     pub website: Option<String>,
     /// Share of a feed's live records one sync may delete before it is held for an admin.
     pub max_delete_share: f64,
+    /// Days the deletion guard remembers a feed's largest live count (its high-water mark).
+    pub delete_guard_days: u32,
     pub feeds: Vec<Feed>,
 }
 
@@ -231,6 +245,12 @@ pub struct ServerConfig {
     pub base_url: url::Url,
     /// Bytes of rendered responses the server keeps (`response_cache_mb`).
     pub response_cache_bytes: usize,
+    /// How long a client may take to send its request head before the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Most connections held at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// How long SIGTERM lets running syncs finish before rolling them back.
+    pub stop_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -309,6 +329,9 @@ struct RawServer {
     listen: Option<String>,
     base_url: Option<String>,
     response_cache_mb: Option<i64>,
+    header_read_timeout_secs: Option<i64>,
+    max_connections: Option<i64>,
+    stop_grace_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -336,6 +359,7 @@ struct RawPartner {
     licence: Option<String>,
     website: Option<String>,
     max_delete_share: Option<f64>,
+    delete_guard_days: Option<i64>,
     #[serde(default)]
     feeds: Vec<RawFeed>,
 }
@@ -355,6 +379,7 @@ struct RawFeed {
     #[serde(default)]
     columns: BTreeMap<String, String>,
     max_pages: Option<i64>,
+    max_harvest_bytes: Option<i64>,
 }
 
 /// Reads the config file that the CLI's rules point at: `--config`, else `$TRIBUTARY_CONFIG`, else
@@ -531,6 +556,31 @@ fn validate(
         }
     };
 
+    let header_read_timeout = bounded(
+        problems,
+        "server.header_read_timeout_secs",
+        raw.server.header_read_timeout_secs,
+        DEFAULT_HEADER_READ_TIMEOUT_SECS as i64,
+        1..=300,
+        "seconds",
+    );
+    let max_connections = bounded(
+        problems,
+        "server.max_connections",
+        raw.server.max_connections,
+        DEFAULT_MAX_CONNECTIONS as i64,
+        1..=1_000_000,
+        "connections",
+    );
+    let stop_grace = bounded(
+        problems,
+        "server.stop_grace_secs",
+        raw.server.stop_grace_secs,
+        DEFAULT_STOP_GRACE_SECS as i64,
+        0..=3600,
+        "seconds",
+    );
+
     let token = match (&raw.admin.token_env, &raw.admin.token_file) {
         (Some(_), Some(_)) => {
             push(
@@ -689,6 +739,14 @@ fn validate(
                 DEFAULT_MAX_DELETE_SHARE
             }
         };
+        let delete_guard_days = bounded(
+            problems,
+            &format!("{pk}.delete_guard_days"),
+            rp.delete_guard_days,
+            DEFAULT_DELETE_GUARD_DAYS as i64,
+            0..=3660,
+            "days (0 compares with the previous sync only)",
+        ) as u32;
         if rp.feeds.is_empty() {
             push(
                 problems,
@@ -873,6 +931,14 @@ fn validate(
                     1
                 }
             };
+            let max_harvest_bytes = bounded(
+                problems,
+                &format!("{fk}.max_harvest_bytes"),
+                rf.max_harvest_bytes,
+                DEFAULT_MAX_HARVEST_BYTES as i64,
+                1024..=i64::MAX,
+                "bytes",
+            ) as u64;
             let mut headers = Vec::new();
             for (name, value) in rf.headers {
                 let hk = format!("{fk}.headers.{name}");
@@ -900,6 +966,7 @@ fn validate(
                     headers,
                     columns: rf.columns,
                     max_pages,
+                    max_harvest_bytes,
                 });
             }
         }
@@ -912,6 +979,7 @@ fn validate(
                 licence: rp.licence,
                 website: rp.website,
                 max_delete_share,
+                delete_guard_days,
                 feeds,
             });
         }
@@ -924,6 +992,9 @@ fn validate(
             listen: listen?,
             base_url: base_url?,
             response_cache_bytes: response_cache_mb << 20,
+            header_read_timeout: Duration::from_secs(header_read_timeout as u64),
+            max_connections: max_connections as usize,
+            stop_grace: Duration::from_secs(stop_grace as u64),
         },
         admin: AdminConfig { token },
         scheduler: SchedulerConfig {
@@ -934,6 +1005,34 @@ fn validate(
         dedupe,
         partners,
     })
+}
+
+/// A whole-number setting within `range`, else a problem naming the key and the default used.
+fn bounded(
+    problems: &mut Vec<Problem>,
+    key: &str,
+    value: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+    unit: &str,
+) -> i64 {
+    match value {
+        None => default,
+        Some(n) if range.contains(&n) => n,
+        Some(n) => {
+            let max = if *range.end() == i64::MAX {
+                String::from("any larger number")
+            } else {
+                range.end().to_string()
+            };
+            push(
+                problems,
+                key,
+                format!("{n} must be between {} and {max} ({unit})", range.start()),
+            );
+            default
+        }
+    }
 }
 
 fn push(problems: &mut Vec<Problem>, key: &str, message: String) {

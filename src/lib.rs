@@ -10,6 +10,7 @@ pub mod model;
 pub mod normalise;
 pub mod publish;
 pub mod recurrence;
+pub mod redact;
 pub mod resolve;
 pub mod scheduler;
 pub mod server;

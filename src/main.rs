@@ -171,6 +171,9 @@ fn main() -> ExitCode {
             Command::Export { kind, format, out } => export(config, kind, format, out),
         }
     });
+    // A sync's blocking work still running when `run` returns (after SIGTERM's grace) is left
+    // behind: its transaction never commits, so the store rolls it back.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -218,6 +221,7 @@ fn runner(
     config: &Config,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Arc<Runner>> {
     let fetcher = Fetcher::new().context("cannot set up the HTTP client")?;
     // Kinds left unresolved by a batch that a crash cut short are resolved before anything else.
@@ -233,6 +237,7 @@ fn runner(
         fetcher: Arc::new(fetcher),
         dedupe: config.dedupe,
         in_flight: Default::default(),
+        stop,
     };
     Ok(Arc::new(Runner::new(ctx, config, metrics)))
 }
@@ -246,14 +251,16 @@ async fn run(
     let listener = listen(&mut config, address_file.as_deref()).await?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let runner = runner(&config, store.clone(), metrics.clone())?;
+    // Syncs stop first (on SIGTERM); the HTTP server answers until they have.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    let runner = runner(&config, store.clone(), metrics.clone(), stop_rx.clone())?;
     tracing::info!(
         listen = %config.server.listen,
         store = %config.store.path.display(),
         partners = config.partners.len(),
         "tributary running"
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
     let admin_token = server::admin::load_token(&config.admin.token)?;
     if admin_token.is_none() {
         tracing::warn!("no admin token configured: the admin API answers 503");
@@ -269,14 +276,11 @@ async fn run(
             config.server.response_cache_bytes,
         )),
     });
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let limits = server::ServeLimits {
+        header_read_timeout: config.server.header_read_timeout,
+        max_connections: config.server.max_connections,
+    };
+    let server = tokio::spawn(server::serve(listener, app, limits, server_stop_rx));
     let (config_tx, config_rx) = watch::channel(config.clone());
     let sched = tokio::spawn(scheduler::run(runner.clone(), config_rx, stop_rx));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -284,26 +288,56 @@ async fn run(
         tokio::spawn(watchdog(store.clone(), every / 2));
     }
 
+    let mut signals = Signals::new()?;
+    let config_tx = Arc::new(config_tx);
+    let reloading = Arc::new(std::sync::Mutex::new(()));
     loop {
-        match next_signal().await {
+        match signals.next().await {
             Signal::Stop => break,
             Signal::Reload => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                reload(&config_path, &app_config, &runner, &store, &config_tx);
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                // Off the signal loop: recording partners waits for a sync's write lock, and a
+                // SIGTERM meanwhile must still be heard.
+                let (path, live, runner, store, tx, turn) = (
+                    config_path.clone(),
+                    app_config.clone(),
+                    runner.clone(),
+                    store.clone(),
+                    config_tx.clone(),
+                    reloading.clone(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    let _one_at_a_time = turn.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                    reload(&path, &live, &runner, &store, &tx);
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                });
             }
         }
     }
-    tracing::info!("stopping: letting running syncs finish");
+    let grace = config.server.stop_grace;
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "stopping: syncs still fetching give up; syncs writing may finish"
+    );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
-    let _ = sched.await;
+    // A second SIGTERM (or SIGINT) cuts the grace short.
+    let finished = tokio::select! {
+        r = tokio::time::timeout(grace, sched) => r.is_ok(),
+        _ = signals.next() => false,
+    };
+    if !finished {
+        tracing::warn!(
+            "syncs still running at the end of server.stop_grace_secs: stopping anyway; their \
+             transactions roll back and the runs show as interrupted at the next start"
+        );
+    }
+    let _ = server_stop_tx.send(true);
     match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e).context("HTTP server failed"),
+        Ok(()) => {}
         Err(e) => return Err(e).context("HTTP server task failed"),
     }
-    tracing::info!("stopped cleanly");
+    tracing::info!(clean = finished, "stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -346,20 +380,30 @@ enum Signal {
     Reload,
 }
 
-/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload the config).
-async fn next_signal() -> Signal {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return Signal::Stop;
-    };
-    tokio::select! {
-        _ = term.recv() => Signal::Stop,
-        _ = tokio::signal::ctrl_c() => Signal::Stop,
-        _ = hup.recv() => Signal::Reload,
+/// SIGTERM/SIGINT (stop) and SIGHUP (reload), registered once so none is missed between waits.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind| signal(kind).context("cannot listen for signals");
+        Ok(Signals {
+            term: listen(SignalKind::terminate())?,
+            int: listen(SignalKind::interrupt())?,
+            hup: listen(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        }
     }
 }
 
@@ -451,7 +495,9 @@ async fn sync(
         partners = config.partners.clone();
     }
     let store = open_store(&config)?;
-    let runner = runner(&config, store, Arc::new(Metrics::new()))?;
+    // A one-shot sync is stopped by the signal's default action, not by this channel.
+    let (_keep, never) = watch::channel(false);
+    let runner = runner(&config, store, Arc::new(Metrics::new()), never)?;
     let opts = SyncOptions {
         full,
         trigger: "cli".into(),

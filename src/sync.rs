@@ -22,6 +22,8 @@ pub struct SyncContext {
     /// Syncs started and not yet finished. While others are in flight, a sync commits its records
     /// and leaves entity resolution to the last one (see [`resolve_dirty`]).
     pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Turns true when the daemon is stopping: a sync still fetching gives up, nothing applied.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,13 +89,17 @@ pub enum SyncError {
         source_desc: String,
         error: ingest::ParseError,
     },
-    #[error("held, nothing applied: feed {feed} would delete {would_delete} of {live} records (more than {share_pct}% allowed by max_delete_share); check the partner's feed, then resync with --force to apply")]
+    #[error("held, nothing applied: feed {feed} would delete {would_delete} of {live} records (more than {share_pct}% allowed by max_delete_share, compared with {compared}); check the partner's feed, then resync with --force to apply")]
     MassDeletion {
         feed: String,
         would_delete: usize,
         live: usize,
         share_pct: f64,
+        /// What the loss was measured against: the previous sync, or the feed's high-water mark.
+        compared: String,
     },
+    #[error("stopped: the daemon is shutting down; nothing applied")]
+    Stopped,
     #[error("feed {feed}: cannot follow the link {link:?}: {reason}")]
     Link {
         feed: String,
@@ -175,7 +181,12 @@ pub async fn execute(
     let pid = partner.id.to_string();
     tracing::info!(partner = %pid, run = run_id, trigger = %opts.trigger, full = opts.full, "sync starting");
 
-    let result = match gather(ctx, partner, opts).await {
+    let mut stop = ctx.stop.clone();
+    let gathered = tokio::select! {
+        r = gather(ctx, partner, opts) => r,
+        Ok(_) = stop.wait_for(|s| *s) => Err(SyncError::Stopped),
+    };
+    let result = match gathered {
         Ok(data) => {
             let store = ctx.store.clone();
             let partner = partner.clone();
@@ -222,7 +233,9 @@ pub async fn execute(
             rejected = counts.rejected, unchanged_feeds = counts.feeds_unchanged,
             secs = duration.as_secs_f64(), "sync finished"
         ),
-        Some(e) => tracing::warn!(partner = %pid, run = run_id, error = %e, "sync failed"),
+        Some(e) => {
+            tracing::warn!(partner = %pid, run = run_id, error = %crate::redact::secrets(e), "sync failed")
+        }
     }
     SyncReport {
         partner: pid,
@@ -314,6 +327,7 @@ async fn gather_feed(
     let mut first_validators = None;
     let mut last_page: Option<Source> = None;
     let mut pages = 0u32;
+    let mut harvest_bytes = 0u64;
     while let Some((src, role)) = queue.pop_front() {
         pages += 1;
         if pages > feed.max_pages {
@@ -328,7 +342,8 @@ async fn gather_feed(
         } else {
             fetch::Validators::default()
         };
-        let fetched = ctx.fetcher.fetch_source(feed, &src, &v).await;
+        let limit = fetch::PageLimit::within_harvest(feed, harvest_bytes);
+        let fetched = ctx.fetcher.fetch_source(feed, &src, &v, limit).await;
         let (body, page_validators, final_url) = match fetched {
             Ok(fetch::FetchOutcome::NotModified) if use_validators => {
                 return Ok(FeedData {
@@ -364,6 +379,7 @@ async fn gather_feed(
                 }
             },
         };
+        harvest_bytes += body.len() as u64;
         if pages == 1 {
             first_validators = Some(page_validators);
         }
@@ -472,8 +488,25 @@ fn follow(page: &Source, link: &str, origin: &Source) -> Result<Source, String> 
             }
             let link = link.split(['?', '#']).next().unwrap_or(link);
             let dir = path.parent().unwrap_or(std::path::Path::new("."));
-            Ok(Source::File(dir.join(link)))
+            let target = dir.join(link);
+            inside_folder(dir, &target)?;
+            Ok(Source::File(target))
         }
+    }
+}
+
+/// A linked local file must resolve (symlinks followed) to a file inside the feed's folder: a link
+/// beside the feed may be a symlink to anywhere on the server.
+fn inside_folder(dir: &std::path::Path, target: &std::path::Path) -> Result<(), String> {
+    let Ok(real) = std::fs::canonicalize(target) else {
+        // Not there: the fetch says so, naming the file.
+        return Ok(());
+    };
+    let root = std::fs::canonicalize(dir).map_err(|e| format!("the feed's folder: {e}"))?;
+    if real.starts_with(&root) {
+        Ok(())
+    } else {
+        Err("a local feed may only link to files beside it (this one is a symlink to a file outside the feed's folder)".into())
     }
 }
 
@@ -539,7 +572,7 @@ fn prepare(feed: &Feed, parsed: ParsedFeed) -> (Vec<records::Encoded>, Vec<Store
         }
     }
     for r in &rejections {
-        tracing::warn!(feed = %r.feed, record = r.record_id.as_deref().unwrap_or("-"), reason = %r.reason, "record rejected");
+        tracing::warn!(feed = %r.feed, record = %crate::redact::secrets(r.record_id.as_deref().unwrap_or("-")), reason = %crate::redact::secrets(&r.reason), "record rejected");
     }
     (records, rejections)
 }
@@ -569,9 +602,11 @@ fn apply(
         rusqlite::params![pid, partner.name, partner.priority],
     )
     .map_err(StoreError::from)?;
+    let guard = Guard::new(partner, now, force);
     for fd in data {
-        all_rejections.extend(fd.rejections);
+        let mut rejections = fd.rejections;
         let Some(g) = fd.parsed else {
+            all_rejections.extend(rejections);
             counts.feeds_unchanged += 1;
             continue;
         };
@@ -581,59 +616,63 @@ fn apply(
         } else {
             counts.feeds_fetched += 1;
         }
+        let key = fd.feed.key.as_str();
         let recs = g.records;
         counts.records_seen += recs.len();
+        // Only an incremental feed needs a count: a full feed's size before follows from what the
+        // upsert found and what it no longer lists (a count is a scan of the partner's rows).
+        let counted = if g.complete {
+            None
+        } else {
+            Some(records::live_count(&tx, pid, key)?)
+        };
         // A kind with no stored keys is resolved in full next, whatever changed: which records
         // changed need not be kept (at a first sync, a million rows written and deleted again).
         let track = store::block_keys::any(&tx, fd.feed.kind)?;
-        let up = records::upsert(&tx, pid, &fd.feed.key, &recs, &now_s, track)?;
+        let up = records::upsert(&tx, pid, key, &recs, &now_s, track)?;
         if track {
             store::block_keys::mark_dirty(&tx, &up.changed)?;
         }
         counts.inserted += up.inserted;
         counts.updated += up.updated;
         counts.unchanged += up.unchanged;
-        let missing = if up.fresh {
-            Vec::new()
-        } else if g.complete {
-            let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
-            let missing = records::missing_from_feed(&tx, pid, &fd.feed.key, &seen)?;
-            if !force {
-                let live = up.unchanged + up.updated + missing.len();
-                if mass_deletion(
-                    missing.len(),
-                    live,
-                    recs.is_empty(),
-                    partner.max_delete_share,
-                ) {
-                    return Err(SyncError::MassDeletion {
-                        feed: fd.feed.key.clone(),
-                        would_delete: missing.len(),
-                        live,
-                        share_pct: partner.max_delete_share * 100.0,
-                    });
-                }
-            }
-            missing
+        let (deletions, live_before) = if up.fresh {
+            (Vec::new(), 0)
+        } else if let Some(before) = counted {
+            // Deletions the partner stated one by one (RPDE tombstones) count like missing ones.
+            (records::live_rows(&tx, pid, key, &g.deleted)?, before)
         } else {
-            // Deletions the partner stated one by one (RPDE tombstones) are applied as stated.
-            records::live_rows(&tx, pid, &fd.feed.key, &g.deleted)?
+            let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
+            let missing = records::missing_from_feed(&tx, pid, key, &seen)?;
+            let before = up.unchanged + up.updated + missing.len();
+            (keep_unread(&tx, missing, &mut rejections)?, before)
         };
-        records::mark_deleted(&tx, &missing, &now_s)?;
+        let remaining = (live_before + up.inserted).saturating_sub(deletions.len());
+        guard.check(
+            &tx,
+            key,
+            deletions.len(),
+            live_before,
+            remaining,
+            g.complete && recs.is_empty(),
+        )?;
+        guard.remember(&tx, key, remaining, !deletions.is_empty())?;
+        records::mark_deleted(&tx, &deletions, &now_s)?;
         if track {
-            store::block_keys::mark_dirty(&tx, &missing)?;
+            store::block_keys::mark_dirty(&tx, &deletions)?;
         }
-        counts.deleted += missing.len();
+        counts.deleted += deletions.len();
         let state = records::FeedState {
             source: fd.feed.source.to_string(),
             etag: g.validators.etag,
             last_modified: g.validators.last_modified,
             cursor: g.cursor,
         };
-        records::save_feed_state(&tx, pid, &fd.feed.key, &state, &now_s)?;
-        if (up.inserted + up.updated + missing.len()) > 0 && !touched.contains(&fd.feed.kind) {
+        records::save_feed_state(&tx, pid, key, &state, &now_s)?;
+        if (up.inserted + up.updated + deletions.len()) > 0 && !touched.contains(&fd.feed.kind) {
             touched.push(fd.feed.kind);
         }
+        all_rejections.extend(rejections);
     }
     counts.rejected = all_rejections.len();
     let mut resolved = false;
@@ -717,6 +756,119 @@ pub fn resolve_dirty(store: &Store, settings: &dedupe::Settings) -> Result<usize
         store::release_freed_memory();
     }
     Ok(kinds.len())
+}
+
+/// Of the live rows a full feed no longer lists, those it tried to list but could not read (an item
+/// page that failed, a record that did not parse) are kept, and their rejection says so: a fault
+/// is not a deletion.
+fn keep_unread(
+    tx: &rusqlite::Transaction,
+    missing: Vec<i64>,
+    rejections: &mut [StoredRejection],
+) -> Result<Vec<i64>, SyncError> {
+    let unread: HashSet<String> = rejections
+        .iter()
+        .filter_map(|r| r.record_id.clone())
+        .collect();
+    let (kept, matched) = store::guard::kept_rows(tx, &missing, &unread)?;
+    for r in rejections.iter_mut() {
+        if r.record_id.as_ref().is_some_and(|id| matched.contains(id)) {
+            r.reason.push_str("; its previous record is kept");
+        }
+    }
+    if !kept.is_empty() {
+        tracing::warn!(
+            kept = kept.len(),
+            "records the partner still lists but that could not be read this time are kept"
+        );
+    }
+    Ok(missing.into_iter().filter(|r| !kept.contains(r)).collect())
+}
+
+/// The mass-deletion guard for one partner's sync: compares each feed's loss with the previous
+/// sync and with the feed's high-water mark over `delete_guard_days`, so a run of cuts that are
+/// each small is held once they add up.
+struct Guard<'a> {
+    partner: &'a Partner,
+    force: bool,
+    today: String,
+    since: String,
+}
+
+impl<'a> Guard<'a> {
+    fn new(partner: &'a Partner, now: chrono::DateTime<chrono::Utc>, force: bool) -> Guard<'a> {
+        let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
+        let window = chrono::Duration::days(i64::from(partner.delete_guard_days));
+        Guard {
+            partner,
+            force,
+            today: day(now),
+            since: day(now - window),
+        }
+    }
+
+    fn check(
+        &self,
+        tx: &rusqlite::Transaction,
+        feed: &str,
+        would_delete: usize,
+        live_before: usize,
+        remaining: usize,
+        feed_empty: bool,
+    ) -> Result<(), SyncError> {
+        if self.force || would_delete == 0 {
+            return Ok(());
+        }
+        let share = self.partner.max_delete_share;
+        let held = |compared: String| SyncError::MassDeletion {
+            feed: feed.to_string(),
+            would_delete,
+            live: live_before,
+            share_pct: share * 100.0,
+            compared,
+        };
+        if mass_deletion(would_delete, live_before, feed_empty, share) {
+            return Err(held(format!(
+                "the previous sync's {live_before} live records"
+            )));
+        }
+        if self.partner.delete_guard_days == 0 {
+            return Ok(());
+        }
+        let pid = self.partner.id.as_str();
+        let Some((mark, day)) = store::guard::high_water(tx, pid, feed, &self.since)? else {
+            return Ok(());
+        };
+        let lost = mark.saturating_sub(remaining);
+        if mark > live_before && mass_deletion(lost, mark, false, share) {
+            return Err(held(format!(
+                "its high-water mark of {mark} live records on {day}, the largest in the last {} days ({remaining} would remain)",
+                self.partner.delete_guard_days
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records the feed's size after this sync; a forced deletion starts a new mark.
+    fn remember(
+        &self,
+        tx: &rusqlite::Transaction,
+        feed: &str,
+        live: usize,
+        deleted: bool,
+    ) -> Result<(), SyncError> {
+        let pid = self.partner.id.as_str();
+        store::guard::remember(
+            tx,
+            pid,
+            feed,
+            &self.today,
+            live,
+            self.force && deleted,
+            &self.since,
+        )?;
+        Ok(())
+    }
 }
 
 /// Whether deleting `would_delete` of `live` records is too many to apply unseen. A single deletion

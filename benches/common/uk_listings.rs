@@ -1843,6 +1843,7 @@ fn listed_event(rng: &mut Rng, e: &Ev, partner: &Partner, serial: u32) -> Event 
         timezone,
         all_day,
         recurrence: e.recurrence.clone().map(|r| vec![r]),
+        overrides: Vec::new(),
         status: EventStatus::Scheduled,
         location,
         url,

@@ -43,14 +43,58 @@ pub enum FetchError {
     Connect { url: String, reason: String },
     #[error("{url}: refused redirect: {reason}")]
     Redirects { url: String, reason: String },
-    #[error("{url}: body exceeds the {limit}-byte limit (max_body_bytes)")]
-    TooLarge { url: String, limit: u64 },
+    #[error("{url}: {}", too_large(*.limit, .key))]
+    TooLarge {
+        url: String,
+        limit: u64,
+        /// The setting that set the limit: `max_body_bytes`, or `max_harvest_bytes` when the
+        /// feed's earlier pages used up the rest.
+        key: &'static str,
+    },
     #[error("{url}: reading the body failed: {reason}")]
     Body { url: String, reason: String },
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+}
+
+fn too_large(limit: u64, key: &str) -> String {
+    if key == "max_harvest_bytes" {
+        format!("the feed's pages together exceed the {key} limit; {limit} bytes were left for this page")
+    } else {
+        format!("body exceeds the {limit}-byte limit ({key})")
+    }
+}
+
+/// How many bytes a page may have, and which setting said so.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimit {
+    pub bytes: u64,
+    pub key: &'static str,
+}
+
+impl PageLimit {
+    /// The feed's own per-page limit.
+    pub fn of(feed: &Feed) -> PageLimit {
+        PageLimit {
+            bytes: feed.max_body_bytes,
+            key: "max_body_bytes",
+        }
+    }
+
+    /// The per-page limit, or what is left of the harvest's budget if that is less.
+    pub fn within_harvest(feed: &Feed, used: u64) -> PageLimit {
+        let left = feed.max_harvest_bytes.saturating_sub(used);
+        if left < feed.max_body_bytes {
+            PageLimit {
+                bytes: left,
+                key: "max_harvest_bytes",
+            }
+        } else {
+            PageLimit::of(feed)
+        }
+    }
 }
 
 impl FetchError {
@@ -123,7 +167,8 @@ impl Fetcher {
         feed: &Feed,
         validators: &Validators,
     ) -> Result<FetchOutcome, FetchError> {
-        self.fetch_source(feed, &feed.source, validators).await
+        self.fetch_source(feed, &feed.source, validators, PageLimit::of(feed))
+            .await
     }
 
     /// Fetches one page of `feed` from `source` (a later page of a paged feed) with the feed's
@@ -133,10 +178,11 @@ impl Fetcher {
         feed: &Feed,
         source: &Source,
         validators: &Validators,
+        limit: PageLimit,
     ) -> Result<FetchOutcome, FetchError> {
         match source {
-            Source::File(path) => read_file(path, feed.max_body_bytes, validators),
-            Source::Http(url) => self.fetch_http(feed, url, validators).await,
+            Source::File(path) => read_file(path, limit, validators),
+            Source::Http(url) => self.fetch_http(feed, url, validators, limit).await,
         }
     }
 
@@ -145,6 +191,7 @@ impl Fetcher {
         feed: &Feed,
         url: &url::Url,
         validators: &Validators,
+        limit: PageLimit,
     ) -> Result<FetchOutcome, FetchError> {
         let host = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
@@ -154,7 +201,7 @@ impl Fetcher {
         let mut attempt = 0u32;
         loop {
             limiter.until_ready().await;
-            let result = self.attempt(feed, url, validators).await;
+            let result = self.attempt(feed, url, validators, limit).await;
             let (err, retry_after) = match result {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) => e,
@@ -165,7 +212,7 @@ impl Fetcher {
             let delay = retry_after
                 .map(|d| d.min(MAX_RETRY_AFTER))
                 .unwrap_or_else(|| backoff(self.backoff_base, attempt));
-            tracing::warn!(url = %url, attempt = attempt + 1, error = %err, wait_ms = delay.as_millis() as u64, "fetch failed; retrying");
+            tracing::warn!(url = %crate::redact::secrets(url.as_str()), attempt = attempt + 1, error = %crate::redact::secrets(&err.to_string()), wait_ms = delay.as_millis() as u64, "fetch failed; retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -177,6 +224,7 @@ impl Fetcher {
         feed: &Feed,
         url: &url::Url,
         validators: &Validators,
+        limit: PageLimit,
     ) -> Result<FetchOutcome, (FetchError, Option<Duration>)> {
         let mut headers = HeaderMap::new();
         for (k, v) in &feed.headers {
@@ -197,7 +245,7 @@ impl Fetcher {
                 headers.insert(reqwest::header::IF_MODIFIED_SINCE, v);
             }
         }
-        tracing::debug!(url = %url, "GET");
+        tracing::debug!(url = %crate::redact::secrets(url.as_str()), "GET");
         let u = url.to_string();
         let secs = feed.timeout.as_secs();
         let send = self
@@ -225,9 +273,9 @@ impl Fetcher {
                 retry_after,
             ));
         }
-        let limit = feed.max_body_bytes;
+        let (key, limit) = (limit.key, limit.bytes);
         if resp.content_length().is_some_and(|n| n > limit) {
-            return Err((FetchError::TooLarge { url: u, limit }, None));
+            return Err((FetchError::TooLarge { url: u, limit, key }, None));
         }
         let header = |name| {
             resp.headers()
@@ -246,7 +294,7 @@ impl Fetcher {
                 Ok(Some(chunk)) => {
                     // Counted after decompression, so a gzip bomb stops at the cap.
                     if body.len() as u64 + chunk.len() as u64 > limit {
-                        return Err((FetchError::TooLarge { url: u, limit }, None));
+                        return Err((FetchError::TooLarge { url: u, limit, key }, None));
                     }
                     body.extend_from_slice(&chunk);
                 }
@@ -262,8 +310,24 @@ impl Fetcher {
     }
 }
 
-/// Redirects stay on the configured host (http → https allowed) and stop after a few hops: a
-/// partner's server must not be able to point the daemon at another machine (SSRF) or loop it.
+/// Whether a redirect from `first` to `next` stays on the partner's server: the same host and
+/// port, or the upgrade from plain http on its default port to https on its default port. Another
+/// port on the same host is another service (an admin console, a database), https or not.
+fn stays_on_server(first: &url::Url, next: &url::Url) -> bool {
+    if next.host_str() != first.host_str() {
+        return false;
+    }
+    if next.scheme() == first.scheme() {
+        return next.port_or_known_default() == first.port_or_known_default();
+    }
+    first.scheme() == "http"
+        && next.scheme() == "https"
+        && first.port().is_none()
+        && next.port().is_none()
+}
+
+/// Redirects stay on the configured server (see [`stays_on_server`]) and stop after a few hops: a
+/// partner's server must not be able to point the daemon at another service (SSRF) or loop it.
 fn same_host_redirects(attempt: reqwest::redirect::Attempt) -> reqwest::redirect::Action {
     let Some(first) = attempt.previous().first().cloned() else {
         return attempt.follow();
@@ -271,13 +335,11 @@ fn same_host_redirects(attempt: reqwest::redirect::Attempt) -> reqwest::redirect
     if attempt.previous().len() > MAX_REDIRECTS {
         return attempt.error(format!("more than {MAX_REDIRECTS} redirects (a loop?)"));
     }
+    let same_host = stays_on_server(&first, attempt.url());
     let next = attempt.url().clone();
-    let same_host = next.host_str() == first.host_str()
-        && (next.port_or_known_default() == first.port_or_known_default()
-            || next.scheme() == "https");
     if !same_host || !matches!(next.scheme(), "http" | "https") {
         return attempt.error(format!(
-            "redirect to {next} leaves the configured host {}",
+            "redirect to {next} leaves the configured host {} (or its port)",
             first.host_str().unwrap_or("")
         ));
     }
@@ -346,7 +408,12 @@ fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn read_file(path: &Path, limit: u64, validators: &Validators) -> Result<FetchOutcome, FetchError> {
+fn read_file(
+    path: &Path,
+    limit: PageLimit,
+    validators: &Validators,
+) -> Result<FetchOutcome, FetchError> {
+    let (key, limit) = (limit.key, limit.bytes);
     let io = |e: std::io::Error| FetchError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -356,6 +423,7 @@ fn read_file(path: &Path, limit: u64, validators: &Validators) -> Result<FetchOu
         return Err(FetchError::TooLarge {
             url: path.display().to_string(),
             limit,
+            key,
         });
     }
     let mtime = meta
@@ -368,11 +436,18 @@ fn read_file(path: &Path, limit: u64, validators: &Validators) -> Result<FetchOu
     if validators.etag.as_deref() == Some(etag.as_str()) {
         return Ok(FetchOutcome::NotModified);
     }
-    let body = std::fs::read(path).map_err(io)?;
+    // Read through a limit: the file may grow between the size check and the read.
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, limit + 1),
+        &mut body,
+    )
+    .map_err(io)?;
     if body.len() as u64 > limit {
         return Err(FetchError::TooLarge {
             url: path.display().to_string(),
             limit,
+            key,
         });
     }
     Ok(FetchOutcome::Fetched {
@@ -412,6 +487,37 @@ mod tests {
         assert!(backoff(base, 20) <= Duration::from_secs(30));
     }
 
+    fn lim(bytes: u64) -> PageLimit {
+        PageLimit {
+            bytes,
+            key: "max_body_bytes",
+        }
+    }
+
+    #[test]
+    fn redirects_keep_to_the_server_and_its_port() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(stays_on_server(&u("http://a.org/f"), &u("https://a.org/g")));
+        assert!(stays_on_server(
+            &u("http://a.org:81/f"),
+            &u("http://a.org:81/g")
+        ));
+        assert!(!stays_on_server(
+            &u("http://a.org/f"),
+            &u("https://a.org:8443/g")
+        ));
+        assert!(!stays_on_server(
+            &u("http://a.org:8080/f"),
+            &u("https://a.org:8443/")
+        ));
+        assert!(!stays_on_server(
+            &u("https://a.org/f"),
+            &u("https://a.org:9000/")
+        ));
+        assert!(!stays_on_server(&u("https://a.org/f"), &u("http://a.org/")));
+        assert!(!stays_on_server(&u("http://a.org/f"), &u("http://b.org/")));
+    }
+
     #[test]
     fn file_validator_short_circuits() {
         let dir = tempfile::tempdir().unwrap();
@@ -419,17 +525,17 @@ mod tests {
         std::fs::write(&path, "id,name\n1,Hull CVS\n").unwrap();
         let FetchOutcome::Fetched {
             body, validators, ..
-        } = read_file(&path, 1024, &Validators::default()).unwrap()
+        } = read_file(&path, lim(1024), &Validators::default()).unwrap()
         else {
             panic!("expected a body");
         };
         assert_eq!(body, b"id,name\n1,Hull CVS\n");
         assert!(matches!(
-            read_file(&path, 1024, &validators).unwrap(),
+            read_file(&path, lim(1024), &validators).unwrap(),
             FetchOutcome::NotModified
         ));
         assert!(matches!(
-            read_file(&path, 4, &Validators::default()),
+            read_file(&path, lim(4), &Validators::default()),
             Err(FetchError::TooLarge { .. })
         ));
     }

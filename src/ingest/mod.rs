@@ -15,6 +15,7 @@ pub mod rpde;
 pub mod rss;
 pub mod schema_org;
 pub mod tributary_json;
+pub mod truncation;
 pub mod wp_events;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,12 @@ pub enum ParseError {
     /// The bytes are not a feed of the configured format at all.
     #[error("not a valid {format} feed: {reason}")]
     Invalid {
+        format: &'static str,
+        reason: String,
+    },
+    /// The body was cut short in transit: applying it would delete what the cut hid.
+    #[error("the {format} feed is cut short: {reason}; nothing applied")]
+    Truncated {
         format: &'static str,
         reason: String,
     },
@@ -184,6 +191,12 @@ impl Harvest {
         let (kind, format) = (self.kind, self.format);
         match &mut self.state {
             State::Single(slot) => {
+                if let Some(reason) = truncation::check(format, bytes) {
+                    return Err(ParseError::Truncated {
+                        format: format.as_str(),
+                        reason,
+                    });
+                }
                 let parsed = match format {
                     Format::TributaryJson => tributary_json::parse(kind, bytes)?,
                     Format::Csv => csv::parse_mapped(kind, bytes, &self.columns)?,

@@ -22,7 +22,9 @@ pub type SeriesLookup = Box<dyn Fn(&str) -> Option<Value> + Send>;
 pub struct Harvest {
     pub(super) incremental: bool,
     records: Collected,
-    deleted: Vec<String>,
+    /// Tombstoned ids, each with when it was seen, so an update after it can lift it in O(1): a
+    /// feed mixing tombstones and updates of the same ids was quadratic with a list.
+    deleted: HashMap<String, usize>,
     rejections: Vec<Rejection>,
     /// SessionSeries seen in this harvest, so sessions that only reference theirs get its name.
     series: HashMap<String, Value>,
@@ -127,7 +129,8 @@ impl Harvest {
         match item.get("state").and_then(Value::as_str) {
             Some("deleted") => {
                 self.pending.remove(&id);
-                self.deleted.push(id);
+                self.seq += 1;
+                self.deleted.insert(id, self.seq);
             }
             Some("updated") => {
                 let Some(data) = item.get("data").filter(|d| d.is_object()) else {
@@ -137,7 +140,7 @@ impl Harvest {
                     });
                     return;
                 };
-                self.deleted.retain(|d| *d != id);
+                self.deleted.remove(&id);
                 let url = data.get("url").and_then(Value::as_str).map(str::to_string);
                 if schema_org::types(data)
                     .iter()
@@ -179,6 +182,10 @@ impl Harvest {
     }
 
     pub fn finish(mut self) -> Harvested {
+        let mut deleted: Vec<(String, usize)> =
+            std::mem::take(&mut self.deleted).into_iter().collect();
+        deleted.sort_by_key(|(_, seq)| *seq);
+        let deleted: Vec<String> = deleted.into_iter().map(|(id, _)| id).collect();
         let mut pending: Vec<_> = std::mem::take(&mut self.pending).into_iter().collect();
         pending.sort_by_key(|(_, (seq, _, _))| *seq);
         for (id, (_, url, data)) in pending {
@@ -206,7 +213,7 @@ impl Harvest {
                 records: self.records.into_records(),
                 rejections: self.rejections,
             },
-            deleted: self.deleted,
+            deleted,
             complete: !self.incremental,
             cursor: self.cursor,
         }

@@ -1,6 +1,7 @@
 //! Static export of the merged data (`tributary export`): the same records the API serves, written
 //! whole as a JSON array, a flat CSV (the `csv` input format's columns plus id and provenance) or,
-//! for events, an iCalendar file — for object storage, spreadsheets or a CDN.
+//! for events, an iCalendar file — for object storage, spreadsheets or a CDN. CSV cells that a
+//! spreadsheet would run as a formula are defused as OWASP advises (see [`defuse`]).
 
 use crate::model::{CanonicalEvent, CanonicalOrganisation};
 
@@ -33,6 +34,27 @@ fn provenance(p: &[crate::model::PartnerRef]) -> String {
         .join(";")
 }
 
+/// A cell a spreadsheet would take for a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return, or their full-width forms) gets a leading `'`, so Excel, LibreOffice and Google
+/// Sheets show it as text instead of running it (OWASP, "CSV Injection"). Partners' text is
+/// untrusted: `=HYPERLINK(…)` in a name must not run on an admin's machine. The csv writer quotes
+/// cells holding separators or quotes, the second half of OWASP's advice.
+pub fn defuse(cell: &str) -> std::borrow::Cow<'_, str> {
+    const TRIGGERS: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠'];
+    match cell.chars().next() {
+        Some(c) if TRIGGERS.contains(&c) => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+fn write_row<const N: usize>(
+    w: &mut csv::Writer<Vec<u8>>,
+    cells: [&str; N],
+) -> Result<(), ExportError> {
+    w.write_record(cells.iter().map(|c| defuse(c).into_owned()))?;
+    Ok(())
+}
+
 fn finish(w: csv::Writer<Vec<u8>>) -> Result<String, ExportError> {
     let bytes = w
         .into_inner()
@@ -63,25 +85,28 @@ pub fn organisations_csv(items: &[CanonicalOrganisation]) -> Result<String, Expo
     ])?;
     for o in items {
         let g = &o.organisation;
-        w.write_record([
-            o.id.as_str(),
-            &g.name,
-            &join(&g.alternate_names),
-            opt(&g.description),
-            opt(&g.identifiers.charity_number),
-            opt(&g.identifiers.company_number),
-            opt(&g.identifiers.org_id),
-            opt(&g.website),
-            opt(&g.email),
-            opt(&g.phone),
-            opt(&g.address.street),
-            opt(&g.address.locality),
-            opt(&g.address.region),
-            opt(&g.address.postcode),
-            &join(&g.categories),
-            &provenance(&o.partners),
-            &o.updated_at.to_rfc3339(),
-        ])?;
+        write_row(
+            &mut w,
+            [
+                o.id.as_str(),
+                &g.name,
+                &join(&g.alternate_names),
+                opt(&g.description),
+                opt(&g.identifiers.charity_number),
+                opt(&g.identifiers.company_number),
+                opt(&g.identifiers.org_id),
+                opt(&g.website),
+                opt(&g.email),
+                opt(&g.phone),
+                opt(&g.address.street),
+                opt(&g.address.locality),
+                opt(&g.address.region),
+                opt(&g.address.postcode),
+                &join(&g.categories),
+                &provenance(&o.partners),
+                &o.updated_at.to_rfc3339(),
+            ],
+        )?;
     }
     finish(w)
 }
@@ -112,34 +137,37 @@ pub fn events_csv(items: &[CanonicalEvent]) -> Result<String, ExportError> {
     ])?;
     for e in items {
         let v = &e.event;
-        w.write_record([
-            e.id.as_str(),
-            &v.title,
-            opt(&v.description),
-            &v.start.to_rfc3339(),
-            &v.end.map(|t| t.to_rfc3339()).unwrap_or_default(),
-            opt(&v.timezone),
-            if v.all_day { "true" } else { "false" },
-            &v.recurrence
-                .as_ref()
-                .map(|r| r.join("\n"))
-                .unwrap_or_default(),
-            match v.status {
-                crate::model::EventStatus::Scheduled => "scheduled",
-                crate::model::EventStatus::Cancelled => "cancelled",
-            },
-            opt(&v.location.name),
-            opt(&v.location.address),
-            opt(&v.location.postcode),
-            if v.location.online { "true" } else { "false" },
-            opt(&v.location.url),
-            opt(&v.url),
-            opt(&v.booking_url),
-            opt(&v.organiser.name),
-            &join(&v.categories),
-            &provenance(&e.partners),
-            &e.updated_at.to_rfc3339(),
-        ])?;
+        write_row(
+            &mut w,
+            [
+                e.id.as_str(),
+                &v.title,
+                opt(&v.description),
+                &v.start.to_rfc3339(),
+                &v.end.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                opt(&v.timezone),
+                if v.all_day { "true" } else { "false" },
+                &v.recurrence
+                    .as_ref()
+                    .map(|r| r.join("\n"))
+                    .unwrap_or_default(),
+                match v.status {
+                    crate::model::EventStatus::Scheduled => "scheduled",
+                    crate::model::EventStatus::Cancelled => "cancelled",
+                },
+                opt(&v.location.name),
+                opt(&v.location.address),
+                opt(&v.location.postcode),
+                if v.location.online { "true" } else { "false" },
+                opt(&v.location.url),
+                opt(&v.url),
+                opt(&v.booking_url),
+                opt(&v.organiser.name),
+                &join(&v.categories),
+                &provenance(&e.partners),
+                &e.updated_at.to_rfc3339(),
+            ],
+        )?;
     }
     finish(w)
 }
@@ -172,5 +200,23 @@ mod tests {
         assert_eq!(&row[1], "Age UK Cheshire East, Macclesfield");
         assert_eq!(&row[14], "Older people;Advice");
         assert_eq!(&row[15], "cvs-cheshire-east:m12");
+    }
+
+    #[test]
+    fn formula_cells_are_defused() {
+        for bad in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "＝1",
+        ] {
+            assert!(defuse(bad).starts_with('\''), "{bad:?}");
+        }
+        for ok in ["Hull CVS", "01482 123", "a=b", ""] {
+            assert_eq!(defuse(ok), ok);
+        }
     }
 }

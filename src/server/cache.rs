@@ -205,6 +205,22 @@ impl Entry {
     }
 }
 
+/// The parameters a route reads, in a stable order, for its cache key. Only `known` ones count: a
+/// request may add any other parameter (`?x=1`, `?x=2`, …), and each must not make a rendering and
+/// cache entry of its own. A route that starts reading a parameter must list it here.
+pub fn key_params<'a>(
+    p: &'a std::collections::HashMap<String, String>,
+    known: &[&str],
+) -> Vec<(&'a str, &'a str)> {
+    let mut keys: Vec<(&str, &str)> = p
+        .iter()
+        .filter(|(k, _)| known.contains(&k.as_str()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// Whether the request accepts a gzip body (`Accept-Encoding: gzip`, not `gzip;q=0`).
 pub fn accepts_gzip(req: &HeaderMap) -> bool {
     req.get_all(header::ACCEPT_ENCODING)

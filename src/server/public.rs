@@ -282,8 +282,17 @@ pub async fn events(
     } else {
         minute(from)
     };
-    let mut keys: Vec<_> = p.iter().filter(|(k, _)| k.as_str() != "from").collect();
-    keys.sort();
+    let keys = super::cache::key_params(
+        &p,
+        &[
+            "category",
+            "cursor",
+            "limit",
+            "partner",
+            "postcode_area",
+            "q",
+        ],
+    );
     let key = format!("events|{}|{}|{keys:?}", from.timestamp(), to.timestamp());
     let st = state.clone();
     let render = move || {
@@ -550,8 +559,7 @@ async fn render_calendar(
         day(from)
     };
     let to = if p.contains_key("to") { to } else { day(to) };
-    let mut keys: Vec<_> = p.iter().collect();
-    keys.sort();
+    let keys = super::cache::key_params(&p, &["category", "partner", "postcode_area", "q"]);
     let key = format!(
         "ics|{name}|{:?}|{}|{}|{keys:?}",
         f.partner,
@@ -696,7 +704,7 @@ pub async fn healthz(
                 "id": p.id.as_str(),
                 "last_run": last.map(|r| serde_json::json!({
                     "id": r.id, "result": r.result, "started_at": r.started_at,
-                    "finished_at": r.finished_at, "error": r.error,
+                    "finished_at": r.finished_at, "error": r.error.as_deref().map(crate::redact::public),
                 })),
                 "last_success_at": ok.and_then(|r| r.finished_at),
             }));

@@ -110,7 +110,12 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
                 id: pid.to_string(),
                 name: p.name.clone(),
                 schedule: p.schedule.expr.clone(),
-                last,
+                // Unauthenticated: a failing feed's URL may carry credentials, its path the layout
+                // of the server. The admin API has the full text.
+                last: last.map(|mut r| {
+                    r.error = r.error.as_deref().map(crate::redact::public);
+                    r
+                }),
                 last_ok: ok.and_then(|r| r.finished_at),
                 streak,
                 orgs,

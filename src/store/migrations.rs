@@ -226,6 +226,17 @@ const STEPS: &[&str] = &[
     CREATE INDEX entities_calendar ON entities (kind, start_utc, id, end_utc, version, ical)
         WHERE deleted_at IS NULL AND recurring = 0 AND kind = 'events';
     "#,
+    // 10: the deletion guard's memory: each feed's largest live count per day, so a partner cut
+    // by a fifth at every sync is held once the cuts add up, not compared with the last sync alone.
+    r#"
+    CREATE TABLE feed_high_water (
+        partner_id  TEXT NOT NULL,
+        feed_key    TEXT NOT NULL,
+        day         TEXT NOT NULL,
+        live        INTEGER NOT NULL,
+        PRIMARY KEY (partner_id, feed_key, day)
+    );
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

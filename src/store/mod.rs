@@ -5,6 +5,7 @@
 
 pub mod block_keys;
 pub mod entities;
+pub mod guard;
 mod migrations;
 pub mod records;
 pub mod review;
