@@ -90,7 +90,7 @@ pub mod weights {
     pub const SAME_OUTWARD: f64 = 1.0;
     pub const SAME_AREA: f64 = -1.0;
     pub const DIFFERENT_AREA: f64 = -3.0;
-    pub const SAME_LOCALITY: f64 = 1.0;
+    pub const SAME_LOCALITY: f64 = 2.0;
     pub const DIFFERENT_LOCALITY: f64 = -0.5;
     pub const SAME_DOMAIN: f64 = 5.0;
     pub const SAME_NETWORK_DOMAIN: f64 = 1.0;
