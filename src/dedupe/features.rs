@@ -299,9 +299,14 @@ pub fn phone_key(raw: &str) -> Option<(String, bool)> {
     let valid = |n: &PhoneNumber| phonenumber::is_valid(n);
     // A number that is not valid in the default country may be written for another (US
     // directories write `310/246-1501`).
-    let n = parse(country::Id::GB)
+    // A number libphonenumber reads but does not know as allocated is still compared in
+    // E.164 form: a listing's number need not be in the metadata's ranges to be the same.
+    let gb = parse(country::Id::GB);
+    let n = gb
+        .clone()
         .filter(valid)
-        .or_else(|| parse(country::Id::US).filter(valid))?;
+        .or_else(|| parse(country::Id::US).filter(valid))
+        .or(gb)?;
     let mobile = matches!(
         n.number_type(&phonenumber::metadata::DATABASE),
         phonenumber::Type::Mobile | phonenumber::Type::Pager | phonenumber::Type::PersonalNumber
