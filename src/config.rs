@@ -38,7 +38,7 @@ pub const DEFAULT_TOKEN_ENV: &str = "TRIBUTARY_ADMIN_TOKEN";
 pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.25;
 pub const DEFAULT_MERGE_THRESHOLD: f64 = 8.0;
 pub const DEFAULT_REVIEW_THRESHOLD: f64 = 4.0;
-pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 0;
+pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 10;
 
 /// One problem found in a config file, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -74,7 +74,7 @@ pub fn resolve_kind(
 /// The settings that decide matches, as stored with a full resolution.
 fn fingerprint(s: &dedupe::Settings) -> String {
     format!(
-        "merge_threshold={} review_threshold={} event_tolerance_secs={}",
+        "engine=2 merge_threshold={} review_threshold={} event_tolerance_secs={}",
         s.merge_threshold, s.review_threshold, s.event_tolerance_secs
     )
 }
@@ -300,7 +300,20 @@ fn resolve_scoped(
         "scoped resolution"
     );
     let manual = review::decisions(tx, kind)?;
-    let grouping = dedupe::group(&scoped, &scoped_feats, settings, &manual);
+    let mut value_keys: Vec<u64> = scoped_feats
+        .iter()
+        .flat_map(|f| block::value_hashes(f).into_iter().flatten())
+        .collect();
+    value_keys.sort_unstable();
+    value_keys.dedup();
+    let frequencies = block::Frequencies::from_counts(block_keys::counts(tx, kind, &value_keys)?);
+    let grouping = dedupe::group_with(
+        &scoped,
+        &scoped_feats,
+        settings,
+        &manual,
+        Some(&frequencies),
+    );
     let resolution = with_ids(tx, kind, &scoped, grouping)?;
     write_resolution(
         tx,

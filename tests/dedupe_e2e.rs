@@ -199,3 +199,131 @@ fn merge_review_manual_split_and_stable_ids() {
         .ends_with(&merged[0].1));
     daemon.stop();
 }
+
+#[test]
+fn several_partners_shared_numbers_subsidiaries_and_a_paged_review_queue() {
+    let groups = [
+        "Anlaby",
+        "Bransholme",
+        "Cottingham",
+        "Hessle",
+        "Marfleet",
+        "Sutton",
+    ];
+    let postcodes = [
+        "HU10 6AA", "HU7 4EY", "HU16 4BB", "HU13 0AA", "HU9 5SS", "HU8 9AA",
+    ];
+    // A charity register lists each local group with the national body's number, in capitals.
+    let register: Vec<serde_json::Value> = groups
+        .iter()
+        .zip(postcodes)
+        .enumerate()
+        .map(|(i, (g, pc))| {
+            serde_json::json!({"id": format!("r{i}"), "name": format!("{} SCOUT GROUP", g.to_uppercase()),
+                               "identifiers": {"charity_number": "306101"}, "address": {"postcode": pc}})
+        })
+        .collect();
+    // A council directory gives the same groups at their venues, without numbers.
+    let mut council: Vec<serde_json::Value> = groups
+        .iter()
+        .zip(postcodes)
+        .enumerate()
+        .map(|(i, (g, pc))| {
+            serde_json::json!({"id": format!("c{i}"), "name": format!("{g} Scout Group"),
+                               "address": {"postcode": pc, "locality": "Kingston upon Hull"}})
+        })
+        .collect();
+    let clubs = ["Hull Knit Club", "Hull Chess Club", "Hull Walking Group"];
+    for (i, c) in clubs.iter().enumerate() {
+        council.push(serde_json::json!({"id": format!("k{i}"), "name": c}));
+    }
+    // Grants data: org-ids, a parent charity and its trading subsidiary, and the clubs by name.
+    let mut grants = vec![
+        serde_json::json!({"id": "g1", "name": "Age UK Hull", "identifiers": {"org_id": "GB-CHC-1170001"},
+                           "address": {"postcode": "HU1 3AA"}}),
+        serde_json::json!({"id": "g2", "name": "Age UK Hull Trading Limited", "identifiers": {"company_number": "3456789"},
+                           "address": {"postcode": "HU1 3AA"}}),
+    ];
+    for (i, c) in clubs.iter().enumerate() {
+        grants.push(serde_json::json!({"id": format!("gk{i}"), "name": c}));
+    }
+    let feeds = [
+        fake_partner(json_feed(&orgs(&register))),
+        fake_partner(json_feed(&orgs(&council))),
+        fake_partner(json_feed(&orgs(&grants))),
+    ];
+    let mut toml = String::new();
+    for (name, feed) in ["register", "council", "grants"].iter().zip(&feeds) {
+        toml.push_str(&partner(name, &feed.url("/o.json"), 5));
+    }
+    let env = TestEnv::new(&toml);
+    let daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
+    let base = daemon.base.clone();
+    // 6 groups, the charity, its subsidiary, and the 3 clubs twice each (uncertain).
+    let expected = groups.len() + 2 + 2 * clubs.len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ids(&base).len() != expected || ids(&base).iter().any(|(_, _, n)| *n == 0) {
+        assert!(Instant::now() < deadline, "{:?}", ids(&base));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let listed = ids(&base);
+    assert_eq!(listed.len(), expected, "{listed:#?}");
+    let scouts: Vec<_> = listed
+        .iter()
+        .filter(|(n, _, _)| n.to_lowercase().contains("scout"))
+        .collect();
+    assert_eq!(
+        scouts.len(),
+        groups.len(),
+        "one entity per local group: {scouts:?}"
+    );
+    assert!(
+        scouts.iter().all(|(_, _, partners)| *partners == 2),
+        "{scouts:?}"
+    );
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("Age UK Hull"))
+            .count(),
+        2,
+        "the trading subsidiary is not its parent"
+    );
+
+    // The queue pages through every uncertain pair, most consequential first, each item with
+    // both whole clusters.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/admin/review?kind=organisations&limit=1".to_string(),
+            Some(c) => format!("/admin/review?kind=organisations&limit=1&cursor={c}"),
+        };
+        let page = admin_get(&base, &path);
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 1);
+        for item in items {
+            assert_eq!(item["cluster_a"]["size"], 1, "{item:#}");
+            assert_eq!(item["cluster_a"]["members"].as_array().unwrap().len(), 1);
+            assert_eq!(
+                item["cluster_b"]["members"][0]["record"]["name"],
+                item["b"]["record"]["name"]
+            );
+            assert!(item["priority"].as_f64().unwrap() > 0.0);
+            seen.push(item["id"].as_i64().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), clubs.len(), "each uncertain pair once");
+    let (k, v) = auth();
+    let (status, _, _) =
+        get_with(&format!("{base}/admin/review?cursor=nonsense"), &[(k, &v)]).unwrap();
+    assert_eq!(status, 400);
+    daemon.stop();
+}

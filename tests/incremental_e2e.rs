@@ -175,7 +175,15 @@ fn scoped_resolution_matches_a_full_one_and_touches_only_what_changed() {
     let mut extra = Vec::new();
     for (n, i) in (5..changed.len()).step_by(151).enumerate() {
         let mut copy = changed[i].clone();
-        copy.partner = format!("partner-{:02}", (n + 3) % PARTNERS);
+        // Another partner: one feed listing an organisation twice is two entities.
+        let listed_by = |p: &str| {
+            (0..changed.len()).any(|j| data.truth[j] == data.truth[i] && changed[j].partner == p)
+        };
+        let p = (0..PARTNERS)
+            .map(|k| format!("partner-{:02}", (n + 3 + k) % PARTNERS))
+            .find(|p| !listed_by(p));
+        let Some(p) = p else { continue };
+        copy.partner = p;
         copy.record_id = format!("new-dup-{n}");
         extra.push(copy);
     }

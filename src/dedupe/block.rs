@@ -7,6 +7,126 @@ use std::collections::{HashMap, HashSet};
 
 use super::features::Features;
 
+/// The fields whose agreement is weighed by how many distinct records share the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Charity = 0,
+    Company,
+    OrgId,
+    Postcode,
+    Phone,
+    Email,
+    Site,
+    SitePath,
+    Booking,
+    Url,
+    Room,
+}
+
+pub const FIELDS: usize = 11;
+
+/// How many distinct records (of those being resolved, or of the store's stored keys) hold each
+/// of one record's values, by [`Field`]; 0 when the record has no such value.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts(pub [u32; FIELDS]);
+
+impl Counts {
+    pub fn get(&self, f: Field) -> u32 {
+        self.0[f as usize]
+    }
+}
+
+/// Calls `key` with each value key of `f` (the keys term frequencies are counted on).
+fn each_value(f: &Features, key: &mut dyn FnMut(Field, std::fmt::Arguments)) {
+    match f {
+        Features::Org(o) => {
+            if let Some(c) = &o.charity {
+                key(Field::Charity, format_args!("c:{c}"));
+            }
+            if let Some(c) = &o.company {
+                key(Field::Company, format_args!("h:{c}"));
+            }
+            if let Some(c) = &o.org_id {
+                key(Field::OrgId, format_args!("o:{c}"));
+            }
+            if let Some(p) = &o.postcode {
+                key(Field::Postcode, format_args!("p:{p}"));
+            }
+            if let Some(d) = &o.site {
+                key(Field::Site, format_args!("d:{d}"));
+            }
+            if let Some(d) = o.site_path.as_ref().filter(|p| o.site.as_ref() != Some(*p)) {
+                key(Field::SitePath, format_args!("dp:{d}"));
+            }
+            if let Some(d) = &o.email_domain {
+                key(Field::Email, format_args!("e:{d}"));
+            }
+            if let Some(p) = &o.phone {
+                key(Field::Phone, format_args!("t:{p}"));
+            }
+        }
+        Features::Event(e) => {
+            if let Some(u) = &e.booking {
+                key(Field::Booking, format_args!("b:{u}"));
+            }
+            if let Some(u) = &e.url {
+                key(Field::Url, format_args!("u:{u}"));
+            }
+            if let Some(u) = &e.room {
+                key(Field::Room, format_args!("r:{u}"));
+            }
+        }
+    }
+}
+
+fn fnv_of(text: std::fmt::Arguments) -> u64 {
+    use std::fmt::Write;
+    use std::hash::Hasher;
+    let mut h = super::features::Fnv(fnv::FnvHasher::default());
+    let _ = h.write_fmt(text);
+    h.0.finish()
+}
+
+/// Each value key's hash by field (the same hashes as the stored block keys).
+pub fn value_hashes(f: &Features) -> [Option<u64>; FIELDS] {
+    let mut out = [None; FIELDS];
+    each_value(f, &mut |field, text| {
+        out[field as usize] = Some(fnv_of(text))
+    });
+    out
+}
+
+/// Value frequencies: how many distinct records hold each shared key (sorted by key hash).
+#[derive(Debug, Default)]
+pub struct Frequencies(Vec<(u64, u32)>);
+
+impl Frequencies {
+    /// From `(key hash, distinct records)` pairs, in any order.
+    pub fn from_counts(mut counts: Vec<(u64, u32)>) -> Frequencies {
+        counts.sort_unstable();
+        counts.dedup_by_key(|c| c.0);
+        Frequencies(counts)
+    }
+
+    fn of(&self, hash: u64) -> u32 {
+        match self.0.binary_search_by_key(&hash, |c| c.0) {
+            Ok(i) => self.0[i].1,
+            Err(_) => 1,
+        }
+    }
+
+    /// A record's counts for each of its values.
+    pub fn counts(&self, f: &Features) -> Counts {
+        let mut out = Counts::default();
+        for (slot, h) in out.0.iter_mut().zip(value_hashes(f)) {
+            if let Some(h) = h {
+                *slot = self.of(h);
+            }
+        }
+        out
+    }
+}
+
 /// Largest block compared all-pairs; past it, each record meets only its next `WINDOW` neighbours
 /// (sorted by name), which keeps near-duplicates together and the cost linear.
 pub const MAX_BLOCK: usize = 32;
@@ -29,20 +149,9 @@ fn each_key(
     common: &HashSet<&str>,
     key: &mut dyn FnMut(std::fmt::Arguments),
 ) {
+    each_value(f, &mut |_, text| key(text));
     match f {
         Features::Org(o) => {
-            if let Some(c) = &o.charity {
-                key(format_args!("c:{c}"));
-            }
-            if let Some(c) = &o.company {
-                key(format_args!("h:{c}"));
-            }
-            if let Some(c) = &o.org_id {
-                key(format_args!("o:{c}"));
-            }
-            if let Some(p) = &o.postcode {
-                key(format_args!("p:{p}"));
-            }
             if let Some(outward) = &o.outward {
                 // Common words ("community", "club") would make every district one big block.
                 for t in o
@@ -52,15 +161,6 @@ fn each_key(
                 {
                     key(format_args!("w:{outward}:{t}"));
                 }
-            }
-            if let Some(d) = &o.site {
-                key(format_args!("d:{d}"));
-            }
-            if let Some(d) = &o.email_domain {
-                key(format_args!("e:{d}"));
-            }
-            if let Some(p) = &o.phone {
-                key(format_args!("t:{p}"));
             }
             // The whole distinctive name, for records without a postcode.
             key(format_args!("n:{}", o.strong));
@@ -79,8 +179,11 @@ fn each_key(
             if e.title_tokens.is_empty() {
                 key(format_args!("s:{b}:{}", e.title));
             }
-            if let Some(u) = &e.booking {
-                key(format_args!("b:{u}"));
+            // The same title on the same day: day-only listings and a local time marked UTC
+            // (an hour out) fall outside the time buckets.
+            let day = e.start.div_euclid(86_400);
+            if let Some(t) = e.title_tokens.iter().max_by_key(|t| (t.len(), t.as_str())) {
+                key(format_args!("y:{day}:{t}"));
             }
         }
     }
@@ -158,6 +261,16 @@ pub fn candidate_pairs(
     rank: &[u32],
     tolerance_secs: i64,
 ) -> Vec<(u32, u32)> {
+    candidates_and_frequencies(features, rank, tolerance_secs).0
+}
+
+/// [`candidate_pairs`] and every shared key's number of distinct records (a block's size), the
+/// value frequencies scoring weighs agreement by.
+pub fn candidates_and_frequencies(
+    features: &[Features],
+    rank: &[u32],
+    tolerance_secs: i64,
+) -> (Vec<(u32, u32)>, Frequencies) {
     let common = common_tokens(features);
     // Keys computed on every core; blocks are then runs of one key in a sorted list, members in
     // record order.
@@ -171,10 +284,12 @@ pub fn candidate_pairs(
     entries.sort_unstable();
     let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(features.len() * 2);
     let mut members: Vec<u32> = Vec::new();
+    let mut shared: Vec<(u64, u32)> = Vec::new();
     for block in entries.chunk_by(|a, b| a.0 == b.0) {
         if block.len() < 2 {
             continue;
         }
+        shared.push((block[0].0, block.len() as u32));
         members.clear();
         members.extend(block.iter().map(|&(_, i)| i));
         if members.len() <= MAX_BLOCK {
@@ -198,7 +313,7 @@ pub fn candidate_pairs(
     }
     pairs.sort_unstable();
     pairs.dedup();
-    pairs
+    (pairs, Frequencies(shared))
 }
 
 #[cfg(test)]

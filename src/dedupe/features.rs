@@ -28,6 +28,10 @@ const WEAK_TOKENS: &[&str] = &[
     "and",
     "for",
     "in",
+    "organisation",
+    "organization",
+    "district",
+    "scio",
 ];
 
 /// Abbreviations partners use interchangeably with the full words.
@@ -45,8 +49,18 @@ const ABBREVIATIONS: &[(&str, &str)] = &[
     ("cvs", "council for voluntary service"),
     ("rcc", "rural community council"),
     ("cab", "citizens advice"),
+    ("u3a", "university third age"),
+    ("va", "voluntary action"),
+    ("tara", "tenants and residents association"),
     ("yorks", "yorkshire"),
 ];
+
+/// Words that make a name a subsidiary of another ("… Trading Limited"): a different entity.
+const SUBSIDIARY_TOKENS: &[&str] = &["trading", "enterprises"];
+
+/// Separators after which partners append a place or a service to a name ("Hull CVS - Hull",
+/// "Age UK Hull – Befriending Service", "Mind (Hull)", "Mind, Hull").
+const NAME_TAIL_SEPARATORS: &[&str] = &[" - ", " – ", " — ", " (", ", ", ": ", " | "];
 
 /// Mail providers whose domain says nothing about who the sender is.
 const FREE_MAIL: &[&str] = &[
@@ -124,9 +138,16 @@ pub struct OrgFeatures {
     pub site: Option<String>,
     /// The website's registrable domain.
     pub domain: Option<String>,
+    /// The website's host and first path segment (`facebook.com/hullmind`): what identifies the
+    /// organisation when the host is a platform many organisations share.
+    pub site_path: Option<String>,
+    /// The name says it is a subsidiary ("… Trading Ltd").
+    pub subsidiary: bool,
     /// The email address's host, unless it is a free-mail provider.
     pub email_domain: Option<String>,
     pub phone: Option<String>,
+    /// The phone is a mobile: a volunteer's number, weak evidence either way.
+    pub mobile: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -139,6 +160,13 @@ pub struct EventFeatures {
     pub postcode: Option<String>,
     pub online: bool,
     pub recurring: bool,
+    /// A day-only listing: its start says the date, not the hour.
+    pub all_day: bool,
+    /// The venue's name key, and its street address key.
+    pub venue: Option<String>,
+    pub address: Option<String>,
+    /// The online room's link (Zoom, Teams…), compared like a booking link.
+    pub room: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +197,8 @@ fn expand(key: &str) -> String {
 
 /// (name key, strong key, strong tokens) of a name.
 pub fn name_keys(name: &str) -> (String, String, Vec<String>) {
-    let full = expand(&normalise::name_key(name));
+    let folded = deunicode::deunicode(name);
+    let full = expand(&normalise::name_key(&folded));
     let strong: Vec<String> = full
         .split(' ')
         .filter(|w| !w.is_empty() && !WEAK_TOKENS.contains(w))
@@ -208,27 +237,118 @@ pub fn url_key(url: &str) -> Option<String> {
         .host_str()?
         .trim_start_matches("www.")
         .to_ascii_lowercase();
+    if let Some(id) = eventbrite_id(&host, parsed.path()) {
+        return Some(format!("eventbrite/{id}"));
+    }
     Some(format!("{host}{}", parsed.path().trim_end_matches('/')))
+}
+
+/// An Eventbrite event's id, whatever the country domain (`.com`, `.co.uk`), tracking query or
+/// form of the link (`/e/<id>`, `/e/<slug>-tickets-<id>`).
+fn eventbrite_id(host: &str, path: &str) -> Option<String> {
+    let domain = registrable_domain(host)?;
+    if domain.split('.').next() != Some("eventbrite") {
+        return None;
+    }
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let digits: String = last
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (digits.len() >= 6).then_some(digits)
+}
+
+/// Host and first path segment of a website, lower-cased.
+fn site_path(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(&normalise::website(url)?).ok()?;
+    let host = parsed
+        .host_str()?
+        .trim_start_matches("www.")
+        .to_ascii_lowercase();
+    let first = parsed
+        .path_segments()
+        .and_then(|mut s| s.find(|p| !p.is_empty()))
+        .map(str::to_ascii_lowercase);
+    Some(match first {
+        Some(p) => format!("{host}/{p}"),
+        None => host,
+    })
+}
+
+/// The name without an appended place or service ("Hull Mind – Befriending Service" → "Hull
+/// Mind"), when something distinctive is left.
+fn name_head(name: &str) -> Option<String> {
+    let cut = NAME_TAIL_SEPARATORS
+        .iter()
+        .filter_map(|sep| name.find(sep))
+        .min()?;
+    let head = name.get(..cut)?;
+    let (_, strong, tokens) = name_keys(head);
+    (!tokens.is_empty() && !strong.is_empty()).then_some(strong)
+}
+
+/// A phone number in E.164 form, parsed with libphonenumber's rules (partner country GB by
+/// default), and whether it is a mobile.
+pub fn phone_key(raw: &str) -> Option<(String, bool)> {
+    use phonenumber::{country, Mode, PhoneNumber};
+    let parse = |c| phonenumber::parse(Some(c), raw).ok();
+    let valid = |n: &PhoneNumber| phonenumber::is_valid(n);
+    // A number that is not valid in the default country may be written for another (US
+    // directories write `310/246-1501`).
+    // A number libphonenumber reads but does not know as allocated is still compared in
+    // E.164 form: a listing's number need not be in the metadata's ranges to be the same.
+    let gb = parse(country::Id::GB);
+    let n = gb
+        .clone()
+        .filter(valid)
+        .or_else(|| parse(country::Id::US).filter(valid))
+        .or(gb)?;
+    let mobile = matches!(
+        n.number_type(&phonenumber::metadata::DATABASE),
+        phonenumber::Type::Mobile | phonenumber::Type::Pager | phonenumber::Type::PersonalNumber
+    );
+    Some((n.format().mode(Mode::E164).to_string(), mobile))
+}
+
+/// Whether a value typed into the charity field is really a company number (eight characters
+/// with leading zeros or a register prefix such as `SC`, `NI`, `OC`).
+fn company_in_charity_field(raw: &str) -> Option<String> {
+    let compact: String = raw.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let looks = compact.len() == 8
+        && (compact.starts_with('0') || compact.chars().take(2).all(|c| c.is_ascii_alphabetic()));
+    looks.then(|| normalise::company_number(&compact)).flatten()
 }
 
 fn org(o: &Organisation) -> OrgFeatures {
     let (name, strong, strong_tokens) = name_keys(&o.name);
-    let alternates = o
+    let mut alternates: Vec<String> = o
         .alternate_names
         .iter()
         .map(|n| name_keys(n).1)
+        .chain(name_head(&o.name))
+        .chain(o.alternate_names.iter().filter_map(|n| name_head(n)))
         .filter(|k| !k.is_empty() && *k != strong)
         .collect();
-    let mut charity = o
-        .identifiers
-        .charity_number
-        .as_deref()
+    alternates.sort();
+    alternates.dedup();
+    let subsidiary = strong_tokens
+        .iter()
+        .any(|t| SUBSIDIARY_TOKENS.contains(&t.as_str()));
+    let raw_charity = o.identifiers.charity_number.as_deref();
+    let misplaced = raw_charity.and_then(company_in_charity_field);
+    let mut charity = raw_charity
+        .filter(|_| misplaced.is_none())
         .and_then(normalise::charity_number);
     let mut company = o
         .identifiers
         .company_number
         .as_deref()
-        .and_then(normalise::company_number);
+        .and_then(normalise::company_number)
+        .or(misplaced);
     let mut org_id = None;
     // An org-id names a register: charity and company ones are the same evidence as the numbers.
     if let Some(id) = o.identifiers.org_id.as_deref().and_then(normalise::org_id) {
@@ -254,6 +374,7 @@ fn org(o: &Organisation) -> OrgFeatures {
         .map(|(_, d)| d.trim().to_ascii_lowercase())
         .filter(|d| !d.is_empty() && !FREE_MAIL.contains(&d.as_str()));
     let site = o.website.as_deref().and_then(url_host);
+    let phone = o.phone.as_deref().and_then(phone_key);
     OrgFeatures {
         name,
         strong,
@@ -271,13 +392,12 @@ fn org(o: &Organisation) -> OrgFeatures {
             .and_then(normalise::text)
             .map(|l| l.to_lowercase()),
         domain: site.as_deref().and_then(registrable_domain),
+        site_path: o.website.as_deref().and_then(site_path),
+        subsidiary,
         site,
         email_domain,
-        phone: o
-            .phone
-            .as_deref()
-            .and_then(normalise::phone)
-            .filter(|p| p.starts_with('+')),
+        mobile: phone.as_ref().is_some_and(|p| p.1),
+        phone: phone.map(|p| p.0),
     }
 }
 
@@ -297,6 +417,20 @@ fn event(e: &Event) -> EventFeatures {
         postcode: e.location.postcode.as_deref().and_then(normalise::postcode),
         online: e.location.online,
         recurring: e.recurrence.as_ref().is_some_and(|r| !r.is_empty()),
+        all_day: e.all_day,
+        venue: e
+            .location
+            .name
+            .as_deref()
+            .map(|n| name_keys(n).1)
+            .filter(|k| !k.is_empty()),
+        address: e
+            .location
+            .address
+            .as_deref()
+            .map(|a| normalise::name_key(&deunicode::deunicode(a)))
+            .filter(|k| !k.is_empty()),
+        room: e.location.url.as_deref().and_then(url_key),
     }
 }
 

@@ -1,11 +1,15 @@
 //! Dedupe: decides which partner records describe the same organisation or event, and gives each
 //! resulting cluster a stable canonical id. Pure: records in, clusters and review pairs out.
-//! block → score → link (guarded, transitive) / review / separate → survivorship → stable ids.
+//! block → value frequencies → score → link (coherent: no chaining) / review / separate →
+//! survivorship → stable ids.
 
 pub mod block;
 pub mod features;
 pub mod merge;
 pub mod score;
+
+#[cfg(test)]
+mod phenomena_tests;
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +34,7 @@ impl Default for Settings {
         Settings {
             merge_threshold: 8.0,
             review_threshold: 4.0,
-            event_tolerance_secs: 0,
+            event_tolerance_secs: 600,
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct ReviewPair {
     pub a: usize,
     pub b: usize,
     pub score: score::Score,
+    /// Cluster sizes × uncertainty: what settling it changes (the queue's order).
+    pub priority: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -81,14 +87,25 @@ pub struct Resolution {
     pub review: Vec<ReviewPair>,
 }
 
-/// Union–find whose roots remember each cluster's identifiers, so a merge that would join two
-/// different charity (or company) numbers is refused: clustering is transitive but guarded.
+/// Union–find whose roots list their members, so a merge can check every pair it would put
+/// together: clustering is coherent, not transitive.
 struct Clusters {
     parent: Vec<u32>,
-    ids: Vec<[Option<u32>; 3]>,
+    members: Vec<Vec<u32>>,
 }
 
+/// Cross pairs checked when two clusters would merge; past it, a deterministic sample of each
+/// side (its first members), which keeps a merge's cost bounded.
+const MAX_CHECKED_SIDE: usize = 48;
+
 impl Clusters {
+    fn new(n: usize) -> Clusters {
+        Clusters {
+            parent: (0..n as u32).collect(),
+            members: (0..n as u32).map(|i| vec![i]).collect(),
+        }
+    }
+
     fn find(&mut self, mut i: u32) -> u32 {
         while self.parent[i as usize] != i {
             let p = self.parent[i as usize];
@@ -98,31 +115,72 @@ impl Clusters {
         i
     }
 
-    fn compatible(&self, a: u32, b: u32) -> bool {
-        self.ids[a as usize]
-            .iter()
-            .zip(self.ids[b as usize].iter())
-            .all(|(x, y)| x.is_none() || y.is_none() || x == y)
-    }
-
     fn union(&mut self, a: u32, b: u32) {
         let (keep, gone) = (a.min(b), a.max(b));
         self.parent[gone as usize] = keep;
-        for k in 0..3 {
-            if self.ids[keep as usize][k].is_none() {
-                self.ids[keep as usize][k] = self.ids[gone as usize][k];
-            }
+        let moved = std::mem::take(&mut self.members[gone as usize]);
+        self.members[keep as usize].extend(moved);
+    }
+
+    fn size(&self, root: u32) -> usize {
+        self.members[root as usize].len()
+    }
+}
+
+/// What scoring a pair needs besides the two records' features.
+struct Scorer<'a> {
+    records: &'a [StoredRecord],
+    feats: &'a [features::Features],
+    counts: &'a [block::Counts],
+    settings: &'a Settings,
+}
+
+impl Scorer<'_> {
+    fn context(&self, a: u32, b: u32) -> score::Context<'_> {
+        let (ra, rb) = (&self.records[a as usize], &self.records[b as usize]);
+        score::Context {
+            tolerance_secs: self.settings.event_tolerance_secs,
+            same_feed: ra.partner == rb.partner && ra.record_id != rb.record_id,
+            counts: Some((&self.counts[a as usize], &self.counts[b as usize])),
         }
+    }
+
+    fn weigh(&self, a: u32, b: u32) -> score::Score {
+        score::weigh_in(
+            &self.feats[a as usize],
+            &self.feats[b as usize],
+            &self.context(a, b),
+        )
+    }
+
+    fn explain(&self, a: u32, b: u32) -> score::Score {
+        score::score_in(
+            &self.feats[a as usize],
+            &self.feats[b as usize],
+            &self.context(a, b),
+        )
+    }
+
+    /// Whether the clusters rooted at `ra` and `rb` may become one: no cross pair is a conflict,
+    /// and every cross pair that clearly disagrees would merge on its own evidence. A false link
+    /// then costs one pair, never a chain through a region.
+    fn coherent(&self, uf: &Clusters, ra: u32, rb: u32) -> bool {
+        let side = |r: u32| {
+            let m = &uf.members[r as usize];
+            &m[..m.len().min(MAX_CHECKED_SIDE)]
+        };
+        side(ra).iter().all(|&x| {
+            side(rb).iter().all(|&y| {
+                let s = self.weigh(x, y);
+                !s.conflict && (!s.disagree || s.weight >= self.settings.merge_threshold)
+            })
+        })
     }
 }
 
 /// Scores pairs on all cores; the work is independent per pair.
-fn score_all(
-    features: &[features::Features],
-    pairs: &[(u32, u32)],
-    tolerance: i64,
-    review_threshold: f64,
-) -> Vec<(f64, bool, u32, u32)> {
+fn score_all(scorer: &Scorer, pairs: &[(u32, u32)]) -> Vec<(f64, bool, u32, u32)> {
+    let review_threshold = scorer.settings.review_threshold;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -135,11 +193,7 @@ fn score_all(
                 scope.spawn(move || {
                     part.iter()
                         .filter_map(|&(a, b)| {
-                            let s = score::weigh(
-                                &features[a as usize],
-                                &features[b as usize],
-                                tolerance,
-                            );
+                            let s = scorer.weigh(a, b);
                             (s.weight >= review_threshold || s.conflict)
                                 .then_some((s.weight, s.conflict, a, b))
                         })
@@ -242,31 +296,31 @@ pub fn group(
     settings: &Settings,
     manual: &[ManualLink],
 ) -> Grouping {
-    let n = records.len();
+    group_with(records, feats, settings, manual, None)
+}
 
-    // Intern identifiers so each root carries three small integers.
-    let mut interned: HashMap<String, u32> = HashMap::new();
-    let mut intern = |s: &Option<String>, scheme: &str| {
-        s.as_ref().map(|v| {
-            let next = interned.len() as u32;
-            *interned.entry(format!("{scheme}:{v}")).or_insert(next)
-        })
-    };
-    let ids: Vec<[Option<u32>; 3]> = feats
-        .iter()
-        .map(|f| match f {
-            features::Features::Org(o) => [
-                intern(&o.charity, "c"),
-                intern(&o.company, "h"),
-                intern(&o.org_id, "o"),
-            ],
-            features::Features::Event(_) => [None, None, None],
-        })
-        .collect();
-    let mut uf = Clusters {
-        parent: (0..n as u32).collect(),
-        ids,
-    };
+/// How much settling a review pair changes: the records whose entity it decides, times how
+/// unsure the engine is (1 at the middle of the review band, towards 0 at its edges and beyond).
+pub fn review_priority(s: &score::Score, size_a: usize, size_b: usize, settings: &Settings) -> f64 {
+    let mid = (settings.merge_threshold + settings.review_threshold) / 2.0;
+    let half = ((settings.merge_threshold - settings.review_threshold) / 2.0).max(1.0);
+    // The weight is log2 odds relative to the middle; p(1-p) peaks at the middle.
+    let p = 1.0 / (1.0 + (-(s.weight - mid) / half * 2.0).exp2());
+    (size_a + size_b) as f64 * 4.0 * p * (1.0 - p)
+}
+
+/// [`group`] with the value frequencies to weigh agreement by (`None`: count them over
+/// `records`). A scoped resolution passes the store's, so a value's weight does not depend on
+/// which part of the store is being re-resolved.
+pub fn group_with(
+    records: &[StoredRecord],
+    feats: &[features::Features],
+    settings: &Settings,
+    manual: &[ManualLink],
+    frequencies: Option<&block::Frequencies>,
+) -> Grouping {
+    let n = records.len();
+    let mut uf = Clusters::new(n);
 
     let by_row: HashMap<i64, u32> = records
         .iter()
@@ -301,14 +355,19 @@ pub fn group(
     // happened to commit in: the same feeds always give the same clusters.
     let t = std::time::Instant::now();
     let rank = ranks(records);
-    let pairs = block::candidate_pairs(feats, &rank, settings.event_tolerance_secs);
-    let blocked = t.elapsed();
-    let mut scored = score_all(
+    let (pairs, in_memory) =
+        block::candidates_and_frequencies(feats, &rank, settings.event_tolerance_secs);
+    // Value frequencies: the store's (scoped resolution) or those of the records here.
+    let freq = frequencies.unwrap_or(&in_memory);
+    let counts = par_map(feats, |f| freq.counts(f));
+    let scorer = Scorer {
+        records,
         feats,
-        &pairs,
-        settings.event_tolerance_secs,
-        settings.review_threshold,
-    );
+        counts: &counts,
+        settings,
+    };
+    let blocked = t.elapsed();
+    let mut scored = score_all(&scorer, &pairs);
     let ranked = |a: u32, b: u32| {
         let (x, y) = (rank[a as usize], rank[b as usize]);
         (x.min(y), x.max(y))
@@ -329,11 +388,12 @@ pub fn group(
             continue;
         }
         if weight >= settings.merge_threshold
-            && uf.compatible(ra, rb)
             && !forbidden(&mut uf, ra, rb)
+            && scorer.coherent(&uf, ra, rb)
         {
             uf.union(ra, rb);
         } else if weight >= settings.review_threshold {
+            // Refused merges are reviewed too: one wrong value must not hide a likely match.
             uncertain.push((a, b));
         }
     }
@@ -341,19 +401,16 @@ pub fn group(
     let mut reviewed_roots: HashSet<(u32, u32)> = HashSet::new();
     for (a, b) in uncertain {
         let (ra, rb) = (uf.find(a), uf.find(b));
-        if ra == rb || !uf.compatible(ra, rb) || forbidden(&mut uf, ra, rb) {
+        if ra == rb || forbidden(&mut uf, ra, rb) {
             continue;
         }
         // One question per pair of clusters is enough.
         if reviewed_roots.insert((ra.min(rb), ra.max(rb))) {
-            let s = score::score(
-                &feats[a as usize],
-                &feats[b as usize],
-                settings.event_tolerance_secs,
-            );
+            let s = scorer.explain(a, b);
             review.push(ReviewPair {
                 a: a as usize,
                 b: b as usize,
+                priority: review_priority(&s, uf.size(ra), uf.size(rb), settings),
                 score: s,
             });
         }
@@ -586,9 +643,16 @@ mod tests {
             rec(4, "c", "10", org("Different", None, Some("HU3 2AA")), None),
         ];
         let r = run(RecordKind::Organisations, &recs, &|_| false, &[]);
-        assert_eq!(r.clusters.len(), 2);
-        let big = r.clusters.iter().find(|c| c.members.len() == 3).unwrap();
+        // "Other Org" shares the number but not the name of "Child Dynamix" and nothing with
+        // "child dynamix.": no chain puts it in their cluster; the pair goes to review instead.
+        assert_eq!(r.clusters.len(), 3);
+        let big = r.clusters.iter().find(|c| c.members.len() == 2).unwrap();
         assert!(big.entity_id.starts_with("org_"));
+        assert!(big.members.contains(&0) && big.members.contains(&1));
+        assert!(r
+            .review
+            .iter()
+            .any(|p| (p.a.min(p.b), p.a.max(p.b)) == (0, 2)));
     }
 
     #[test]

@@ -1,17 +1,50 @@
-//! Scoring: a match weight per candidate pair, in the spirit of Fellegi–Sunter — each agreeing or
-//! disagreeing field adds a log-odds-like weight (documented in README), and the evidence is kept
-//! in words for the admin review queue. Conflicting identifiers of one scheme mark a hard conflict.
+//! Scoring: a match weight per candidate pair in the Fellegi–Sunter frame — each agreeing or
+//! disagreeing field adds log2(m/u); agreement on a value is discounted by how many distinct
+//! records share it (term-frequency adjustment), and the evidence is kept in words for review.
 
 use strsim::jaro_winkler;
 
+use super::block::{Counts, Field};
 use super::features::{EventFeatures, Features, OrgFeatures};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Score {
     pub weight: f64,
-    /// Two valid identifiers of the same scheme disagree: never merge.
+    /// Never the same entity whatever else agrees (linked charities, a series and one of its
+    /// occurrences, two series of one calendar).
     pub conflict: bool,
+    /// The pair clearly disagrees on something (names, districts, an identifier, one feed): a
+    /// cluster may not hold both unless the pair's own weight merges it.
+    pub disagree: bool,
     pub evidence: Vec<String>,
+}
+
+/// What a pair is compared with besides its features.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// Events starting this many seconds apart may still be one event.
+    pub tolerance_secs: i64,
+    /// Both records come from one partner's feed (with different ids).
+    pub same_feed: bool,
+    /// How many distinct records share each of the two records' values (`None`: unknown, each
+    /// value counts as typical).
+    pub counts: Option<(&'a Counts, &'a Counts)>,
+}
+
+impl Context<'_> {
+    pub fn plain(tolerance_secs: i64) -> Context<'static> {
+        Context {
+            tolerance_secs,
+            same_feed: false,
+            counts: None,
+        }
+    }
+
+    /// How many distinct records share the agreeing value of `field` (the larger count).
+    fn shared(&self, field: Field) -> u32 {
+        self.counts
+            .map_or(0, |(a, b)| a.get(field).max(b.get(field)))
+    }
 }
 
 /// A score being added up, with its evidence in words only when someone will read it: a full
@@ -31,42 +64,81 @@ impl Tally {
                 .push(format!("{w:+.1} {}", why().into()));
         }
     }
+
+    /// Evidence that the two are plainly different things.
+    fn against<S: Into<String>>(&mut self, w: f64, why: impl FnOnce() -> S) {
+        self.score.disagree = true;
+        self.add(w, why);
+    }
 }
 
-/// Weights; a pair at or above `merge` is merged, at or above `review` queued for an admin.
+/// Weights (log2 of m/u at a value's typical frequency); a pair at or above `merge` is merged,
+/// at or above `review` queued for an admin.
 pub mod weights {
     pub const SAME_ID: f64 = 12.0;
-    pub const DIFFERENT_ID: f64 = -12.0;
+    pub const DIFFERENT_ID: f64 = -6.0;
+    pub const ID_TYPO: f64 = -1.0;
     pub const NAME_EXACT: f64 = 6.0;
     pub const NAME_ALMOST: f64 = 5.0;
     pub const NAME_CLOSE: f64 = 4.0;
     pub const NAME_SIMILAR: f64 = 1.0;
     pub const NAME_UNLIKE: f64 = -1.0;
     pub const NAME_DIFFERENT: f64 = -4.0;
+    pub const SUBSIDIARY: f64 = -6.0;
     pub const SAME_POSTCODE: f64 = 4.0;
+    pub const SAME_SECTOR: f64 = 2.0;
     pub const SAME_OUTWARD: f64 = 1.0;
     pub const SAME_AREA: f64 = -1.0;
     pub const DIFFERENT_AREA: f64 = -3.0;
-    pub const SAME_LOCALITY: f64 = 3.0;
-    pub const DIFFERENT_LOCALITY: f64 = -3.0;
+    pub const SAME_LOCALITY: f64 = 2.0;
+    pub const DIFFERENT_LOCALITY: f64 = -0.5;
     pub const SAME_DOMAIN: f64 = 5.0;
     pub const SAME_NETWORK_DOMAIN: f64 = 1.0;
     pub const SAME_EMAIL_DOMAIN: f64 = 3.0;
     pub const SAME_PHONE: f64 = 5.0;
+    pub const SAME_MOBILE: f64 = 1.5;
+    pub const SAME_FEED: f64 = -6.0;
     pub const TITLE_EXACT: f64 = 6.0;
     pub const TITLE_CLOSE: f64 = 4.0;
     pub const TITLE_SIMILAR: f64 = 1.0;
     pub const TITLE_DIFFERENT: f64 = -6.0;
     pub const SAME_START: f64 = 3.0;
     pub const NEAR_START: f64 = 1.5;
+    pub const HOUR_OUT: f64 = -2.0;
+    pub const SAME_DAY: f64 = 0.0;
     pub const DIFFERENT_START: f64 = -10.0;
     pub const SAME_BOOKING_URL: f64 = 6.0;
     pub const SAME_URL: f64 = 4.0;
+    pub const SAME_ROOM: f64 = 3.0;
     pub const SAME_VENUE: f64 = 2.0;
+    pub const SAME_VENUE_NAME: f64 = 1.0;
     pub const DIFFERENT_VENUE: f64 = -4.0;
+    pub const DIFFERENT_VENUE_NAME: f64 = -5.0;
     pub const BOTH_ONLINE: f64 = 2.0;
     pub const NO_SHARED_PLACE: f64 = -1.0;
-    pub const SERIES_AND_SINGLE: f64 = -3.0;
+}
+
+/// Distinct records a value is typically shared by: one entity listed by several partners. A
+/// value shared by more is weaker evidence by log2(shared / TYPICAL_SHARE) (Splink's and
+/// fastLink's term-frequency adjustment, u_v / u_typical = f_v / f_typical).
+pub const TYPICAL_SHARE: f64 = 4.0;
+
+/// More distinct records than this on one web host make it a platform (facebook.com,
+/// u3asites.org.uk): the host says nothing, the page path identifies.
+pub const PLATFORM_SHARE: u32 = 12;
+
+/// `base` discounted by the value's frequency; never below zero (agreeing never counts against).
+pub fn tf_weight(base: f64, shared: u32) -> f64 {
+    let f = f64::from(shared.max(1));
+    (base - (f / TYPICAL_SHARE).log2().max(0.0)).max(0.0)
+}
+
+fn shared_note(shared: u32) -> String {
+    if f64::from(shared) > TYPICAL_SHARE {
+        format!(", shared by {shared} records")
+    } else {
+        String::new()
+    }
 }
 
 /// Similarity of two names (distinctive keys), 0–1. Word by word: each word of one name is matched
@@ -105,42 +177,99 @@ pub fn name_similarity(a: &str, b: &str) -> f64 {
 
 /// The pair's match weight with its evidence in words, for the review queue and `explain`.
 pub fn score(a: &Features, b: &Features, tolerance_secs: i64) -> Score {
-    tally(a, b, tolerance_secs, true)
+    tally(a, b, &Context::plain(tolerance_secs), true)
+}
+
+/// [`score`] with the pair's context (value frequencies, one feed).
+pub fn score_in(a: &Features, b: &Features, ctx: &Context) -> Score {
+    tally(a, b, ctx, true)
 }
 
 /// The pair's match weight and conflict alone (`evidence` left empty): the same figures as
 /// [`score`], for deciding which of many candidate pairs matter.
 pub fn weigh(a: &Features, b: &Features, tolerance_secs: i64) -> Score {
-    tally(a, b, tolerance_secs, false)
+    tally(a, b, &Context::plain(tolerance_secs), false)
 }
 
-fn tally(a: &Features, b: &Features, tolerance_secs: i64, explain: bool) -> Score {
+/// [`weigh`] with the pair's context.
+pub fn weigh_in(a: &Features, b: &Features, ctx: &Context) -> Score {
+    tally(a, b, ctx, false)
+}
+
+fn tally(a: &Features, b: &Features, ctx: &Context, explain: bool) -> Score {
     let mut s = Tally {
         score: Score {
             weight: 0.0,
             conflict: false,
+            disagree: false,
             evidence: Vec::new(),
         },
         explain,
     };
     match (a, b) {
-        (Features::Org(a), Features::Org(b)) => org(a, b, &mut s),
-        (Features::Event(a), Features::Event(b)) => event(a, b, tolerance_secs, &mut s),
+        (Features::Org(a), Features::Org(b)) => org(a, b, ctx, &mut s),
+        (Features::Event(a), Features::Event(b)) => event(a, b, ctx, &mut s),
         _ => s.score.conflict = true,
     }
     s.score
 }
 
-fn identifier(s: &mut Tally, what: &str, a: &Option<String>, b: &Option<String>) {
-    if let (Some(x), Some(y)) = (a, b) {
-        if x == y {
-            s.add(weights::SAME_ID, || format!("same {what} {x}"));
-        } else {
-            s.add(weights::DIFFERENT_ID, || {
-                format!("different {what}s {x} and {y}")
-            });
-            s.score.conflict = true;
+/// Two different numbers that one slip of the keyboard explains: a transposition of two
+/// neighbouring characters or one changed character.
+fn one_slip(x: &str, y: &str) -> bool {
+    if x.len() != y.len() {
+        return false;
+    }
+    let diff: Vec<usize> = x
+        .bytes()
+        .zip(y.bytes())
+        .enumerate()
+        .filter(|(_, (p, q))| p != q)
+        .map(|(i, _)| i)
+        .collect();
+    match diff.as_slice() {
+        [_] => true,
+        [i, j] if j - i == 1 => {
+            let (xb, yb) = (x.as_bytes(), y.as_bytes());
+            xb[*i] == yb[*j] && xb[*j] == yb[*i]
         }
+        _ => false,
+    }
+}
+
+/// `1093978` and `1093978-1`: a charity and one linked to it, two entities.
+fn linked_charities(x: &str, y: &str) -> bool {
+    let root = |s: &str| s.split('-').next().unwrap_or(s).to_string();
+    x != y && root(x) == root(y)
+}
+
+fn identifier(
+    s: &mut Tally,
+    ctx: &Context,
+    field: Field,
+    what: &str,
+    a: &Option<String>,
+    b: &Option<String>,
+) {
+    let (Some(x), Some(y)) = (a, b) else { return };
+    if x == y {
+        let shared = ctx.shared(field);
+        s.add(tf_weight(weights::SAME_ID, shared), || {
+            format!("same {what} {x}{}", shared_note(shared))
+        });
+    } else if field == Field::Charity && linked_charities(x, y) {
+        s.score.conflict = true;
+        s.against(weights::DIFFERENT_ID, || {
+            format!("linked charities {x} and {y} are different entities")
+        });
+    } else if one_slip(x, y) {
+        s.add(weights::ID_TYPO, || {
+            format!("{what}s {x} and {y} differ by one slip (a typo?)")
+        });
+    } else {
+        s.against(weights::DIFFERENT_ID, || {
+            format!("different {what}s {x} and {y}")
+        });
     }
 }
 
@@ -152,18 +281,26 @@ fn area(postcode: &str) -> &str {
     &postcode[..end]
 }
 
-fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Tally) {
-    identifier(s, "charity number", &a.charity, &b.charity);
-    identifier(s, "company number", &a.company, &b.company);
-    identifier(s, "org-id", &a.org_id, &b.org_id);
+/// The postcode sector: outward code and the inward digit ("SK11 6").
+fn sector(postcode: &str) -> &str {
+    postcode
+        .get(..postcode.len().saturating_sub(2))
+        .unwrap_or(postcode)
+}
 
-    // Best similarity over each side's name and alternate names.
+/// Best similarity over each side's name and alternate names.
+fn best_name(a: &OrgFeatures, b: &OrgFeatures) -> f64 {
     let mut best = name_similarity(&a.strong, &b.strong);
     for x in std::iter::once(&a.strong).chain(&a.alternates) {
         for y in std::iter::once(&b.strong).chain(&b.alternates) {
             best = best.max(name_similarity(x, y));
         }
     }
+    best
+}
+
+fn org_names(a: &OrgFeatures, b: &OrgFeatures, s: &mut Tally) {
+    let best = best_name(a, b);
     let (w, why) = if best >= 0.999 {
         (weights::NAME_EXACT, "same name")
     } else if best >= 0.97 {
@@ -177,24 +314,42 @@ fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Tally) {
     } else {
         (weights::NAME_DIFFERENT, "different names")
     };
-    s.add(w, || format!("{why} ({best:.2})"));
+    if best < 0.8 {
+        s.against(w, || format!("{why} ({best:.2})"));
+    } else {
+        s.add(w, || format!("{why} ({best:.2})"));
+    }
+    if a.subsidiary != b.subsidiary {
+        s.against(weights::SUBSIDIARY, || {
+            "a subsidiary (trading arm) and another body"
+        });
+    }
+}
 
+fn org_places(a: &OrgFeatures, b: &OrgFeatures, ctx: &Context, s: &mut Tally) {
     match (&a.postcode, &b.postcode) {
         (Some(x), Some(y)) if x == y => {
-            s.add(weights::SAME_POSTCODE, || format!("same postcode {x}"))
+            let shared = ctx.shared(Field::Postcode);
+            s.add(tf_weight(weights::SAME_POSTCODE, shared), || {
+                format!("same postcode {x}{}", shared_note(shared))
+            })
         }
+        (Some(x), Some(y)) if sector(x) == sector(y) => s.add(weights::SAME_SECTOR, || {
+            format!("same postcode sector ({x} / {y})")
+        }),
         (Some(x), Some(y)) if a.outward == b.outward => s.add(weights::SAME_OUTWARD, || {
             format!("same postcode district ({x} / {y})")
         }),
         // A move within the same postcode area is common; a different area is not.
-        (Some(x), Some(y)) if area(x) == area(y) => s.add(weights::SAME_AREA, || {
-            format!("different postcodes in one area ({x} / {y})")
+        (Some(x), Some(y)) if area(x) == area(y) => s.against(weights::SAME_AREA, || {
+            format!("different postcode districts in one area ({x} / {y})")
         }),
-        (Some(x), Some(y)) => s.add(weights::DIFFERENT_AREA, || {
+        (Some(x), Some(y)) => s.against(weights::DIFFERENT_AREA, || {
             format!("different areas ({x} / {y})")
         }),
         _ => {}
     }
+    // Towns are written as official names, common names or neighbourhoods: weak either way.
     match (&a.locality, &b.locality) {
         (Some(x), Some(y)) if x == y => {
             s.add(weights::SAME_LOCALITY, || format!("same town ({x})"))
@@ -204,10 +359,31 @@ fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Tally) {
         }),
         _ => {}
     }
-    // The same site is strong evidence; only the same registrable domain (network sites such as
-    // crewe.foodbank.org.uk / hull.foodbank.org.uk) is weak.
+}
+
+fn org_contacts(a: &OrgFeatures, b: &OrgFeatures, ctx: &Context, s: &mut Tally) {
+    // A host many records share is a platform: only the page path says whose site it is.
+    let host_shared = ctx.shared(Field::Site);
     match (&a.site, &b.site) {
-        (Some(x), Some(y)) if x == y => s.add(weights::SAME_DOMAIN, || format!("same website {x}")),
+        (Some(x), Some(y)) if x == y && host_shared > PLATFORM_SHARE => {
+            if a.site_path.is_some()
+                && a.site_path == b.site_path
+                && a.site_path.as_ref() != Some(x)
+            {
+                let shared = ctx.shared(Field::SitePath);
+                let page = a.site_path.as_deref().unwrap_or_default();
+                s.add(tf_weight(weights::SAME_DOMAIN, shared), || {
+                    format!("same page {page} on a shared host{}", shared_note(shared))
+                });
+            } else {
+                s.add(0.0, || {
+                    format!("websites on {x}, a host {host_shared} records share")
+                });
+            }
+        }
+        (Some(x), Some(y)) if x == y => s.add(tf_weight(weights::SAME_DOMAIN, host_shared), || {
+            format!("same website {x}{}", shared_note(host_shared))
+        }),
         (Some(_), Some(_)) if a.domain.is_some() && a.domain == b.domain => s
             .add(weights::SAME_NETWORK_DOMAIN, || {
                 format!("websites under {}", a.domain.as_deref().unwrap_or_default())
@@ -216,19 +392,142 @@ fn org(a: &OrgFeatures, b: &OrgFeatures, s: &mut Tally) {
     }
     if let (Some(x), Some(y)) = (&a.email_domain, &b.email_domain) {
         if x == y {
-            s.add(weights::SAME_EMAIL_DOMAIN, || {
-                format!("same email domain {x}")
+            let shared = ctx.shared(Field::Email);
+            s.add(tf_weight(weights::SAME_EMAIL_DOMAIN, shared), || {
+                format!("same email domain {x}{}", shared_note(shared))
             });
         }
     }
     if let (Some(x), Some(y)) = (&a.phone, &b.phone) {
         if x == y {
-            s.add(weights::SAME_PHONE, || format!("same phone {x}"));
+            let shared = ctx.shared(Field::Phone);
+            let (base, what) = if a.mobile {
+                (weights::SAME_MOBILE, "same mobile")
+            } else {
+                (weights::SAME_PHONE, "same phone")
+            };
+            s.add(tf_weight(base, shared), || {
+                format!("{what} {x}{}", shared_note(shared))
+            });
         }
     }
 }
 
-fn event(a: &EventFeatures, b: &EventFeatures, tolerance: i64, s: &mut Tally) {
+fn org(a: &OrgFeatures, b: &OrgFeatures, ctx: &Context, s: &mut Tally) {
+    identifier(
+        s,
+        ctx,
+        Field::Charity,
+        "charity number",
+        &a.charity,
+        &b.charity,
+    );
+    identifier(
+        s,
+        ctx,
+        Field::Company,
+        "company number",
+        &a.company,
+        &b.company,
+    );
+    identifier(s, ctx, Field::OrgId, "org-id", &a.org_id, &b.org_id);
+    org_names(a, b, s);
+    org_places(a, b, ctx, s);
+    org_contacts(a, b, ctx, s);
+    if ctx.same_feed {
+        s.against(weights::SAME_FEED, || {
+            "one partner lists both under different ids"
+        });
+    }
+}
+
+fn event_time(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
+    let gap = (a.start - b.start).abs();
+    let same_day = a.start.div_euclid(86_400) == b.start.div_euclid(86_400);
+    if gap == 0 {
+        s.add(weights::SAME_START, || "same start");
+    } else if gap <= ctx.tolerance_secs {
+        s.add(weights::NEAR_START, || {
+            format!("starts {} min apart", gap / 60)
+        });
+    } else if (a.all_day || b.all_day) && same_day {
+        s.add(weights::SAME_DAY, || "same day, one listing gives no time");
+    } else if gap == 3600 && !ctx.same_feed {
+        // A partner writing local time marked `Z` is exactly one hour out in summer.
+        s.add(weights::HOUR_OUT, || {
+            "exactly one hour apart (local time written as UTC?)"
+        });
+    } else {
+        s.against(weights::DIFFERENT_START, || {
+            format!("starts {} min apart", gap / 60)
+        });
+    }
+}
+
+fn event_links(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
+    let links = [
+        (
+            Field::Booking,
+            &a.booking,
+            &b.booking,
+            weights::SAME_BOOKING_URL,
+            "booking link",
+        ),
+        (Field::Url, &a.url, &b.url, weights::SAME_URL, "link"),
+        (
+            Field::Room,
+            &a.room,
+            &b.room,
+            weights::SAME_ROOM,
+            "online room",
+        ),
+    ];
+    for (field, x, y, base, what) in links {
+        if let (Some(x), Some(y)) = (x, y) {
+            if x == y {
+                let shared = ctx.shared(field);
+                s.add(tf_weight(base, shared), || {
+                    format!("same {what} {x}{}", shared_note(shared))
+                });
+            }
+        }
+    }
+}
+
+fn event_venue(a: &EventFeatures, b: &EventFeatures, s: &mut Tally) {
+    match (&a.postcode, &b.postcode) {
+        (Some(x), Some(y)) if x == y => {
+            s.add(weights::SAME_VENUE, || format!("same venue postcode {x}"))
+        }
+        (Some(x), Some(y)) => s.against(weights::DIFFERENT_VENUE, || {
+            format!("different venues ({x} / {y})")
+        }),
+        _ => {}
+    }
+    // Two family hubs can share a postcode sector or have none given: the venue's own name
+    // (or street address) tells them apart.
+    for (x, y, what) in [
+        (&a.venue, &b.venue, "venue"),
+        (&a.address, &b.address, "address"),
+    ] {
+        if let (Some(x), Some(y)) = (x, y) {
+            let sim = name_similarity(x, y);
+            if sim >= 0.9 {
+                s.add(weights::SAME_VENUE_NAME, || format!("same {what} ({x})"));
+            } else if sim < 0.75 {
+                s.against(weights::DIFFERENT_VENUE_NAME, || {
+                    format!("different {what}s ({x} / {y})")
+                });
+            }
+            break;
+        }
+    }
+    if a.online && b.online {
+        s.add(weights::BOTH_ONLINE, || "both online");
+    }
+}
+
+fn event(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
     let sim = name_similarity(&a.title, &b.title);
     let (w, why) = if sim >= 0.999 {
         (weights::TITLE_EXACT, "same title")
@@ -239,55 +538,39 @@ fn event(a: &EventFeatures, b: &EventFeatures, tolerance: i64, s: &mut Tally) {
     } else {
         (weights::TITLE_DIFFERENT, "different titles")
     };
-    s.add(w, || format!("{why} ({sim:.2})"));
-    let gap = (a.start - b.start).abs();
-    if gap == 0 {
-        s.add(weights::SAME_START, || "same start");
-    } else if gap <= tolerance {
-        s.add(weights::NEAR_START, || {
-            format!("starts {} min apart", gap / 60)
-        });
+    if sim < 0.85 {
+        s.against(w, || format!("{why} ({sim:.2})"));
     } else {
-        s.add(weights::DIFFERENT_START, || {
-            format!("starts {} min apart", gap / 60)
-        });
+        s.add(w, || format!("{why} ({sim:.2})"));
     }
-    if let (Some(x), Some(y)) = (&a.booking, &b.booking) {
-        if x == y {
-            s.add(weights::SAME_BOOKING_URL, || {
-                format!("same booking link {x}")
-            });
-        }
-    }
-    if let (Some(x), Some(y)) = (&a.url, &b.url) {
-        if x == y {
-            s.add(weights::SAME_URL, || format!("same link {x}"));
-        }
-    }
-    match (&a.postcode, &b.postcode) {
-        (Some(x), Some(y)) if x == y => {
-            s.add(weights::SAME_VENUE, || format!("same venue postcode {x}"))
-        }
-        (Some(x), Some(y)) => s.add(weights::DIFFERENT_VENUE, || {
-            format!("different venues ({x} / {y})")
-        }),
-        _ => {}
-    }
-    if a.online && b.online {
-        s.add(weights::BOTH_ONLINE, || "both online");
-    }
+    event_time(a, b, ctx, s);
+    event_links(a, b, ctx, s);
+    event_venue(a, b, s);
     // Title and time alone are not enough: coffee mornings at 10:00 happen in many places.
     let agrees = (a.online && b.online)
         || (a.postcode.is_some() && a.postcode == b.postcode)
         || (a.booking.is_some() && a.booking == b.booking)
-        || (a.url.is_some() && a.url == b.url);
+        || (a.url.is_some() && a.url == b.url)
+        || (a.room.is_some() && a.room == b.room);
     if !agrees {
         s.add(weights::NO_SHARED_PLACE, || {
             "no shared venue, online status or link"
         });
     }
+    // A series and one of its occurrences posted alone: a link between them, not a merge.
     if a.recurring != b.recurring {
-        s.add(weights::SERIES_AND_SINGLE, || "a series and a single event");
+        s.score.conflict = true;
+        s.against(0.0, || "a series and a single event (linked, never merged)");
+    }
+    if ctx.same_feed {
+        if a.recurring && b.recurring {
+            s.score.conflict = true;
+            s.against(0.0, || "two series of one calendar (different UIDs)");
+        } else {
+            s.against(weights::SAME_FEED, || {
+                "one partner lists both under different ids"
+            });
+        }
     }
 }
 
@@ -403,13 +686,14 @@ mod tests {
             0,
         );
         assert!(s.weight >= 8.0, "{s:?}");
-        // Conflicting charity numbers: a hard conflict.
+        // Conflicting charity numbers: evidence against (one listing's number may be wrong), so
+        // the pair neither merges nor is vetoed from review.
         let s = score(
             &org("Hull Mind", None, Some("1170025"), None),
             &org("Hull Mind", None, Some("1170099"), None),
             0,
         );
-        assert!(s.conflict && s.weight < 0.0);
+        assert!(s.disagree && !s.conflict && s.weight < 8.0, "{s:?}");
         // Same name and postcode: merge.
         let s = score(
             &org("Child Dynamix", Some("HU4 6TD"), None, None),

@@ -315,7 +315,9 @@ pub async fn run_detail(
 /// Keeps the runner type in one place for the router.
 pub type SharedRunner = Arc<scheduler::Runner>;
 
-/// `GET /admin/review?kind=&limit=` — uncertain pairs with both records and the evidence.
+/// `GET /admin/review?kind=&limit=&cursor=` — uncertain pairs, most consequential first (cluster
+/// sizes × uncertainty), with both records, both whole clusters and the evidence; `next_cursor`
+/// pages on through the whole queue.
 pub async fn review_list(
     State(state): State<AppState>,
     Query(p): Query<HashMap<String, String>>,
@@ -334,9 +336,26 @@ pub async fn review_list(
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| ApiError::bad_param("limit", format!("{s:?} must be 1 to 1000")))?,
     };
+    let cursor = p.get("cursor").cloned();
+    if let Some(c) = cursor.as_deref().filter(|c| !review::valid_cursor(c)) {
+        return Err(ApiError::bad_param(
+            "cursor",
+            format!("{c:?} is not a cursor this queue issued"),
+        ));
+    }
     let st = state.clone();
-    let items = blocking(move || Ok(review::list(&*st.store.reader()?, kind, limit)?)).await?;
-    Ok(Json(serde_json::json!({ "items": items })).into_response())
+    let settings = state.config().dedupe;
+    let page = blocking(move || {
+        Ok(review::page(
+            &*st.store.reader()?,
+            kind,
+            limit,
+            cursor.as_deref(),
+            &settings,
+        )?)
+    })
+    .await?;
+    Ok(Json(page).into_response())
 }
 
 #[derive(Debug, Deserialize)]

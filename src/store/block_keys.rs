@@ -190,6 +190,21 @@ pub fn neighbours(tx: &Transaction, kind: RecordKind, record: &RecordKeys) -> Re
     Ok(out)
 }
 
+/// How many stored records hold each of `keys` (hashed as stored): the store's value
+/// frequencies, so a scoped resolution weighs a shared value as a full one would. Counting walks
+/// the primary key's range for the key.
+pub fn counts(tx: &Transaction, kind: RecordKind, keys: &[u64]) -> Result<Vec<(u64, u32)>> {
+    let tag = kind_tag(kind);
+    let mut st =
+        tx.prepare_cached("SELECT COUNT(*) FROM block_keys WHERE kind = ?1 AND key = ?2")?;
+    let mut out = Vec::with_capacity(keys.len());
+    for &key in keys {
+        let n: i64 = st.query_row(params![tag, key as i64], |r| r.get(0))?;
+        out.push((key, u32::try_from(n).unwrap_or(u32::MAX)));
+    }
+    Ok(out)
+}
+
 /// Marks records (inserted, rewritten or deleted) as changed since their kind was last resolved.
 pub fn mark_dirty(tx: &Transaction, rows: &[i64]) -> Result<()> {
     let mut st = tx.prepare_cached(

@@ -23,10 +23,24 @@ pub struct ReviewItem {
     pub id: i64,
     pub kind: String,
     pub score: f64,
+    /// Cluster sizes × uncertainty: the queue's order.
+    pub priority: f64,
     pub evidence: Vec<String>,
     pub a: ReviewRecord,
     pub b: ReviewRecord,
+    /// The whole clusters the two records are in now: what a merge would join.
+    pub cluster_a: ClusterView,
+    pub cluster_b: ClusterView,
     pub created_at: String,
+}
+
+/// A cluster as a review item shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// Live records in the cluster.
+    pub size: usize,
+    /// Its first members (by row), up to [`CLUSTER_SHOWN`].
+    pub members: Vec<ReviewRecord>,
 }
 
 pub fn decisions(tx: &Transaction, kind: RecordKind) -> Result<Vec<ManualLink>> {
@@ -167,40 +181,169 @@ fn side(conn: &Connection, row: i64) -> Result<Option<ReviewRecord>> {
         .optional()?)
 }
 
-pub fn list(conn: &Connection, kind: Option<RecordKind>, limit: usize) -> Result<Vec<ReviewItem>> {
+/// Members of one side's cluster shown with a review item; a larger cluster is summarised by
+/// its size and these first members.
+pub const CLUSTER_SHOWN: usize = 50;
+
+/// One page of the review queue, most consequential first, and the cursor of the next page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewPage {
+    pub items: Vec<ReviewItem>,
+    pub next_cursor: Option<String>,
+}
+
+/// An open pair with what orders it: cluster sizes × uncertainty.
+struct Open {
+    id: i64,
+    kind: String,
+    a: i64,
+    b: i64,
+    score: f64,
+    evidence: String,
+    created_at: String,
+    size_a: usize,
+    size_b: usize,
+    priority: f64,
+}
+
+/// A page cursor: the last item's priority (its bits, so paging is exact) and id.
+fn cursor_of(o: &Open) -> String {
+    format!("{:016x}.{}", o.priority.to_bits(), o.id)
+}
+
+fn parse_cursor(c: &str) -> Option<(f64, i64)> {
+    let (bits, id) = c.split_once('.')?;
+    Some((
+        f64::from_bits(u64::from_str_radix(bits, 16).ok()?),
+        id.parse().ok()?,
+    ))
+}
+
+/// Whether `c` is a cursor [`page`] issued.
+pub fn valid_cursor(c: &str) -> bool {
+    parse_cursor(c).is_some()
+}
+
+fn open_pairs(
+    conn: &Connection,
+    kind: Option<RecordKind>,
+    settings: &crate::dedupe::Settings,
+) -> Result<Vec<Open>> {
     let mut st = conn.prepare(
-        "SELECT id, kind, a_row, b_row, score, evidence, created_at FROM review_queue
-         WHERE (?1 IS NULL OR kind = ?1) ORDER BY score DESC, id LIMIT ?2",
+        "SELECT q.id, q.kind, q.a_row, q.b_row, q.score, q.evidence, q.created_at,
+                (SELECT COUNT(*) FROM record_entities x JOIN source_records r ON r.id = x.row_id
+                  WHERE x.entity_id = ea.entity_id AND r.deleted_at IS NULL),
+                (SELECT COUNT(*) FROM record_entities x JOIN source_records r ON r.id = x.row_id
+                  WHERE x.entity_id = eb.entity_id AND r.deleted_at IS NULL)
+         FROM review_queue q
+         LEFT JOIN record_entities ea ON ea.row_id = q.a_row
+         LEFT JOIN record_entities eb ON eb.row_id = q.b_row
+         WHERE (?1 IS NULL OR q.kind = ?1)",
     )?;
-    let rows: Vec<(i64, String, i64, i64, f64, String, String)> = st
-        .query_map(params![kind.map(|k| k.as_str()), limit as i64], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, kind, a, b, score, evidence, created_at) in rows {
-        let (Some(a), Some(b)) = (side(conn, a)?, side(conn, b)?) else {
-            continue;
+    let rows = st.query_map(params![kind.map(|k| k.as_str())], |r| {
+        let size = |n: i64| usize::try_from(n).unwrap_or(0).max(1);
+        Ok(Open {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            a: r.get(2)?,
+            b: r.get(3)?,
+            score: r.get(4)?,
+            evidence: r.get(5)?,
+            created_at: r.get(6)?,
+            size_a: size(r.get(7)?),
+            size_b: size(r.get(8)?),
+            priority: 0.0,
+        })
+    })?;
+    let mut open: Vec<Open> = rows.collect::<rusqlite::Result<_>>()?;
+    for o in &mut open {
+        let score = crate::dedupe::score::Score {
+            weight: o.score,
+            conflict: false,
+            disagree: false,
+            evidence: Vec::new(),
         };
-        out.push(ReviewItem {
-            id,
-            kind,
-            score,
-            evidence: serde_json::from_str(&evidence).unwrap_or_default(),
-            a,
-            b,
-            created_at,
-        });
+        o.priority = crate::dedupe::review_priority(&score, o.size_a, o.size_b, settings);
+    }
+    // Most consequential first; ties by id, so pages never overlap or skip.
+    open.sort_by(|x, y| y.priority.total_cmp(&x.priority).then(x.id.cmp(&y.id)));
+    Ok(open)
+}
+
+/// The partner records of the cluster `row` belongs to (itself alone when it has none yet).
+fn cluster_of(conn: &Connection, row: i64) -> Result<Vec<ReviewRecord>> {
+    let mut st = conn.prepare_cached(
+        "SELECT m.row_id FROM record_entities e JOIN record_entities m ON m.entity_id = e.entity_id
+         JOIN source_records r ON r.id = m.row_id
+         WHERE e.row_id = ?1 AND r.deleted_at IS NULL ORDER BY m.row_id LIMIT ?2",
+    )?;
+    let mut rows: Vec<i64> = st
+        .query_map(params![row, CLUSTER_SHOWN as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if rows.is_empty() {
+        rows.push(row);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(side) = side(conn, r)? {
+            out.push(side);
+        }
     }
     Ok(out)
+}
+
+/// A page of open review items of `kind` (or all kinds), ordered by what settling each changes
+/// (the two clusters' sizes × how unsure the engine is), after `cursor` when given. Each item
+/// carries both records and both whole clusters (up to [`CLUSTER_SHOWN`] members each).
+pub fn page(
+    conn: &Connection,
+    kind: Option<RecordKind>,
+    limit: usize,
+    cursor: Option<&str>,
+    settings: &crate::dedupe::Settings,
+) -> Result<ReviewPage> {
+    let open = open_pairs(conn, kind, settings)?;
+    let after = cursor.and_then(parse_cursor);
+    let start = match after {
+        None => 0,
+        Some((p, id)) => open.partition_point(|o| {
+            o.priority.total_cmp(&p).is_gt() || (o.priority.to_bits() == p.to_bits() && o.id <= id)
+        }),
+    };
+    let mut items = Vec::new();
+    let mut last = None;
+    for o in open.iter().skip(start) {
+        if items.len() == limit {
+            break;
+        }
+        last = Some(o);
+        let (Some(a), Some(b)) = (side(conn, o.a)?, side(conn, o.b)?) else {
+            continue;
+        };
+        items.push(ReviewItem {
+            id: o.id,
+            kind: o.kind.clone(),
+            score: o.score,
+            priority: o.priority,
+            evidence: serde_json::from_str(&o.evidence).unwrap_or_default(),
+            a,
+            b,
+            cluster_a: ClusterView {
+                size: o.size_a,
+                members: cluster_of(conn, o.a)?,
+            },
+            cluster_b: ClusterView {
+                size: o.size_b,
+                members: cluster_of(conn, o.b)?,
+            },
+            created_at: o.created_at.clone(),
+        });
+    }
+    let more = last.is_some_and(|l| open.last().is_some_and(|end| end.id != l.id));
+    Ok(ReviewPage {
+        items,
+        next_cursor: last.filter(|_| more).map(cursor_of),
+    })
 }
 
 /// The pair behind a review item: (kind, row a, row b).
