@@ -308,15 +308,8 @@ fn secrets_in_feed_urls_stay_off_public_pages_and_logs() {
         .status()
         .unwrap();
     let _ = daemon.child.wait();
-    let mut log = String::new();
-    daemon
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert!(log.contains("sync failed"), "{log}");
+    daemon.wait_for_log("sync failed", Duration::from_secs(5));
+    let log = daemon.log();
     assert!(
         !log.contains("hunter2") && !log.contains("s3cr3tvalue"),
         "{log}"

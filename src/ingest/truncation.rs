@@ -1,7 +1,7 @@
 //! Detects a single-document feed that was cut short in transit (a proxy or partner server that
 //! closed the connection without a Content-Length to tell): a CSV whose last line stops inside a
 //! quoted field or short of the header's columns, an XML document whose root never closes, a
-//! calendar without its final `END:VCALENDAR`. A cut feed fails the sync instead of deleting rows.
+//! calendar that stops inside a component (no `END:VCALENDAR`, last line no `END:`). A cut feed fails the sync instead of deleting rows.
 
 use crate::config::Format;
 
@@ -87,15 +87,30 @@ fn xml(bytes: &[u8]) -> Option<String> {
 
 fn ical(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
-    let last = text.trim_end().rsplit(['\n', '\r']).next().unwrap_or("");
     let starts = text.trim_start().get(..15).map(str::to_ascii_uppercase);
     // Only a calendar is checked; other text is the parser's to refuse with its own reason.
-    if starts.as_deref() == Some("BEGIN:VCALENDAR")
-        && !last.trim().eq_ignore_ascii_case("END:VCALENDAR")
-    {
-        return Some("the calendar does not end with END:VCALENDAR".into());
+    if starts.as_deref() != Some("BEGIN:VCALENDAR") {
+        return None;
     }
-    None
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let last_begin = lines
+        .iter()
+        .rposition(|l| l.eq_ignore_ascii_case("BEGIN:VCALENDAR"))
+        .unwrap_or(0);
+    let closed = lines[last_begin..]
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case("END:VCALENDAR"));
+    // Publishers write junk after the calendar or garble its last line; the reader tolerates
+    // both. A body cut in transit instead stops inside a component: its last line is no END.
+    let at_a_boundary = lines
+        .last()
+        .is_some_and(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("END:")));
+    (!closed && !at_a_boundary)
+        .then(|| "the calendar stops inside a component, without END:VCALENDAR".into())
 }
 
 #[cfg(test)]
@@ -121,10 +136,17 @@ mod tests {
     }
 
     #[test]
-    fn a_calendar_must_end_with_its_end_line() {
-        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n";
+    fn a_calendar_cut_inside_a_component_is_caught() {
+        let ics = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a\r\nDTSTART:20270105T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
         assert_eq!(check(Format::Ical, ics.as_bytes()), None);
-        assert!(check(Format::Ical, &ics.as_bytes()[..30]).is_some());
+        // Cut inside the event's DTSTART, and just after its UID line.
+        assert!(check(Format::Ical, &ics.as_bytes()[..60]).is_some());
+        assert!(check(Format::Ical, &ics.as_bytes()[..49]).is_some());
+        // Junk after the calendar, or a garbled last line at a component's end, is the reader's.
+        let junk = format!("{ics}X-COMMENT:cached\r\n");
+        assert_eq!(check(Format::Ical, junk.as_bytes()), None);
+        let garbled = ics.replace("END:VCALENDAR", "END:VCALENDARD");
+        assert_eq!(check(Format::Ical, garbled.as_bytes()), None);
         assert_eq!(check(Format::Ical, b"<html>"), None);
     }
 }
