@@ -147,9 +147,9 @@ fn vtimezone_text(tz: Tz) -> String {
                 cal_text.push_str(&format!("TZNAME:{name}\r\n"));
             }
             cal_text.push_str(&format!("DTSTART:{}\r\n", fmt(&onsets[0])));
-            if onsets.len() > 1 {
-                let rest: Vec<String> = onsets[1..].iter().map(fmt).collect();
-                cal_text.push_str(&format!("RDATE:{}\r\n", rest.join(",")));
+            // One RDATE line per onset: ical.js reads only the first value of each RDATE.
+            for onset in &onsets[1..] {
+                cal_text.push_str(&format!("RDATE:{}\r\n", fmt(onset)));
             }
             cal_text.push_str(&format!("END:{kind}\r\n"));
         }
@@ -1140,8 +1140,14 @@ mod tests {
             if let Some(r) = prop("RRULE") {
                 rule.push_str(&format!("\nRRULE:{r}"));
             }
-            if let Some(dates) = prop("RDATE") {
-                let utc: Vec<String> = dates.split(',').map(|d| format!("{d}Z")).collect();
+            let utc: Vec<String> = obs
+                .properties
+                .iter()
+                .filter(|p| p.name == "RDATE")
+                .flat_map(|p| p.val.as_str().split(','))
+                .map(|d| format!("{d}Z"))
+                .collect();
+            if !utc.is_empty() {
                 rule.push_str(&format!("\nRDATE:{}", utc.join(",")));
             }
             let set: rrule::RRuleSet = rule.parse().unwrap();
