@@ -11,16 +11,9 @@ use std::time::Instant;
 use tributary::dedupe::{resolve, Settings};
 use tributary::model::RecordKind;
 
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// Resident memory now and at its peak, in MiB (0 when unknown), as the daemon's gauges read it.
+fn memory_mb() -> (u64, u64) {
+    tributary::metrics::resident_bytes().map_or((0, 0), |(now, peak)| (now >> 20, peak >> 20))
 }
 
 /// One measurement in this process; prints a JSON line.
@@ -29,7 +22,7 @@ fn one(kind: &str, n: usize) {
         "events" => (RecordKind::Events, synth::events(n, 50, 7)),
         _ => (RecordKind::Organisations, synth::organisations(n, 50, 7)),
     };
-    let rss_before = status_kb("VmRSS:");
+    let (rss_before, _) = memory_mb();
     let settings = Settings::default();
     let started = Instant::now();
     let res = resolve(kind, &data.records, &|_| false, &settings, &[]);
@@ -100,7 +93,7 @@ fn one(kind: &str, n: usize) {
         "{}",
         serde_json::json!({
             "kind": kind.as_str(), "records": data.records.len(), "resolve_secs": secs,
-            "peak_rss_mb": status_kb("VmHWM:") / 1024, "data_rss_mb": rss_before / 1024,
+            "peak_rss_mb": memory_mb().1, "data_rss_mb": rss_before,
             "precision": p, "recall": r, "f1": f1,
             "clusters": res.clusters.len(), "review": res.review.len(),
         })

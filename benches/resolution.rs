@@ -24,16 +24,9 @@ use tributary::store::records::StoredRecord;
 const TUNE_SEED: u64 = 1;
 const HOLDOUT_SEED: u64 = 2;
 
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// Resident memory now and at its peak, in MiB (0 when unknown), as the daemon's gauges read it.
+fn memory_mb() -> (u64, u64) {
+    tributary::metrics::resident_bytes().map_or((0, 0), |(now, peak)| (now >> 20, peak >> 20))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -95,7 +88,7 @@ fn one(kind: &str, seed: u64, entities: usize) {
         ),
     };
     let n = data.records.len();
-    let rss_before = status_kb("VmRSS:");
+    let (rss_before, _) = memory_mb();
     let settings = deployment_settings();
     let started = Instant::now();
     let res = resolve(kind, &data.records, &|_| false, &settings, &[]);
@@ -131,8 +124,8 @@ fn one(kind: &str, seed: u64, entities: usize) {
         "{}",
         serde_json::json!({
             "kind": kind.as_str(), "seed": seed, "entities": entities, "records": n,
-            "resolve_secs": secs, "peak_rss_mb": status_kb("VmHWM:") / 1024,
-            "data_rss_mb": rss_before / 1024,
+            "resolve_secs": secs, "peak_rss_mb": memory_mb().1,
+            "data_rss_mb": rss_before,
             "precision": p, "recall": r, "f1": f1,
             "bcubed_precision": bp, "bcubed_recall": br, "bcubed_f1": bf1,
             "clusters": res.clusters.len(),
