@@ -274,7 +274,7 @@ pub async fn events(
                 })?,
         ),
     };
-    // Pages are cached until the store changes; a default window is taken to the minute so
+    // Pages are cached until the store changes; default bounds are taken to the minute so
     // repeated requests share one rendering.
     let minute = |t: DateTime<Utc>| t - Duration::seconds(t.timestamp().rem_euclid(60));
     let from = if p.contains_key("from") {
@@ -282,6 +282,7 @@ pub async fn events(
     } else {
         minute(from)
     };
+    let to = if p.contains_key("to") { to } else { minute(to) };
     let keys = super::cache::key_params(
         &p,
         &[
