@@ -13,6 +13,9 @@ use crate::store::block_keys::{self, RecordKeys};
 use crate::store::records::{self, StoredRecord};
 use crate::store::{self, entities, review, StoreError};
 
+mod ids;
+pub mod manual;
+
 /// A resolution goes full when more than one live record in this many changed: the scope would
 /// be most of the kind anyway.
 const FULL_SHARE: usize = 5;
@@ -142,7 +145,8 @@ fn resolve_full(
         rss_mb = crate::metrics::resident_mb(),
         "grouped, stored keys written"
     );
-    let resolution = with_ids(tx, kind, &live, grouping)?;
+    let mut resolution = with_ids(tx, kind, &live, grouping)?;
+    ids::settle(tx, kind, &live, &mut resolution.clusters)?;
     let stats = write_resolution(tx, kind, &live, resolution, now, None)?;
     // Freeing every loaded record is one long walk of the heap; the writer need not wait for it.
     std::thread::spawn(move || drop((live, feats)));
@@ -314,7 +318,12 @@ fn resolve_scoped(
         &manual,
         Some(&frequencies),
     );
-    let resolution = with_ids(tx, kind, &scoped, grouping)?;
+    let mut resolution = with_ids(tx, kind, &scoped, grouping)?;
+    // Ids brought back are entities the write rewrites, like the scope's own.
+    let mut entity_ids = entity_ids;
+    entity_ids.extend(ids::settle(tx, kind, &scoped, &mut resolution.clusters)?);
+    entity_ids.sort();
+    entity_ids.dedup();
     write_resolution(
         tx,
         kind,

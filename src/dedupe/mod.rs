@@ -522,7 +522,7 @@ fn assign_ids(
 
 /// A fresh id derived from the cluster's first member, so rebuilding a store from the same feeds
 /// issues the same ids.
-fn new_id(kind: RecordKind, first: &StoredRecord, taken: &dyn Fn(&str) -> bool) -> String {
+pub fn new_id(kind: RecordKind, first: &StoredRecord, taken: &dyn Fn(&str) -> bool) -> String {
     let mut salt = 0u32;
     loop {
         let mut h = Sha256::new();

@@ -432,6 +432,9 @@ pub async fn review_decide(
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
     pub ids: Vec<String>,
+    /// Merge even across different identifiers of one scheme (two charity numbers).
+    #[serde(default)]
+    pub force: bool,
 }
 
 fn kind_of(id: &str) -> Result<RecordKind, ApiError> {
@@ -447,20 +450,74 @@ fn kind_of(id: &str) -> Result<RecordKind, ApiError> {
     }
 }
 
-/// `POST /admin/merge` — `{"ids": ["org_a", "org_b", …]}`: one entity from now on.
+fn applied(s: &crate::store::entities::ApplyStats) -> serde_json::Value {
+    serde_json::json!({"created": s.created, "updated": s.updated, "merged": s.merged, "deleted": s.deleted})
+}
+
+/// Why a merge or split was refused inside its transaction.
+enum Refusal {
+    Api(ApiError),
+    Store(crate::store::StoreError),
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Refusal {
+        Refusal::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for Refusal {
+    fn from(e: rusqlite::Error) -> Refusal {
+        Refusal::Store(e.into())
+    }
+}
+
+/// Runs `f` in one write transaction: committed when it returns `Ok`, rolled back otherwise.
+async fn in_transaction<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Transaction, &crate::dedupe::Settings) -> Result<T, Refusal>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
+    let st = state.clone();
+    blocking(move || {
+        let settings = st.config().dedupe;
+        let mut conn = st.store.writer();
+        let tx = conn.transaction().map_err(crate::store::StoreError::from)?;
+        match f(&tx, &settings) {
+            Ok(v) => {
+                tx.commit().map_err(crate::store::StoreError::from)?;
+                Ok(Ok(v))
+            }
+            Err(Refusal::Api(e)) => Ok(Err(e)),
+            Err(Refusal::Store(e)) => Err(e.into()),
+        }
+    })
+    .await?
+}
+
+/// `POST /admin/merge` — `{"ids": ["org_a", "org_b", …], "force": false}`: one entity from now
+/// on, answering to the longest-standing id (`survivor`); the others answer 301 to it. Entities
+/// with different identifiers of one scheme are refused unless `force` is set.
 pub async fn merge(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: MergeRequest = parse_body(&body)?;
-    if req.ids.len() < 2 {
+    let mut ids: Vec<String> = Vec::new();
+    for id in req.ids {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    if ids.len() < 2 {
         return Err(ApiError::bad_param(
             "ids",
-            "name at least two entities to merge",
+            "name at least two different entities to merge",
         ));
     }
-    let kind = kind_of(&req.ids[0])?;
-    for id in &req.ids {
+    let kind = kind_of(&ids[0])?;
+    for id in &ids {
         if kind_of(id)? != kind {
             return Err(ApiError::bad_param(
                 "ids",
@@ -468,26 +525,49 @@ pub async fn merge(
             ));
         }
     }
-    let st = state.clone();
-    let ids = req.ids.clone();
-    let firsts = blocking(move || {
-        let conn = st.store.reader()?;
-        let mut firsts = Vec::new();
+    let force = req.force;
+    let named = ids.clone();
+    let outcome = in_transaction(&state, move |tx, settings| {
         for id in &ids {
-            match review::members(&conn, id)?.first() {
-                Some((row, _, _)) => firsts.push(*row),
-                None => {
-                    return Err(ApiError::not_found(format!(
-                        "no live entity {id} with partner records"
-                    )))
-                }
+            let live = crate::store::entities::live_body(tx, id)?.is_some();
+            if !live || review::members(tx, id)?.is_empty() {
+                return Err(Refusal::Api(ApiError::not_found(format!(
+                    "no live entity {id} with partner records (a merged-away id: merge its survivor)"
+                ))));
             }
         }
-        Ok(firsts)
+        let conflicts = crate::resolve::manual::identifier_conflicts(tx, kind, &ids)?;
+        if !conflicts.is_empty() && !force {
+            return Err(Refusal::Api(ApiError::bad_param(
+                "force",
+                format!(
+                    "{}: different identifiers of one scheme usually mean different \
+                     organisations; send \"force\": true to merge them anyway",
+                    conflicts.join("; ")
+                ),
+            )));
+        }
+        Ok(crate::resolve::manual::merge(
+            tx,
+            kind,
+            &ids,
+            settings,
+            chrono::Utc::now(),
+        )?)
     })
     .await?;
-    let links = firsts.windows(2).map(|w| (w[0], w[1], true)).collect();
-    decide(&state, kind, links).await
+    let survivor = outcome.entity_id.clone();
+    let merged: Vec<&String> = named
+        .iter()
+        .filter(|id| Some(id.as_str()) != survivor.as_deref())
+        .collect();
+    tracing::info!(kind = kind.as_str(), survivor = ?survivor, merged = ?merged, force, "admin merge applied");
+    Ok(Json(serde_json::json!({
+        "survivor": survivor,
+        "merged": merged,
+        "applied": applied(&outcome.stats),
+    }))
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,8 +578,9 @@ pub struct SplitRequest {
     pub record_id: String,
 }
 
-/// `POST /admin/split` — `{"entity_id", "partner", "record_id"}`: that partner record is never
-/// again the same entity as the others it was merged with.
+/// `POST /admin/split` — `{"entity_id", "partner", "record_id"}`: undoes the admin's merge that
+/// brought that record's cluster into the entity (ids go back to their records); if the engine
+/// matched the record itself, the record is never again the same entity as the others.
 pub async fn split(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -511,28 +592,41 @@ pub async fn split(
             format!("{:?} is not a canonical id", req.entity_id),
         )
     })?;
-    let st = state.clone();
-    let r = req.entity_id.clone();
-    let members = blocking(move || Ok(review::members(&*st.store.reader()?, &r)?)).await?;
-    let Some((row, _, _)) = members
-        .iter()
-        .find(|(_, p, id)| *p == req.partner && *id == req.record_id)
-    else {
-        return Err(ApiError::not_found(format!(
-            "{} has no record {} from partner {}",
-            req.entity_id, req.record_id, req.partner
-        )));
-    };
-    let links: Vec<(i64, i64, bool)> = members
-        .iter()
-        .filter(|(other, _, _)| other != row)
-        .map(|(other, _, _)| (*row, *other, false))
-        .collect();
-    if links.is_empty() {
-        return Err(ApiError::bad_param(
-            "record_id",
-            "the entity has no other record to split from",
-        ));
-    }
-    decide(&state, kind, links).await
+    let entity = req.entity_id.clone();
+    let outcome = in_transaction(&state, move |tx, settings| {
+        let members = review::members(tx, &req.entity_id)?;
+        let Some((row, _, _)) = members
+            .iter()
+            .find(|(_, p, id)| *p == req.partner && *id == req.record_id)
+        else {
+            return Err(Refusal::Api(ApiError::not_found(format!(
+                "{} has no record {} from partner {}",
+                req.entity_id, req.record_id, req.partner
+            ))));
+        };
+        if members.len() < 2 {
+            return Err(Refusal::Api(ApiError::bad_param(
+                "record_id",
+                "the entity has no other record to split from",
+            )));
+        }
+        Ok(crate::resolve::manual::split(
+            tx,
+            kind,
+            &req.entity_id,
+            *row,
+            settings,
+            chrono::Utc::now(),
+        )?)
+    })
+    .await?;
+    tracing::info!(kind = kind.as_str(), entity = %entity, record_entity = ?outcome.entity_id,
+        undid_merge = outcome.undid_merge, "admin split applied");
+    Ok(Json(serde_json::json!({
+        "record_entity_id": outcome.entity_id,
+        "entity_id": outcome.rest_id,
+        "undid_merge": outcome.undid_merge,
+        "applied": applied(&outcome.stats),
+    }))
+    .into_response())
 }

@@ -273,6 +273,8 @@ pub fn apply(
     // land at random pages of entity_partners.
     let mut partner_rows: Vec<[String; 2]> = Vec::new();
     let mut links: Vec<(i64, &str)> = Vec::new();
+    // Records leaving the id they held: kept, so a split can give the id back.
+    let mut moves: Vec<(i64, &str)> = Vec::new();
     let chunks: Vec<&[usize]> = order.chunks(CHUNK).collect();
     // Merging, hashing and rendering are pure and as costly as the writes, so the next chunk
     // is prepared (on every core) while this thread writes the previous one.
@@ -327,6 +329,9 @@ pub fn apply(
                     if let Some(r) = records.get(m) {
                         if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
                             links.push((r.row_id, &c.entity_id));
+                            if let Some(old) = r.entity_id.as_deref() {
+                                moves.push((r.row_id, old));
+                            }
                         }
                     }
                 }
@@ -403,6 +408,7 @@ pub fn apply(
     links.sort_unstable();
     let written = started.elapsed();
     super::records::set_entities(tx, &links)?;
+    super::id_history::note_moves(tx, &moves)?;
     tracing::debug!(
         kind = kind.as_str(),
         clusters = clusters.len(),
@@ -414,6 +420,47 @@ pub fn apply(
         "entities written"
     );
     Ok(stats)
+}
+
+/// An issued id's standing: whether it is live (not merged away or withdrawn), and when it was
+/// first issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub live: bool,
+    pub created_at: String,
+}
+
+/// The standing of each of `ids` that was ever issued.
+pub fn standing(conn: &Connection, ids: &[&str]) -> Result<HashMap<String, Standing>> {
+    let mut st = conn.prepare_cached(
+        "SELECT deleted_at IS NULL AND merged_into IS NULL, created_at FROM entities WHERE id = ?1",
+    )?;
+    let mut out = HashMap::new();
+    for id in ids {
+        if let Some(s) = st
+            .query_row(params![id], |r| {
+                Ok(Standing {
+                    live: r.get(0)?,
+                    created_at: r.get(1)?,
+                })
+            })
+            .optional()?
+        {
+            out.insert((*id).to_string(), s);
+        }
+    }
+    Ok(out)
+}
+
+/// One entity's published JSON, if it is live.
+pub fn live_body(conn: &Connection, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT body FROM entities WHERE id = ?1 AND deleted_at IS NULL AND merged_into IS NULL",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// What a lookup by id found.
@@ -438,21 +485,34 @@ pub fn get(conn: &Connection, kind: RecordKind, id: &str) -> Result<Lookup> {
         None => Lookup::NotFound,
         Some((_, _, Some(into))) => {
             // Follow a chain of merges (a→b, b→c) to the live survivor, bounded against cycles.
+            // A chain ending at a withdrawn entity is withdrawn: never a redirect to a 410.
             let mut target = into;
+            let mut gone = false;
             for _ in 0..16 {
-                let next: Option<Option<String>> = conn
+                let next: Option<(Option<String>, bool)> = conn
                     .query_row(
-                        "SELECT merged_into FROM entities WHERE id = ?1",
+                        "SELECT merged_into, deleted_at IS NOT NULL FROM entities WHERE id = ?1",
                         params![target],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
                 match next {
-                    Some(Some(n)) => target = n,
-                    _ => break,
+                    Some((Some(n), _)) => target = n,
+                    Some((None, deleted)) => {
+                        gone = deleted;
+                        break;
+                    }
+                    None => {
+                        gone = true;
+                        break;
+                    }
                 }
             }
-            Lookup::MergedInto(target)
+            if gone {
+                Lookup::Deleted
+            } else {
+                Lookup::MergedInto(target)
+            }
         }
         Some((_, Some(_), None)) => Lookup::Deleted,
         Some((body, None, None)) => Lookup::Found(body),

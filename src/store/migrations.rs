@@ -237,6 +237,20 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (partner_id, feed_key, day)
     );
     "#,
+    // 11: the canonical ids each record held before it moved to another, oldest first, so a
+    // record split off again (an admin's merge undone, a bridging record gone) takes back the
+    // id it came with instead of a new one.
+    r#"
+    CREATE TABLE record_id_history (
+        seq        INTEGER PRIMARY KEY,
+        row_id     INTEGER NOT NULL,
+        entity_id  TEXT NOT NULL,
+        UNIQUE (row_id, entity_id)
+    );
+    -- Which admin merge (`POST /admin/merge`) made a "same" decision, so a split can undo that
+    -- merge and no other; null for decisions from the review queue.
+    ALTER TABLE match_decisions ADD COLUMN merge_id INTEGER;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

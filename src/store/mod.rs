@@ -6,6 +6,7 @@
 pub mod block_keys;
 pub mod entities;
 pub mod guard;
+pub mod id_history;
 mod migrations;
 pub mod records;
 pub mod review;
