@@ -281,8 +281,19 @@ pub struct Config {
     pub admin: AdminConfig,
     pub scheduler: SchedulerConfig,
     pub dedupe: crate::dedupe::Settings,
+    pub sync: SyncConfig,
     pub partners: Vec<Partner>,
 }
+
+/// `[sync]`: partner lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Days a partner's records stay published after its `[[partners]]` block is removed.
+    pub removed_partner_grace_days: u32,
+}
+
+/// Default of `sync.removed_partner_grace_days`.
+pub const DEFAULT_REMOVED_PARTNER_GRACE_DAYS: i64 = 7;
 
 impl Config {
     pub fn partner(&self, id: &str) -> Option<&Partner> {
@@ -306,7 +317,15 @@ struct RawConfig {
     #[serde(default)]
     dedupe: RawDedupe,
     #[serde(default)]
+    sync: RawSync,
+    #[serde(default)]
     partners: Vec<RawPartner>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    removed_partner_grace_days: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -676,6 +695,18 @@ fn validate(
         event_tolerance_secs: tolerance.clamp(0, 24 * 60) * 60,
     };
 
+    let grace = bounded(
+        problems,
+        "sync.removed_partner_grace_days",
+        raw.sync.removed_partner_grace_days,
+        DEFAULT_REMOVED_PARTNER_GRACE_DAYS,
+        0..=3650,
+        "days",
+    );
+    let sync = SyncConfig {
+        removed_partner_grace_days: grace as u32,
+    };
+
     if raw.partners.is_empty() {
         push(
             problems,
@@ -1003,6 +1034,7 @@ fn validate(
             max_concurrent,
         },
         dedupe,
+        sync,
         partners,
     })
 }

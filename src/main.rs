@@ -17,6 +17,9 @@ use tributary::server::{self, AppState};
 use tributary::store::{runs, Store, StoreError};
 use tributary::sync::{Outcome, SyncContext, SyncOptions};
 
+#[path = "cli/partner.rs"]
+mod partner_cmd;
+
 // Syncs allocate and free millions of small values on several threads at once; under the system
 // allocator the same syncs took 15% longer (docs/benchmarks.md, with the memory trade-off).
 #[global_allocator]
@@ -88,6 +91,11 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// Partner lifecycle: `partner purge ID [--force]` withdraws a removed partner's records now
+    Partner {
+        #[command(subcommand)]
+        action: PartnerAction,
+    },
     /// Write the merged data to a file or stdout
     Export {
         #[arg(long, value_enum)]
@@ -97,6 +105,17 @@ enum Command {
         /// Output file (default: stdout)
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartnerAction {
+    /// Withdraw a removed partner's records at once instead of after the grace period
+    Purge {
+        id: String,
+        /// Confirm the withdrawal (the mass-deletion guard holds it otherwise)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -169,6 +188,9 @@ fn main() -> ExitCode {
                 wait,
             } => resync(config, address_file, partners, full, force, wait).await,
             Command::Export { kind, format, out } => export(config, kind, format, out),
+            Command::Partner {
+                action: PartnerAction::Purge { id, force },
+            } => partner_cmd::purge(&config, &id, force),
         }
     });
     // A sync's blocking work still running when `run` returns (after SIGTERM's grace) is left
@@ -213,7 +235,10 @@ fn init_logging(format: LogFormat) {
 
 fn open_store(config: &Config) -> anyhow::Result<Arc<Store>> {
     let store = Store::open(&config.store.path)?;
-    store.upsert_partners(&config.partners)?;
+    store.register_partners(
+        &config.partners,
+        Some(config.sync.removed_partner_grace_days),
+    )?;
     Ok(Arc::new(store))
 }
 
@@ -443,7 +468,9 @@ fn reload(
             tracing::warn!(key = what, "this setting changes only on restart");
         }
     }
-    if let Err(e) = store.upsert_partners(&new.partners) {
+    if let Err(e) =
+        store.register_partners(&new.partners, Some(new.sync.removed_partner_grace_days))
+    {
         tracing::error!(error = %e, "config reload refused: cannot record partners");
         return;
     }

@@ -388,3 +388,37 @@ fn write_resolution(
     );
     Ok(stats)
 }
+
+/// Withdraws every record of `partner` at once (`tributary partner purge`) and re-resolves
+/// the kinds it leaves: entities it alone stood behind are deleted (tombstones in the change
+/// feeds, CANCELLED in calendars), the others are rebuilt from the partners that remain.
+pub fn withdraw_partner(
+    tx: &Transaction,
+    partner: &str,
+    settings: &dedupe::Settings,
+    now: DateTime<Utc>,
+) -> Result<store::withdrawal::Withdrawn, StoreError> {
+    let withdrawn = store::withdrawal::withdraw(tx, partner, now)?;
+    resolve_pending(tx, settings, now)?;
+    Ok(withdrawn)
+}
+
+/// Resolves the kinds marked as awaiting resolution, and clears their marks.
+pub fn resolve_pending(
+    tx: &Transaction,
+    settings: &dedupe::Settings,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let kinds: Vec<String> = tx
+        .prepare("SELECT kind FROM dirty_kinds ORDER BY kind")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for kind in kinds.iter().filter_map(|k| RecordKind::parse(k)) {
+        resolve_kind(tx, kind, settings, now)?;
+        tx.execute(
+            "DELETE FROM dirty_kinds WHERE kind = ?1",
+            rusqlite::params![kind.as_str()],
+        )?;
+    }
+    Ok(())
+}

@@ -675,6 +675,8 @@ fn apply(
         all_rejections.extend(rejections);
     }
     counts.rejected = all_rejections.len();
+    // Removed partners whose grace period ran out are withdrawn with the kinds resolved below.
+    store::withdrawal::withdraw_due(&tx, now)?;
     let mut resolved = false;
     if defer {
         // Another sync is on its way: resolving every live record now would be redone in a

@@ -73,12 +73,18 @@ fn filter(p: &HashMap<String, String>) -> Filter {
 
 fn check_partner(state: &AppState, f: &Filter) -> Result<(), ApiError> {
     match &f.partner {
-        Some(p) if state.config().partner(p).is_none() => Err(ApiError::bad_param(
-            "partner",
-            format!("{p:?} is not a configured partner"),
-        )),
+        Some(p) if state.config().partner(p).is_none() && known_partner(state, p).is_none() => Err(
+            ApiError::bad_param("partner", format!("{p:?} is not a configured partner")),
+        ),
         _ => Ok(()),
     }
+}
+
+/// The name of a partner the store knows though the config no longer lists it (removed: its
+/// records are published through the grace period, then withdrawn).
+fn known_partner(state: &AppState, id: &str) -> Option<String> {
+    let conn = state.store.reader().ok()?;
+    crate::store::withdrawal::known(&conn, id).ok().flatten()
 }
 
 fn window(
@@ -664,10 +670,13 @@ pub async fn partner_calendar(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let config = state.config();
-    let Some(partner) = config.partner(&id) else {
+    let Some(name) = config
+        .partner(&id)
+        .map(|p| p.name.clone())
+        .or_else(|| known_partner(&state, &id))
+    else {
         return Err(ApiError::not_found(format!("no partner with id {id}")));
     };
-    let name = partner.name.clone();
     let mut f = filter(&p);
     f.partner = Some(id);
     render_calendar(state, headers, p, f, name, "/partners/{id}/calendar.ics").await

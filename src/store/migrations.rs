@@ -251,6 +251,13 @@ const STEPS: &[&str] = &[
     -- merge and no other; null for decisions from the review queue.
     ALTER TABLE match_decisions ADD COLUMN merge_id INTEGER;
     "#,
+    // 12: a partner's lifecycle: when its `[[partners]]` block went from the config, when its
+    // records are due to be withdrawn (after the grace period), and when they were.
+    r#"
+    ALTER TABLE partners ADD COLUMN removed_at TEXT;
+    ALTER TABLE partners ADD COLUMN withdraw_after TEXT;
+    ALTER TABLE partners ADD COLUMN withdrawn_at TEXT;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -11,6 +11,7 @@ mod migrations;
 pub mod records;
 pub mod review;
 pub mod runs;
+pub mod withdrawal;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -384,6 +385,16 @@ impl Store {
 
     /// Registers the configured partners (name, priority) so queries and survivorship can use them.
     pub fn upsert_partners(&self, partners: &[crate::config::Partner]) -> Result<()> {
+        self.register_partners(partners, None)
+    }
+
+    /// [`Store::upsert_partners`], and notes the partners no longer configured: their records
+    /// are withdrawn `grace_days` after (see [`withdrawal`]). `None`: the default grace.
+    pub fn register_partners(
+        &self,
+        partners: &[crate::config::Partner],
+        grace_days: Option<u32>,
+    ) -> Result<()> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         {
@@ -395,6 +406,12 @@ impl Store {
                 st.execute(rusqlite::params![p.id.as_str(), p.name, p.priority])?;
             }
         }
+        let ids: Vec<&str> = partners.iter().map(|p| p.id.as_str()).collect();
+        let grace = grace_days.unwrap_or(crate::config::DEFAULT_REMOVED_PARTNER_GRACE_DAYS as u32);
+        let now = chrono::Utc::now();
+        withdrawal::note_configured(&tx, &ids, grace, now)?;
+        // Due withdrawals are marked for the next resolution (at start, and at every sync).
+        withdrawal::withdraw_due(&tx, now)?;
         tx.commit()?;
         Ok(())
     }
