@@ -246,8 +246,23 @@ fn purge_withdraws_at_once_behind_the_guard() {
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
     assert_eq!(live(&env), 3);
 
+    // As if beta's server had sent validators: a withdrawal must forget them.
+    db(&env)
+        .execute(
+            "UPDATE feeds SET etag = '\"v1\"' WHERE partner_id = 'beta'",
+            [],
+        )
+        .unwrap();
     let out = env.cmd(&["partner", "purge", "beta", "--force"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let validators: i64 = db(&env)
+        .query_row(
+            "SELECT COUNT(*) FROM feeds WHERE partner_id = 'beta' AND etag IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(validators, 0, "a re-added partner's feeds are read whole");
     assert!(
         stdout(&out).contains("withdrew 2 organisations and 1 events"),
         "{}",
@@ -259,7 +274,14 @@ fn purge_withdraws_at_once_behind_the_guard() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed["Hull Food Bank"].1, 1);
     assert!(event_ids(&daemon.base, "").is_empty());
-    daemon.stop();
+    assert_eq!(daemon.stop(), Some(0));
+
+    // Configured again, the partner's next sync brings its records back (its feeds are read
+    // whole, not answered 304 from before the withdrawal).
+    rewrite(&env, &format!("{}{}", alpha(&a), beta(&b)));
+    let out = env.cmd(&["sync", "beta"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(live(&env), 3);
 }
 
 #[test]

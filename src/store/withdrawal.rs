@@ -107,6 +107,16 @@ pub fn withdraw(tx: &Transaction, partner: &str, now: DateTime<Utc>) -> Result<W
             params![kind],
         )?;
     }
+    // Configured again later, the partner's feeds must be read whole: a 304 or a resumed
+    // cursor would leave its withdrawn records withdrawn.
+    tx.execute(
+        "UPDATE feeds SET etag = NULL, last_modified = NULL, cursor = NULL WHERE partner_id = ?1",
+        params![partner],
+    )?;
+    tx.execute(
+        "DELETE FROM feed_high_water WHERE partner_id = ?1",
+        params![partner],
+    )?;
     tx.execute(
         "UPDATE partners SET withdrawn_at = ?2, removed_at = COALESCE(removed_at, ?2),
              withdraw_after = COALESCE(withdraw_after, ?2)
