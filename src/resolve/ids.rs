@@ -105,8 +105,14 @@ pub fn settle(
     let mut used: HashSet<String> = owned.iter().flatten().cloned().collect();
 
     // Survivors: the longest-standing id; ties keep the engine's order.
-    let all: Vec<&str> = used.iter().map(String::as_str).collect();
-    let standing = entities::standing(tx, &all)?;
+    // Only ids competing for one cluster are looked up: a full resolution owns one per cluster.
+    let competing: Vec<&str> = owned
+        .iter()
+        .filter(|l| l.len() > 1)
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let standing = entities::standing(tx, &competing)?;
     for (ci, list) in owned.iter_mut().enumerate() {
         if list.len() < 2 {
             continue;
