@@ -148,14 +148,16 @@ fn removed_partner_kept_through_grace_then_withdrawn() {
     assert_eq!(event_ids(&base, "&partner=beta"), vec![walk.clone()]);
     assert_eq!(status_of(&base, "/partners/beta/calendar.ics"), 200);
     assert_eq!(status_of(&base, "/v1/organisations?partner=nobody"), 400);
-    let removed: Option<String> = db(&env)
+    let (removed, due): (String, String) = db(&env)
         .query_row(
-            "SELECT removed_at FROM partners WHERE id = 'beta'",
+            "SELECT removed_at, withdraw_after FROM partners WHERE id = 'beta'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert!(removed.is_some(), "the removal is dated");
+    let days = chrono::DateTime::parse_from_rfc3339(&due).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(&removed).unwrap();
+    assert_eq!(days.num_days(), 7, "the default grace period");
     assert_eq!(daemon.stop(), Some(0));
 
     // A restart after the grace period (here configured as none) withdraws beta's records.
