@@ -67,6 +67,21 @@ pub enum DateItem {
     Date(NaiveDate),
     /// A DATE-TIME, resolved to an instant.
     At(DateTime<Utc>),
+    /// An RDATE PERIOD: an occurrence with its own length (RFC 5545 3.3.9), not the series'.
+    Period {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+}
+
+impl DateItem {
+    /// The instant an RDATE/EXDATE item starts at, for a DATE-TIME or PERIOD.
+    pub fn instant(&self) -> Option<DateTime<Utc>> {
+        match self {
+            DateItem::At(t) | DateItem::Period { start: t, .. } => Some(*t),
+            DateItem::Date(_) => None,
+        }
+    }
 }
 
 /// A checked recurrence line.
@@ -91,14 +106,23 @@ impl Line {
                     .iter()
                     .filter_map(|i| match i {
                         DateItem::Date(d) => Some(d.format("%Y%m%d").to_string()),
-                        DateItem::At(_) => None,
+                        _ => None,
                     })
                     .collect();
                 let times: Vec<String> = items
                     .iter()
                     .filter_map(|i| match i {
-                        DateItem::At(t) => Some(t.format("%Y%m%dT%H%M%SZ").to_string()),
-                        DateItem::Date(_) => None,
+                        DateItem::At(t) => Some(utc_text(*t)),
+                        _ => None,
+                    })
+                    .collect();
+                let periods: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        DateItem::Period { start, end } => {
+                            Some(format!("{}/{}", utc_text(*start), utc_text(*end)))
+                        }
+                        _ => None,
                     })
                     .collect();
                 let mut out = Vec::new();
@@ -108,10 +132,90 @@ impl Line {
                 if !times.is_empty() {
                     out.push(format!("{name}:{}", times.join(",")));
                 }
+                if !periods.is_empty() {
+                    out.push(format!("{name};VALUE=PERIOD:{}", periods.join(",")));
+                }
                 out.join("\n")
             }
         }
     }
+}
+
+fn utc_text(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// An RFC 5545 DURATION (`PT2H`, `P1D`, `P1W`, `-PT15M`, `P1DT2H`), every step checked: a
+/// length past what a date can hold is `None`, never a panic.
+pub fn duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let s = s.strip_prefix(['P', 'p'])?;
+    let mut secs: i64 = 0;
+    let mut num: Option<i64> = None;
+    let mut in_time = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            'T' | 't' => in_time = true,
+            '0'..='9' => {
+                let d = i64::from(c as u8 - b'0');
+                num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(d)?);
+            }
+            unit => {
+                let n = num.take()?;
+                let unit_secs = match (unit.to_ascii_uppercase(), in_time) {
+                    ('W', false) => 7 * 86_400,
+                    ('D', false) => 86_400,
+                    ('H', true) => 3_600,
+                    ('M', true) => 60,
+                    ('S', true) => 1,
+                    _ => return None,
+                };
+                secs = secs.checked_add(n.checked_mul(unit_secs)?)?;
+                any = true;
+            }
+        }
+    }
+    if num.is_some() || !any {
+        return None;
+    }
+    // Past about 27,000 years no end date exists; refuse long before chrono would panic.
+    if secs > 10_000 * 366 * 86_400 {
+        return None;
+    }
+    let d = Duration::try_seconds(secs)?;
+    Some(if neg { -d } else { d })
+}
+
+/// One PERIOD value, `start/end` or `start/duration`, with the list's zone.
+fn period(item: &str, tz: Tz) -> Result<DateItem, String> {
+    let (a, b) = item
+        .split_once('/')
+        .ok_or_else(|| format!("PERIOD {item:?} has no '/'"))?;
+    let DateItem::At(start) = date_time(a, tz)? else {
+        return Err(format!(
+            "PERIOD {item:?} starts with a date, not a date-time"
+        ));
+    };
+    let b = b.trim();
+    let end = if b.starts_with(['P', 'p', '+', '-']) {
+        duration(b)
+            .and_then(|d| start.checked_add_signed(d))
+            .filter(|e| e.year() <= 9999)
+            .ok_or_else(|| format!("PERIOD {item:?} has a length no date can hold"))?
+    } else {
+        date_time(b, tz)?
+            .instant()
+            .ok_or_else(|| format!("PERIOD {item:?} ends with a date, not a date-time"))?
+    };
+    if end < start {
+        return Err(format!("PERIOD {item:?} ends before it starts"));
+    }
+    Ok(DateItem::Period { start, end })
 }
 
 /// A local wall-clock time in `tz`: the first of a repeated hour, and a time the clocks skip
@@ -239,13 +343,15 @@ pub fn parse_line(
             }
             let mut items = Vec::new();
             for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-                // A PERIOD keeps its start: the occurrence happens then (its own length is lost,
-                // the series' duration applies).
-                let item = match kind.as_deref() {
-                    Some("PERIOD") => item.split_once('/').map_or(item, |(s, _)| s),
-                    _ => item,
-                };
-                let mut d = date_time(item, tz).map_err(|e| format!("{name}: {e}"))?;
+                let mut d = match kind.as_deref() {
+                    // An EXDATE names occurrences by their start only.
+                    Some("PERIOD") if name == "EXDATE" => {
+                        date_time(item.split_once('/').map_or(item, |(s, _)| s), tz)
+                    }
+                    Some("PERIOD") => period(item, tz),
+                    _ => date_time(item, tz),
+                }
+                .map_err(|e| format!("{name}: {e}"))?;
                 if let (DateItem::Date(day), false, false) = (d, anchor.all_day, name == "EXDATE") {
                     // An RDATE of a day on a timed series happens at the series' time of day.
                     let t = anchor.start.with_timezone(&anchor.tz).time();
@@ -291,7 +397,7 @@ fn rule(value: &str, anchor: &Anchor) -> Result<Option<Line>, String> {
             "FREQ" => freq = Some(v.trim().to_ascii_uppercase()),
             "UNTIL" => {
                 until = Some(match date_time(v, anchor.tz)? {
-                    DateItem::At(t) => t,
+                    DateItem::At(t) | DateItem::Period { start: t, .. } => t,
                     DateItem::Date(d) => {
                         local_instant(anchor.tz, d.and_hms_opt(23, 59, 59).unwrap_or_default())
                             .ok_or("UNTIL has no such local time")?
@@ -360,14 +466,30 @@ pub fn normalise(
 }
 
 /// Occurrence starts of `event`'s own lines between `after` and `before` (exclusive), at most
-/// `limit`. The rule is restarted near the window (whole periods, so its phase is kept) rather
-/// than walked from a start decades back; a line that cannot be read is skipped.
+/// `limit`; see [`occurrences_between`].
 pub fn starts_between(
     event: &Event,
     after: DateTime<Utc>,
     before: DateTime<Utc>,
     limit: usize,
 ) -> Vec<DateTime<FixedOffset>> {
+    occurrences_between(event, after, before, limit)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect()
+}
+
+/// Occurrences (start, end) of `event`'s own lines between `after` and `before` (exclusive),
+/// at most `limit`. The rule is restarted near the window (whole periods, so its phase is kept)
+/// rather than walked from a start decades back; a line that cannot be read is skipped. An RDATE
+/// PERIOD keeps its own end; an all-day series lasts the same number of days each time (a day
+/// with a clock change is 23 or 25 hours); a timed one the exact length of the first.
+pub fn occurrences_between(
+    event: &Event,
+    after: DateTime<Utc>,
+    before: DateTime<Utc>,
+    limit: usize,
+) -> Vec<(DateTime<FixedOffset>, Option<DateTime<FixedOffset>>)> {
     let anchor = Anchor::of(event);
     let mut rules = Vec::new();
     let mut rdates = Vec::new();
@@ -389,15 +511,16 @@ pub fn starts_between(
     let tz = anchor.tz;
     let excluded = |t: DateTime<Utc>| {
         exdates.iter().any(|x| match x {
-            DateItem::At(a) => *a == t,
             DateItem::Date(d) => t.with_timezone(&tz).date_naive() == *d,
+            other => other.instant() == Some(t),
         })
     };
-    let mut out: Vec<DateTime<Utc>> = Vec::new();
+    // Each start with the end its RDATE PERIOD gives, if any.
+    let mut out: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
     let first = event.start.with_timezone(&Utc);
     // The start is the first occurrence (RFC 5545 3.8.5.3), whether or not the rule matches it.
     if first > after && first < before {
-        out.push(first);
+        out.push((first, None));
     }
     let cap = limit.saturating_add(exdates.len()).min(u16::MAX as usize) as u16;
     for r in &rules {
@@ -412,29 +535,64 @@ pub fn starts_between(
             res.dates
                 .into_iter()
                 .map(|d| d.with_timezone(&Utc))
-                .filter(|d| *d >= first),
+                .filter(|d| *d >= first)
+                .map(|d| (d, None)),
         );
     }
     for d in rdates {
-        let t = match d {
-            DateItem::At(t) => t,
+        let (t, own_end) = match d {
+            DateItem::At(t) => (t, None),
+            DateItem::Period { start, end } => (start, Some(end)),
             DateItem::Date(day) => {
                 match local_instant(tz, day.and_hms_opt(0, 0, 0).unwrap_or_default()) {
-                    Some(t) => t,
+                    Some(t) => (t, None),
                     None => continue,
                 }
             }
         };
         if t > after && t < before {
-            out.push(t);
+            out.push((t, own_end));
         }
     }
-    out.sort();
-    out.dedup();
-    out.retain(|t| !excluded(*t));
+    // A start listed twice keeps the one with its own (PERIOD) end.
+    out.sort_by_key(|(t, end)| (*t, end.is_none()));
+    out.dedup_by_key(|(t, _)| *t);
+    out.retain(|(t, _)| !excluded(*t));
     out.truncate(limit);
-    let offset_of = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
-    out.into_iter().map(offset_of).collect()
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
+    out.into_iter()
+        .map(|(t, own_end)| {
+            let end = match own_end {
+                Some(e) => Some(local(e)),
+                None => series_end(event, tz, local(t)),
+            };
+            (local(t), end)
+        })
+        .collect()
+}
+
+/// The end of the occurrence starting at `start`: as many local days on as the first lasts for
+/// an all-day series, else the first's exact length on.
+fn series_end(
+    event: &Event,
+    tz: Tz,
+    start: DateTime<FixedOffset>,
+) -> Option<DateTime<FixedOffset>> {
+    let end = event.end?;
+    let length = end - event.start;
+    let local_end = end.with_timezone(&tz);
+    if event.all_day && local_end.time() == chrono::NaiveTime::MIN {
+        let days =
+            (local_end.date_naive() - event.start.with_timezone(&tz).date_naive()).num_days();
+        let day = start
+            .with_timezone(&tz)
+            .date_naive()
+            .checked_add_signed(Duration::try_days(days)?)?;
+        if let Some(t) = day.and_hms_opt(0, 0, 0).and_then(|n| local_instant(tz, n)) {
+            return Some(t.with_timezone(&tz).fixed_offset());
+        }
+    }
+    start.checked_add_signed(length)
 }
 
 /// A later start for `rule` a whole number of its periods on, just before `after`, so expansion
@@ -587,5 +745,85 @@ mod tests {
         assert!(line("RRULE:FREQ=MINUTELY")
             .unwrap_err()
             .contains("MINUTELY"));
+    }
+
+    #[test]
+    fn an_rdate_period_keeps_its_own_length() {
+        let mut e = series(
+            "2027-06-01T09:00:00+01:00",
+            "Europe/London",
+            "RRULE:FREQ=DAILY;COUNT=2",
+        );
+        e.end = Some(DateTime::parse_from_rfc3339("2027-06-01T10:00:00+01:00").unwrap());
+        let z = |n: &str| zone(n);
+        let a = Anchor::of(&e);
+        let line = parse_line(
+            "RDATE;VALUE=PERIOD:20270610T080000Z/20270610T113000Z,20270611T080000Z/PT15M",
+            &a,
+            &z,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            line.to_line(),
+            "RDATE;VALUE=PERIOD:20270610T080000Z/20270610T113000Z,20270611T080000Z/20270611T081500Z"
+        );
+        e.recurrence.as_mut().unwrap().push(line.to_line());
+        let got: Vec<(String, String)> = occurrences_between(
+            &e,
+            utc("2027-05-01T00:00:00Z"),
+            utc("2027-07-01T00:00:00Z"),
+            10,
+        )
+        .into_iter()
+        .map(|(s, e)| (s.to_rfc3339(), e.unwrap().to_rfc3339()))
+        .collect();
+        let want = [
+            ("2027-06-01T09:00:00+01:00", "2027-06-01T10:00:00+01:00"),
+            ("2027-06-02T09:00:00+01:00", "2027-06-02T10:00:00+01:00"),
+            ("2027-06-10T09:00:00+01:00", "2027-06-10T12:30:00+01:00"),
+            ("2027-06-11T09:00:00+01:00", "2027-06-11T09:15:00+01:00"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(parse_line(
+            "RDATE;VALUE=PERIOD:20270610T080000Z/20270609T080000Z",
+            &a,
+            &z
+        )
+        .unwrap_err()
+        .contains("before"));
+    }
+
+    #[test]
+    fn an_all_day_series_ends_a_day_later_across_a_clock_change() {
+        let mut e = series(
+            "2027-03-27T00:00:00+00:00",
+            "Europe/London",
+            "RRULE:FREQ=DAILY;COUNT=3",
+        );
+        e.all_day = true;
+        e.end = Some(DateTime::parse_from_rfc3339("2027-03-28T00:00:00+00:00").unwrap());
+        let got: Vec<String> = occurrences_between(
+            &e,
+            utc("2027-03-01T00:00:00Z"),
+            utc("2027-04-01T00:00:00Z"),
+            10,
+        )
+        .into_iter()
+        .map(|(_, e)| e.unwrap().to_rfc3339())
+        .collect();
+        // 28 March has 23 hours: its occurrence still ends at the next local midnight.
+        assert_eq!(
+            got,
+            [
+                "2027-03-28T00:00:00+00:00",
+                "2027-03-29T00:00:00+01:00",
+                "2027-03-30T00:00:00+01:00"
+            ]
+        );
     }
 }

@@ -276,51 +276,7 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
     localise(n).map(|t| (t, false))
 }
 
-/// An RFC 5545 DURATION (`PT2H`, `P1D`, `P1W`, `-PT15M`, `P1DT2H`), every step checked: a
-/// length past what a date can hold is `None`, never a panic.
-pub fn duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let s = s.strip_prefix(['P', 'p'])?;
-    let mut secs: i64 = 0;
-    let mut num: Option<i64> = None;
-    let mut in_time = false;
-    let mut any = false;
-    for c in s.chars() {
-        match c {
-            'T' | 't' => in_time = true,
-            '0'..='9' => {
-                let d = i64::from(c as u8 - b'0');
-                num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(d)?);
-            }
-            unit => {
-                let n = num.take()?;
-                let unit_secs = match (unit.to_ascii_uppercase(), in_time) {
-                    ('W', false) => 7 * 86_400,
-                    ('D', false) => 86_400,
-                    ('H', true) => 3_600,
-                    ('M', true) => 60,
-                    ('S', true) => 1,
-                    _ => return None,
-                };
-                secs = secs.checked_add(n.checked_mul(unit_secs)?)?;
-                any = true;
-            }
-        }
-    }
-    if num.is_some() || !any {
-        return None;
-    }
-    // Past about 27,000 years no end date exists; refuse long before chrono would panic.
-    if secs > 10_000 * 366 * 86_400 {
-        return None;
-    }
-    let d = Duration::try_seconds(secs)?;
-    Some(if neg { -d } else { d })
-}
+pub use crate::recurrence::duration;
 
 fn first_url(text: &str, hosts: &[&str]) -> Option<String> {
     text.split(|c: char| {
