@@ -38,6 +38,10 @@ struct Read {
     uid: Option<String>,
     recurrence_id: Option<DateTime<FixedOffset>>,
     updated_at: Option<DateTime<FixedOffset>>,
+    /// SEQUENCE (RFC 5545 3.8.7.4; absent is 0): which revision of the UID this is.
+    sequence: i64,
+    /// DTSTAMP, else LAST-MODIFIED: orders copies of one revision.
+    stamp: Option<DateTime<FixedOffset>>,
     event: Event,
     warnings: Vec<String>,
 }
@@ -128,10 +132,19 @@ fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
     let uid = prop(comp, "UID")
         .map(|p| p.val.as_str().trim().to_string())
         .filter(|u| !u.is_empty());
+    let sequence = prop(comp, "SEQUENCE")
+        .and_then(|p| p.val.as_str().trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let stamp = prop(comp, "DTSTAMP")
+        .and_then(|p| time(p, zones).ok())
+        .map(|(t, _)| t)
+        .or(updated_at);
     Ok(Read {
         uid,
         recurrence_id,
         updated_at,
+        sequence,
+        stamp,
         event,
         warnings,
     })
@@ -150,11 +163,15 @@ fn derived_uid(e: &Event) -> String {
 type Stamp = Option<DateTime<FixedOffset>>;
 
 /// Masters become records; each override joins its master's series, or (master absent) lands as
-/// an event of its own.
+/// an event of its own. A UID given several masters is read as RFC 5546 does: the highest
+/// SEQUENCE is the current revision and older ones are superseded; copies of one revision (the
+/// same start and title) are one event, the latest DTSTAMP winning; masters of the current
+/// revision with different starts or titles are different events a publisher gave one UID, each
+/// kept under a derived id (`UID#start`).
 fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
     let mut order: Vec<String> = Vec::new();
-    let mut masters: HashMap<String, (Event, Option<DateTime<FixedOffset>>)> = HashMap::new();
-    let mut overrides: Vec<(String, DateTime<FixedOffset>, Event, Stamp)> = Vec::new();
+    let mut by_uid: HashMap<String, Vec<Read>> = HashMap::new();
+    let mut overrides: Vec<(String, Read)> = Vec::new();
     for r in reads {
         let uid = r.uid.clone().unwrap_or_else(|| derived_uid(&r.event));
         for w in &r.warnings {
@@ -164,22 +181,48 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             });
         }
         match r.recurrence_id {
-            Some(rid) => overrides.push((uid, rid, r.event, r.updated_at)),
+            Some(_) => overrides.push((uid, r)),
             None => {
-                if masters.contains_key(&uid) {
-                    feed.rejections.push(Rejection {
-                        source_id: Some(uid),
-                        reason: "duplicate UID in this calendar".into(),
-                    });
-                    continue;
+                let list = by_uid.entry(uid.clone()).or_default();
+                if list.is_empty() {
+                    order.push(uid);
                 }
-                order.push(uid.clone());
-                masters.insert(uid, (r.event, r.updated_at));
+                list.push(r);
             }
         }
     }
-    let mut singles = Vec::new();
-    for (uid, rid, ev, updated) in overrides {
+    // Each UID's masters resolved to the records kept, the first under the UID itself.
+    let mut masters: HashMap<String, (Event, Stamp)> = HashMap::new();
+    let mut extra_ids: HashMap<String, Vec<String>> = HashMap::new();
+    for uid in &order {
+        let Some(list) = by_uid.remove(uid) else {
+            continue;
+        };
+        let kept = current_revision(uid, list);
+        let mut ids = Vec::new();
+        for (i, r) in kept.into_iter().enumerate() {
+            let id = if i == 0 {
+                uid.clone()
+            } else {
+                let mut id = format!("{uid}#{}", r.event.start.to_rfc3339());
+                if masters.contains_key(&id) {
+                    id = format!("{id}#{}", derived_uid(&r.event));
+                }
+                id
+            };
+            if i > 0 {
+                ids.push(id.clone());
+            }
+            masters.insert(id, (r.event, r.updated_at));
+        }
+        extra_ids.insert(uid.clone(), ids);
+    }
+    // A later SEQUENCE of the same occurrence is applied last, so it wins.
+    overrides.sort_by_key(|(_, r)| r.sequence);
+    let mut singles: Vec<(String, Event, Stamp)> = Vec::new();
+    for (uid, r) in overrides {
+        let Some(rid) = r.recurrence_id else { continue };
+        let ev = r.event;
         match masters.get_mut(&uid) {
             Some((master, _)) if master.recurrence.is_some() => {
                 master.overrides.retain(|o| o.recurrence_id != rid);
@@ -197,18 +240,52 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             }
             // A single event's override of its own start replaces it.
             Some((master, _)) if master.start == rid => *master = ev,
-            _ => singles.push((format!("{uid}#{}", rid.to_rfc3339()), ev, updated)),
+            _ => {
+                let id = format!("{uid}#{}", rid.to_rfc3339());
+                singles.retain(|(i, _, _)| *i != id);
+                singles.push((id, ev, r.updated_at));
+            }
         }
     }
     for uid in order {
-        if let Some((mut ev, updated_at)) = masters.remove(&uid) {
-            ev.overrides.sort_by_key(|o| o.recurrence_id);
-            feed.records.push(record(uid, ev, updated_at));
+        let ids = extra_ids.remove(&uid).unwrap_or_default();
+        for id in std::iter::once(uid).chain(ids) {
+            if let Some((mut ev, updated_at)) = masters.remove(&id) {
+                ev.overrides.sort_by_key(|o| o.recurrence_id);
+                feed.records.push(record(id, ev, updated_at));
+            }
         }
     }
     for (id, ev, updated_at) in singles {
         feed.records.push(record(id, ev, updated_at));
     }
+}
+
+/// The masters of one UID that stand: the highest SEQUENCE only, one per start and title (the
+/// latest DTSTAMP of identical copies, else the first), in file order.
+fn current_revision(uid: &str, list: Vec<Read>) -> Vec<Read> {
+    let newest = list.iter().map(|r| r.sequence).max().unwrap_or(0);
+    let superseded = list.iter().filter(|r| r.sequence < newest).count();
+    if superseded > 0 {
+        tracing::debug!(
+            uid,
+            superseded,
+            sequence = newest,
+            "older revisions superseded"
+        );
+    }
+    let mut kept: Vec<Read> = Vec::new();
+    for r in list.into_iter().filter(|r| r.sequence == newest) {
+        let same = kept
+            .iter()
+            .position(|k| k.event.start == r.event.start && k.event.title == r.event.title);
+        match same {
+            Some(i) if r.stamp > kept[i].stamp => kept[i] = r,
+            Some(_) => {}
+            None => kept.push(r),
+        }
+    }
+    kept
 }
 
 fn record(source_id: String, ev: Event, updated_at: Option<DateTime<FixedOffset>>) -> SourceRecord {
@@ -583,5 +660,39 @@ mod tests {
         assert!(parse(b"<!DOCTYPE html><html><body>Service Unavailable</body></html>").is_err());
         assert!(parse(&[0xff, 0xfe, 0x00, 0x42]).is_err());
         assert!(parse(b"").is_err());
+    }
+
+    #[test]
+    fn a_repeated_uid_is_a_revision_a_copy_or_another_event() {
+        let feed = parse(cal(concat!(
+            // Revisions: SEQUENCE 2 supersedes 1, wherever it stands in the file.
+            "BEGIN:VEVENT\r\nUID:rev\r\nSEQUENCE:2\r\nDTSTART:20270102T100000Z\r\nSUMMARY:Moved\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:rev\r\nSEQUENCE:1\r\nDTSTART:20270101T100000Z\r\nSUMMARY:Original\r\nEND:VEVENT\r\n",
+            // Copies of one revision: one event, the later DTSTAMP's text.
+            "BEGIN:VEVENT\r\nUID:copy\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20270105T100000Z\r\nSUMMARY:Copy\r\nDESCRIPTION:old\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:copy\r\nDTSTAMP:20260201T000000Z\r\nDTSTART:20270105T100000Z\r\nSUMMARY:Copy\r\nDESCRIPTION:new\r\nEND:VEVENT\r\n",
+            // A publisher giving every date of a run one UID: each date is an event.
+            "BEGIN:VEVENT\r\nUID:run\r\nDTSTART:20270110T100000Z\r\nSUMMARY:Run\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:run\r\nDTSTART:20270117T100000Z\r\nSUMMARY:Run\r\nEND:VEVENT\r\n",
+            // Two UID-less copies are one event.
+            "BEGIN:VEVENT\r\nDTSTART:20270120T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nDTSTART:20270120T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
+        let got: Vec<(&str, String, Option<String>)> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => (r.source_id.as_str(), e.title.clone(), e.description.clone()),
+                Payload::Organisation(_) => panic!("not an event"),
+            })
+            .collect();
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(got[0], ("rev", "Moved".into(), None));
+        assert_eq!(got[1], ("copy", "Copy".into(), Some("new".into())));
+        assert_eq!(got[2].0, "run");
+        assert_eq!(got[3].0, "run#2027-01-17T10:00:00+00:00");
+        assert!(got[4].0.starts_with("no-uid-"));
     }
 }
