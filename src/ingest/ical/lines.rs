@@ -109,6 +109,19 @@ fn fix_case(line: &str, colon: usize) -> String {
     format!("{name}{rest}")
 }
 
+/// Whether a line with a colon is a content line: its name is an RFC 5545 name (letters,
+/// digits, '-') and it is not a URL on a line of its own. Anything else ("Agenda: …",
+/// "https://…") is text pasted into a value that lost its folding.
+fn is_property(line: &str, colon: usize) -> bool {
+    let head = &line[..colon];
+    let name = head.split(';').next().unwrap_or("").trim();
+    let url = ["http", "https", "ftp"]
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s))
+        && line[colon + 1..].starts_with("//");
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !url
+}
+
 fn looks_like_name(line: &str) -> bool {
     let t = line.trim();
     !t.is_empty() && t.len() <= 40 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -137,7 +150,7 @@ pub fn scan(text: &str) -> Scan {
     // Where a VEVENT's END returns to: its calendar, or outside for a bare VEVENT.
     let mut event_parent_is_calendar = true;
     for raw in unfold(text) {
-        let Some(colon) = value_colon(&raw) else {
+        let Some(colon) = value_colon(&raw).filter(|&c| is_property(&raw, c)) else {
             // Pasted text that lost its fold continues the previous line; a bare word is junk.
             if last_was_content && !looks_like_name(&raw) {
                 let target = match at {
@@ -252,6 +265,16 @@ mod tests {
         );
         assert_eq!(s.events[1].lines, ["UID:b"]);
         assert_eq!(s.dropped, 2);
+        // Pasted text holding a colon, and a URL on its own line, continue the value too.
+        let pasted = "BEGIN:VEVENT\r\nUID:p\r\nDESCRIPTION:Agenda\r\nWe meet at 10: bring notes :)\r\nhttps://zoom.us/j/1\r\nSUMMARY:Team\r\nEND:VEVENT\r\n";
+        assert_eq!(
+            scan(pasted).events[0].lines,
+            [
+                "UID:p",
+                "DESCRIPTION:Agenda We meet at 10: bring notes :) https://zoom.us/j/1",
+                "SUMMARY:Team"
+            ]
+        );
         assert_eq!(decode(b"SUMMARY:Caf\xe9"), "SUMMARY:Café");
         assert_eq!(decode("SUMMARY:Café ü\u{ff}".as_bytes()), "SUMMARY:Café üÿ");
         let bare = "BEGIN:VEVENT\nUID:c\nEND:VEVENT\n";

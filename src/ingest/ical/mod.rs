@@ -389,8 +389,16 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
         None => Some(zones.default),
     };
-    let end = match (prop(comp, "DTEND"), prop(comp, "DURATION")) {
-        (Some(p), _) => Some(time(p, zones)?.0),
+    // An end that cannot be read loses the end, not the event: the start is what a listing needs.
+    let dtend = prop(comp, "DTEND").and_then(|p| match time(p, zones) {
+        Ok((t, _)) => Some(t),
+        Err(e) => {
+            warnings.push(format!("{e}; the end is dropped"));
+            None
+        }
+    });
+    let end = match (dtend, prop(comp, "DURATION")) {
+        (Some(t), _) => Some(t),
         (None, Some(d)) => {
             let text = d.val.as_str();
             let len = duration(text)
@@ -694,5 +702,34 @@ mod tests {
         assert_eq!(got[2].0, "run");
         assert_eq!(got[3].0, "run#2027-01-17T10:00:00+00:00");
         assert!(got[4].0.starts_with("no-uid-"));
+    }
+
+    #[test]
+    fn an_unreadable_end_loses_the_end_not_the_event() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:e1\r\nDTSTART:19970701T100000Z\r\nDTEND:19970701T1300Z\r\nSUMMARY:Short end\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:e2\r\nDTSTART;VALUE=DATE:19970701\r\nDTEND:None\r\nSUMMARY:No end\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 2, "{:?}", feed.rejections);
+        let ends: Vec<Option<DateTime<FixedOffset>>> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => e.end,
+                Payload::Organisation(_) => panic!("not an event"),
+            })
+            .collect();
+        assert_eq!(ends[0], None);
+        // An all-day event without a readable end lasts its day.
+        assert_eq!(
+            ends[1].map(|e| e.to_rfc3339()).as_deref(),
+            Some("1997-07-02T00:00:00+01:00")
+        );
+        assert_eq!(feed.rejections.len(), 2);
+        assert!(feed
+            .rejections
+            .iter()
+            .all(|r| r.reason.contains("end is dropped")));
     }
 }
