@@ -29,7 +29,51 @@ pub fn zone(name: &str) -> Option<Tz> {
             return Some(tz);
         }
     }
-    windows_zone(name)
+    // Old-style names with a dash for the slash ("US-Eastern", as libical's samples write).
+    if !name.contains('/') {
+        if let Some(tz) = name
+            .split_once('-')
+            .and_then(|(a, b)| format!("{a}/{b}").parse::<Tz>().ok())
+        {
+            return Some(tz);
+        }
+    }
+    offset_zone(name).or_else(|| windows_zone(name))
+}
+
+/// A fixed offset named as `UTC+11`, `GMT-3`, `UTC+05:00`: the whole-hour `Etc/GMT` zone (whose
+/// sign is POSIX's, the reverse). Other offsets have no IANA name.
+fn offset_zone(name: &str) -> Option<Tz> {
+    let upper = name.trim().to_ascii_uppercase();
+    let rest = upper
+        .strip_prefix("UTC")
+        .or_else(|| upper.strip_prefix("GMT"))?
+        .trim();
+    let (sign, digits) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (h, m) = match digits.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if digits.len() > 2 => digits.split_at(digits.len() - 2),
+        None => (digits, "0"),
+    };
+    let (h, m): (i32, i32) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+    if m != 0 || h > 14 {
+        return None;
+    }
+    if h == 0 {
+        return Some(chrono_tz::UTC);
+    }
+    format!("Etc/GMT{}{h}", if sign > 0 { '-' } else { '+' })
+        .parse()
+        .ok()
+}
+
+/// Text compared with CLDR's descriptions: accents folded ("Brasília"), case folded.
+fn folded(s: &str) -> String {
+    deunicode::deunicode(strip_utc_prefix(s)).to_lowercase()
 }
 
 fn windows_zone(name: &str) -> Option<Tz> {
@@ -40,15 +84,26 @@ fn windows_zone(name: &str) -> Option<Tz> {
     }
     // Outlook sometimes writes the display text ("(UTC+10:00) Canberra, Melbourne, Sydney") or
     // only its place list; match it against CLDR's descriptions, case-insensitively.
-    let wanted = strip_utc_prefix(name).to_lowercase();
+    let wanted = folded(name);
     if wanted.len() < 4 {
         return None;
     }
+    if let Some(w) = WindowsTimezone::iter()
+        .find(|w| folded(w.description()) == wanted || w.name().eq_ignore_ascii_case(name))
+    {
+        return w.tzdb_id().parse().ok();
+    }
+    // Older Windows display names carry more places after the current description
+    // ("Pacific Time (US & Canada), Tijuana"): the longest description the name begins with.
     WindowsTimezone::iter()
-        .find(|w| {
-            strip_utc_prefix(w.description()).to_lowercase() == wanted
-                || w.name().eq_ignore_ascii_case(name)
+        .filter(|w| {
+            let d = folded(w.description());
+            d.len() >= 8
+                && wanted
+                    .strip_prefix(&d)
+                    .is_some_and(|rest| rest.starts_with([',', ';']))
         })
+        .max_by_key(|w| w.description().len())
         .and_then(|w| w.tzdb_id().parse().ok())
 }
 
@@ -718,7 +773,20 @@ mod tests {
             zone("/freeassociation.sourceforge.net/Tzfile/America/Argentina/Buenos_Aires"),
             Some(chrono_tz::America::Argentina::Buenos_Aires)
         );
+        assert_eq!(zone("US-Eastern"), Some(chrono_tz::US::Eastern));
+        assert_eq!(zone("UTC+11"), Some(chrono_tz::Etc::GMTMinus11));
+        assert_eq!(zone("GMT-03:00"), Some(chrono_tz::Etc::GMTPlus3));
+        assert_eq!(zone("UTC+05:30"), None);
+        assert_eq!(
+            zone("(UTC-03:00) Brasília"),
+            Some(chrono_tz::America::Sao_Paulo)
+        );
+        assert_eq!(
+            zone("Pacific Time (US & Canada), Tijuana"),
+            Some(chrono_tz::America::Los_Angeles)
+        );
         assert_eq!(zone("Mars/Olympus"), None);
+        assert_eq!(zone("Western/Central Europe"), None);
     }
 
     #[test]

@@ -24,12 +24,37 @@ const FORMAT: &str = "ical";
 struct Zones {
     default: Tz,
     own: HashMap<String, Option<Tz>>,
+    /// TZIDs of the VEVENT being read that neither names nor a VTIMEZONE resolve.
+    unknown: std::cell::RefCell<Vec<String>>,
 }
 
 impl Zones {
-    fn resolve(&self, name: &str) -> Option<Tz> {
+    fn known(&self, name: &str) -> Option<Tz> {
         let name = name.trim().trim_matches('"');
         recurrence::zone(name).or_else(|| self.own.get(name).copied().flatten())
+    }
+
+    /// A TZID's zone. One nothing resolves is read as local time in the calendar's default
+    /// zone, as calendar clients read a TZID without definition, and the event says so.
+    fn resolve(&self, name: &str) -> Option<Tz> {
+        Some(self.known(name).unwrap_or_else(|| {
+            let mut unknown = self.unknown.borrow_mut();
+            if !unknown.iter().any(|u| u == name) {
+                unknown.push(name.to_string());
+            }
+            self.default
+        }))
+    }
+
+    /// Warnings for the unknown TZIDs met since the last call.
+    fn take_warnings(&self) -> Vec<String> {
+        let default = self.default.name();
+        std::mem::take(&mut *self.unknown.borrow_mut())
+            .into_iter()
+            .map(|n| {
+                format!("unknown time zone TZID={n:?} (no zone table names it, and no VTIMEZONE of the calendar matches a known zone); its times are read as local times in {default}")
+            })
+            .collect()
     }
 }
 
@@ -68,9 +93,13 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         .zones
         .iter()
         .filter(|z| recurrence::zone(&z.tzid).is_none())
-        .map(|z| (z.tzid.clone(), vtimezone::match_zone(z)))
+        .map(|z| (z.tzid.replace("\\,", ","), vtimezone::match_zone(z)))
         .collect();
-    let zones = Zones { default, own };
+    let zones = Zones {
+        default,
+        own,
+        unknown: Default::default(),
+    };
     let mut feed = ParsedFeed::default();
     let mut reads = Vec::new();
     for (i, block) in scan.events.iter().enumerate() {
@@ -121,7 +150,10 @@ fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
         .find(|c| c.name == "VEVENT")
         .ok_or("the VEVENT could not be read")?;
     let mut warnings = Vec::new();
-    let event = event(comp, zones, &mut warnings)?;
+    zones.take_warnings();
+    let event = event(comp, zones, &mut warnings);
+    warnings.extend(zones.take_warnings());
+    let event = event?;
     let recurrence_id = match prop(comp, "RECURRENCE-ID") {
         Some(p) => Some(time(p, zones)?.0),
         None => None,
@@ -626,14 +658,20 @@ mod tests {
         .unwrap();
         // No UID: a stable derived id; a bad rule: the first occurrence, with a warning.
         let ids: Vec<&str> = feed.records.iter().map(|r| r.source_id.as_str()).collect();
-        assert_eq!(ids.len(), 3, "{ids:?}");
+        // An unknown zone: local time in the calendar's default zone, with a warning.
+        assert_eq!(ids.len(), 4, "{ids:?}");
         assert!(ids[0].starts_with("no-uid-"));
-        assert_eq!(ids[1..], ["rr", "ok"]);
+        assert_eq!(ids[1..], ["z", "rr", "ok"]);
         let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
-        assert!(reasons[0].contains("Mars/Olympus"));
-        assert!(reasons[1].contains("does not exist"));
+        assert!(reasons[0].contains("does not exist"));
+        assert!(reasons[1].contains("Mars/Olympus") && reasons[1].contains("Europe/London"));
         assert!(reasons[2].contains("RRULE not applied") && reasons[2].contains("kept"));
+        let Payload::Event(z) = &feed.records[1].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(z.start.to_rfc3339(), "2027-01-01T10:00:00+00:00");
+        assert_eq!(z.timezone.as_deref(), Some("Europe/London"));
         let again = parse(
             cal("BEGIN:VEVENT\r\nDTSTART:20270101T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n")
                 .as_bytes(),
