@@ -251,11 +251,17 @@ fn period(item: &str, tz: Tz) -> Result<DateItem, String> {
     let (a, b) = item
         .split_once('/')
         .ok_or_else(|| format!("PERIOD {item:?} has no '/'"))?;
-    let DateItem::At(start) = date_time(a, tz)? else {
-        return Err(format!(
-            "PERIOD {item:?} starts with a date, not a date-time"
-        ));
+    // Days for a period (not RFC 5545, but written): local midnights in the list's zone.
+    let instant = |v: &str| match date_time(v, tz)? {
+        DateItem::Date(d) => d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|n| local_instant(tz, n))
+            .ok_or_else(|| format!("PERIOD {item:?}: {d} has no local midnight")),
+        other => other
+            .instant()
+            .ok_or_else(|| format!("PERIOD {item:?} is not a period")),
     };
+    let start = instant(a)?;
     let b = b.trim();
     let end = if b.starts_with(['P', 'p', '+', '-']) {
         duration(b)
@@ -263,9 +269,7 @@ fn period(item: &str, tz: Tz) -> Result<DateItem, String> {
             .filter(|e| e.year() <= 9999)
             .ok_or_else(|| format!("PERIOD {item:?} has a length no date can hold"))?
     } else {
-        date_time(b, tz)?
-            .instant()
-            .ok_or_else(|| format!("PERIOD {item:?} ends with a date, not a date-time"))?
+        instant(b)?
     };
     if end < start {
         return Err(format!("PERIOD {item:?} ends before it starts"));
@@ -857,6 +861,14 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         assert_eq!(got, want);
+        // Days, as some exporters write them: local midnight to local midnight.
+        assert_eq!(
+            parse_line("RDATE;VALUE=PERIOD:20270701/20270703", &a, &z)
+                .unwrap()
+                .unwrap()
+                .to_line(),
+            "RDATE;VALUE=PERIOD:20270630T230000Z/20270702T230000Z"
+        );
         assert!(parse_line(
             "RDATE;VALUE=PERIOD:20270610T080000Z/20270609T080000Z",
             &a,

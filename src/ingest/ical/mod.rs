@@ -445,17 +445,31 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         (None, None) if all_day => Some(start + Duration::days(1)),
         (None, None) => None,
     };
-    // An end before the start (swapped by some exporters) is dropped, and said so.
-    let end = match end {
+    // An end before the start: a single event's DTEND and DTSTART swapped by the exporter are
+    // read the other way round (as recurring-ical-events does); a series keeps the start its
+    // rule is anchored on and loses the end. Either way, said so.
+    let repeats = comp
+        .properties
+        .iter()
+        .any(|p| p.name == "RRULE" || p.name == "RDATE");
+    let (start, end) = match end {
+        Some(e) if e < start && dtend.is_some() && !repeats => {
+            warnings.push(format!(
+                "DTEND {} is before DTSTART {}; read as swapped (the earlier is the start)",
+                e.to_rfc3339(),
+                start.to_rfc3339()
+            ));
+            (e, Some(start))
+        }
         Some(e) if e < start => {
             warnings.push(format!(
                 "DTEND {} is before DTSTART {}; the end is dropped",
                 e.to_rfc3339(),
                 start.to_rfc3339()
             ));
-            None
+            (start, None)
         }
-        e => e,
+        e => (start, e),
     };
     let anchor = recurrence::Anchor {
         start,
@@ -695,10 +709,14 @@ mod tests {
         let Payload::Event(e) = &feed.records[0].payload else {
             panic!("not an event")
         };
-        assert_eq!(e.start.to_rfc3339(), "2005-07-11T10:00:00-04:00");
+        // The swapped times are read the other way round.
+        assert_eq!(e.start.to_rfc3339(), "2005-07-11T09:00:00-04:00");
+        assert_eq!(
+            e.end.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2005-07-11T10:00:00-04:00")
+        );
         assert_eq!(e.title, UNTITLED);
-        assert_eq!(e.end, None);
-        assert!(feed.rejections[0].reason.contains("end is dropped"));
+        assert!(feed.rejections[0].reason.contains("read as swapped"));
     }
 
     #[test]
