@@ -201,14 +201,23 @@ fn utc_text(t: DateTime<Utc>) -> String {
 }
 
 /// An RFC 5545 DURATION (`PT2H`, `P1D`, `P1W`, `-PT15M`, `P1DT2H`), every step checked: a
-/// length past what a date can hold is `None`, never a panic.
+/// length past what a date can hold is `None`, never a panic. Days count as 24 hours here; see
+/// [`add_duration`] for days as calendar days.
 pub fn duration(s: &str) -> Option<Duration> {
+    let (days, secs) = duration_parts(s)?;
+    Duration::try_days(days)?.checked_add(&Duration::try_seconds(secs)?)
+}
+
+/// A DURATION as (days, seconds), both negative for `-P…`: weeks and days are nominal (RFC 5545
+/// 3.3.6: a day is a calendar day, 23 or 25 hours when the clocks change), hours on exact.
+fn duration_parts(s: &str) -> Option<(i64, i64)> {
     let s = s.trim();
     let (neg, s) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
     };
     let s = s.strip_prefix(['P', 'p'])?;
+    let mut days: i64 = 0;
     let mut secs: i64 = 0;
     let mut num: Option<i64> = None;
     let mut in_time = false;
@@ -222,15 +231,14 @@ pub fn duration(s: &str) -> Option<Duration> {
             }
             unit => {
                 let n = num.take()?;
-                let unit_secs = match (unit.to_ascii_uppercase(), in_time) {
-                    ('W', false) => 7 * 86_400,
-                    ('D', false) => 86_400,
-                    ('H', true) => 3_600,
-                    ('M', true) => 60,
-                    ('S', true) => 1,
+                match (unit.to_ascii_uppercase(), in_time) {
+                    ('W', false) => days = days.checked_add(n.checked_mul(7)?)?,
+                    ('D', false) => days = days.checked_add(n)?,
+                    ('H', true) => secs = secs.checked_add(n.checked_mul(3_600)?)?,
+                    ('M', true) => secs = secs.checked_add(n.checked_mul(60)?)?,
+                    ('S', true) => secs = secs.checked_add(n)?,
                     _ => return None,
-                };
-                secs = secs.checked_add(n.checked_mul(unit_secs)?)?;
+                }
                 any = true;
             }
         }
@@ -239,11 +247,30 @@ pub fn duration(s: &str) -> Option<Duration> {
         return None;
     }
     // Past about 27,000 years no end date exists; refuse long before chrono would panic.
-    if secs > 10_000 * 366 * 86_400 {
+    let limit = 10_000 * 366;
+    if days > limit || secs / 86_400 > limit || days.checked_add(secs / 86_400)? > limit {
         return None;
     }
-    let d = Duration::try_seconds(secs)?;
-    Some(if neg { -d } else { d })
+    Some(if neg { (-days, -secs) } else { (days, secs) })
+}
+
+/// `start` plus a DURATION in `tz`: its days as calendar days at the same wall-clock time, then
+/// its hours, minutes and seconds exactly. `None` past what a date can hold.
+pub fn add_duration(
+    start: DateTime<FixedOffset>,
+    tz: Tz,
+    text: &str,
+) -> Option<DateTime<FixedOffset>> {
+    let (days, secs) = duration_parts(text)?;
+    let local = start.with_timezone(&tz).naive_local();
+    let moved = local.checked_add_signed(Duration::try_days(days)?)?;
+    let base = if days == 0 {
+        start.with_timezone(&Utc)
+    } else {
+        local_instant(tz, moved)?
+    };
+    let end = base.checked_add_signed(Duration::try_seconds(secs)?)?;
+    Some(end.with_timezone(&tz).fixed_offset())
 }
 
 /// One PERIOD value, `start/end` or `start/duration`, with the list's zone.
@@ -905,5 +932,23 @@ mod tests {
                 "2027-03-30T00:00:00+01:00"
             ]
         );
+    }
+
+    #[test]
+    fn a_duration_in_days_is_calendar_days() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+        let chicago = chrono_tz::America::Chicago;
+        // 29 October 2006 had 25 hours in Chicago: P1D still ends at the next midnight.
+        let end = add_duration(at("2006-10-29T00:00:00-05:00"), chicago, "P1D").unwrap();
+        assert_eq!(end.to_rfc3339(), "2006-10-30T00:00:00-06:00");
+        let end = add_duration(at("2006-10-28T12:00:00-05:00"), chicago, "P1DT2H").unwrap();
+        assert_eq!(end.to_rfc3339(), "2006-10-29T14:00:00-06:00");
+        let end = add_duration(at("2006-10-29T00:00:00-05:00"), chicago, "PT24H").unwrap();
+        assert_eq!(end.to_rfc3339(), "2006-10-29T23:00:00-06:00");
+        assert_eq!(duration("P1W"), Some(Duration::days(7)));
+        assert_eq!(duration("-PT15M"), Some(Duration::minutes(-15)));
+        assert_eq!(duration("P99999999D"), None);
+        assert_eq!(duration("P999999999999999999W"), None);
+        assert!(add_duration(at("2027-01-01T00:00:00Z"), chrono_tz::UTC, "P99999999D").is_none());
     }
 }

@@ -433,10 +433,9 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         (Some(t), _) => Some(t),
         (None, Some(d)) => {
             let text = d.val.as_str();
-            let len = duration(text)
+            duration(text)
                 .ok_or_else(|| format!("DURATION {text:?} is not a duration a date can hold"))?;
-            let end = start
-                .checked_add_signed(len)
+            let end = recurrence::add_duration(start, tz.unwrap_or(chrono_tz::UTC), text)
                 .filter(|e| e.year() <= 9999)
                 .ok_or_else(|| format!("DURATION {text:?} ends after the year 9999"))?;
             Some(end)
