@@ -24,6 +24,8 @@ const FORMAT: &str = "ical";
 struct Zones {
     default: Tz,
     own: HashMap<String, Option<Tz>>,
+    /// The calendar's own definitions of TZIDs no IANA zone matches: their onsets and offsets.
+    defined: HashMap<String, Vec<(DateTime<chrono::Utc>, i32)>>,
     /// TZIDs of the VEVENT being read that neither names nor a VTIMEZONE resolve.
     unknown: std::cell::RefCell<Vec<String>>,
 }
@@ -32,6 +34,23 @@ impl Zones {
     fn known(&self, name: &str) -> Option<Tz> {
         let name = name.trim().trim_matches('"');
         recurrence::zone(name).or_else(|| self.own.get(name).copied().flatten())
+    }
+
+    /// A wall-clock time in a TZID that only the calendar's own VTIMEZONE defines (no IANA zone
+    /// has its offsets): the instant by the definition. `None` when the TZID is not such a one.
+    fn by_definition(&self, tzid: &str, local: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
+        let name = tzid.trim().trim_matches('"');
+        if self.known(name).is_some() {
+            return None;
+        }
+        let onsets = self.defined.get(name)?;
+        let t = vtimezone::local_time(onsets, local)?;
+        let note = format!("time zone TZID={name:?} matches no known zone; its times are read with the offsets of the calendar's VTIMEZONE, and the event is kept in UTC");
+        let mut unknown = self.unknown.borrow_mut();
+        if !unknown.iter().any(|u| *u == note) {
+            unknown.push(note);
+        }
+        Some(t)
     }
 
     /// A TZID's zone. One nothing resolves is read as local time in the calendar's default
@@ -52,6 +71,9 @@ impl Zones {
         std::mem::take(&mut *self.unknown.borrow_mut())
             .into_iter()
             .map(|n| {
+                if n.starts_with("time zone TZID=") {
+                    return n;
+                }
                 format!("unknown time zone TZID={n:?} (no zone table names it, and no VTIMEZONE of the calendar matches a known zone); its times are read as local times in {default}")
             })
             .collect()
@@ -89,15 +111,23 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         .find_map(|l| l.strip_prefix("X-WR-TIMEZONE:"))
         .and_then(recurrence::zone)
         .unwrap_or(chrono_tz::Europe::London);
-    let own = scan
+    let own: HashMap<String, Option<Tz>> = scan
         .zones
         .iter()
         .filter(|z| recurrence::zone(&z.tzid).is_none())
         .map(|z| (z.tzid.replace("\\,", ","), vtimezone::match_zone(z)))
         .collect();
+    let defined = scan
+        .zones
+        .iter()
+        .map(|z| (z.tzid.replace("\\,", ","), z))
+        .filter(|(name, _)| own.get(name).is_some_and(|m| m.is_none()))
+        .filter_map(|(name, z)| Some((name, vtimezone::onsets(z)?)))
+        .collect();
     let zones = Zones {
         default,
         own,
+        defined,
         unknown: Default::default(),
     };
     let mut feed = ParsedFeed::default();
@@ -349,6 +379,21 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
     let name = p.name.as_str();
     let is_date = param(p, "VALUE").is_some_and(|x| x.eq_ignore_ascii_case("DATE"))
         || (v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()));
+    if let (Some(tzid), false) = (param(p, "TZID"), v.ends_with(['Z', 'z'])) {
+        let naive = if is_date {
+            NaiveDate::parse_from_str(&v[..v.len().min(8)], "%Y%m%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        } else {
+            NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()
+        };
+        if let Some(t) = naive
+            .filter(|n| n.year() <= 9999)
+            .and_then(|n| zones.by_definition(tzid, n))
+        {
+            return Ok((t, is_date));
+        }
+    }
     let tz = match param(p, "TZID") {
         Some(tzid) => zones
             .resolve(tzid)
@@ -417,6 +462,13 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
     let dtstart = prop(comp, "DTSTART").ok_or("no DTSTART")?;
     let (start, all_day) = time(dtstart, zones)?;
     let tz = match param(dtstart, "TZID") {
+        // Kept in UTC: no IANA zone has the definition's offsets.
+        Some(tzid)
+            if zones.defined.contains_key(tzid.trim().trim_matches('"'))
+                && zones.known(tzid).is_none() =>
+        {
+            None
+        }
         Some(tzid) => zones.resolve(tzid),
         None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
         None => Some(zones.default),
@@ -786,5 +838,29 @@ mod tests {
             .rejections
             .iter()
             .all(|r| r.reason.contains("end is dropped")));
+    }
+
+    #[test]
+    fn a_zone_only_its_vtimezone_defines_is_read_by_its_offsets() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VTIMEZONE\r\nTZID:Nowhere/Middle\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n",
+            "TZOFFSETFROM:-0741\r\nTZOFFSETTO:-0741\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n",
+            "BEGIN:VEVENT\r\nUID:mid\r\nDTSTART;TZID=Nowhere/Middle:20270601T120000\r\n",
+            "DTEND;TZID=Nowhere/Middle:20270601T130000\r\nSUMMARY:Middle\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(e.start.to_rfc3339(), "2027-06-01T12:00:00-07:41");
+        assert_eq!(
+            e.end.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2027-06-01T13:00:00-07:41")
+        );
+        assert_eq!(e.timezone, None);
+        assert_eq!(feed.rejections.len(), 1, "{:?}", feed.rejections);
+        assert!(feed.rejections[0]
+            .reason
+            .contains("offsets of the calendar's VTIMEZONE"));
     }
 }
