@@ -316,6 +316,18 @@ pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A DATE-TIME's wall-clock part, `YYYYMMDDTHHMMSS`, or without its seconds (`19970901T1300`, as
+/// some exporters write it: the minute's start).
+pub fn naive_date_time(v: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
+        .ok()
+        .or_else(|| {
+            (v.len() == 13)
+                .then(|| NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M").ok())
+                .flatten()
+        })
+}
+
 fn date_time(v: &str, tz: Tz) -> Result<DateItem, String> {
     let v = v.trim();
     if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
@@ -327,8 +339,7 @@ fn date_time(v: &str, tz: Tz) -> Result<DateItem, String> {
         Some(b) => (b, true),
         None => (v, false),
     };
-    let naive = NaiveDateTime::parse_from_str(body, "%Y%m%dT%H%M%S")
-        .map_err(|_| format!("{v:?} is not a date-time"))?;
+    let naive = naive_date_time(body).ok_or_else(|| format!("{v:?} is not a date-time"))?;
     if naive.year() > 9999 {
         return Err(format!("{v:?} is after the year 9999"));
     }
@@ -374,10 +385,9 @@ fn split_line(line: &str) -> Result<Split<'_>, String> {
             .strip_prefix('"')
             .and_then(|x| x.strip_suffix('"'))
             .unwrap_or(v);
-        if v.contains(['"', ':', ';']) {
-            return Err(format!(
-                "parameter {k} value {v:?} holds a quote, ':' or ';'"
-            ));
+        // A quoted value may hold ':' (the colon finder skips quotes); ';' would have split it.
+        if v.contains(['"', ';']) {
+            return Err(format!("parameter {k} value {v:?} holds a quote or ';'"));
         }
         params.push((k.trim().to_ascii_uppercase(), v.to_string()));
     }
@@ -815,6 +825,31 @@ mod tests {
         assert_eq!(
             zone("Pacific Time (US & Canada), Tijuana"),
             Some(chrono_tz::America::Los_Angeles)
+        );
+        // An Outlook display name as a quoted TZID, colon and all, in an EXDATE.
+        let a = Anchor {
+            start: DateTime::parse_from_rfc3339("2016-04-09T09:00:00-04:00").unwrap(),
+            tz: chrono_tz::America::New_York,
+            all_day: false,
+        };
+        assert_eq!(
+            parse_line(
+                "EXDATE;TZID=\"(UTC-05:00) Eastern Time (US & Canada)\":20160709T090000",
+                &a,
+                &zone
+            )
+            .unwrap()
+            .unwrap()
+            .to_line(),
+            "EXDATE:20160709T130000Z"
+        );
+        // A DATE-TIME without seconds is the minute's start.
+        assert_eq!(
+            parse_line("RDATE:19970901T1300Z", &a, &zone)
+                .unwrap()
+                .unwrap()
+                .to_line(),
+            "RDATE:19970901T130000Z"
         );
         assert_eq!(zone("Mars/Olympus"), None);
         assert_eq!(zone("Western/Central Europe"), None);

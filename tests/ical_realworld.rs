@@ -59,7 +59,7 @@ fn calendar() -> String {
     c.push_str(concat!(
         "BEGIN:VEVENT\r\nUID:wce@x\r\nDTSTART;TZID=\"Western/Central Europe\":20270520T160000\r\n",
         "SUMMARY:Unknown zone\r\nEND:VEVENT\r\n",
-        "BEGIN:VEVENT\r\nUID:badend@x\r\nDTSTART:20270521T100000Z\r\nDTEND:20270521T1300Z\r\n",
+        "BEGIN:VEVENT\r\nUID:badend@x\r\nDTSTART:20270521T100000Z\r\nDTEND:None\r\n",
         "SUMMARY:Bad end\r\nDESCRIPTION:Agenda\r\nItem 1: welcome\r\nEND:VEVENT\r\n",
         "BEGIN:VEVENT\r\nUID:swap@x\r\nDTSTART:20270522T110000Z\r\nDTEND:20270522T100000Z\r\n",
         "SUMMARY:Swapped\r\nEND:VEVENT\r\n",

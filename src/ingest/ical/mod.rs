@@ -418,15 +418,15 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
         return localise(midnight).map(|t| (t, true));
     }
     if let Some(utc) = v.strip_suffix(['Z', 'z']) {
-        let n = NaiveDateTime::parse_from_str(utc, "%Y%m%dT%H%M%S")
-            .map_err(|_| format!("{name} {v:?} is not a date-time"))?;
+        let n = recurrence::naive_date_time(utc)
+            .ok_or_else(|| format!("{name} {v:?} is not a date-time"))?;
         if n.year() > 9999 {
             return Err(format!("{name} {v} is after the year 9999"));
         }
         return Ok((n.and_utc().fixed_offset(), false));
     }
-    let n = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
-        .map_err(|_| format!("{name} {v:?} is not a date-time"))?;
+    let n =
+        recurrence::naive_date_time(v).ok_or_else(|| format!("{name} {v:?} is not a date-time"))?;
     localise(n).map(|t| (t, false))
 }
 
@@ -537,7 +537,15 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
             .params
             .iter()
             .map(|x| match &x.val {
-                Some(v) => format!(";{}={}", x.key.as_str(), v.as_str().trim_matches('"')),
+                // A value holding ':' (Outlook's "(UTC-05:00) Eastern Time") stays quoted.
+                Some(v) => {
+                    let v = v.as_str().trim_matches('"');
+                    if v.contains([':', ';', ',']) {
+                        format!(";{}=\"{v}\"", x.key.as_str())
+                    } else {
+                        format!(";{}={v}", x.key.as_str())
+                    }
+                }
                 None => format!(";{}", x.key.as_str()),
             })
             .collect();
@@ -814,7 +822,7 @@ mod tests {
     #[test]
     fn an_unreadable_end_loses_the_end_not_the_event() {
         let feed = parse(cal(concat!(
-            "BEGIN:VEVENT\r\nUID:e1\r\nDTSTART:19970701T100000Z\r\nDTEND:19970701T1300Z\r\nSUMMARY:Short end\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:e1\r\nDTSTART:19970701T100000Z\r\nDTEND:1997-07-01 13:00\r\nSUMMARY:Short end\r\nEND:VEVENT\r\n",
             "BEGIN:VEVENT\r\nUID:e2\r\nDTSTART;VALUE=DATE:19970701\r\nDTEND:None\r\nSUMMARY:No end\r\nEND:VEVENT\r\n",
         )).as_bytes())
         .unwrap();
