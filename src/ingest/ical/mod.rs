@@ -282,12 +282,12 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
     // A later SEQUENCE of the same occurrence is applied last, so it wins.
     overrides.sort_by_key(|(_, r)| r.sequence);
     let mut singles: Vec<(String, Event, Stamp)> = Vec::new();
+    let mut single_at: HashMap<String, usize> = HashMap::new();
     for (uid, r) in overrides {
         let Some(rid) = r.recurrence_id else { continue };
         let ev = r.event;
         match masters.get_mut(&uid) {
             Some((master, _)) if master.recurrence.is_some() => {
-                master.overrides.retain(|o| o.recurrence_id != rid);
                 master.overrides.push(Override {
                     recurrence_id: rid,
                     cancelled: ev.status == EventStatus::Cancelled,
@@ -303,9 +303,15 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             // A single event's override of its own start replaces it.
             Some((master, _)) if master.start == rid => *master = ev,
             _ => {
+                // The same occurrence again: the later (higher SEQUENCE) one replaces it.
                 let id = format!("{uid}#{}", rid.to_rfc3339());
-                singles.retain(|(i, _, _)| *i != id);
-                singles.push((id, ev, r.updated_at));
+                match single_at.get(&id).and_then(|&i| singles.get_mut(i)) {
+                    Some(slot) => *slot = (id, ev, r.updated_at),
+                    None => {
+                        single_at.insert(id.clone(), singles.len());
+                        singles.push((id, ev, r.updated_at));
+                    }
+                }
             }
         }
     }
@@ -313,7 +319,11 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
         let ids = extra_ids.remove(&uid).unwrap_or_default();
         for id in std::iter::once(uid).chain(ids) {
             if let Some((mut ev, updated_at)) = masters.remove(&id) {
+                // One override per occurrence, the last applied (highest SEQUENCE) winning:
+                // newest first, a stable sort, then the first of each kept.
+                ev.overrides.reverse();
                 ev.overrides.sort_by_key(|o| o.recurrence_id);
+                ev.overrides.dedup_by_key(|o| o.recurrence_id);
                 feed.records.push(record(id, ev, updated_at));
             }
         }
@@ -336,15 +346,18 @@ fn current_revision(uid: &str, list: Vec<Read>) -> Vec<Read> {
             "older revisions superseded"
         );
     }
+    // Indexed by start and title, so a feed of one UID many times stays linear.
     let mut kept: Vec<Read> = Vec::new();
+    let mut seen: HashMap<(DateTime<FixedOffset>, String), usize> = HashMap::new();
     for r in list.into_iter().filter(|r| r.sequence == newest) {
-        let same = kept
-            .iter()
-            .position(|k| k.event.start == r.event.start && k.event.title == r.event.title);
-        match same {
-            Some(i) if r.stamp > kept[i].stamp => kept[i] = r,
+        let key = (r.event.start, r.event.title.clone());
+        match seen.get(&key).and_then(|&i| kept.get_mut(i)) {
+            Some(k) if r.stamp > k.stamp => *k = r,
             Some(_) => {}
-            None => kept.push(r),
+            None => {
+                seen.insert(key, kept.len());
+                kept.push(r);
+            }
         }
     }
     kept
@@ -870,5 +883,31 @@ mod tests {
         assert!(feed.rejections[0]
             .reason
             .contains("offsets of the calendar's VTIMEZONE"));
+    }
+
+    #[test]
+    fn an_occurrence_overridden_twice_keeps_the_higher_sequence() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:s\r\nDTSTART:20270104T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:S\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:2\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270112T100000Z\r\nSUMMARY:S\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:1\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270113T100000Z\r\nSUMMARY:S\r\nEND:VEVENT\r\n",
+            // Orphan overrides (no master) of one occurrence, twice: one event, the newer.
+            "BEGIN:VEVENT\r\nUID:o\r\nSEQUENCE:5\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270114T100000Z\r\nSUMMARY:O\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:o\r\nSEQUENCE:4\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270115T100000Z\r\nSUMMARY:O\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 2);
+        let Payload::Event(s) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(s.overrides.len(), 1);
+        assert_eq!(
+            s.overrides[0].start.to_rfc3339(),
+            "2027-01-12T10:00:00+00:00"
+        );
+        let Payload::Event(o) = &feed.records[1].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(o.start.to_rfc3339(), "2027-01-14T10:00:00+00:00");
     }
 }
