@@ -503,7 +503,13 @@ fn rule(value: &str, anchor: &Anchor) -> Result<Option<Line>, String> {
             }
             _ => {}
         }
-        parts.push(format!("{k}={}", v.trim()));
+        // Canonical: no spaces inside a list ("BYDAY=MO, TU" as Exchange writes it), upper case,
+        // so every reader of calendar.ics takes the rule.
+        let v: String = v
+            .split_whitespace()
+            .collect::<String>()
+            .to_ascii_uppercase();
+        parts.push(format!("{k}={v}"));
     }
     let freq = freq.ok_or("RRULE has no FREQ")?;
     if REFUSED_FREQS.contains(&freq.as_str()) {
@@ -873,6 +879,10 @@ mod tests {
             None
         );
         assert_eq!(line("RRULE:").unwrap(), None);
+        assert_eq!(
+            line("RRULE:FREQ=weekly;BYDAY=MO, TU, we").unwrap().unwrap(),
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE"
+        );
         assert!(line("RRULE:RSCALE=HEBREW;FREQ=YEARLY")
             .unwrap_err()
             .contains("RSCALE"));
