@@ -47,7 +47,7 @@ impl Zones {
         let t = vtimezone::local_time(onsets, local)?;
         let note = format!("time zone TZID={name:?} matches no known zone; its times are read with the offsets of the calendar's VTIMEZONE, and the event is kept in UTC");
         let mut unknown = self.unknown.borrow_mut();
-        if !unknown.iter().any(|u| *u == note) {
+        if !unknown.contains(&note) {
             unknown.push(note);
         }
         Some(t)
