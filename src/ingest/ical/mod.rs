@@ -132,6 +132,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
     };
     let mut feed = ParsedFeed::default();
     let mut reads = Vec::new();
+    let mut dateless = Vec::new();
     for (i, block) in scan.events.iter().enumerate() {
         let label = |uid: Option<&str>| {
             format!(
@@ -152,8 +153,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
             });
             continue;
         }
+        let dated = block.lines.iter().any(|l| l.starts_with("DTSTART"));
         match read_block(&block.lines, &zones) {
             Ok(r) => reads.push(r),
+            // A dateless part of a UID may be an iTIP reply or refresh about that event; whether
+            // it is is known once the dated parts are read.
+            Err(_) if !dated && uid_line.is_some() => dateless.push((i, uid_line)),
             Err(reason) => feed.rejections.push(Rejection {
                 source_id: uid_line.clone(),
                 reason: format!("{}: {reason}", label(uid_line.as_deref())),
@@ -161,7 +166,33 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         }
     }
     group(reads, &mut feed);
+    fold_dateless(dateless, &mut feed);
     Ok(feed)
+}
+
+/// VEVENTs without DTSTART: those sharing the UID of an event that landed are iTIP messages
+/// about it (a REPLY's attendee status, a REFRESH; RFC 5546 lets them omit the start) and add
+/// nothing a listing shows, so they fold into it (logged); any other has no date to list and is
+/// rejected.
+fn fold_dateless(dateless: Vec<(usize, Option<String>)>, feed: &mut ParsedFeed) {
+    let landed: std::collections::HashSet<&str> =
+        feed.records.iter().map(|r| r.source_id.as_str()).collect();
+    let mut rejections = Vec::new();
+    for (i, uid) in dateless {
+        let uid = uid.unwrap_or_default();
+        if landed.contains(uid.as_str()) {
+            tracing::debug!(uid, "a VEVENT without DTSTART folded into its event");
+            continue;
+        }
+        rejections.push(Rejection {
+            source_id: Some(uid.clone()),
+            reason: format!(
+                "VEVENT {} ({uid}): no DTSTART, so no date to list (and no dated event with its UID)",
+                i + 1
+            ),
+        });
+    }
+    feed.rejections.extend(rejections);
 }
 
 /// Parses one VEVENT's lines with the crate, as a calendar of its own.
@@ -909,5 +940,19 @@ mod tests {
             panic!("not an event")
         };
         assert_eq!(o.start.to_rfc3339(), "2027-01-14T10:00:00+00:00");
+    }
+
+    #[test]
+    fn a_dateless_part_of_a_landed_uid_folds_and_others_are_rejected() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:m\r\nDTSTART:20270104T100000Z\r\nSUMMARY:Meeting\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:m\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:b@example.com\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:lonely\r\nSUMMARY:No date\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 1);
+        assert_eq!(feed.rejections.len(), 1, "{:?}", feed.rejections);
+        assert_eq!(feed.rejections[0].source_id.as_deref(), Some("lonely"));
+        assert!(feed.rejections[0].reason.contains("no DTSTART"));
     }
 }
