@@ -29,7 +29,51 @@ pub fn zone(name: &str) -> Option<Tz> {
             return Some(tz);
         }
     }
-    windows_zone(name)
+    // Old-style names with a dash for the slash ("US-Eastern", as libical's samples write).
+    if !name.contains('/') {
+        if let Some(tz) = name
+            .split_once('-')
+            .and_then(|(a, b)| format!("{a}/{b}").parse::<Tz>().ok())
+        {
+            return Some(tz);
+        }
+    }
+    offset_zone(name).or_else(|| windows_zone(name))
+}
+
+/// A fixed offset named as `UTC+11`, `GMT-3`, `UTC+05:00`: the whole-hour `Etc/GMT` zone (whose
+/// sign is POSIX's, the reverse). Other offsets have no IANA name.
+fn offset_zone(name: &str) -> Option<Tz> {
+    let upper = name.trim().to_ascii_uppercase();
+    let rest = upper
+        .strip_prefix("UTC")
+        .or_else(|| upper.strip_prefix("GMT"))?
+        .trim();
+    let (sign, digits) = match rest.as_bytes().first()? {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (h, m) = match digits.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if digits.len() > 2 => digits.split_at(digits.len() - 2),
+        None => (digits, "0"),
+    };
+    let (h, m): (i32, i32) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+    if m != 0 || h > 14 {
+        return None;
+    }
+    if h == 0 {
+        return Some(chrono_tz::UTC);
+    }
+    format!("Etc/GMT{}{h}", if sign > 0 { '-' } else { '+' })
+        .parse()
+        .ok()
+}
+
+/// Text compared with CLDR's descriptions: accents folded ("Brasília"), case folded.
+fn folded(s: &str) -> String {
+    deunicode::deunicode(strip_utc_prefix(s)).to_lowercase()
 }
 
 fn windows_zone(name: &str) -> Option<Tz> {
@@ -40,15 +84,26 @@ fn windows_zone(name: &str) -> Option<Tz> {
     }
     // Outlook sometimes writes the display text ("(UTC+10:00) Canberra, Melbourne, Sydney") or
     // only its place list; match it against CLDR's descriptions, case-insensitively.
-    let wanted = strip_utc_prefix(name).to_lowercase();
+    let wanted = folded(name);
     if wanted.len() < 4 {
         return None;
     }
+    if let Some(w) = WindowsTimezone::iter()
+        .find(|w| folded(w.description()) == wanted || w.name().eq_ignore_ascii_case(name))
+    {
+        return w.tzdb_id().parse().ok();
+    }
+    // Older Windows display names carry more places after the current description
+    // ("Pacific Time (US & Canada), Tijuana"): the longest description the name begins with.
     WindowsTimezone::iter()
-        .find(|w| {
-            strip_utc_prefix(w.description()).to_lowercase() == wanted
-                || w.name().eq_ignore_ascii_case(name)
+        .filter(|w| {
+            let d = folded(w.description());
+            d.len() >= 8
+                && wanted
+                    .strip_prefix(&d)
+                    .is_some_and(|rest| rest.starts_with([',', ';']))
         })
+        .max_by_key(|w| w.description().len())
         .and_then(|w| w.tzdb_id().parse().ok())
 }
 
@@ -67,6 +122,21 @@ pub enum DateItem {
     Date(NaiveDate),
     /// A DATE-TIME, resolved to an instant.
     At(DateTime<Utc>),
+    /// An RDATE PERIOD: an occurrence with its own length (RFC 5545 3.3.9), not the series'.
+    Period {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+}
+
+impl DateItem {
+    /// The instant an RDATE/EXDATE item starts at, for a DATE-TIME or PERIOD.
+    pub fn instant(&self) -> Option<DateTime<Utc>> {
+        match self {
+            DateItem::At(t) | DateItem::Period { start: t, .. } => Some(*t),
+            DateItem::Date(_) => None,
+        }
+    }
 }
 
 /// A checked recurrence line.
@@ -91,14 +161,23 @@ impl Line {
                     .iter()
                     .filter_map(|i| match i {
                         DateItem::Date(d) => Some(d.format("%Y%m%d").to_string()),
-                        DateItem::At(_) => None,
+                        _ => None,
                     })
                     .collect();
                 let times: Vec<String> = items
                     .iter()
                     .filter_map(|i| match i {
-                        DateItem::At(t) => Some(t.format("%Y%m%dT%H%M%SZ").to_string()),
-                        DateItem::Date(_) => None,
+                        DateItem::At(t) => Some(utc_text(*t)),
+                        _ => None,
+                    })
+                    .collect();
+                let periods: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        DateItem::Period { start, end } => {
+                            Some(format!("{}/{}", utc_text(*start), utc_text(*end)))
+                        }
+                        _ => None,
                     })
                     .collect();
                 let mut out = Vec::new();
@@ -108,10 +187,121 @@ impl Line {
                 if !times.is_empty() {
                     out.push(format!("{name}:{}", times.join(",")));
                 }
+                if !periods.is_empty() {
+                    out.push(format!("{name};VALUE=PERIOD:{}", periods.join(",")));
+                }
                 out.join("\n")
             }
         }
     }
+}
+
+fn utc_text(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// An RFC 5545 DURATION (`PT2H`, `P1D`, `P1W`, `-PT15M`, `P1DT2H`), every step checked: a
+/// length past what a date can hold is `None`, never a panic. Days count as 24 hours here; see
+/// [`add_duration`] for days as calendar days.
+pub fn duration(s: &str) -> Option<Duration> {
+    let (days, secs) = duration_parts(s)?;
+    Duration::try_days(days)?.checked_add(&Duration::try_seconds(secs)?)
+}
+
+/// A DURATION as (days, seconds), both negative for `-P…`: weeks and days are nominal (RFC 5545
+/// 3.3.6: a day is a calendar day, 23 or 25 hours when the clocks change), hours on exact.
+fn duration_parts(s: &str) -> Option<(i64, i64)> {
+    let s = s.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let s = s.strip_prefix(['P', 'p'])?;
+    let mut days: i64 = 0;
+    let mut secs: i64 = 0;
+    let mut num: Option<i64> = None;
+    let mut in_time = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            'T' | 't' => in_time = true,
+            '0'..='9' => {
+                let d = i64::from(c as u8 - b'0');
+                num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(d)?);
+            }
+            unit => {
+                let n = num.take()?;
+                match (unit.to_ascii_uppercase(), in_time) {
+                    ('W', false) => days = days.checked_add(n.checked_mul(7)?)?,
+                    ('D', false) => days = days.checked_add(n)?,
+                    ('H', true) => secs = secs.checked_add(n.checked_mul(3_600)?)?,
+                    ('M', true) => secs = secs.checked_add(n.checked_mul(60)?)?,
+                    ('S', true) => secs = secs.checked_add(n)?,
+                    _ => return None,
+                }
+                any = true;
+            }
+        }
+    }
+    if num.is_some() || !any {
+        return None;
+    }
+    // Past about 27,000 years no end date exists; refuse long before chrono would panic.
+    let limit = 10_000 * 366;
+    if days > limit || secs / 86_400 > limit || days.checked_add(secs / 86_400)? > limit {
+        return None;
+    }
+    Some(if neg { (-days, -secs) } else { (days, secs) })
+}
+
+/// `start` plus a DURATION in `tz`: its days as calendar days at the same wall-clock time, then
+/// its hours, minutes and seconds exactly. `None` past what a date can hold.
+pub fn add_duration(
+    start: DateTime<FixedOffset>,
+    tz: Tz,
+    text: &str,
+) -> Option<DateTime<FixedOffset>> {
+    let (days, secs) = duration_parts(text)?;
+    let local = start.with_timezone(&tz).naive_local();
+    let moved = local.checked_add_signed(Duration::try_days(days)?)?;
+    let base = if days == 0 {
+        start.with_timezone(&Utc)
+    } else {
+        local_instant(tz, moved)?
+    };
+    let end = base.checked_add_signed(Duration::try_seconds(secs)?)?;
+    Some(end.with_timezone(&tz).fixed_offset())
+}
+
+/// One PERIOD value, `start/end` or `start/duration`, with the list's zone.
+fn period(item: &str, tz: Tz) -> Result<DateItem, String> {
+    let (a, b) = item
+        .split_once('/')
+        .ok_or_else(|| format!("PERIOD {item:?} has no '/'"))?;
+    // Days for a period (not RFC 5545, but written): local midnights in the list's zone.
+    let instant = |v: &str| match date_time(v, tz)? {
+        DateItem::Date(d) => d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|n| local_instant(tz, n))
+            .ok_or_else(|| format!("PERIOD {item:?}: {d} has no local midnight")),
+        other => other
+            .instant()
+            .ok_or_else(|| format!("PERIOD {item:?} is not a period")),
+    };
+    let start = instant(a)?;
+    let b = b.trim();
+    let end = if b.starts_with(['P', 'p', '+', '-']) {
+        duration(b)
+            .and_then(|d| start.checked_add_signed(d))
+            .filter(|e| e.year() <= 9999)
+            .ok_or_else(|| format!("PERIOD {item:?} has a length no date can hold"))?
+    } else {
+        instant(b)?
+    };
+    if end < start {
+        return Err(format!("PERIOD {item:?} ends before it starts"));
+    }
+    Ok(DateItem::Period { start, end })
 }
 
 /// A local wall-clock time in `tz`: the first of a repeated hour, and a time the clocks skip
@@ -126,6 +316,18 @@ pub fn local_instant(tz: Tz, naive: NaiveDateTime) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A DATE-TIME's wall-clock part, `YYYYMMDDTHHMMSS`, or without its seconds (`19970901T1300`, as
+/// some exporters write it: the minute's start).
+pub fn naive_date_time(v: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
+        .ok()
+        .or_else(|| {
+            (v.len() == 13)
+                .then(|| NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M").ok())
+                .flatten()
+        })
+}
+
 fn date_time(v: &str, tz: Tz) -> Result<DateItem, String> {
     let v = v.trim();
     if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) {
@@ -137,8 +339,7 @@ fn date_time(v: &str, tz: Tz) -> Result<DateItem, String> {
         Some(b) => (b, true),
         None => (v, false),
     };
-    let naive = NaiveDateTime::parse_from_str(body, "%Y%m%dT%H%M%S")
-        .map_err(|_| format!("{v:?} is not a date-time"))?;
+    let naive = naive_date_time(body).ok_or_else(|| format!("{v:?} is not a date-time"))?;
     if naive.year() > 9999 {
         return Err(format!("{v:?} is after the year 9999"));
     }
@@ -184,10 +385,9 @@ fn split_line(line: &str) -> Result<Split<'_>, String> {
             .strip_prefix('"')
             .and_then(|x| x.strip_suffix('"'))
             .unwrap_or(v);
-        if v.contains(['"', ':', ';']) {
-            return Err(format!(
-                "parameter {k} value {v:?} holds a quote, ':' or ';'"
-            ));
+        // A quoted value may hold ':' (the colon finder skips quotes); ';' would have split it.
+        if v.contains(['"', ';']) {
+            return Err(format!("parameter {k} value {v:?} holds a quote or ';'"));
         }
         params.push((k.trim().to_ascii_uppercase(), v.to_string()));
     }
@@ -239,13 +439,15 @@ pub fn parse_line(
             }
             let mut items = Vec::new();
             for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-                // A PERIOD keeps its start: the occurrence happens then (its own length is lost,
-                // the series' duration applies).
-                let item = match kind.as_deref() {
-                    Some("PERIOD") => item.split_once('/').map_or(item, |(s, _)| s),
-                    _ => item,
-                };
-                let mut d = date_time(item, tz).map_err(|e| format!("{name}: {e}"))?;
+                let mut d = match kind.as_deref() {
+                    // An EXDATE names occurrences by their start only.
+                    Some("PERIOD") if name == "EXDATE" => {
+                        date_time(item.split_once('/').map_or(item, |(s, _)| s), tz)
+                    }
+                    Some("PERIOD") => period(item, tz),
+                    _ => date_time(item, tz),
+                }
+                .map_err(|e| format!("{name}: {e}"))?;
                 if let (DateItem::Date(day), false, false) = (d, anchor.all_day, name == "EXDATE") {
                     // An RDATE of a day on a timed series happens at the series' time of day.
                     let t = anchor.start.with_timezone(&anchor.tz).time();
@@ -291,7 +493,7 @@ fn rule(value: &str, anchor: &Anchor) -> Result<Option<Line>, String> {
             "FREQ" => freq = Some(v.trim().to_ascii_uppercase()),
             "UNTIL" => {
                 until = Some(match date_time(v, anchor.tz)? {
-                    DateItem::At(t) => t,
+                    DateItem::At(t) | DateItem::Period { start: t, .. } => t,
                     DateItem::Date(d) => {
                         local_instant(anchor.tz, d.and_hms_opt(23, 59, 59).unwrap_or_default())
                             .ok_or("UNTIL has no such local time")?
@@ -301,7 +503,13 @@ fn rule(value: &str, anchor: &Anchor) -> Result<Option<Line>, String> {
             }
             _ => {}
         }
-        parts.push(format!("{k}={}", v.trim()));
+        // Canonical: no spaces inside a list ("BYDAY=MO, TU" as Exchange writes it), upper case,
+        // so every reader of calendar.ics takes the rule.
+        let v: String = v
+            .split_whitespace()
+            .collect::<String>()
+            .to_ascii_uppercase();
+        parts.push(format!("{k}={v}"));
     }
     let freq = freq.ok_or("RRULE has no FREQ")?;
     if REFUSED_FREQS.contains(&freq.as_str()) {
@@ -360,14 +568,30 @@ pub fn normalise(
 }
 
 /// Occurrence starts of `event`'s own lines between `after` and `before` (exclusive), at most
-/// `limit`. The rule is restarted near the window (whole periods, so its phase is kept) rather
-/// than walked from a start decades back; a line that cannot be read is skipped.
+/// `limit`; see [`occurrences_between`].
 pub fn starts_between(
     event: &Event,
     after: DateTime<Utc>,
     before: DateTime<Utc>,
     limit: usize,
 ) -> Vec<DateTime<FixedOffset>> {
+    occurrences_between(event, after, before, limit)
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect()
+}
+
+/// Occurrences (start, end) of `event`'s own lines between `after` and `before` (exclusive),
+/// at most `limit`. The rule is restarted near the window (whole periods, so its phase is kept)
+/// rather than walked from a start decades back; a line that cannot be read is skipped. An RDATE
+/// PERIOD keeps its own end; an all-day series lasts the same number of days each time (a day
+/// with a clock change is 23 or 25 hours); a timed one the exact length of the first.
+pub fn occurrences_between(
+    event: &Event,
+    after: DateTime<Utc>,
+    before: DateTime<Utc>,
+    limit: usize,
+) -> Vec<(DateTime<FixedOffset>, Option<DateTime<FixedOffset>>)> {
     let anchor = Anchor::of(event);
     let mut rules = Vec::new();
     let mut rdates = Vec::new();
@@ -389,15 +613,16 @@ pub fn starts_between(
     let tz = anchor.tz;
     let excluded = |t: DateTime<Utc>| {
         exdates.iter().any(|x| match x {
-            DateItem::At(a) => *a == t,
             DateItem::Date(d) => t.with_timezone(&tz).date_naive() == *d,
+            other => other.instant() == Some(t),
         })
     };
-    let mut out: Vec<DateTime<Utc>> = Vec::new();
+    // Each start with the end its RDATE PERIOD gives, if any.
+    let mut out: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
     let first = event.start.with_timezone(&Utc);
     // The start is the first occurrence (RFC 5545 3.8.5.3), whether or not the rule matches it.
     if first > after && first < before {
-        out.push(first);
+        out.push((first, None));
     }
     let cap = limit.saturating_add(exdates.len()).min(u16::MAX as usize) as u16;
     for r in &rules {
@@ -412,29 +637,64 @@ pub fn starts_between(
             res.dates
                 .into_iter()
                 .map(|d| d.with_timezone(&Utc))
-                .filter(|d| *d >= first),
+                .filter(|d| *d >= first)
+                .map(|d| (d, None)),
         );
     }
     for d in rdates {
-        let t = match d {
-            DateItem::At(t) => t,
+        let (t, own_end) = match d {
+            DateItem::At(t) => (t, None),
+            DateItem::Period { start, end } => (start, Some(end)),
             DateItem::Date(day) => {
                 match local_instant(tz, day.and_hms_opt(0, 0, 0).unwrap_or_default()) {
-                    Some(t) => t,
+                    Some(t) => (t, None),
                     None => continue,
                 }
             }
         };
         if t > after && t < before {
-            out.push(t);
+            out.push((t, own_end));
         }
     }
-    out.sort();
-    out.dedup();
-    out.retain(|t| !excluded(*t));
+    // A start listed twice keeps the one with its own (PERIOD) end.
+    out.sort_by_key(|(t, end)| (*t, end.is_none()));
+    out.dedup_by_key(|(t, _)| *t);
+    out.retain(|(t, _)| !excluded(*t));
     out.truncate(limit);
-    let offset_of = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
-    out.into_iter().map(offset_of).collect()
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).fixed_offset();
+    out.into_iter()
+        .map(|(t, own_end)| {
+            let end = match own_end {
+                Some(e) => Some(local(e)),
+                None => series_end(event, tz, local(t)),
+            };
+            (local(t), end)
+        })
+        .collect()
+}
+
+/// The end of the occurrence starting at `start`: as many local days on as the first lasts for
+/// an all-day series, else the first's exact length on.
+fn series_end(
+    event: &Event,
+    tz: Tz,
+    start: DateTime<FixedOffset>,
+) -> Option<DateTime<FixedOffset>> {
+    let end = event.end?;
+    let length = end - event.start;
+    let local_end = end.with_timezone(&tz);
+    if event.all_day && local_end.time() == chrono::NaiveTime::MIN {
+        let days =
+            (local_end.date_naive() - event.start.with_timezone(&tz).date_naive()).num_days();
+        let day = start
+            .with_timezone(&tz)
+            .date_naive()
+            .checked_add_signed(Duration::try_days(days)?)?;
+        if let Some(t) = day.and_hms_opt(0, 0, 0).and_then(|n| local_instant(tz, n)) {
+            return Some(t.with_timezone(&tz).fixed_offset());
+        }
+    }
+    start.checked_add_signed(length)
 }
 
 /// A later start for `rule` a whole number of its periods on, just before `after`, so expansion
@@ -560,7 +820,45 @@ mod tests {
             zone("/freeassociation.sourceforge.net/Tzfile/America/Argentina/Buenos_Aires"),
             Some(chrono_tz::America::Argentina::Buenos_Aires)
         );
+        assert_eq!(zone("US-Eastern"), Some(chrono_tz::US::Eastern));
+        assert_eq!(zone("UTC+11"), Some(chrono_tz::Etc::GMTMinus11));
+        assert_eq!(zone("GMT-03:00"), Some(chrono_tz::Etc::GMTPlus3));
+        assert_eq!(zone("UTC+05:30"), None);
+        assert_eq!(
+            zone("(UTC-03:00) Brasília"),
+            Some(chrono_tz::America::Sao_Paulo)
+        );
+        assert_eq!(
+            zone("Pacific Time (US & Canada), Tijuana"),
+            Some(chrono_tz::America::Los_Angeles)
+        );
+        // An Outlook display name as a quoted TZID, colon and all, in an EXDATE.
+        let a = Anchor {
+            start: DateTime::parse_from_rfc3339("2016-04-09T09:00:00-04:00").unwrap(),
+            tz: chrono_tz::America::New_York,
+            all_day: false,
+        };
+        assert_eq!(
+            parse_line(
+                "EXDATE;TZID=\"(UTC-05:00) Eastern Time (US & Canada)\":20160709T090000",
+                &a,
+                &zone
+            )
+            .unwrap()
+            .unwrap()
+            .to_line(),
+            "EXDATE:20160709T130000Z"
+        );
+        // A DATE-TIME without seconds is the minute's start.
+        assert_eq!(
+            parse_line("RDATE:19970901T1300Z", &a, &zone)
+                .unwrap()
+                .unwrap()
+                .to_line(),
+            "RDATE:19970901T130000Z"
+        );
         assert_eq!(zone("Mars/Olympus"), None);
+        assert_eq!(zone("Western/Central Europe"), None);
     }
 
     #[test]
@@ -581,11 +879,121 @@ mod tests {
             None
         );
         assert_eq!(line("RRULE:").unwrap(), None);
+        assert_eq!(
+            line("RRULE:FREQ=weekly;BYDAY=MO, TU, we").unwrap().unwrap(),
+            "RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE"
+        );
         assert!(line("RRULE:RSCALE=HEBREW;FREQ=YEARLY")
             .unwrap_err()
             .contains("RSCALE"));
         assert!(line("RRULE:FREQ=MINUTELY")
             .unwrap_err()
             .contains("MINUTELY"));
+    }
+
+    #[test]
+    fn an_rdate_period_keeps_its_own_length() {
+        let mut e = series(
+            "2027-06-01T09:00:00+01:00",
+            "Europe/London",
+            "RRULE:FREQ=DAILY;COUNT=2",
+        );
+        e.end = Some(DateTime::parse_from_rfc3339("2027-06-01T10:00:00+01:00").unwrap());
+        let z = |n: &str| zone(n);
+        let a = Anchor::of(&e);
+        let line = parse_line(
+            "RDATE;VALUE=PERIOD:20270610T080000Z/20270610T113000Z,20270611T080000Z/PT15M",
+            &a,
+            &z,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            line.to_line(),
+            "RDATE;VALUE=PERIOD:20270610T080000Z/20270610T113000Z,20270611T080000Z/20270611T081500Z"
+        );
+        e.recurrence.as_mut().unwrap().push(line.to_line());
+        let got: Vec<(String, String)> = occurrences_between(
+            &e,
+            utc("2027-05-01T00:00:00Z"),
+            utc("2027-07-01T00:00:00Z"),
+            10,
+        )
+        .into_iter()
+        .map(|(s, e)| (s.to_rfc3339(), e.unwrap().to_rfc3339()))
+        .collect();
+        let want = [
+            ("2027-06-01T09:00:00+01:00", "2027-06-01T10:00:00+01:00"),
+            ("2027-06-02T09:00:00+01:00", "2027-06-02T10:00:00+01:00"),
+            ("2027-06-10T09:00:00+01:00", "2027-06-10T12:30:00+01:00"),
+            ("2027-06-11T09:00:00+01:00", "2027-06-11T09:15:00+01:00"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        // Days, as some exporters write them: local midnight to local midnight.
+        assert_eq!(
+            parse_line("RDATE;VALUE=PERIOD:20270701/20270703", &a, &z)
+                .unwrap()
+                .unwrap()
+                .to_line(),
+            "RDATE;VALUE=PERIOD:20270630T230000Z/20270702T230000Z"
+        );
+        assert!(parse_line(
+            "RDATE;VALUE=PERIOD:20270610T080000Z/20270609T080000Z",
+            &a,
+            &z
+        )
+        .unwrap_err()
+        .contains("before"));
+    }
+
+    #[test]
+    fn an_all_day_series_ends_a_day_later_across_a_clock_change() {
+        let mut e = series(
+            "2027-03-27T00:00:00+00:00",
+            "Europe/London",
+            "RRULE:FREQ=DAILY;COUNT=3",
+        );
+        e.all_day = true;
+        e.end = Some(DateTime::parse_from_rfc3339("2027-03-28T00:00:00+00:00").unwrap());
+        let got: Vec<String> = occurrences_between(
+            &e,
+            utc("2027-03-01T00:00:00Z"),
+            utc("2027-04-01T00:00:00Z"),
+            10,
+        )
+        .into_iter()
+        .map(|(_, e)| e.unwrap().to_rfc3339())
+        .collect();
+        // 28 March has 23 hours: its occurrence still ends at the next local midnight.
+        assert_eq!(
+            got,
+            [
+                "2027-03-28T00:00:00+00:00",
+                "2027-03-29T00:00:00+01:00",
+                "2027-03-30T00:00:00+01:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_duration_in_days_is_calendar_days() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+        let chicago = chrono_tz::America::Chicago;
+        // 29 October 2006 had 25 hours in Chicago: P1D still ends at the next midnight.
+        let end = add_duration(at("2006-10-29T00:00:00-05:00"), chicago, "P1D").unwrap();
+        assert_eq!(end.to_rfc3339(), "2006-10-30T00:00:00-06:00");
+        let end = add_duration(at("2006-10-28T12:00:00-05:00"), chicago, "P1DT2H").unwrap();
+        assert_eq!(end.to_rfc3339(), "2006-10-29T14:00:00-06:00");
+        let end = add_duration(at("2006-10-29T00:00:00-05:00"), chicago, "PT24H").unwrap();
+        assert_eq!(end.to_rfc3339(), "2006-10-29T23:00:00-06:00");
+        assert_eq!(duration("P1W"), Some(Duration::days(7)));
+        assert_eq!(duration("-PT15M"), Some(Duration::minutes(-15)));
+        assert_eq!(duration("P99999999D"), None);
+        assert_eq!(duration("P999999999999999999W"), None);
+        assert!(add_duration(at("2027-01-01T00:00:00Z"), chrono_tz::UTC, "P99999999D").is_none());
     }
 }

@@ -47,6 +47,25 @@ fn calendar() -> String {
         "DTSTART;TZID=/freeassociation.sourceforge.net/Tzfile/America/Argentina/Buenos_Aires:20270801T090000\r\n",
         "SUMMARY:Buenos Aires call\r\nEND:VEVENT\r\n",
     ));
+    // A repeated UID: an older SEQUENCE superseded, a publisher's run of dates under one UID.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nUID:rev@x\r\nSEQUENCE:3\r\nDTSTART:20270502T100000Z\r\nSUMMARY:Revised\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:rev@x\r\nSEQUENCE:1\r\nDTSTART:20270501T100000Z\r\nSUMMARY:Superseded\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:run@x\r\nDTSTART:20270510T100000Z\r\nSUMMARY:Run\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:run@x\r\nDTSTART:20270517T100000Z\r\nSUMMARY:Run\r\nEND:VEVENT\r\n",
+    ));
+    // A zone nothing names, an unreadable DTEND, pasted text with a colon, swapped times, and
+    // a weekly all-day series across the clocks going forward.
+    c.push_str(concat!(
+        "BEGIN:VEVENT\r\nUID:wce@x\r\nDTSTART;TZID=\"Western/Central Europe\":20270520T160000\r\n",
+        "SUMMARY:Unknown zone\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:badend@x\r\nDTSTART:20270521T100000Z\r\nDTEND:None\r\n",
+        "SUMMARY:Bad end\r\nDESCRIPTION:Agenda\r\nItem 1: welcome\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:swap@x\r\nDTSTART:20270522T110000Z\r\nDTEND:20270522T100000Z\r\n",
+        "SUMMARY:Swapped\r\nEND:VEVENT\r\n",
+        "BEGIN:VEVENT\r\nUID:market@x\r\nDTSTART;VALUE=DATE:20270321\r\nDTEND;VALUE=DATE:20270322\r\n",
+        "RRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:Market day\r\nEND:VEVENT\r\n",
+    ));
     // A daily all-day series longer than any page.
     c.push_str(concat!(
         "BEGIN:VEVENT\r\nUID:daily@x\r\nDTSTART;VALUE=DATE:20270101\r\nDTEND;VALUE=DATE:20270102\r\n",
@@ -133,6 +152,48 @@ fn real_world_calendar_quirks_land_exactly_in_both_outputs() {
             "2027-06-10T09:00:00+01:00"
         ]
     );
+    // The PERIOD keeps its own length (an hour from 08:00Z), the rule's dates the series' hour.
+    let period = items
+        .iter()
+        .find(|e| e["title"] == "Outlook standup" && e["start"] == "2027-06-10T09:00:00+01:00")
+        .expect("the PERIOD occurrence");
+    assert_eq!(period["end"], "2027-06-10T10:00:00+01:00");
+    // A repeated UID: the newest revision only; a run of dates under one UID, each date.
+    assert_eq!(starts(&items, "Revised"), ["2027-05-02T10:00:00+00:00"]);
+    assert!(starts(&items, "Superseded").is_empty());
+    assert_eq!(
+        starts(&items, "Run"),
+        ["2027-05-10T10:00:00+00:00", "2027-05-17T10:00:00+00:00"]
+    );
+    // Land, with a warning each: an unknown zone read as the calendar's local time, an end that
+    // cannot be read, swapped times read the other way round.
+    assert_eq!(
+        starts(&items, "Unknown zone"),
+        ["2027-05-20T16:00:00+01:00"]
+    );
+    let bad_end: Vec<&Value> = items.iter().filter(|e| e["title"] == "Bad end").collect();
+    assert_eq!(bad_end.len(), 1);
+    assert!(bad_end[0]["description"]
+        .as_str()
+        .unwrap_or("")
+        .contains("Agenda Item 1: welcome"));
+    let swapped: Vec<&Value> = items.iter().filter(|e| e["title"] == "Swapped").collect();
+    assert_eq!(swapped[0]["start"], "2027-05-22T10:00:00+00:00");
+    assert_eq!(swapped[0]["end"], "2027-05-22T11:00:00+00:00");
+    // An all-day series ends at the next local midnight, also on the 23-hour day.
+    let market: Vec<String> = items
+        .iter()
+        .filter(|e| e["title"] == "Market day")
+        .map(|e| e["end"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        market,
+        [
+            "2027-03-22T00:00:00+00:00",
+            "2027-03-29T00:00:00+01:00",
+            "2027-04-05T00:00:00+01:00"
+        ]
+    );
     assert_eq!(starts(&items, "Sydney call"), ["2027-07-01T09:00:00+10:00"]);
     assert_eq!(
         starts(&items, "Buenos Aires call"),
@@ -153,9 +214,13 @@ fn real_world_calendar_quirks_land_exactly_in_both_outputs() {
         first_request.as_secs() < 5,
         "first events request took {first_request:?}"
     );
-    for title in ["Long 1", "Long 2", "Y10k", "Deep"] {
+    for title in ["Long 1", "Long 2", "Deep"] {
         assert!(starts(&items, title).is_empty(), "{title} landed");
     }
+    // An end past the year 9999 is dropped (with a warning); the event keeps its start.
+    let y10k: Vec<&Value> = items.iter().filter(|e| e["title"] == "Y10k").collect();
+    assert_eq!(y10k.len(), 1);
+    assert!(y10k[0]["end"].is_null());
     // Each refusal is a rejection with its reason.
     let conn = db(&env);
     let reasons: Vec<String> = conn
@@ -166,7 +231,16 @@ fn real_world_calendar_quirks_land_exactly_in_both_outputs() {
         })
         .unwrap_or_default();
     let all = reasons.join("\n");
-    for needle in ["DURATION", "9999", "nested", "FREQ=SECONDLY", "RSCALE"] {
+    for needle in [
+        "DURATION",
+        "9999",
+        "nested",
+        "FREQ=SECONDLY",
+        "RSCALE",
+        "Western/Central Europe",
+        "end is dropped",
+        "read as swapped",
+    ] {
         assert!(all.contains(needle), "no rejection naming {needle}:\n{all}");
     }
 
@@ -179,6 +253,8 @@ fn real_world_calendar_quirks_land_exactly_in_both_outputs() {
     assert!(ics.contains("RECURRENCE-ID;TZID=America/New_York:20270309T180000"));
     assert!(ics.contains("EXDATE;TZID=America/New_York:20270316T180000"));
     assert!(ics.contains("DTSTART;TZID=Australia/Sydney:20270701T090000"));
+    assert!(ics.contains("RDATE;VALUE=PERIOD:20270610T080000Z/20270610T090000Z"));
+    assert!(!ics.contains("duplicate UID"));
     let ny_uid = ics
         .split("BEGIN:VEVENT")
         .find(|b| b.contains("SUMMARY:NY board\r\n"))

@@ -274,9 +274,21 @@ fn recurrence_props(c: &CanonicalEvent) -> Vec<Property> {
     }
     for (key, items) in [("RDATE", rdates), ("EXDATE", exdates)] {
         let mut by_param: Vec<(Option<String>, bool, Vec<String>)> = Vec::new();
+        // An RDATE PERIOD keeps its own length; written in UTC, which every reader takes.
+        let mut periods = Vec::new();
         for item in items {
             let time = match item {
-                DateItem::At(t) => event_time(t.fixed_offset(), tz, e.all_day),
+                DateItem::Period { start, end } if key == "RDATE" => {
+                    periods.push(format!(
+                        "{}/{}",
+                        start.format("%Y%m%dT%H%M%SZ"),
+                        end.format("%Y%m%dT%H%M%SZ")
+                    ));
+                    continue;
+                }
+                DateItem::At(t) | DateItem::Period { start: t, .. } => {
+                    event_time(t.fixed_offset(), tz, e.all_day)
+                }
                 // An excluded day of a timed series is its occurrence at the series' time.
                 DateItem::Date(d) if !e.all_day => {
                     let local = d.and_time(e.start.with_timezone(&anchor.tz).time());
@@ -319,6 +331,13 @@ fn recurrence_props(c: &CanonicalEvent) -> Vec<Property> {
             if is_date {
                 p.add_parameter("VALUE", "DATE");
             }
+            out.push(p);
+        }
+        if !periods.is_empty() {
+            periods.sort();
+            periods.dedup();
+            let mut p = Property::new(key, periods.join(","));
+            p.add_parameter("VALUE", "PERIOD");
             out.push(p);
         }
     }

@@ -86,12 +86,12 @@ fn occurrences_up_to(
     let after = from - lookback - chrono::Duration::seconds(1);
     let want = usize::from(limit) + event.overrides.len();
     let replaced = |t: DateTime<FixedOffset>| event.overrides.iter().any(|o| o.recurrence_id == t);
-    let mut out: Vec<Occurrence> = crate::recurrence::starts_between(event, after, to, want)
+    let mut out: Vec<Occurrence> = crate::recurrence::occurrences_between(event, after, to, want)
         .into_iter()
-        .filter(|s| !replaced(*s))
-        .map(|start| Occurrence {
+        .filter(|(s, _)| !replaced(*s))
+        .map(|(start, end)| Occurrence {
             start,
-            end: duration.map(|d| start + d),
+            end,
             override_index: None,
         })
         .filter(|o| overlaps(o.start, o.end))

@@ -109,6 +109,35 @@ fn fix_case(line: &str, colon: usize) -> String {
     format!("{name}{rest}")
 }
 
+/// Whether a line with a colon is a content line: its name is an RFC 5545 name (letters,
+/// digits, '-') and it is not a URL on a line of its own. Anything else ("Agenda: …",
+/// "https://…") is text pasted into a value that lost its folding.
+fn is_property(line: &str, colon: usize) -> bool {
+    let head = &line[..colon];
+    let name = head.split(';').next().unwrap_or("").trim();
+    let url = ["http", "https", "ftp"]
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s))
+        && line[colon + 1..].starts_with("//");
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !url
+}
+
+/// Properties whose value is free text, where a pasted line that lost its fold belongs; a
+/// stray line after a UID or a date is junk, not part of it.
+fn is_text_property(line: &str) -> bool {
+    let name = line.split([';', ':']).next().unwrap_or("");
+    [
+        "DESCRIPTION",
+        "SUMMARY",
+        "LOCATION",
+        "COMMENT",
+        "CONTACT",
+        "RESOURCES",
+        "X-ALT-DESC",
+    ]
+    .contains(&name)
+}
+
 fn looks_like_name(line: &str) -> bool {
     let t = line.trim();
     !t.is_empty() && t.len() <= 40 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -136,12 +165,16 @@ pub fn scan(text: &str) -> Scan {
     let mut last_was_content = false;
     // Where a VEVENT's END returns to: its calendar, or outside for a bare VEVENT.
     let mut event_parent_is_calendar = true;
+    // VCALENDARs opened inside a calendar (a file pasted into another): their events count.
+    let mut inner_calendars = 0usize;
     for raw in unfold(text) {
-        let Some(colon) = value_colon(&raw) else {
+        let Some(colon) = value_colon(&raw).filter(|&c| is_property(&raw, c)) else {
             // Pasted text that lost its fold continues the previous line; a bare word is junk.
             if last_was_content && !looks_like_name(&raw) {
                 let target = match at {
-                    Where::Event if depth == 0 => event.lines.last_mut(),
+                    Where::Event if depth == 0 => {
+                        event.lines.last_mut().filter(|l| is_text_property(l))
+                    }
                     _ => None,
                 };
                 if let Some(t) = target {
@@ -182,6 +215,8 @@ pub fn scan(text: &str) -> Scan {
                 event_parent_is_calendar = true;
                 at = Where::Event;
             }
+            (Where::Calendar, Some("VCALENDAR"), _) => inner_calendars += 1,
+            (Where::Calendar, _, Some("VCALENDAR")) if inner_calendars > 0 => inner_calendars -= 1,
             (Where::Calendar, Some("VTIMEZONE"), _) => {
                 zone = ZoneBlock::default();
                 at = Where::Zone;
@@ -252,11 +287,27 @@ mod tests {
         );
         assert_eq!(s.events[1].lines, ["UID:b"]);
         assert_eq!(s.dropped, 2);
+        // Pasted text holding a colon, and a URL on its own line, continue the value too.
+        let pasted = "BEGIN:VEVENT\r\nUID:p\r\nDESCRIPTION:Agenda\r\nWe meet at 10: bring notes :)\r\nhttps://zoom.us/j/1\r\nSUMMARY:Team\r\nEND:VEVENT\r\n";
+        assert_eq!(
+            scan(pasted).events[0].lines,
+            [
+                "UID:p",
+                "DESCRIPTION:Agenda We meet at 10: bring notes :) https://zoom.us/j/1",
+                "SUMMARY:Team"
+            ]
+        );
         assert_eq!(decode(b"SUMMARY:Caf\xe9"), "SUMMARY:Café");
         assert_eq!(decode("SUMMARY:Café ü\u{ff}".as_bytes()), "SUMMARY:Café üÿ");
         let bare = "BEGIN:VEVENT\nUID:c\nEND:VEVENT\n";
         assert!(is_calendar(bare));
         assert_eq!(scan(bare).events[0].lines, ["UID:c"]);
+        // A calendar pasted inside another keeps its events; a stray line after a UID is junk.
+        let nested = "BEGIN:VCALENDAR\nBEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:n\nX-APPLE-RADIUS=49.9\nEND:VEVENT\nEND:VCALENDAR\nEND:VCALENDAR\n";
+        let s = scan(nested);
+        assert_eq!(s.events.len(), 1);
+        assert_eq!(s.events[0].lines, ["UID:n"]);
+        assert_eq!(s.dropped, 1);
     }
 
     #[test]

@@ -24,12 +24,59 @@ const FORMAT: &str = "ical";
 struct Zones {
     default: Tz,
     own: HashMap<String, Option<Tz>>,
+    /// The calendar's own definitions of TZIDs no IANA zone matches: their onsets and offsets.
+    defined: HashMap<String, Vec<(DateTime<chrono::Utc>, i32)>>,
+    /// TZIDs of the VEVENT being read that neither names nor a VTIMEZONE resolve.
+    unknown: std::cell::RefCell<Vec<String>>,
 }
 
 impl Zones {
-    fn resolve(&self, name: &str) -> Option<Tz> {
+    fn known(&self, name: &str) -> Option<Tz> {
         let name = name.trim().trim_matches('"');
         recurrence::zone(name).or_else(|| self.own.get(name).copied().flatten())
+    }
+
+    /// A wall-clock time in a TZID that only the calendar's own VTIMEZONE defines (no IANA zone
+    /// has its offsets): the instant by the definition. `None` when the TZID is not such a one.
+    fn by_definition(&self, tzid: &str, local: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
+        let name = tzid.trim().trim_matches('"');
+        if self.known(name).is_some() {
+            return None;
+        }
+        let onsets = self.defined.get(name)?;
+        let t = vtimezone::local_time(onsets, local)?;
+        let note = format!("time zone TZID={name:?} matches no known zone; its times are read with the offsets of the calendar's VTIMEZONE, and the event is kept in UTC");
+        let mut unknown = self.unknown.borrow_mut();
+        if !unknown.contains(&note) {
+            unknown.push(note);
+        }
+        Some(t)
+    }
+
+    /// A TZID's zone. One nothing resolves is read as local time in the calendar's default
+    /// zone, as calendar clients read a TZID without definition, and the event says so.
+    fn resolve(&self, name: &str) -> Option<Tz> {
+        Some(self.known(name).unwrap_or_else(|| {
+            let mut unknown = self.unknown.borrow_mut();
+            if !unknown.iter().any(|u| u == name) {
+                unknown.push(name.to_string());
+            }
+            self.default
+        }))
+    }
+
+    /// Warnings for the unknown TZIDs met since the last call.
+    fn take_warnings(&self) -> Vec<String> {
+        let default = self.default.name();
+        std::mem::take(&mut *self.unknown.borrow_mut())
+            .into_iter()
+            .map(|n| {
+                if n.starts_with("time zone TZID=") {
+                    return n;
+                }
+                format!("unknown time zone TZID={n:?} (no zone table names it, and no VTIMEZONE of the calendar matches a known zone); its times are read as local times in {default}")
+            })
+            .collect()
     }
 }
 
@@ -38,6 +85,10 @@ struct Read {
     uid: Option<String>,
     recurrence_id: Option<DateTime<FixedOffset>>,
     updated_at: Option<DateTime<FixedOffset>>,
+    /// SEQUENCE (RFC 5545 3.8.7.4; absent is 0): which revision of the UID this is.
+    sequence: i64,
+    /// DTSTAMP, else LAST-MODIFIED: orders copies of one revision.
+    stamp: Option<DateTime<FixedOffset>>,
     event: Event,
     warnings: Vec<String>,
 }
@@ -60,15 +111,28 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         .find_map(|l| l.strip_prefix("X-WR-TIMEZONE:"))
         .and_then(recurrence::zone)
         .unwrap_or(chrono_tz::Europe::London);
-    let own = scan
+    let own: HashMap<String, Option<Tz>> = scan
         .zones
         .iter()
         .filter(|z| recurrence::zone(&z.tzid).is_none())
-        .map(|z| (z.tzid.clone(), vtimezone::match_zone(z)))
+        .map(|z| (z.tzid.replace("\\,", ","), vtimezone::match_zone(z)))
         .collect();
-    let zones = Zones { default, own };
+    let defined = scan
+        .zones
+        .iter()
+        .map(|z| (z.tzid.replace("\\,", ","), z))
+        .filter(|(name, _)| own.get(name).is_some_and(|m| m.is_none()))
+        .filter_map(|(name, z)| Some((name, vtimezone::onsets(z)?)))
+        .collect();
+    let zones = Zones {
+        default,
+        own,
+        defined,
+        unknown: Default::default(),
+    };
     let mut feed = ParsedFeed::default();
     let mut reads = Vec::new();
+    let mut dateless = Vec::new();
     for (i, block) in scan.events.iter().enumerate() {
         let label = |uid: Option<&str>| {
             format!(
@@ -89,8 +153,12 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
             });
             continue;
         }
+        let dated = block.lines.iter().any(|l| l.starts_with("DTSTART"));
         match read_block(&block.lines, &zones) {
             Ok(r) => reads.push(r),
+            // A dateless part of a UID may be an iTIP reply or refresh about that event; whether
+            // it is is known once the dated parts are read.
+            Err(_) if !dated && uid_line.is_some() => dateless.push((i, uid_line)),
             Err(reason) => feed.rejections.push(Rejection {
                 source_id: uid_line.clone(),
                 reason: format!("{}: {reason}", label(uid_line.as_deref())),
@@ -98,7 +166,33 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
         }
     }
     group(reads, &mut feed);
+    fold_dateless(dateless, &mut feed);
     Ok(feed)
+}
+
+/// VEVENTs without DTSTART: those sharing the UID of an event that landed are iTIP messages
+/// about it (a REPLY's attendee status, a REFRESH; RFC 5546 lets them omit the start) and add
+/// nothing a listing shows, so they fold into it (logged); any other has no date to list and is
+/// rejected.
+fn fold_dateless(dateless: Vec<(usize, Option<String>)>, feed: &mut ParsedFeed) {
+    let landed: std::collections::HashSet<&str> =
+        feed.records.iter().map(|r| r.source_id.as_str()).collect();
+    let mut rejections = Vec::new();
+    for (i, uid) in dateless {
+        let uid = uid.unwrap_or_default();
+        if landed.contains(uid.as_str()) {
+            tracing::debug!(uid, "a VEVENT without DTSTART folded into its event");
+            continue;
+        }
+        rejections.push(Rejection {
+            source_id: Some(uid.clone()),
+            reason: format!(
+                "VEVENT {} ({uid}): no DTSTART, so no date to list (and no dated event with its UID)",
+                i + 1
+            ),
+        });
+    }
+    feed.rejections.extend(rejections);
 }
 
 /// Parses one VEVENT's lines with the crate, as a calendar of its own.
@@ -117,7 +211,10 @@ fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
         .find(|c| c.name == "VEVENT")
         .ok_or("the VEVENT could not be read")?;
     let mut warnings = Vec::new();
-    let event = event(comp, zones, &mut warnings)?;
+    zones.take_warnings();
+    let event = event(comp, zones, &mut warnings);
+    warnings.extend(zones.take_warnings());
+    let event = event?;
     let recurrence_id = match prop(comp, "RECURRENCE-ID") {
         Some(p) => Some(time(p, zones)?.0),
         None => None,
@@ -128,10 +225,19 @@ fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
     let uid = prop(comp, "UID")
         .map(|p| p.val.as_str().trim().to_string())
         .filter(|u| !u.is_empty());
+    let sequence = prop(comp, "SEQUENCE")
+        .and_then(|p| p.val.as_str().trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let stamp = prop(comp, "DTSTAMP")
+        .and_then(|p| time(p, zones).ok())
+        .map(|(t, _)| t)
+        .or(updated_at);
     Ok(Read {
         uid,
         recurrence_id,
         updated_at,
+        sequence,
+        stamp,
         event,
         warnings,
     })
@@ -150,11 +256,15 @@ fn derived_uid(e: &Event) -> String {
 type Stamp = Option<DateTime<FixedOffset>>;
 
 /// Masters become records; each override joins its master's series, or (master absent) lands as
-/// an event of its own.
+/// an event of its own. A UID given several masters is read as RFC 5546 does: the highest
+/// SEQUENCE is the current revision and older ones are superseded; copies of one revision (the
+/// same start and title) are one event, the latest DTSTAMP winning; masters of the current
+/// revision with different starts or titles are different events a publisher gave one UID, each
+/// kept under a derived id (`UID#start`).
 fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
     let mut order: Vec<String> = Vec::new();
-    let mut masters: HashMap<String, (Event, Option<DateTime<FixedOffset>>)> = HashMap::new();
-    let mut overrides: Vec<(String, DateTime<FixedOffset>, Event, Stamp)> = Vec::new();
+    let mut by_uid: HashMap<String, Vec<Read>> = HashMap::new();
+    let mut overrides: Vec<(String, Read)> = Vec::new();
     for r in reads {
         let uid = r.uid.clone().unwrap_or_else(|| derived_uid(&r.event));
         for w in &r.warnings {
@@ -164,25 +274,51 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             });
         }
         match r.recurrence_id {
-            Some(rid) => overrides.push((uid, rid, r.event, r.updated_at)),
+            Some(_) => overrides.push((uid, r)),
             None => {
-                if masters.contains_key(&uid) {
-                    feed.rejections.push(Rejection {
-                        source_id: Some(uid),
-                        reason: "duplicate UID in this calendar".into(),
-                    });
-                    continue;
+                let list = by_uid.entry(uid.clone()).or_default();
+                if list.is_empty() {
+                    order.push(uid);
                 }
-                order.push(uid.clone());
-                masters.insert(uid, (r.event, r.updated_at));
+                list.push(r);
             }
         }
     }
-    let mut singles = Vec::new();
-    for (uid, rid, ev, updated) in overrides {
+    // Each UID's masters resolved to the records kept, the first under the UID itself.
+    let mut masters: HashMap<String, (Event, Stamp)> = HashMap::new();
+    let mut extra_ids: HashMap<String, Vec<String>> = HashMap::new();
+    for uid in &order {
+        let Some(list) = by_uid.remove(uid) else {
+            continue;
+        };
+        let kept = current_revision(uid, list);
+        let mut ids = Vec::new();
+        for (i, r) in kept.into_iter().enumerate() {
+            let id = if i == 0 {
+                uid.clone()
+            } else {
+                let mut id = format!("{uid}#{}", r.event.start.to_rfc3339());
+                if masters.contains_key(&id) {
+                    id = format!("{id}#{}", derived_uid(&r.event));
+                }
+                id
+            };
+            if i > 0 {
+                ids.push(id.clone());
+            }
+            masters.insert(id, (r.event, r.updated_at));
+        }
+        extra_ids.insert(uid.clone(), ids);
+    }
+    // A later SEQUENCE of the same occurrence is applied last, so it wins.
+    overrides.sort_by_key(|(_, r)| r.sequence);
+    let mut singles: Vec<(String, Event, Stamp)> = Vec::new();
+    let mut single_at: HashMap<String, usize> = HashMap::new();
+    for (uid, r) in overrides {
+        let Some(rid) = r.recurrence_id else { continue };
+        let ev = r.event;
         match masters.get_mut(&uid) {
             Some((master, _)) if master.recurrence.is_some() => {
-                master.overrides.retain(|o| o.recurrence_id != rid);
                 master.overrides.push(Override {
                     recurrence_id: rid,
                     cancelled: ev.status == EventStatus::Cancelled,
@@ -197,18 +333,65 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             }
             // A single event's override of its own start replaces it.
             Some((master, _)) if master.start == rid => *master = ev,
-            _ => singles.push((format!("{uid}#{}", rid.to_rfc3339()), ev, updated)),
+            _ => {
+                // The same occurrence again: the later (higher SEQUENCE) one replaces it.
+                let id = format!("{uid}#{}", rid.to_rfc3339());
+                match single_at.get(&id).and_then(|&i| singles.get_mut(i)) {
+                    Some(slot) => *slot = (id, ev, r.updated_at),
+                    None => {
+                        single_at.insert(id.clone(), singles.len());
+                        singles.push((id, ev, r.updated_at));
+                    }
+                }
+            }
         }
     }
     for uid in order {
-        if let Some((mut ev, updated_at)) = masters.remove(&uid) {
-            ev.overrides.sort_by_key(|o| o.recurrence_id);
-            feed.records.push(record(uid, ev, updated_at));
+        let ids = extra_ids.remove(&uid).unwrap_or_default();
+        for id in std::iter::once(uid).chain(ids) {
+            if let Some((mut ev, updated_at)) = masters.remove(&id) {
+                // One override per occurrence, the last applied (highest SEQUENCE) winning:
+                // newest first, a stable sort, then the first of each kept.
+                ev.overrides.reverse();
+                ev.overrides.sort_by_key(|o| o.recurrence_id);
+                ev.overrides.dedup_by_key(|o| o.recurrence_id);
+                feed.records.push(record(id, ev, updated_at));
+            }
         }
     }
     for (id, ev, updated_at) in singles {
         feed.records.push(record(id, ev, updated_at));
     }
+}
+
+/// The masters of one UID that stand: the highest SEQUENCE only, one per start and title (the
+/// latest DTSTAMP of identical copies, else the first), in file order.
+fn current_revision(uid: &str, list: Vec<Read>) -> Vec<Read> {
+    let newest = list.iter().map(|r| r.sequence).max().unwrap_or(0);
+    let superseded = list.iter().filter(|r| r.sequence < newest).count();
+    if superseded > 0 {
+        tracing::debug!(
+            uid,
+            superseded,
+            sequence = newest,
+            "older revisions superseded"
+        );
+    }
+    // Indexed by start and title, so a feed of one UID many times stays linear.
+    let mut kept: Vec<Read> = Vec::new();
+    let mut seen: HashMap<(DateTime<FixedOffset>, String), usize> = HashMap::new();
+    for r in list.into_iter().filter(|r| r.sequence == newest) {
+        let key = (r.event.start, r.event.title.clone());
+        match seen.get(&key).and_then(|&i| kept.get_mut(i)) {
+            Some(k) if r.stamp > k.stamp => *k = r,
+            Some(_) => {}
+            None => {
+                seen.insert(key, kept.len());
+                kept.push(r);
+            }
+        }
+    }
+    kept
 }
 
 fn record(source_id: String, ev: Event, updated_at: Option<DateTime<FixedOffset>>) -> SourceRecord {
@@ -240,6 +423,21 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
     let name = p.name.as_str();
     let is_date = param(p, "VALUE").is_some_and(|x| x.eq_ignore_ascii_case("DATE"))
         || (v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()));
+    if let (Some(tzid), false) = (param(p, "TZID"), v.ends_with(['Z', 'z'])) {
+        let naive = if is_date {
+            NaiveDate::parse_from_str(&v[..v.len().min(8)], "%Y%m%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        } else {
+            NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()
+        };
+        if let Some(t) = naive
+            .filter(|n| n.year() <= 9999)
+            .and_then(|n| zones.by_definition(tzid, n))
+        {
+            return Ok((t, is_date));
+        }
+    }
     let tz = match param(p, "TZID") {
         Some(tzid) => zones
             .resolve(tzid)
@@ -264,63 +462,19 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
         return localise(midnight).map(|t| (t, true));
     }
     if let Some(utc) = v.strip_suffix(['Z', 'z']) {
-        let n = NaiveDateTime::parse_from_str(utc, "%Y%m%dT%H%M%S")
-            .map_err(|_| format!("{name} {v:?} is not a date-time"))?;
+        let n = recurrence::naive_date_time(utc)
+            .ok_or_else(|| format!("{name} {v:?} is not a date-time"))?;
         if n.year() > 9999 {
             return Err(format!("{name} {v} is after the year 9999"));
         }
         return Ok((n.and_utc().fixed_offset(), false));
     }
-    let n = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S")
-        .map_err(|_| format!("{name} {v:?} is not a date-time"))?;
+    let n =
+        recurrence::naive_date_time(v).ok_or_else(|| format!("{name} {v:?} is not a date-time"))?;
     localise(n).map(|t| (t, false))
 }
 
-/// An RFC 5545 DURATION (`PT2H`, `P1D`, `P1W`, `-PT15M`, `P1DT2H`), every step checked: a
-/// length past what a date can hold is `None`, never a panic.
-pub fn duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let s = s.strip_prefix(['P', 'p'])?;
-    let mut secs: i64 = 0;
-    let mut num: Option<i64> = None;
-    let mut in_time = false;
-    let mut any = false;
-    for c in s.chars() {
-        match c {
-            'T' | 't' => in_time = true,
-            '0'..='9' => {
-                let d = i64::from(c as u8 - b'0');
-                num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(d)?);
-            }
-            unit => {
-                let n = num.take()?;
-                let unit_secs = match (unit.to_ascii_uppercase(), in_time) {
-                    ('W', false) => 7 * 86_400,
-                    ('D', false) => 86_400,
-                    ('H', true) => 3_600,
-                    ('M', true) => 60,
-                    ('S', true) => 1,
-                    _ => return None,
-                };
-                secs = secs.checked_add(n.checked_mul(unit_secs)?)?;
-                any = true;
-            }
-        }
-    }
-    if num.is_some() || !any {
-        return None;
-    }
-    // Past about 27,000 years no end date exists; refuse long before chrono would panic.
-    if secs > 10_000 * 366 * 86_400 {
-        return None;
-    }
-    let d = Duration::try_seconds(secs)?;
-    Some(if neg { -d } else { d })
-}
+pub use crate::recurrence::duration;
 
 fn first_url(text: &str, hosts: &[&str]) -> Option<String> {
     text.split(|c: char| {
@@ -352,18 +506,32 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
     let dtstart = prop(comp, "DTSTART").ok_or("no DTSTART")?;
     let (start, all_day) = time(dtstart, zones)?;
     let tz = match param(dtstart, "TZID") {
+        // Kept in UTC: no IANA zone has the definition's offsets.
+        Some(tzid)
+            if zones.defined.contains_key(tzid.trim().trim_matches('"'))
+                && zones.known(tzid).is_none() =>
+        {
+            None
+        }
         Some(tzid) => zones.resolve(tzid),
         None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
         None => Some(zones.default),
     };
-    let end = match (prop(comp, "DTEND"), prop(comp, "DURATION")) {
-        (Some(p), _) => Some(time(p, zones)?.0),
+    // An end that cannot be read loses the end, not the event: the start is what a listing needs.
+    let dtend = prop(comp, "DTEND").and_then(|p| match time(p, zones) {
+        Ok((t, _)) => Some(t),
+        Err(e) => {
+            warnings.push(format!("{e}; the end is dropped"));
+            None
+        }
+    });
+    let end = match (dtend, prop(comp, "DURATION")) {
+        (Some(t), _) => Some(t),
         (None, Some(d)) => {
             let text = d.val.as_str();
-            let len = duration(text)
+            duration(text)
                 .ok_or_else(|| format!("DURATION {text:?} is not a duration a date can hold"))?;
-            let end = start
-                .checked_add_signed(len)
+            let end = recurrence::add_duration(start, tz.unwrap_or(chrono_tz::UTC), text)
                 .filter(|e| e.year() <= 9999)
                 .ok_or_else(|| format!("DURATION {text:?} ends after the year 9999"))?;
             Some(end)
@@ -372,17 +540,31 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         (None, None) if all_day => Some(start + Duration::days(1)),
         (None, None) => None,
     };
-    // An end before the start (swapped by some exporters) is dropped, and said so.
-    let end = match end {
+    // An end before the start: a single event's DTEND and DTSTART swapped by the exporter are
+    // read the other way round (as recurring-ical-events does); a series keeps the start its
+    // rule is anchored on and loses the end. Either way, said so.
+    let repeats = comp
+        .properties
+        .iter()
+        .any(|p| p.name == "RRULE" || p.name == "RDATE");
+    let (start, end) = match end {
+        Some(e) if e < start && dtend.is_some() && !repeats => {
+            warnings.push(format!(
+                "DTEND {} is before DTSTART {}; read as swapped (the earlier is the start)",
+                e.to_rfc3339(),
+                start.to_rfc3339()
+            ));
+            (e, Some(start))
+        }
         Some(e) if e < start => {
             warnings.push(format!(
                 "DTEND {} is before DTSTART {}; the end is dropped",
                 e.to_rfc3339(),
                 start.to_rfc3339()
             ));
-            None
+            (start, None)
         }
-        e => e,
+        e => (start, e),
     };
     let anchor = recurrence::Anchor {
         start,
@@ -399,7 +581,15 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
             .params
             .iter()
             .map(|x| match &x.val {
-                Some(v) => format!(";{}={}", x.key.as_str(), v.as_str().trim_matches('"')),
+                // A value holding ':' (Outlook's "(UTC-05:00) Eastern Time") stays quoted.
+                Some(v) => {
+                    let v = v.as_str().trim_matches('"');
+                    if v.contains([':', ';', ',']) {
+                        format!(";{}=\"{v}\"", x.key.as_str())
+                    } else {
+                        format!(";{}={v}", x.key.as_str())
+                    }
+                }
                 None => format!(";{}", x.key.as_str()),
             })
             .collect();
@@ -585,14 +775,20 @@ mod tests {
         .unwrap();
         // No UID: a stable derived id; a bad rule: the first occurrence, with a warning.
         let ids: Vec<&str> = feed.records.iter().map(|r| r.source_id.as_str()).collect();
-        assert_eq!(ids.len(), 3, "{ids:?}");
+        // An unknown zone: local time in the calendar's default zone, with a warning.
+        assert_eq!(ids.len(), 4, "{ids:?}");
         assert!(ids[0].starts_with("no-uid-"));
-        assert_eq!(ids[1..], ["rr", "ok"]);
+        assert_eq!(ids[1..], ["z", "rr", "ok"]);
         let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
-        assert!(reasons[0].contains("Mars/Olympus"));
-        assert!(reasons[1].contains("does not exist"));
+        assert!(reasons[0].contains("does not exist"));
+        assert!(reasons[1].contains("Mars/Olympus") && reasons[1].contains("Europe/London"));
         assert!(reasons[2].contains("RRULE not applied") && reasons[2].contains("kept"));
+        let Payload::Event(z) = &feed.records[1].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(z.start.to_rfc3339(), "2027-01-01T10:00:00+00:00");
+        assert_eq!(z.timezone.as_deref(), Some("Europe/London"));
         let again = parse(
             cal("BEGIN:VEVENT\r\nDTSTART:20270101T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n")
                 .as_bytes(),
@@ -616,10 +812,14 @@ mod tests {
         let Payload::Event(e) = &feed.records[0].payload else {
             panic!("not an event")
         };
-        assert_eq!(e.start.to_rfc3339(), "2005-07-11T10:00:00-04:00");
+        // The swapped times are read the other way round.
+        assert_eq!(e.start.to_rfc3339(), "2005-07-11T09:00:00-04:00");
+        assert_eq!(
+            e.end.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2005-07-11T10:00:00-04:00")
+        );
         assert_eq!(e.title, UNTITLED);
-        assert_eq!(e.end, None);
-        assert!(feed.rejections[0].reason.contains("end is dropped"));
+        assert!(feed.rejections[0].reason.contains("read as swapped"));
     }
 
     #[test]
@@ -627,5 +827,132 @@ mod tests {
         assert!(parse(b"<!DOCTYPE html><html><body>Service Unavailable</body></html>").is_err());
         assert!(parse(&[0xff, 0xfe, 0x00, 0x42]).is_err());
         assert!(parse(b"").is_err());
+    }
+
+    #[test]
+    fn a_repeated_uid_is_a_revision_a_copy_or_another_event() {
+        let feed = parse(cal(concat!(
+            // Revisions: SEQUENCE 2 supersedes 1, wherever it stands in the file.
+            "BEGIN:VEVENT\r\nUID:rev\r\nSEQUENCE:2\r\nDTSTART:20270102T100000Z\r\nSUMMARY:Moved\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:rev\r\nSEQUENCE:1\r\nDTSTART:20270101T100000Z\r\nSUMMARY:Original\r\nEND:VEVENT\r\n",
+            // Copies of one revision: one event, the later DTSTAMP's text.
+            "BEGIN:VEVENT\r\nUID:copy\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20270105T100000Z\r\nSUMMARY:Copy\r\nDESCRIPTION:old\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:copy\r\nDTSTAMP:20260201T000000Z\r\nDTSTART:20270105T100000Z\r\nSUMMARY:Copy\r\nDESCRIPTION:new\r\nEND:VEVENT\r\n",
+            // A publisher giving every date of a run one UID: each date is an event.
+            "BEGIN:VEVENT\r\nUID:run\r\nDTSTART:20270110T100000Z\r\nSUMMARY:Run\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:run\r\nDTSTART:20270117T100000Z\r\nSUMMARY:Run\r\nEND:VEVENT\r\n",
+            // Two UID-less copies are one event.
+            "BEGIN:VEVENT\r\nDTSTART:20270120T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nDTSTART:20270120T100000Z\r\nSUMMARY:No uid\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
+        let got: Vec<(&str, String, Option<String>)> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => (r.source_id.as_str(), e.title.clone(), e.description.clone()),
+                Payload::Organisation(_) => panic!("not an event"),
+            })
+            .collect();
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(got[0], ("rev", "Moved".into(), None));
+        assert_eq!(got[1], ("copy", "Copy".into(), Some("new".into())));
+        assert_eq!(got[2].0, "run");
+        assert_eq!(got[3].0, "run#2027-01-17T10:00:00+00:00");
+        assert!(got[4].0.starts_with("no-uid-"));
+    }
+
+    #[test]
+    fn an_unreadable_end_loses_the_end_not_the_event() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:e1\r\nDTSTART:19970701T100000Z\r\nDTEND:1997-07-01 13:00\r\nSUMMARY:Short end\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:e2\r\nDTSTART;VALUE=DATE:19970701\r\nDTEND:None\r\nSUMMARY:No end\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 2, "{:?}", feed.rejections);
+        let ends: Vec<Option<DateTime<FixedOffset>>> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => e.end,
+                Payload::Organisation(_) => panic!("not an event"),
+            })
+            .collect();
+        assert_eq!(ends[0], None);
+        // An all-day event without a readable end lasts its day.
+        assert_eq!(
+            ends[1].map(|e| e.to_rfc3339()).as_deref(),
+            Some("1997-07-02T00:00:00+01:00")
+        );
+        assert_eq!(feed.rejections.len(), 2);
+        assert!(feed
+            .rejections
+            .iter()
+            .all(|r| r.reason.contains("end is dropped")));
+    }
+
+    #[test]
+    fn a_zone_only_its_vtimezone_defines_is_read_by_its_offsets() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VTIMEZONE\r\nTZID:Nowhere/Middle\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n",
+            "TZOFFSETFROM:-0741\r\nTZOFFSETTO:-0741\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n",
+            "BEGIN:VEVENT\r\nUID:mid\r\nDTSTART;TZID=Nowhere/Middle:20270601T120000\r\n",
+            "DTEND;TZID=Nowhere/Middle:20270601T130000\r\nSUMMARY:Middle\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(e.start.to_rfc3339(), "2027-06-01T12:00:00-07:41");
+        assert_eq!(
+            e.end.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2027-06-01T13:00:00-07:41")
+        );
+        assert_eq!(e.timezone, None);
+        assert_eq!(feed.rejections.len(), 1, "{:?}", feed.rejections);
+        assert!(feed.rejections[0]
+            .reason
+            .contains("offsets of the calendar's VTIMEZONE"));
+    }
+
+    #[test]
+    fn an_occurrence_overridden_twice_keeps_the_higher_sequence() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:s\r\nDTSTART:20270104T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:S\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:2\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270112T100000Z\r\nSUMMARY:S\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:s\r\nSEQUENCE:1\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270113T100000Z\r\nSUMMARY:S\r\nEND:VEVENT\r\n",
+            // Orphan overrides (no master) of one occurrence, twice: one event, the newer.
+            "BEGIN:VEVENT\r\nUID:o\r\nSEQUENCE:5\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270114T100000Z\r\nSUMMARY:O\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:o\r\nSEQUENCE:4\r\nRECURRENCE-ID:20270111T100000Z\r\nDTSTART:20270115T100000Z\r\nSUMMARY:O\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 2);
+        let Payload::Event(s) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(s.overrides.len(), 1);
+        assert_eq!(
+            s.overrides[0].start.to_rfc3339(),
+            "2027-01-12T10:00:00+00:00"
+        );
+        let Payload::Event(o) = &feed.records[1].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(o.start.to_rfc3339(), "2027-01-14T10:00:00+00:00");
+    }
+
+    #[test]
+    fn a_dateless_part_of_a_landed_uid_folds_and_others_are_rejected() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:m\r\nDTSTART:20270104T100000Z\r\nSUMMARY:Meeting\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:m\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:b@example.com\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:lonely\r\nSUMMARY:No date\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        assert_eq!(feed.records.len(), 1);
+        assert_eq!(feed.rejections.len(), 1, "{:?}", feed.rejections);
+        assert_eq!(feed.rejections[0].source_id.as_deref(), Some("lonely"));
+        assert!(feed.rejections[0].reason.contains("no DTSTART"));
     }
 }

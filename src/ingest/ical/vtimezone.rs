@@ -37,7 +37,7 @@ fn offset_secs(v: &str) -> Option<i32> {
 }
 
 /// Onsets (instant, offset after it) of every observance up to the last year compared.
-fn onsets(zone: &ZoneBlock) -> Option<Vec<(DateTime<Utc>, i32)>> {
+pub(super) fn onsets(zone: &ZoneBlock) -> Option<Vec<(DateTime<Utc>, i32)>> {
     let mut out = Vec::new();
     let limit = Utc
         .with_ymd_and_hms(LAST_YEAR + 1, 1, 1, 0, 0, 0)
@@ -77,6 +77,20 @@ fn onsets(zone: &ZoneBlock) -> Option<Vec<(DateTime<Utc>, i32)>> {
     }
     out.sort();
     (!out.is_empty()).then_some(out)
+}
+
+/// A wall-clock time in a definition's own offsets, as an instant with that offset (the offset
+/// in force at the instant, found from the offset in force at the wall-clock time read as UTC).
+pub(super) fn local_time(
+    onsets: &[(DateTime<Utc>, i32)],
+    local: NaiveDateTime,
+) -> Option<DateTime<chrono::FixedOffset>> {
+    let guess = offset_at(onsets, local.and_utc())?;
+    let utc = local.and_utc() - Duration::seconds(i64::from(guess));
+    let offset = offset_at(onsets, utc)?;
+    let fixed = chrono::FixedOffset::east_opt(offset)?;
+    let utc = local.and_utc() - Duration::seconds(i64::from(offset));
+    Some(utc.with_timezone(&fixed))
 }
 
 fn offset_at(onsets: &[(DateTime<Utc>, i32)], t: DateTime<Utc>) -> Option<i32> {
