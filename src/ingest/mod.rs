@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod html;
 pub mod ical;
 pub mod jsonld;
+pub mod microdata_rdfa;
 pub mod oruk;
 pub mod rpde;
 pub mod rss;
