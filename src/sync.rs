@@ -263,10 +263,32 @@ async fn gather(
     opts: &SyncOptions,
 ) -> Result<Vec<FeedData>, SyncError> {
     let mut out = Vec::with_capacity(partner.feeds.len());
+    let series = SeenSeries::default();
     for feed in &partner.feeds {
-        out.push(gather_feed(ctx, partner, feed, opts).await?);
+        out.push(gather_feed(ctx, partner, feed, opts, &series).await?);
     }
     Ok(out)
+}
+
+/// OpenActive series the partner's feeds have yielded so far in this sync.
+type SeenSeries = Arc<std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>;
+
+/// Where an RPDE feed's sessions find a series outside the feed: the partner's other feeds in
+/// this sync, else what the store kept from earlier syncs.
+fn series_lookup(
+    store: Arc<Store>,
+    partner: String,
+    seen: SeenSeries,
+) -> ingest::rpde::SeriesLookup {
+    Box::new(move |reference| {
+        if let Some(v) = seen.lock().ok().and_then(|m| m.get(reference).cloned()) {
+            return Some(v);
+        }
+        let conn = store.reader().ok()?;
+        store::rpde_series::find(&conn, &partner, reference)
+            .ok()
+            .flatten()
+    })
 }
 
 /// Fetches one feed's pages in order (following the links each page names, within the partner's
@@ -276,6 +298,7 @@ async fn gather_feed(
     partner: &Partner,
     feed: &Feed,
     opts: &SyncOptions,
+    series: &SeenSeries,
 ) -> Result<FeedData, SyncError> {
     let source_desc = feed.source.to_string();
     let (validators, cursor) = if opts.full {
@@ -309,6 +332,11 @@ async fn gather_feed(
         error,
     };
     let mut harvest = ingest::Harvest::new(feed.format, feed.kind, feed.columns.clone());
+    harvest.set_series_lookup(series_lookup(
+        ctx.store.clone(),
+        partner.id.to_string(),
+        series.clone(),
+    ));
     let conditional = harvest.conditional();
     let mut queue = std::collections::VecDeque::new();
     for start in harvest.start(&source_desc, cursor.as_deref()) {
@@ -419,7 +447,16 @@ async fn gather_feed(
         last_page = Some(page_src);
     }
     let f = feed.clone();
+    let (store, pid, seen) = (ctx.store.clone(), partner.id.to_string(), series.clone());
     let (harvested, records, rejections) = tokio::task::spawn_blocking(move || {
+        if let Some(found) = harvest.series().filter(|s| !s.is_empty()) {
+            if let Err(e) = store::rpde_series::remember(&store.writer(), &pid, found) {
+                tracing::warn!(partner = %pid, error = %e, "cannot keep the feed's series for later syncs");
+            }
+            if let Ok(mut m) = seen.lock() {
+                m.extend(found.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
         let mut harvested = harvest.finish();
         let parsed = std::mem::take(&mut harvested.parsed);
         let (records, rejections) = prepare(&f, parsed);

@@ -182,6 +182,21 @@ impl Harvest {
         }
     }
 
+    /// Where an RPDE feed's sessions find series published outside it (other formats have none).
+    pub fn set_series_lookup(&mut self, lookup: rpde::SeriesLookup) {
+        if let State::Rpde(h) = &mut self.state {
+            h.set_series_lookup(lookup);
+        }
+    }
+
+    /// The OpenActive series an RPDE harvest has seen, by every reference to them.
+    pub fn series(&self) -> Option<&std::collections::HashMap<String, serde_json::Value>> {
+        match &self.state {
+            State::Rpde(h) => Some(h.series()),
+            _ => None,
+        }
+    }
+
     /// Reads one fetched page (`url` is where it came from) and returns the pages it links to.
     pub fn add_page(
         &mut self,

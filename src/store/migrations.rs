@@ -237,6 +237,16 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (partner_id, feed_key, day)
     );
     "#,
+    // 11: OpenActive SessionSeries as the partner published them, by every reference a session's
+    // `superEvent` may use, so sessions of a later sync (only the session feed changed) find them.
+    r#"
+    CREATE TABLE rpde_series (
+        partner_id  TEXT NOT NULL,
+        reference   TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (partner_id, reference)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -9,6 +9,7 @@ pub mod guard;
 mod migrations;
 pub mod records;
 pub mod review;
+pub mod rpde_series;
 pub mod runs;
 
 use std::path::{Path, PathBuf};
