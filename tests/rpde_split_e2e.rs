@@ -44,6 +44,15 @@ fn sync(env: &TestEnv) -> String {
 
 #[test]
 fn split_layout_sessions_find_their_series_across_feeds_and_syncs() {
+    split_layout(false);
+}
+
+#[test]
+fn split_layout_works_with_the_session_feed_listed_first() {
+    split_layout(true);
+}
+
+fn split_layout(sessions_first: bool) {
     let site = fake_site();
     let (series_end, sessions_1, sessions_2) = (
         site.url("/series?afterChangeNumber=1"),
@@ -79,11 +88,12 @@ fn split_layout_sessions_find_their_series_across_feeds_and_syncs() {
     let feed = |url: String| {
         format!("[[partners.feeds]]\nkind = \"events\"\nformat = \"rpde\"\nurl = \"{url}\"\nretries = 0\ntimeout_secs = 5\n\n")
     };
-    let toml = format!(
-        "[[partners]]\nid = \"active\"\nname = \"Active Cheshire\"\n\n{}{}",
-        feed(site.url("/series")),
-        feed(site.url("/sessions"))
-    );
+    let (mut first, mut second) = (feed(site.url("/series")), feed(site.url("/sessions")));
+    if sessions_first {
+        std::mem::swap(&mut first, &mut second);
+    }
+    let toml =
+        format!("[[partners]]\nid = \"active\"\nname = \"Active Cheshire\"\n\n{first}{second}");
     let env = TestEnv::new(&toml);
     let out = sync(&env);
 
