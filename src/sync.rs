@@ -263,10 +263,57 @@ async fn gather(
     opts: &SyncOptions,
 ) -> Result<Vec<FeedData>, SyncError> {
     let mut out = Vec::with_capacity(partner.feeds.len());
+    let series = SeenSeries::default();
+    let mut missed = Vec::with_capacity(partner.feeds.len());
     for feed in &partner.feeds {
-        out.push(gather_feed(ctx, partner, feed, opts).await?);
+        let m = Missed::default();
+        out.push(gather_feed(ctx, partner, feed, opts, &series, &m).await?);
+        missed.push(m);
+    }
+    // A session feed read before the feed of its series is read again once that is known, so the
+    // order feeds are listed in does not decide whether sessions get their series.
+    for (i, m) in missed.iter().enumerate() {
+        let resolvable = match (series.lock(), m.lock()) {
+            (Ok(seen), Ok(m)) => m.iter().any(|r| seen.contains_key(r)),
+            _ => false,
+        };
+        if let (true, Some(feed), Some(slot)) = (resolvable, partner.feeds.get(i), out.get_mut(i)) {
+            *slot = gather_feed(ctx, partner, feed, opts, &series, &Missed::default()).await?;
+        }
     }
     Ok(out)
+}
+
+/// OpenActive series the partner's feeds have yielded so far in this sync.
+type SeenSeries = Arc<std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>>;
+
+/// Series references one feed's sessions could not resolve.
+type Missed = Arc<std::sync::Mutex<HashSet<String>>>;
+
+/// Where an RPDE feed's sessions find a series outside the feed: the partner's other feeds in
+/// this sync, else what the store kept from earlier syncs; what neither has goes in `missed`.
+fn series_lookup(
+    store: Arc<Store>,
+    partner: String,
+    seen: SeenSeries,
+    missed: Missed,
+) -> ingest::rpde::SeriesLookup {
+    Box::new(move |reference| {
+        if let Some(v) = seen.lock().ok().and_then(|m| m.get(reference).cloned()) {
+            return Some(v);
+        }
+        let found = store.reader().ok().and_then(|conn| {
+            store::rpde_series::find(&conn, &partner, reference)
+                .ok()
+                .flatten()
+        });
+        if found.is_none() {
+            if let Ok(mut m) = missed.lock() {
+                m.insert(reference.to_string());
+            }
+        }
+        found
+    })
 }
 
 /// Fetches one feed's pages in order (following the links each page names, within the partner's
@@ -276,6 +323,8 @@ async fn gather_feed(
     partner: &Partner,
     feed: &Feed,
     opts: &SyncOptions,
+    series: &SeenSeries,
+    missed: &Missed,
 ) -> Result<FeedData, SyncError> {
     let source_desc = feed.source.to_string();
     let (validators, cursor) = if opts.full {
@@ -309,6 +358,12 @@ async fn gather_feed(
         error,
     };
     let mut harvest = ingest::Harvest::new(feed.format, feed.kind, feed.columns.clone());
+    harvest.set_series_lookup(series_lookup(
+        ctx.store.clone(),
+        partner.id.to_string(),
+        series.clone(),
+        missed.clone(),
+    ));
     let conditional = harvest.conditional();
     let mut queue = std::collections::VecDeque::new();
     for start in harvest.start(&source_desc, cursor.as_deref()) {
@@ -419,7 +474,16 @@ async fn gather_feed(
         last_page = Some(page_src);
     }
     let f = feed.clone();
+    let (store, pid, seen) = (ctx.store.clone(), partner.id.to_string(), series.clone());
     let (harvested, records, rejections) = tokio::task::spawn_blocking(move || {
+        if let Some(found) = harvest.series().filter(|s| !s.is_empty()) {
+            if let Err(e) = store::rpde_series::remember(&store.writer(), &pid, found) {
+                tracing::warn!(partner = %pid, error = %e, "cannot keep the feed's series for later syncs");
+            }
+            if let Ok(mut m) = seen.lock() {
+                m.extend(found.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
         let mut harvested = harvest.finish();
         let parsed = std::mem::take(&mut harvested.parsed);
         let (records, rejections) = prepare(&f, parsed);

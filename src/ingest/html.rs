@@ -156,7 +156,7 @@ const CLOSES_P: &[&str] = &[
 /// `html` re-serialised from its tokens with elements nested deeper than [`MAX_DEPTH`] dropped
 /// (their text kept), in one linear pass: end tags close through a count of what is open rather
 /// than a search down the stack.
-fn bounded(html: &str) -> String {
+pub(super) fn bounded(html: &str) -> String {
     let sink = Bounder {
         out: RefCell::new(String::with_capacity(html.len())),
         open: RefCell::new(Vec::new()),

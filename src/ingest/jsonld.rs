@@ -5,7 +5,9 @@
 
 use serde_json::Value;
 
-use super::{html, schema_org, Collected, Harvested, PageRequest, PageRole, ParseError};
+use super::{
+    html, microdata_rdfa, schema_org, Collected, Harvested, PageRequest, PageRole, ParseError,
+};
 use crate::model::{Payload, RecordKind, Rejection, SourceRecord};
 
 const FORMAT: &str = "jsonld";
@@ -15,8 +17,22 @@ pub struct Harvest {
     kind: RecordKind,
     records: Collected,
     pub(super) rejections: Vec<Rejection>,
-    /// Whether any listing page carried JSON-LD at all (a page with none is not this format).
+    /// Whether any listing page carried schema.org data at all (JSON-LD, microdata or RDFa; a
+    /// page with none is not this format).
     saw_json_ld: bool,
+    /// The current page's JSON-LD records by [`node_key`], so markup repeating one is skipped.
+    page_keys: std::collections::HashSet<String>,
+}
+
+/// What makes two descriptions of one page's record the same: type, name and start.
+fn node_key(node: &Value) -> String {
+    let field = |k: &str| node.get(k).map(Value::to_string).unwrap_or_default();
+    format!(
+        "{}|{}|{}",
+        schema_org::is_event(node),
+        field("name"),
+        field("startDate")
+    )
 }
 
 impl Harvest {
@@ -26,6 +42,7 @@ impl Harvest {
             records: Collected::default(),
             rejections: Vec::new(),
             saw_json_ld: false,
+            page_keys: Default::default(),
         }
     }
 
@@ -42,16 +59,31 @@ impl Harvest {
         role: PageRole,
         bytes: &[u8],
     ) -> Result<Vec<PageRequest>, ParseError> {
-        let page = html::scan(&String::from_utf8_lossy(bytes));
-        if role != PageRole::Item && page.json_ld.is_empty() && !self.saw_json_ld {
+        let text = String::from_utf8_lossy(bytes);
+        let page = html::scan(&text);
+        let markup = microdata_rdfa::read(url, &text);
+        let structured = !page.json_ld.is_empty() || markup.items > 0;
+        if role != PageRole::Item && !structured && !self.saw_json_ld {
             return Err(ParseError::Invalid {
                 format: FORMAT,
                 reason: format!(
-                    "{url}: the page has no <script type=\"application/ld+json\"> block"
+                    "{url}: not a schema.org page: no <script type=\"application/ld+json\"> \
+                     block, microdata item (itemscope) or RDFa typed resource (typeof)"
                 ),
             });
         }
-        self.saw_json_ld |= !page.json_ld.is_empty();
+        self.saw_json_ld |= structured;
+        if markup.truncated {
+            self.rejections.push(Rejection {
+                source_id: Some(url.to_string()),
+                reason: format!(
+                    "{url}: more microdata/RDFa than is read from one page (over {} items or \
+                     nested past {} levels); the rest of the page is ignored",
+                    microdata_rdfa::MAX_ITEMS,
+                    html::MAX_DEPTH
+                ),
+            });
+        }
         let mut links = Vec::new();
         let mut found = 0usize;
         for (b, block) in page.json_ld.iter().enumerate() {
@@ -74,6 +106,7 @@ impl Harvest {
                 }
                 if self.wanted(&node) {
                     found += 1;
+                    self.page_keys.insert(node_key(&node));
                     self.node(url, &node, found);
                 } else if self.kind == RecordKind::Events {
                     for event in schema_org::nested_events(&node) {
@@ -82,6 +115,14 @@ impl Harvest {
                     }
                 }
             }
+        }
+        // Markup repeating a JSON-LD node of the page (themes often write both) is not a second record.
+        let seen = std::mem::take(&mut self.page_keys);
+        for node in markup.nodes {
+            if seen.contains(&node_key(&node)) {
+                continue;
+            }
+            self.markup_node(url, role, &node, &mut links, &mut found);
         }
         if role == PageRole::Item && found == 0 {
             self.rejections.push(Rejection {
@@ -99,6 +140,30 @@ impl Harvest {
             links.extend(page.next.map(PageRequest::listing));
         }
         Ok(links)
+    }
+
+    /// One top-level microdata/RDFa node, read as a JSON-LD node would be.
+    fn markup_node(
+        &mut self,
+        url: &str,
+        role: PageRole,
+        node: &Value,
+        links: &mut Vec<PageRequest>,
+        found: &mut usize,
+    ) {
+        if schema_org::types(node).iter().any(|t| t == "ItemList") {
+            if role != PageRole::Item {
+                links.extend(self.item_list(url, node, found));
+            }
+        } else if self.wanted(node) {
+            *found += 1;
+            self.node(url, node, *found);
+        } else if self.kind == RecordKind::Events {
+            for event in schema_org::nested_events(node) {
+                *found += 1;
+                self.node(url, &event, *found);
+            }
+        }
     }
 
     /// An `ItemList`'s entries: embedded nodes are records now; bare URLs are item pages to fetch.
@@ -240,6 +305,54 @@ mod tests {
             "{:?}",
             out.parsed.rejections
         );
+    }
+
+    #[test]
+    fn microdata_and_rdfa_pages_are_read_like_json_ld() {
+        let page = br#"<html><body>
+          <div itemscope itemtype="http://schema.org/TheaterEvent">
+            <span itemprop="name">Hamlet</span>
+            <meta itemprop="startDate" content="2027-04-01T19:30:00+01:00">
+            <div itemprop="location" itemscope itemtype="http://schema.org/PerformingArtsTheater">
+              <span itemprop="name">Lyceum</span></div></div>
+          <div vocab="https://schema.org/" typeof="Restaurant"><span property="name">Fish Shed</span></div>
+        </body></html>"#;
+        let mut h = Harvest::new(RecordKind::Events);
+        h.add_page("https://ex.org/whats-on", PageRole::Listing, page)
+            .unwrap();
+        let out = h.finish();
+        let titles: Vec<String> = out
+            .parsed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => format!(
+                    "{} {} @ {:?}",
+                    e.title,
+                    e.start.to_rfc3339(),
+                    e.location.name
+                ),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            titles,
+            vec!["Hamlet 2027-04-01T19:30:00+01:00 @ Some(\"Lyceum\")".to_string()],
+            "{:?}",
+            out.parsed.rejections
+        );
+        let mut h = Harvest::new(RecordKind::Organisations);
+        h.add_page("https://ex.org/whats-on", PageRole::Listing, page)
+            .unwrap();
+        let out = h.finish();
+        assert_eq!(out.parsed.records.len(), 1, "{:?}", out.parsed.rejections);
+
+        // Structured data of no interest: the page syncs, with nothing in it.
+        let mut h = Harvest::new(RecordKind::Events);
+        let product = br#"<div itemscope itemtype="http://schema.org/Product"><span itemprop="name">Kettle</span></div>"#;
+        h.add_page("https://ex.org/p", PageRole::Listing, product)
+            .unwrap();
+        assert!(h.finish().parsed.records.is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod html;
 pub mod ical;
 pub mod jsonld;
+pub mod microdata_rdfa;
 pub mod oruk;
 pub mod rpde;
 pub mod rss;
@@ -178,6 +179,21 @@ impl Harvest {
             State::Single(_) | State::Jsonld(_) | State::WpEvents(_) => {
                 vec![PageRequest::listing(source)]
             }
+        }
+    }
+
+    /// Where an RPDE feed's sessions find series published outside it (other formats have none).
+    pub fn set_series_lookup(&mut self, lookup: rpde::SeriesLookup) {
+        if let State::Rpde(h) = &mut self.state {
+            h.set_series_lookup(lookup);
+        }
+    }
+
+    /// The OpenActive series an RPDE harvest has seen, by every reference to them.
+    pub fn series(&self) -> Option<&std::collections::HashMap<String, serde_json::Value>> {
+        match &self.state {
+            State::Rpde(h) => Some(h.series()),
+            _ => None,
         }
     }
 

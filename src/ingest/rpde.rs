@@ -220,22 +220,19 @@ impl Harvest {
     }
 }
 
-/// A `CourseInstance`'s sessions (its `subEvent`s), each a record with the course as its series:
-/// a course is attended at those times, not as one span from its first day to its last. `None`
-/// when the course lists no sessions (it then stands as one event or a schedule).
+/// A container's embedded sessions (the `subEvent`s of a `CourseInstance`, `SessionSeries`,
+/// `EventSeries`, …), each a record with the container as its series: it is attended at those
+/// times, not as one span from its first day to its last. `None` when no embedded session has a
+/// time of its own (the container then stands as one event or a schedule, as a `HeadlineEvent`
+/// whose `subEvent`s only name its parts does).
 fn course_sessions(course_id: &str, data: &Value) -> Option<Vec<(String, Value)>> {
-    if !schema_org::types(data)
-        .iter()
-        .any(|t| t == "CourseInstance")
-    {
-        return None;
-    }
     let subs: Vec<&Value> = match data.get("subEvent") {
         Some(Value::Array(a)) => a.iter().filter(|s| s.is_object()).collect(),
         Some(o @ Value::Object(_)) => vec![o],
         _ => return None,
     };
-    if subs.is_empty() {
+    let timed = |s: &&Value| s.get("startDate").is_some() || s.get("eventSchedule").is_some();
+    if !subs.iter().any(timed) {
         return None;
     }
     Some(
@@ -377,6 +374,42 @@ mod tests {
                     "c1#2".to_string(),
                     "Learn to swim 2027-03-08T18:00:00+00:00".to_string()
                 ),
+            ],
+            "{:?}",
+            out.parsed.rejections
+        );
+    }
+
+    #[test]
+    fn a_session_series_with_embedded_sessions_is_those_sessions() {
+        let mut h = Harvest::default();
+        harvest_of(
+            &mut h,
+            "https://ex.org/feeds/series",
+            r#"{"state":"updated","kind":"SessionSeries","id":"ss1","modified":1,
+                "data":{"type":"SessionSeries","name":"Wednesday Yoga","startDate":"2018-01-01",
+                        "endDate":"2018-12-31",
+                        "subEvent":[{"type":"ScheduledSession","url":"https://ex.org/s/2",
+                                     "startDate":"2018-09-05T18:00:00-05:00","duration":"PT1H"}]}},
+               {"state":"updated","kind":"HeadlineEvent","id":"h1","modified":1,
+                "data":{"type":"HeadlineEvent","name":"Cycle Challenge","startDate":"2016-06-18",
+                        "subEvent":[{"type":"Event","name":"Cycle Challenge"}]}}"#,
+        );
+        let out = h.finish();
+        let got: Vec<String> = out
+            .parsed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => format!("{} {}", e.title, e.start.to_rfc3339()),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                "Wednesday Yoga 2018-09-05T18:00:00-05:00".to_string(),
+                "Cycle Challenge 2016-06-18T00:00:00+01:00".to_string()
             ],
             "{:?}",
             out.parsed.rejections

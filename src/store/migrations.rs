@@ -258,6 +258,16 @@ const STEPS: &[&str] = &[
     ALTER TABLE partners ADD COLUMN withdraw_after TEXT;
     ALTER TABLE partners ADD COLUMN withdrawn_at TEXT;
     "#,
+    // 13: OpenActive SessionSeries as the partner published them, by every reference a session's
+    // `superEvent` may use, so sessions of a later sync (only the session feed changed) find them.
+    r#"
+    CREATE TABLE rpde_series (
+        partner_id  TEXT NOT NULL,
+        reference   TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (partner_id, reference)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

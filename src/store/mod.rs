@@ -10,6 +10,7 @@ pub mod id_history;
 mod migrations;
 pub mod records;
 pub mod review;
+pub mod rpde_series;
 pub mod runs;
 pub mod withdrawal;
 

@@ -117,6 +117,11 @@ pub fn withdraw(tx: &Transaction, partner: &str, now: DateTime<Utc>) -> Result<W
         "DELETE FROM feed_high_water WHERE partner_id = ?1",
         params![partner],
     )?;
+    // Its published series go too: a withdrawn partner's sessions must not borrow them later.
+    tx.execute(
+        "DELETE FROM rpde_series WHERE partner_id = ?1",
+        params![partner],
+    )?;
     tx.execute(
         "UPDATE partners SET withdrawn_at = ?2, removed_at = COALESCE(removed_at, ?2),
              withdraw_after = COALESCE(withdraw_after, ?2)

@@ -8,6 +8,8 @@ What counts, by format (the rules the expectations follow):
   the top of a block, in @graph, in an ItemList's items, or under an Organization's `event`/`events`;
   every top-level (or @graph / ItemList) node of an Organization type with a name. Nodes nested as
   another node's property (a performer, an organizer, a location) are not records of the page.
+  Schema.org microdata and RDFa Lite items count by the same rules (a top-level item is one that
+  is no other item's property); this script drafts from JSON-LD only, so write those by hand.
 - RPDE: every `updated` item whose data is a SessionSeries, ScheduledSession, Event, HeadlineEvent,
   EventSeries, CourseInstance, Course or (modelling spec 1.0) Session with a name (its own, its
   superEvent's, or its container's) and a start (its startDate, or its eventSchedule's first
