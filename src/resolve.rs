@@ -77,7 +77,7 @@ pub fn resolve_kind(
 /// The settings that decide matches, as stored with a full resolution.
 fn fingerprint(s: &dedupe::Settings) -> String {
     format!(
-        "engine=2 merge_threshold={} review_threshold={} event_tolerance_secs={}",
+        "engine=3 merge_threshold={} review_threshold={} event_tolerance_secs={}",
         s.merge_threshold, s.review_threshold, s.event_tolerance_secs
     )
 }

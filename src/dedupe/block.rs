@@ -66,14 +66,16 @@ fn each_value(f: &Features, key: &mut dyn FnMut(Field, std::fmt::Arguments)) {
             }
         }
         Features::Event(e) => {
+            // One key space for every link field: partners put one link in different fields,
+            // and a value's frequency counts every record holding it, whichever field.
             if let Some(u) = &e.booking {
-                key(Field::Booking, format_args!("b:{u}"));
+                key(Field::Booking, format_args!("l:{u}"));
             }
             if let Some(u) = &e.url {
-                key(Field::Url, format_args!("u:{u}"));
+                key(Field::Url, format_args!("l:{u}"));
             }
             if let Some(u) = &e.room {
-                key(Field::Room, format_args!("r:{u}"));
+                key(Field::Room, format_args!("l:{u}"));
             }
         }
     }
@@ -179,10 +181,11 @@ fn each_key(
             if e.title_tokens.is_empty() {
                 key(format_args!("s:{b}:{}", e.title));
             }
-            // The same title on the same day: day-only listings and a local time marked UTC
-            // (an hour out) fall outside the time buckets.
-            let day = e.start.div_euclid(86_400);
-            if let Some(t) = e.title_tokens.iter().max_by_key(|t| (t.len(), t.as_str())) {
+            // A title word on the same local day: day-only listings, starts a while apart and
+            // local time marked UTC (an hour out) fall outside the time buckets. The day is the
+            // partner's own (its offset), so a day-only listing's local midnight is on its date.
+            let day = (e.start + i64::from(e.offset)).div_euclid(86_400);
+            for t in &e.title_tokens {
                 key(format_args!("y:{day}:{t}"));
             }
         }

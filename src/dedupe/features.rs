@@ -154,7 +154,15 @@ pub struct OrgFeatures {
 pub struct EventFeatures {
     pub title: String,
     pub title_tokens: Vec<String>,
+    /// The title before its last separator and after its first one, when a partner appended a
+    /// remark ("Coffee Morning - all welcome") or prefixed an organiser ("Hull Mind: Coffee
+    /// Morning"); `None` when there is no separator.
+    pub title_head: Option<String>,
+    pub title_tail: Option<String>,
     pub start: i64,
+    /// The start's UTC offset as the partner wrote it, in seconds: a listing marked `Z` while
+    /// the others carry the local offset may be local time written as UTC.
+    pub offset: i32,
     pub booking: Option<String>,
     pub url: Option<String>,
     pub postcode: Option<String>,
@@ -401,8 +409,33 @@ fn org(o: &Organisation) -> OrgFeatures {
     }
 }
 
+/// Separators after which partners prefix an organiser or append a remark to an event's title.
+const TITLE_SEPARATORS: &[&str] = &[": ", " - ", " – ", " — ", " (", " | "];
+
+/// The title keys of what is before the last separator and after the first one, each when it
+/// is something other than the whole title.
+fn title_parts(raw: &str, whole: &str) -> (Option<String>, Option<String>) {
+    let first = TITLE_SEPARATORS
+        .iter()
+        .filter_map(|sep| raw.find(sep).map(|i| i + sep.len()))
+        .min();
+    let last = TITLE_SEPARATORS
+        .iter()
+        .filter_map(|sep| raw.rfind(sep))
+        .max();
+    let key = |part: Option<&str>| {
+        part.map(normalise::title_key)
+            .filter(|k| !k.is_empty() && k != whole)
+    };
+    (
+        key(last.and_then(|i| raw.get(..i))),
+        key(first.and_then(|i| raw.get(i..))),
+    )
+}
+
 fn event(e: &Event) -> EventFeatures {
     let title = normalise::title_key(&e.title);
+    let (title_head, title_tail) = title_parts(&e.title, &title);
     let title_tokens = title
         .split(' ')
         .filter(|w| w.len() > 2 && !WEAK_TOKENS.contains(w))
@@ -411,7 +444,10 @@ fn event(e: &Event) -> EventFeatures {
     EventFeatures {
         title,
         title_tokens,
+        title_head,
+        title_tail,
         start: e.start.timestamp(),
+        offset: e.start.offset().local_minus_utc(),
         booking: e.booking_url.as_deref().and_then(url_key),
         url: e.url.as_deref().and_then(url_key),
         postcode: e.location.postcode.as_deref().and_then(normalise::postcode),

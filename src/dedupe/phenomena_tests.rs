@@ -47,6 +47,8 @@ struct E {
     postcode: Option<&'static str>,
     room: Option<&'static str>,
     series: bool,
+    url: Option<&'static str>,
+    all_day: bool,
 }
 
 fn event(e: E) -> Payload {
@@ -57,7 +59,7 @@ fn event(e: E) -> Payload {
         start: DateTime::parse_from_rfc3339(e.start).unwrap(),
         end: None,
         timezone: None,
-        all_day: false,
+        all_day: e.all_day,
         recurrence: e.series.then(|| vec!["RRULE:FREQ=WEEKLY".to_string()]),
         overrides: Vec::new(),
         status: Default::default(),
@@ -68,7 +70,7 @@ fn event(e: E) -> Payload {
             url: e.room.map(String::from),
             ..Default::default()
         },
-        url: None,
+        url: e.url.map(String::from),
         booking_url: e.booking.map(String::from),
         organiser: Default::default(),
         categories: vec![],
@@ -578,4 +580,150 @@ fn one_feeds_own_records_are_different_entities() {
     );
     assert_eq!(r.clusters.len(), 2);
     assert!(r.review.is_empty());
+}
+
+#[test]
+fn a_day_only_listing_in_summer_is_the_event_on_its_date() {
+    // Local midnight in summer is 23:00 UTC the day before: the date is the listing's own.
+    let venue = E {
+        title: "Community Lunch",
+        venue: Some("Devonport Leisure Centre"),
+        postcode: Some("PL4 3NN"),
+        ..Default::default()
+    };
+    assert!(events_together(
+        E {
+            start: "2027-06-10T00:00:00+01:00",
+            all_day: true,
+            ..venue.clone()
+        },
+        E {
+            start: "2027-06-10T12:30:00+01:00",
+            ..venue.clone()
+        },
+    ));
+    // The next day is another occurrence.
+    assert!(!events_together(
+        E {
+            start: "2027-06-11T00:00:00+01:00",
+            all_day: true,
+            ..venue.clone()
+        },
+        E {
+            start: "2027-06-10T12:30:00+01:00",
+            ..venue
+        },
+    ));
+}
+
+#[test]
+fn registration_opening_half_an_hour_early_is_the_same_event() {
+    let at = E {
+        title: "Volunteer Fair",
+        venue: Some("Guildhall Rooms"),
+        postcode: Some("NG8 7RX"),
+        ..Default::default()
+    };
+    assert!(events_together(
+        E {
+            start: "2027-03-04T09:30:00Z",
+            ..at.clone()
+        },
+        E {
+            start: "2027-03-04T10:00:00Z",
+            ..at.clone()
+        },
+    ));
+    // Two hours later at the same venue is another session.
+    assert!(!events_together(
+        E {
+            start: "2027-03-04T12:00:00Z",
+            ..at.clone()
+        },
+        E {
+            start: "2027-03-04T10:00:00Z",
+            ..at
+        },
+    ));
+}
+
+#[test]
+fn local_time_marked_utc_and_opening_early_is_still_one_event() {
+    // 12:55 local written as 12:55Z (an hour late), against 13:00 with its offset.
+    let at = E {
+        title: "Job Club",
+        venue: Some("Central Library"),
+        postcode: Some("HU1 3TF"),
+        ..Default::default()
+    };
+    assert!(events_together(
+        E {
+            start: "2027-06-10T12:55:00Z",
+            ..at.clone()
+        },
+        E {
+            start: "2027-06-10T13:00:00+01:00",
+            ..at.clone()
+        },
+    ));
+    // Both carry the local offset and are an hour apart: two sessions.
+    assert!(!events_together(
+        E {
+            start: "2027-06-10T14:00:00+01:00",
+            ..at.clone()
+        },
+        E {
+            start: "2027-06-10T13:00:00+01:00",
+            ..at
+        },
+    ));
+}
+
+#[test]
+fn one_link_in_different_fields_is_one_link() {
+    // One partner gives the Eventbrite page as the event's link, another as its booking link.
+    assert!(events_together(
+        E {
+            title: "Hull Funding Fair",
+            start: "2027-01-28T10:00:00Z",
+            url: Some("https://www.eventbrite.com/e/hull-funding-fair-tickets-123456789"),
+            ..Default::default()
+        },
+        E {
+            title: "Funding Fair",
+            start: "2027-01-28T10:00:00Z",
+            booking: Some("https://eventbrite.co.uk/e/123456789?aff=newsletter"),
+            ..Default::default()
+        },
+    ));
+}
+
+#[test]
+fn an_organiser_prefix_or_a_remark_on_a_title_is_decoration() {
+    let at = E {
+        start: "2027-02-14T10:30:00Z",
+        venue: Some("St Luke's Church Hall"),
+        ..Default::default()
+    };
+    assert!(events_together(
+        E {
+            title: "Hull Dementia Support Group: Bereavement Cafe",
+            ..at.clone()
+        },
+        E {
+            title: "Bereavement Cafe - all welcome",
+            ..at.clone()
+        },
+    ));
+    // The same remark on two different sessions does not make them one.
+    assert!(!events_together(
+        E {
+            title: "Bereavement Cafe - all welcome",
+            ..at.clone()
+        },
+        E {
+            title: "Craft Club - all welcome",
+            ..at
+        },
+    ));
 }

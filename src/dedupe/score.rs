@@ -104,8 +104,11 @@ pub mod weights {
     pub const TITLE_DIFFERENT: f64 = -6.0;
     pub const SAME_START: f64 = 3.0;
     pub const NEAR_START: f64 = 1.5;
+    pub const EARLY_START: f64 = -0.5;
+    /// Reading a `Z` listing as local time is an assumption: it costs a little.
+    pub const LOCAL_AS_UTC: f64 = -0.5;
     pub const HOUR_OUT: f64 = -2.0;
-    pub const SAME_DAY: f64 = 0.0;
+    pub const SAME_DAY: f64 = 1.0;
     pub const DIFFERENT_START: f64 = -10.0;
     pub const SAME_BOOKING_URL: f64 = 6.0;
     pub const SAME_URL: f64 = 4.0;
@@ -441,62 +444,140 @@ fn org(a: &OrgFeatures, b: &OrgFeatures, ctx: &Context, s: &mut Tally) {
     }
 }
 
-fn event_time(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
-    let gap = (a.start - b.start).abs();
-    let same_day = a.start.div_euclid(86_400) == b.start.div_euclid(86_400);
+/// The local date of an instant at a UTC offset (days since 1970-01-01).
+fn local_day(start: i64, offset: i32) -> i64 {
+    (start + i64::from(offset)).div_euclid(86_400)
+}
+
+/// How far apart two timed listings start once a partner's local time written as UTC is
+/// undone: a listing marked `Z` (offset 0) later than one carrying the local offset by about
+/// that offset is read as local. `None` when the offsets give no such reading.
+fn unshifted_gap(a: &EventFeatures, b: &EventFeatures) -> Option<i64> {
+    let shifted = |z: &EventFeatures, local: &EventFeatures| {
+        (z.offset == 0 && local.offset != 0)
+            .then(|| (z.start - i64::from(local.offset) - local.start).abs())
+    };
+    shifted(a, b).or_else(|| shifted(b, a))
+}
+
+/// Starts this far apart are a room or registration opening early ("09:30 for 10:00"),
+/// whatever the configured tolerance.
+const EARLY_OPENING_SECS: i64 = 30 * 60;
+
+/// The weight of two starts `gap` seconds apart, and how it reads; `None` past every band.
+fn start_band(gap: i64, tolerance: i64) -> Option<(f64, String)> {
     if gap == 0 {
-        s.add(weights::SAME_START, || "same start");
-    } else if gap <= ctx.tolerance_secs {
-        s.add(weights::NEAR_START, || {
-            format!("starts {} min apart", gap / 60)
-        });
-    } else if (a.all_day || b.all_day) && same_day {
-        s.add(weights::SAME_DAY, || "same day, one listing gives no time");
-    } else if gap == 3600 && !ctx.same_feed {
-        // A partner writing local time marked `Z` is exactly one hour out in summer.
-        s.add(weights::HOUR_OUT, || {
-            "exactly one hour apart (local time written as UTC?)"
-        });
+        Some((weights::SAME_START, "same start".into()))
+    } else if gap <= tolerance {
+        Some((
+            weights::NEAR_START,
+            format!("starts {} min apart", gap / 60),
+        ))
+    } else if gap <= EARLY_OPENING_SECS.max(tolerance) {
+        Some((
+            weights::EARLY_START,
+            format!(
+                "starts {} min apart (doors or registration open early?)",
+                gap / 60
+            ),
+        ))
     } else {
-        s.against(weights::DIFFERENT_START, || {
-            format!("starts {} min apart", gap / 60)
-        });
+        None
     }
 }
 
-fn event_links(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
-    let links = [
+fn event_time(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
+    // A day-only listing gives a local date: the other's start is compared on that date in the
+    // day-only listing's own offset, not by UTC days (midnight in summer is 23:00 UTC).
+    if a.all_day || b.all_day {
+        let offset = if a.all_day { a.offset } else { b.offset };
+        let days = (local_day(a.start, offset) - local_day(b.start, offset)).abs();
+        if days == 0 {
+            s.add(weights::SAME_DAY, || "same day, one listing gives no time");
+        } else {
+            s.against(weights::DIFFERENT_START, || format!("{days} days apart"));
+        }
+        return;
+    }
+    let gap = (a.start - b.start).abs();
+    if let Some((w, why)) = start_band(gap, ctx.tolerance_secs) {
+        s.add(w, || why);
+        return;
+    }
+    if !ctx.same_feed {
+        if let Some((w, why)) = unshifted_gap(a, b).and_then(|g| start_band(g, ctx.tolerance_secs))
+        {
+            s.add(w + weights::LOCAL_AS_UTC, || {
+                format!("{why} once local time written as UTC is read as local")
+            });
+            return;
+        }
+        if gap == 3600 {
+            // Both marked UTC: one may still be local time an hour out in summer.
+            s.add(weights::HOUR_OUT, || {
+                "exactly one hour apart (local time written as UTC?)"
+            });
+            return;
+        }
+    }
+    s.against(weights::DIFFERENT_START, || {
+        format!("starts {} min apart", gap / 60)
+    });
+}
+
+/// A listing's links by field: booking, event page and online room. Partners put one link in
+/// different fields (an Eventbrite page as the event link or the booking link, a Zoom link as
+/// the booking link or the room), so each is compared with every field of the other.
+fn links(e: &EventFeatures) -> [(Field, Option<&String>, f64); 3] {
+    [
         (
             Field::Booking,
-            &a.booking,
-            &b.booking,
+            e.booking.as_ref(),
             weights::SAME_BOOKING_URL,
-            "booking link",
         ),
-        (Field::Url, &a.url, &b.url, weights::SAME_URL, "link"),
-        (
-            Field::Room,
-            &a.room,
-            &b.room,
-            weights::SAME_ROOM,
-            "online room",
-        ),
-    ];
-    for (field, x, y, base, what) in links {
-        if let (Some(x), Some(y)) = (x, y) {
-            if x == y {
-                let shared = ctx.shared(field);
-                s.add(tf_weight(base, shared), || {
-                    format!("same {what} {x}{}", shared_note(shared))
-                });
+        (Field::Url, e.url.as_ref(), weights::SAME_URL),
+        (Field::Room, e.room.as_ref(), weights::SAME_ROOM),
+    ]
+}
+
+/// The strongest link the two share: (base weight of the stronger field, link, distinct records
+/// sharing it).
+fn shared_link<'a>(
+    a: &'a EventFeatures,
+    b: &EventFeatures,
+    ctx: &Context,
+) -> Option<(f64, &'a str, u32)> {
+    let mut best: Option<(f64, &str, u32)> = None;
+    for (fa, x, wa) in links(a) {
+        for (fb, y, wb) in links(b) {
+            let (Some(x), Some(y)) = (x, y) else { continue };
+            if x != y {
+                continue;
+            }
+            let shared = ctx.counts.map_or(0, |(ca, cb)| ca.get(fa).max(cb.get(fb)));
+            let w = tf_weight(wa.max(wb), shared);
+            if best.is_none_or(|(bw, _, _)| w > bw) {
+                best = Some((w, x.as_str(), shared));
             }
         }
     }
+    best
 }
 
-fn event_venue(a: &EventFeatures, b: &EventFeatures, s: &mut Tally) {
+fn event_links(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) -> bool {
+    let Some((w, link, shared)) = shared_link(a, b, ctx) else {
+        return false;
+    };
+    s.add(w, || format!("same link {link}{}", shared_note(shared)));
+    true
+}
+
+/// Venue evidence; whether the two agree on the place (postcode, venue name or address).
+fn event_venue(a: &EventFeatures, b: &EventFeatures, s: &mut Tally) -> bool {
+    let mut agrees = false;
     match (&a.postcode, &b.postcode) {
         (Some(x), Some(y)) if x == y => {
+            agrees = true;
             s.add(weights::SAME_VENUE, || format!("same venue postcode {x}"))
         }
         (Some(x), Some(y)) => s.against(weights::DIFFERENT_VENUE, || {
@@ -513,6 +594,7 @@ fn event_venue(a: &EventFeatures, b: &EventFeatures, s: &mut Tally) {
         if let (Some(x), Some(y)) = (x, y) {
             let sim = name_similarity(x, y);
             if sim >= 0.9 {
+                agrees = true;
                 s.add(weights::SAME_VENUE_NAME, || format!("same {what} ({x})"));
             } else if sim < 0.75 {
                 s.against(weights::DIFFERENT_VENUE_NAME, || {
@@ -523,12 +605,55 @@ fn event_venue(a: &EventFeatures, b: &EventFeatures, s: &mut Tally) {
         }
     }
     if a.online && b.online {
+        agrees = true;
         s.add(weights::BOTH_ONLINE, || "both online");
     }
+    agrees
+}
+
+/// Best similarity of the two titles, whole or without a partner's decoration. A head (a remark
+/// dropped) is compared with the other's whole or tail, never with its head, and a tail (a
+/// prefix dropped) likewise: two sessions with the same remark ("… - all welcome") or the same
+/// organiser prefix do not match on it, nor on that remark being part of the other's title.
+fn best_title(a: &EventFeatures, b: &EventFeatures) -> f64 {
+    fn whole(e: &EventFeatures) -> Option<&str> {
+        Some(e.title.as_str())
+    }
+    fn head(e: &EventFeatures) -> Option<&str> {
+        e.title_head.as_deref()
+    }
+    fn tail(e: &EventFeatures) -> Option<&str> {
+        e.title_tail.as_deref()
+    }
+    type Part = fn(&EventFeatures) -> Option<&str>;
+    let pairs: [(Part, Part); 7] = [
+        (whole, whole),
+        (whole, head),
+        (whole, tail),
+        (head, whole),
+        (tail, whole),
+        (head, tail),
+        (tail, head),
+    ];
+    let mut best: f64 = 0.0;
+    for (pa, pb) in pairs {
+        // A part both titles carry in the same place is their common decoration, not a title.
+        let decoration = |p: Part| p(a).is_some() && p(a) == p(b) && p(a) != whole(a);
+        if decoration(pa) || decoration(pb) {
+            continue;
+        }
+        if let (Some(x), Some(y)) = (pa(a), pb(b)) {
+            best = best.max(name_similarity(x, y));
+            if best >= 0.999 {
+                break;
+            }
+        }
+    }
+    best
 }
 
 fn event(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
-    let sim = name_similarity(&a.title, &b.title);
+    let sim = best_title(a, b);
     let (w, why) = if sim >= 0.999 {
         (weights::TITLE_EXACT, "same title")
     } else if sim >= 0.93 {
@@ -544,15 +669,10 @@ fn event(a: &EventFeatures, b: &EventFeatures, ctx: &Context, s: &mut Tally) {
         s.add(w, || format!("{why} ({sim:.2})"));
     }
     event_time(a, b, ctx, s);
-    event_links(a, b, ctx, s);
-    event_venue(a, b, s);
+    let linked = event_links(a, b, ctx, s);
+    let placed = event_venue(a, b, s);
     // Title and time alone are not enough: coffee mornings at 10:00 happen in many places.
-    let agrees = (a.online && b.online)
-        || (a.postcode.is_some() && a.postcode == b.postcode)
-        || (a.booking.is_some() && a.booking == b.booking)
-        || (a.url.is_some() && a.url == b.url)
-        || (a.room.is_some() && a.room == b.room);
-    if !agrees {
+    if !linked && !placed {
         s.add(weights::NO_SHARED_PLACE, || {
             "no shared venue, online status or link"
         });
