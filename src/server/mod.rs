@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod metrics_route;
 pub mod public;
 pub mod status_page;
 
@@ -66,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/calendar.ics", get(public::calendar))
         .route("/partners/{id}/calendar.ics", get(public::partner_calendar))
         .route("/healthz", get(public::healthz))
-        .route("/metrics", get(public::metrics))
+        .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(
@@ -189,6 +190,7 @@ impl IntoResponse for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
         crate::store::note_if_damaged(&e);
+        crate::metrics::note_store_error();
         ApiError::internal(e)
     }
 }

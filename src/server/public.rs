@@ -727,19 +727,3 @@ pub async fn healthz(
         ))),
     }
 }
-
-/// `GET /metrics` — Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let st = state.clone();
-    let (orgs, events) = blocking(move || Ok(entities::counts(&*st.store.reader()?)?)).await?;
-    state.metrics.set_entities(orgs, events);
-    state.metrics.set_memory(state.cache.bytes());
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response())
-}
