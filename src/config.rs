@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::model::RecordKind;
 
+mod schema;
+
 pub const DEFAULT_SCHEDULE: &str = "0 */30 * * * *";
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 50 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -45,11 +47,26 @@ pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 10;
 pub struct Problem {
     pub key: String,
     pub message: String,
+    /// The key's line in the file, when the key is there (not for a missing required key).
+    pub line: Option<usize>,
+}
+
+impl Problem {
+    fn new(key: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.to_string(),
+            message: message.into(),
+            line: None,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
     }
 }
 
@@ -426,12 +443,25 @@ pub fn parse(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+    // Only a file that is not TOML at all stops here; wrong keys and types are problems below.
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
         message: describe_toml_error(&e),
     })?;
     let mut problems = Vec::new();
-    let cfg = validate(raw, path, base, env, &mut problems);
+    schema::check(&mut table, &mut problems);
+    let cfg = match RawConfig::deserialize(toml::Value::Table(table)) {
+        Ok(raw) => validate(raw, path, base, env, &mut problems),
+        Err(e) => {
+            push(&mut problems, "", describe_toml_error(&e));
+            None
+        }
+    };
+    for p in &mut problems {
+        p.line = schema::line_of(text, &p.key);
+    }
+    // In file order, so they can be fixed top to bottom; keys not in the file come last.
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     match cfg {
         Some(cfg) if problems.is_empty() => Ok(cfg),
         _ => Err(ConfigError::Invalid {
@@ -476,18 +506,15 @@ fn expand_env(
                 let name = &after[..end];
                 match env(name) {
                     Some(v) => out.push_str(&v),
-                    None => problems.push(Problem {
-                        key: key.to_string(),
-                        message: format!("environment variable {name} is not set"),
-                    }),
+                    None => problems.push(Problem::new(
+                        key,
+                        format!("environment variable {name} is not set"),
+                    )),
                 }
                 rest = &after[end + 1..];
             }
             None => {
-                problems.push(Problem {
-                    key: key.to_string(),
-                    message: "unterminated ${...}".into(),
-                });
+                problems.push(Problem::new(key, "unterminated ${...}"));
                 rest = "";
             }
         }
@@ -1036,10 +1063,7 @@ fn bounded(
 }
 
 fn push(problems: &mut Vec<Problem>, key: &str, message: String) {
-    problems.push(Problem {
-        key: key.to_string(),
-        message,
-    });
+    problems.push(Problem::new(key, message));
 }
 
 fn parse_source(u: &str, base: &Path) -> Result<Source, String> {
@@ -1063,4 +1087,56 @@ fn parse_source(u: &str, base: &Path) -> Result<Source, String> {
         return Err(format!("file {} does not exist", path.display()));
     }
     Ok(Source::File(path))
+}
+
+/// What `run` will need beyond a valid file: a readable, non-empty admin token file and a store
+/// folder it can write (or create). Each problem names the key it comes from.
+pub fn check_runtime(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let AdminToken::File(path) = &config.admin.token {
+        match std::fs::read_to_string(path) {
+            Ok(t) if t.trim().is_empty() => push(
+                &mut problems,
+                "admin.token_file",
+                format!("{} is empty", path.display()),
+            ),
+            Ok(_) => {}
+            Err(e) => push(
+                &mut problems,
+                "admin.token_file",
+                format!("cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    let store = &config.store.path;
+    if store.exists() && !writable(store) {
+        push(
+            &mut problems,
+            "store.path",
+            format!("{} is not writable by this user", store.display()),
+        );
+    }
+    // `run` creates missing folders: the nearest one that exists must take new entries.
+    let mut folder = store.parent();
+    while let Some(dir) = folder {
+        if dir.exists() {
+            if !dir.is_dir() || !writable(dir) {
+                push(
+                    &mut problems,
+                    "store.path",
+                    format!(
+                        "folder {} is not writable by this user (the store needs to create files there)",
+                        dir.display()
+                    ),
+                );
+            }
+            break;
+        }
+        folder = dir.parent();
+    }
+    problems
+}
+
+fn writable(path: &Path) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
 }

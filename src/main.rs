@@ -138,6 +138,18 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run);
     let address_file = cli.bound_address_file;
     if let Command::CheckConfig = command {
+        let needs = config::check_runtime(&config);
+        if !needs.is_empty() {
+            eprintln!(
+                "error: {} is valid, but `run` would fail ({} problem(s)):",
+                path.display(),
+                needs.len()
+            );
+            for p in &needs {
+                eprintln!("  {p}");
+            }
+            return ExitCode::from(2);
+        }
         println!(
             "{}: ok ({} partners, {} feeds)",
             path.display(),
