@@ -945,6 +945,62 @@ fn validate_feed(
             Some,
         ),
     };
+    if let (Some(format), Some(Source::File(_))) = (format, &source) {
+        if format.needs_http() {
+            push(
+                problems,
+                &format!("{fk}.url"),
+                format!(
+                    "a {} feed is an API that tributary pages through; give its http(s) root URL, not a file",
+                    format.as_str()
+                ),
+            );
+        }
+    }
+    feed_columns(&rf.columns, &fk, kind, format, problems);
+    let FeedLimits {
+        rate,
+        timeout,
+        max_body_bytes,
+        retries,
+        max_pages,
+        max_harvest_bytes,
+    } = feed_limits(&rf, &fk, problems);
+    let headers = feed_headers(rf.headers, &fk, env, problems);
+    if let (Some(kind), Some(format), Some(source)) = (kind, format, source) {
+        let mut key = format!("{}-{j}", kind.as_str());
+        while !feed_keys.insert(key.clone()) {
+            key.push('x');
+        }
+        return Some(Feed {
+            key,
+            kind,
+            format,
+            source,
+            rate_limit_per_minute: rate,
+            timeout: Duration::from_secs(timeout),
+            max_body_bytes,
+            retries,
+            headers,
+            columns: rf.columns,
+            max_pages,
+            max_harvest_bytes,
+        });
+    }
+    None
+}
+
+/// A feed's request limits, each within its range (else a problem and a safe value).
+struct FeedLimits {
+    rate: u32,
+    timeout: u64,
+    max_body_bytes: u64,
+    retries: u32,
+    max_pages: u32,
+    max_harvest_bytes: u64,
+}
+
+fn feed_limits(rf: &RawFeed, fk: &str, problems: &mut Vec<Problem>) -> FeedLimits {
     let rate = match rf.rate_limit_per_minute {
         None => DEFAULT_RATE_LIMIT_PER_MINUTE,
         Some(n) if (1..=100_000).contains(&n) => n as u32,
@@ -993,26 +1049,52 @@ fn validate_feed(
             0
         }
     };
-    if let (Some(format), Some(Source::File(_))) = (format, &source) {
-        if format.needs_http() {
+    let max_pages = match rf.max_pages {
+        None => DEFAULT_MAX_PAGES,
+        Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+        Some(n) => {
             push(
                 problems,
-                &format!("{fk}.url"),
-                format!(
-                    "a {} feed is an API that tributary pages through; give its http(s) root URL, not a file",
-                    format.as_str()
-                ),
+                &format!("{fk}.max_pages"),
+                format!("{n} must be between 1 and 1000000"),
             );
+            1
         }
+    };
+    let max_harvest_bytes = bounded(
+        problems,
+        &format!("{fk}.max_harvest_bytes"),
+        rf.max_harvest_bytes,
+        DEFAULT_MAX_HARVEST_BYTES as i64,
+        1024..=i64::MAX,
+        "bytes",
+    ) as u64;
+    FeedLimits {
+        rate,
+        timeout,
+        max_body_bytes,
+        retries,
+        max_pages,
+        max_harvest_bytes,
     }
-    if !rf.columns.is_empty() && format.is_some_and(|f| f != Format::Csv) {
+}
+
+/// A csv feed's column map: known canonical columns, each naming a header.
+fn feed_columns(
+    columns: &BTreeMap<String, String>,
+    fk: &str,
+    kind: Option<RecordKind>,
+    format: Option<Format>,
+    problems: &mut Vec<Problem>,
+) {
+    if !columns.is_empty() && format.is_some_and(|f| f != Format::Csv) {
         push(
             problems,
             &format!("{fk}.columns"),
             "applies to csv feeds only".into(),
         );
     }
-    for (canonical, header) in &rf.columns {
+    for (canonical, header) in columns {
         let ck = format!("{fk}.columns.{canonical}");
         if let Some(kind) = kind {
             if !crate::ingest::csv::columns(kind).contains(&canonical.as_str()) {
@@ -1035,28 +1117,17 @@ fn validate_feed(
             );
         }
     }
-    let max_pages = match rf.max_pages {
-        None => DEFAULT_MAX_PAGES,
-        Some(n) if (1..=1_000_000).contains(&n) => n as u32,
-        Some(n) => {
-            push(
-                problems,
-                &format!("{fk}.max_pages"),
-                format!("{n} must be between 1 and 1000000"),
-            );
-            1
-        }
-    };
-    let max_harvest_bytes = bounded(
-        problems,
-        &format!("{fk}.max_harvest_bytes"),
-        rf.max_harvest_bytes,
-        DEFAULT_MAX_HARVEST_BYTES as i64,
-        1024..=i64::MAX,
-        "bytes",
-    ) as u64;
+}
+
+/// Request headers with `${VAR}` expanded; a name HTTP cannot carry is a problem.
+fn feed_headers(
+    raw: BTreeMap<String, String>,
+    fk: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, String)> {
     let mut headers = Vec::new();
-    for (name, value) in rf.headers {
+    for (name, value) in raw {
         let hk = format!("{fk}.headers.{name}");
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             push(problems, &hk, "is not a valid HTTP header name".into());
@@ -1065,27 +1136,7 @@ fn validate_feed(
         let value = expand_env(&value, &hk, env, problems);
         headers.push((name, value));
     }
-    if let (Some(kind), Some(format), Some(source)) = (kind, format, source) {
-        let mut key = format!("{}-{j}", kind.as_str());
-        while !feed_keys.insert(key.clone()) {
-            key.push('x');
-        }
-        return Some(Feed {
-            key,
-            kind,
-            format,
-            source,
-            rate_limit_per_minute: rate,
-            timeout: Duration::from_secs(timeout),
-            max_body_bytes,
-            retries,
-            headers,
-            columns: rf.columns,
-            max_pages,
-            max_harvest_bytes,
-        });
-    }
-    None
+    headers
 }
 
 /// A whole-number setting within `range`, else a problem naming the key and the default used.
