@@ -73,11 +73,16 @@ fn filter(p: &HashMap<String, String>) -> Result<Filter, ApiError> {
     })
 }
 
-/// `postcode_area` is a postcode's outward code (`CW1`, `SK11`, `EC1A`), the part records are
-/// filed under; a full postcode is reduced to it; anything else is refused rather than matching
-/// nothing.
+/// `postcode_area` is a postcode area (`CW`) or district, the outward code records are filed
+/// under (`CW1`, `SK11`, `EC1A`); a full postcode is reduced to its district; anything else is
+/// refused rather than matching nothing.
 fn postcode_area(s: &str) -> Result<String, ApiError> {
     use crate::normalise::{outward_code, postcode};
+    let t = s.trim();
+    // A postcode area proper: its one or two letters (`CW`, `B`), matching every district in it.
+    if (1..=2).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Ok(t.to_ascii_uppercase());
+    }
     if let Some(outward) = outward_code(s) {
         return Ok(outward);
     }
