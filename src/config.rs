@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::model::RecordKind;
 
+mod schema;
+
 pub const DEFAULT_SCHEDULE: &str = "0 */30 * * * *";
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 50 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -45,11 +47,26 @@ pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 10;
 pub struct Problem {
     pub key: String,
     pub message: String,
+    /// The key's line in the file, when the key is there (not for a missing required key).
+    pub line: Option<usize>,
+}
+
+impl Problem {
+    fn new(key: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.to_string(),
+            message: message.into(),
+            line: None,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
     }
 }
 
@@ -445,12 +462,25 @@ pub fn parse(
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+    // Only a file that is not TOML at all stops here; wrong keys and types are problems below.
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_path_buf(),
         message: describe_toml_error(&e),
     })?;
     let mut problems = Vec::new();
-    let cfg = validate(raw, path, base, env, &mut problems);
+    schema::check(&mut table, &mut problems);
+    let cfg = match RawConfig::deserialize(toml::Value::Table(table)) {
+        Ok(raw) => validate(raw, path, base, env, &mut problems),
+        Err(e) => {
+            push(&mut problems, "", describe_toml_error(&e));
+            None
+        }
+    };
+    for p in &mut problems {
+        p.line = schema::line_of(text, &p.key);
+    }
+    // In file order, so they can be fixed top to bottom; keys not in the file come last.
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     match cfg {
         Some(cfg) if problems.is_empty() => Ok(cfg),
         _ => Err(ConfigError::Invalid {
@@ -495,18 +525,15 @@ fn expand_env(
                 let name = &after[..end];
                 match env(name) {
                     Some(v) => out.push_str(&v),
-                    None => problems.push(Problem {
-                        key: key.to_string(),
-                        message: format!("environment variable {name} is not set"),
-                    }),
+                    None => problems.push(Problem::new(
+                        key,
+                        format!("environment variable {name} is not set"),
+                    )),
                 }
                 rest = &after[end + 1..];
             }
             None => {
-                problems.push(Problem {
-                    key: key.to_string(),
-                    message: "unterminated ${...}".into(),
-                });
+                problems.push(Problem::new(key, "unterminated ${...}"));
                 rest = "";
             }
         }
@@ -527,7 +554,48 @@ fn validate(
         raw.store.path.as_deref().unwrap_or("data/tributary.db"),
     );
 
-    let listen_s = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let server = validate_server(&raw.server, problems);
+    let admin = validate_admin(&raw.admin, base, problems);
+    let scheduler = validate_scheduler(&raw.scheduler, problems);
+    let dedupe = validate_dedupe(&raw.dedupe, problems);
+    let sync = validate_sync(&raw.sync, problems);
+    let partners = validate_partners(
+        raw.partners,
+        scheduler.as_ref().map(|s| &s.default_schedule),
+        base,
+        env,
+        problems,
+    );
+    Some(Config {
+        path: path.to_path_buf(),
+        store: StoreConfig { path: store_path },
+        server: server?,
+        admin,
+        scheduler: scheduler?,
+        dedupe,
+        sync,
+        partners,
+    })
+}
+
+/// `[sync]`: the partner lifecycle's grace period.
+fn validate_sync(raw: &RawSync, problems: &mut Vec<Problem>) -> SyncConfig {
+    let grace = bounded(
+        problems,
+        "sync.removed_partner_grace_days",
+        raw.removed_partner_grace_days,
+        DEFAULT_REMOVED_PARTNER_GRACE_DAYS,
+        0..=3650,
+        "days",
+    );
+    SyncConfig {
+        removed_partner_grace_days: grace as u32,
+    }
+}
+
+/// `[server]`; `None` when the listen address or base URL is unusable.
+fn validate_server(raw: &RawServer, problems: &mut Vec<Problem>) -> Option<ServerConfig> {
+    let listen_s = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = match listen_s.parse::<std::net::SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -539,7 +607,7 @@ fn validate(
             None
         }
     };
-    let base_url = match &raw.server.base_url {
+    let base_url = match &raw.base_url {
         Some(s) => match url::Url::parse(s) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Some(u),
             Ok(_) => {
@@ -562,7 +630,7 @@ fn validate(
         None => listen.and_then(|a| url::Url::parse(&format!("http://{a}")).ok()),
     };
 
-    let response_cache_mb = match raw.server.response_cache_mb {
+    let response_cache_mb = match raw.response_cache_mb {
         None => DEFAULT_RESPONSE_CACHE_MB,
         Some(n) if (0..=65_536).contains(&n) => n as usize,
         Some(n) => {
@@ -578,7 +646,7 @@ fn validate(
     let header_read_timeout = bounded(
         problems,
         "server.header_read_timeout_secs",
-        raw.server.header_read_timeout_secs,
+        raw.header_read_timeout_secs,
         DEFAULT_HEADER_READ_TIMEOUT_SECS as i64,
         1..=300,
         "seconds",
@@ -586,7 +654,7 @@ fn validate(
     let max_connections = bounded(
         problems,
         "server.max_connections",
-        raw.server.max_connections,
+        raw.max_connections,
         DEFAULT_MAX_CONNECTIONS as i64,
         1..=1_000_000,
         "connections",
@@ -594,13 +662,24 @@ fn validate(
     let stop_grace = bounded(
         problems,
         "server.stop_grace_secs",
-        raw.server.stop_grace_secs,
+        raw.stop_grace_secs,
         DEFAULT_STOP_GRACE_SECS as i64,
         0..=3600,
         "seconds",
     );
+    Some(ServerConfig {
+        listen: listen?,
+        base_url: base_url?,
+        response_cache_bytes: response_cache_mb << 20,
+        header_read_timeout: Duration::from_secs(header_read_timeout as u64),
+        max_connections: max_connections as usize,
+        stop_grace: Duration::from_secs(stop_grace as u64),
+    })
+}
 
-    let token = match (&raw.admin.token_env, &raw.admin.token_file) {
+/// `[admin]`: where the token comes from (read only by `run` and the CLI).
+fn validate_admin(raw: &RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> AdminConfig {
+    let token = match (&raw.token_env, &raw.token_file) {
         (Some(_), Some(_)) => {
             push(
                 problems,
@@ -618,20 +697,20 @@ fn validate(
         }
         (None, None) => AdminToken::Env(DEFAULT_TOKEN_ENV.into()),
     };
+    AdminConfig { token }
+}
 
-    let default_schedule = match Schedule::parse(
-        raw.scheduler
-            .default_schedule
-            .as_deref()
-            .unwrap_or(DEFAULT_SCHEDULE),
-    ) {
-        Ok(s) => Some(s),
-        Err(m) => {
-            push(problems, "scheduler.default_schedule", m);
-            None
-        }
-    };
-    let tz_s = raw.scheduler.timezone.as_deref().unwrap_or("Europe/London");
+/// `[scheduler]`; `None` when the default schedule does not parse.
+fn validate_scheduler(raw: &RawScheduler, problems: &mut Vec<Problem>) -> Option<SchedulerConfig> {
+    let default_schedule =
+        match Schedule::parse(raw.default_schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE)) {
+            Ok(s) => Some(s),
+            Err(m) => {
+                push(problems, "scheduler.default_schedule", m);
+                None
+            }
+        };
+    let tz_s = raw.timezone.as_deref().unwrap_or("Europe/London");
     let timezone = match tz_s.parse::<chrono_tz::Tz>() {
         Ok(tz) => tz,
         Err(_) => {
@@ -643,7 +722,7 @@ fn validate(
             chrono_tz::Europe::London
         }
     };
-    let max_concurrent = match raw.scheduler.max_concurrent {
+    let max_concurrent = match raw.max_concurrent {
         None => 4,
         Some(n) if (1..=64).contains(&n) => n as usize,
         Some(n) => {
@@ -655,15 +734,17 @@ fn validate(
             1
         }
     };
+    Some(SchedulerConfig {
+        default_schedule: default_schedule?,
+        timezone,
+        max_concurrent,
+    })
+}
 
-    let merge_threshold = raw
-        .dedupe
-        .merge_threshold
-        .unwrap_or(DEFAULT_MERGE_THRESHOLD);
-    let review_threshold = raw
-        .dedupe
-        .review_threshold
-        .unwrap_or(DEFAULT_REVIEW_THRESHOLD);
+/// `[dedupe]`: the match thresholds and the event time tolerance.
+fn validate_dedupe(raw: &RawDedupe, problems: &mut Vec<Problem>) -> crate::dedupe::Settings {
+    let merge_threshold = raw.merge_threshold.unwrap_or(DEFAULT_MERGE_THRESHOLD);
+    let review_threshold = raw.review_threshold.unwrap_or(DEFAULT_REVIEW_THRESHOLD);
     if !merge_threshold.is_finite() {
         push(
             problems,
@@ -679,7 +760,6 @@ fn validate(
         );
     }
     let tolerance = raw
-        .dedupe
         .event_time_tolerance_minutes
         .unwrap_or(DEFAULT_EVENT_TOLERANCE_MINUTES);
     if !(0..=24 * 60).contains(&tolerance) {
@@ -689,354 +769,410 @@ fn validate(
             format!("{tolerance} must be between 0 and 1440"),
         );
     }
-    let dedupe = crate::dedupe::Settings {
+    crate::dedupe::Settings {
         merge_threshold,
         review_threshold,
         event_tolerance_secs: tolerance.clamp(0, 24 * 60) * 60,
-    };
+    }
+}
 
-    let grace = bounded(
-        problems,
-        "sync.removed_partner_grace_days",
-        raw.sync.removed_partner_grace_days,
-        DEFAULT_REMOVED_PARTNER_GRACE_DAYS,
-        0..=3650,
-        "days",
-    );
-    let sync = SyncConfig {
-        removed_partner_grace_days: grace as u32,
-    };
-
-    if raw.partners.is_empty() {
+/// `[[partners]]`: each partner whose id and schedule are usable, with its usable feeds.
+fn validate_partners(
+    raw: Vec<RawPartner>,
+    default_schedule: Option<&Schedule>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Partner> {
+    if raw.is_empty() {
         push(
             problems,
             "partners",
             "no [[partners]] configured: there is nothing to sync".into(),
         );
     }
-
     let mut seen = HashSet::new();
-    let mut partners = Vec::new();
-    for (i, rp) in raw.partners.into_iter().enumerate() {
-        let pk = format!("partners[{i}]");
-        let id = match rp.id.as_deref() {
-            None => {
-                push(problems, &format!("{pk}.id"), "is required".into());
+    raw.into_iter()
+        .enumerate()
+        .filter_map(|(i, rp)| {
+            validate_partner(i, rp, &mut seen, default_schedule, base, env, problems)
+        })
+        .collect()
+}
+
+fn validate_partner(
+    i: usize,
+    rp: RawPartner,
+    seen: &mut HashSet<PartnerId>,
+    default_schedule: Option<&Schedule>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Partner> {
+    let pk = format!("partners[{i}]");
+    let id = match rp.id.as_deref() {
+        None => {
+            push(problems, &format!("{pk}.id"), "is required".into());
+            None
+        }
+        Some(s) => match PartnerId::parse(s) {
+            Ok(id) => {
+                if !seen.insert(id.clone()) {
+                    push(
+                        problems,
+                        &format!("{pk}.id"),
+                        format!("{s:?} is used by another partner"),
+                    );
+                }
+                Some(id)
+            }
+            Err(m) => {
+                push(problems, &format!("{pk}.id"), m);
                 None
             }
-            Some(s) => match PartnerId::parse(s) {
-                Ok(id) => {
-                    if !seen.insert(id.clone()) {
-                        push(
-                            problems,
-                            &format!("{pk}.id"),
-                            format!("{s:?} is used by another partner"),
-                        );
-                    }
-                    Some(id)
-                }
-                Err(m) => {
-                    push(problems, &format!("{pk}.id"), m);
-                    None
-                }
-            },
-        };
-        let name = match rp.name {
-            Some(n) if !n.trim().is_empty() => n,
-            _ => {
-                push(problems, &format!("{pk}.name"), "is required".into());
-                String::new()
+        },
+    };
+    let name = match rp.name {
+        Some(n) if !n.trim().is_empty() => n,
+        _ => {
+            push(problems, &format!("{pk}.name"), "is required".into());
+            String::new()
+        }
+    };
+    let schedule = match rp.schedule.as_deref() {
+        None => default_schedule.cloned(),
+        Some(s) => match Schedule::parse(s) {
+            Ok(s) => Some(s),
+            Err(m) => {
+                push(problems, &format!("{pk}.schedule"), m);
+                None
             }
-        };
-        let schedule = match rp.schedule.as_deref() {
-            None => default_schedule.clone(),
-            Some(s) => match Schedule::parse(s) {
-                Ok(s) => Some(s),
-                Err(m) => {
-                    push(problems, &format!("{pk}.schedule"), m);
-                    None
-                }
-            },
-        };
-        let max_delete_share = match rp.max_delete_share {
-            None => DEFAULT_MAX_DELETE_SHARE,
-            Some(x) if x > 0.0 && x <= 1.0 => x,
-            Some(x) => {
-                push(
-                    problems,
-                    &format!("{pk}.max_delete_share"),
-                    format!("{x} must be more than 0 and at most 1 (e.g. 0.25 for 25%)"),
-                );
-                DEFAULT_MAX_DELETE_SHARE
-            }
-        };
-        let delete_guard_days = bounded(
-            problems,
-            &format!("{pk}.delete_guard_days"),
-            rp.delete_guard_days,
-            DEFAULT_DELETE_GUARD_DAYS as i64,
-            0..=3660,
-            "days (0 compares with the previous sync only)",
-        ) as u32;
-        if rp.feeds.is_empty() {
+        },
+    };
+    let max_delete_share = match rp.max_delete_share {
+        None => DEFAULT_MAX_DELETE_SHARE,
+        Some(x) if x > 0.0 && x <= 1.0 => x,
+        Some(x) => {
             push(
                 problems,
-                &format!("{pk}.feeds"),
-                "a partner needs at least one [[partners.feeds]]".into(),
+                &format!("{pk}.max_delete_share"),
+                format!("{x} must be more than 0 and at most 1 (e.g. 0.25 for 25%)"),
             );
+            DEFAULT_MAX_DELETE_SHARE
         }
-        let mut feeds = Vec::new();
-        let mut feed_keys = HashSet::new();
-        for (j, rf) in rp.feeds.into_iter().enumerate() {
-            let fk = format!("{pk}.feeds[{j}]");
-            let kind = match rf.kind.as_deref() {
-                None => {
-                    push(
-                        problems,
-                        &format!("{fk}.kind"),
-                        "is required: \"organisations\" or \"events\"".into(),
-                    );
-                    None
-                }
-                Some(k) => match RecordKind::parse(k) {
-                    Some(k) => Some(k),
-                    None => {
-                        push(
-                            problems,
-                            &format!("{fk}.kind"),
-                            format!("{k:?} must be \"organisations\" or \"events\""),
-                        );
-                        None
-                    }
-                },
-            };
-            let format = match rf.format.as_deref() {
-                None => {
-                    push(problems, &format!("{fk}.format"), "is required".into());
-                    None
-                }
-                Some(f) => match Format::parse(f) {
-                    Some(f) => Some(f),
-                    None => {
-                        let known: Vec<_> = Format::ALL.iter().map(|(n, _)| *n).collect();
-                        push(
-                            problems,
-                            &format!("{fk}.format"),
-                            format!("{f:?} is not a known format ({})", known.join(", ")),
-                        );
-                        None
-                    }
-                },
-            };
-            if let (Some(format), Some(kind)) = (format, kind) {
-                if !format.kinds().contains(&kind) {
-                    let can: Vec<_> = format.kinds().iter().map(|k| k.as_str()).collect();
-                    push(
-                        problems,
-                        &format!("{fk}.format"),
-                        format!(
-                            "a {} feed carries {}, not {}; set kind accordingly",
-                            format.as_str(),
-                            can.join(" or "),
-                            kind.as_str()
-                        ),
-                    );
-                }
-            }
-            let source = match rf.url.as_deref() {
-                None | Some("") => {
-                    push(
-                        problems,
-                        &format!("{fk}.url"),
-                        "is required: an http(s) URL or a file path".into(),
-                    );
-                    None
-                }
-                Some(u) => parse_source(u, base).map_or_else(
-                    |m| {
-                        push(problems, &format!("{fk}.url"), m);
-                        None
-                    },
-                    Some,
-                ),
-            };
-            let rate = match rf.rate_limit_per_minute {
-                None => DEFAULT_RATE_LIMIT_PER_MINUTE,
-                Some(n) if (1..=100_000).contains(&n) => n as u32,
-                Some(n) => {
-                    push(
-                        problems,
-                        &format!("{fk}.rate_limit_per_minute"),
-                        format!("{n} must be between 1 and 100000"),
-                    );
-                    1
-                }
-            };
-            let timeout = match rf.timeout_secs {
-                None => DEFAULT_TIMEOUT_SECS,
-                Some(n) if (1..=3600).contains(&n) => n as u64,
-                Some(n) => {
-                    push(
-                        problems,
-                        &format!("{fk}.timeout_secs"),
-                        format!("{n} must be between 1 and 3600"),
-                    );
-                    1
-                }
-            };
-            let max_body_bytes = match rf.max_body_bytes {
-                None => DEFAULT_MAX_BODY_BYTES,
-                Some(n) if n >= 1024 => n as u64,
-                Some(n) => {
-                    push(
-                        problems,
-                        &format!("{fk}.max_body_bytes"),
-                        format!("{n} must be at least 1024"),
-                    );
-                    1024
-                }
-            };
-            let retries = match rf.retries {
-                None => DEFAULT_RETRIES,
-                Some(n) if (0..=10).contains(&n) => n as u32,
-                Some(n) => {
-                    push(
-                        problems,
-                        &format!("{fk}.retries"),
-                        format!("{n} must be between 0 and 10"),
-                    );
-                    0
-                }
-            };
-            if let (Some(format), Some(Source::File(_))) = (format, &source) {
-                if format.needs_http() {
-                    push(
-                        problems,
-                        &format!("{fk}.url"),
-                        format!(
-                            "a {} feed is an API that tributary pages through; give its http(s) root URL, not a file",
-                            format.as_str()
-                        ),
-                    );
-                }
-            }
-            if !rf.columns.is_empty() && format.is_some_and(|f| f != Format::Csv) {
+    };
+    let delete_guard_days = bounded(
+        problems,
+        &format!("{pk}.delete_guard_days"),
+        rp.delete_guard_days,
+        DEFAULT_DELETE_GUARD_DAYS as i64,
+        0..=3660,
+        "days (0 compares with the previous sync only)",
+    ) as u32;
+    if rp.feeds.is_empty() {
+        push(
+            problems,
+            &format!("{pk}.feeds"),
+            "a partner needs at least one [[partners.feeds]]".into(),
+        );
+    }
+    let mut feed_keys = HashSet::new();
+    let feeds = rp
+        .feeds
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, rf)| validate_feed(&pk, j, rf, &mut feed_keys, base, env, problems))
+        .collect();
+    if let (Some(id), Some(schedule)) = (id, schedule) {
+        return Some(Partner {
+            id,
+            name,
+            schedule,
+            priority: rp.priority.unwrap_or(0),
+            licence: rp.licence,
+            website: rp.website,
+            max_delete_share,
+            delete_guard_days,
+            feeds,
+        });
+    }
+    None
+}
+
+/// `[[partners.feeds]]`: one feed, `None` when its kind, format or source is unusable.
+fn validate_feed(
+    pk: &str,
+    j: usize,
+    rf: RawFeed,
+    feed_keys: &mut HashSet<String>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Feed> {
+    let fk = format!("{pk}.feeds[{j}]");
+    let kind = match rf.kind.as_deref() {
+        None => {
+            push(
+                problems,
+                &format!("{fk}.kind"),
+                "is required: \"organisations\" or \"events\"".into(),
+            );
+            None
+        }
+        Some(k) => match RecordKind::parse(k) {
+            Some(k) => Some(k),
+            None => {
                 push(
                     problems,
-                    &format!("{fk}.columns"),
-                    "applies to csv feeds only".into(),
+                    &format!("{fk}.kind"),
+                    format!("{k:?} must be \"organisations\" or \"events\""),
                 );
+                None
             }
-            for (canonical, header) in &rf.columns {
-                let ck = format!("{fk}.columns.{canonical}");
-                if let Some(kind) = kind {
-                    if !crate::ingest::csv::columns(kind).contains(&canonical.as_str()) {
-                        push(
-                            problems,
-                            &ck,
-                            format!(
-                                "is not a {} column (known: {})",
-                                kind.as_str(),
-                                crate::ingest::csv::columns(kind).join(", ")
-                            ),
-                        );
-                    }
-                }
-                if header.trim().is_empty() {
-                    push(
-                        problems,
-                        &ck,
-                        "must name the partner's column header".into(),
-                    );
-                }
-            }
-            let max_pages = match rf.max_pages {
-                None => DEFAULT_MAX_PAGES,
-                Some(n) if (1..=1_000_000).contains(&n) => n as u32,
-                Some(n) => {
-                    push(
-                        problems,
-                        &format!("{fk}.max_pages"),
-                        format!("{n} must be between 1 and 1000000"),
-                    );
-                    1
-                }
-            };
-            let max_harvest_bytes = bounded(
-                problems,
-                &format!("{fk}.max_harvest_bytes"),
-                rf.max_harvest_bytes,
-                DEFAULT_MAX_HARVEST_BYTES as i64,
-                1024..=i64::MAX,
-                "bytes",
-            ) as u64;
-            let mut headers = Vec::new();
-            for (name, value) in rf.headers {
-                let hk = format!("{fk}.headers.{name}");
-                if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    push(problems, &hk, "is not a valid HTTP header name".into());
-                    continue;
-                }
-                let value = expand_env(&value, &hk, env, problems);
-                headers.push((name, value));
-            }
-            if let (Some(kind), Some(format), Some(source)) = (kind, format, source) {
-                let mut key = format!("{}-{j}", kind.as_str());
-                while !feed_keys.insert(key.clone()) {
-                    key.push('x');
-                }
-                feeds.push(Feed {
-                    key,
-                    kind,
-                    format,
-                    source,
-                    rate_limit_per_minute: rate,
-                    timeout: Duration::from_secs(timeout),
-                    max_body_bytes,
-                    retries,
-                    headers,
-                    columns: rf.columns,
-                    max_pages,
-                    max_harvest_bytes,
-                });
-            }
+        },
+    };
+    let format = match rf.format.as_deref() {
+        None => {
+            push(problems, &format!("{fk}.format"), "is required".into());
+            None
         }
-        if let (Some(id), Some(schedule)) = (id, schedule) {
-            partners.push(Partner {
-                id,
-                name,
-                schedule,
-                priority: rp.priority.unwrap_or(0),
-                licence: rp.licence,
-                website: rp.website,
-                max_delete_share,
-                delete_guard_days,
-                feeds,
-            });
+        Some(f) => match Format::parse(f) {
+            Some(f) => Some(f),
+            None => {
+                let known: Vec<_> = Format::ALL.iter().map(|(n, _)| *n).collect();
+                push(
+                    problems,
+                    &format!("{fk}.format"),
+                    format!("{f:?} is not a known format ({})", known.join(", ")),
+                );
+                None
+            }
+        },
+    };
+    if let (Some(format), Some(kind)) = (format, kind) {
+        if !format.kinds().contains(&kind) {
+            let can: Vec<_> = format.kinds().iter().map(|k| k.as_str()).collect();
+            push(
+                problems,
+                &format!("{fk}.format"),
+                format!(
+                    "a {} feed carries {}, not {}; set kind accordingly",
+                    format.as_str(),
+                    can.join(" or "),
+                    kind.as_str()
+                ),
+            );
         }
     }
+    let source = match rf.url.as_deref() {
+        None | Some("") => {
+            push(
+                problems,
+                &format!("{fk}.url"),
+                "is required: an http(s) URL or a file path".into(),
+            );
+            None
+        }
+        Some(u) => parse_source(u, base).map_or_else(
+            |m| {
+                push(problems, &format!("{fk}.url"), m);
+                None
+            },
+            Some,
+        ),
+    };
+    if let (Some(format), Some(Source::File(_))) = (format, &source) {
+        if format.needs_http() {
+            push(
+                problems,
+                &format!("{fk}.url"),
+                format!(
+                    "a {} feed is an API that tributary pages through; give its http(s) root URL, not a file",
+                    format.as_str()
+                ),
+            );
+        }
+    }
+    feed_columns(&rf.columns, &fk, kind, format, problems);
+    let FeedLimits {
+        rate,
+        timeout,
+        max_body_bytes,
+        retries,
+        max_pages,
+        max_harvest_bytes,
+    } = feed_limits(&rf, &fk, problems);
+    let headers = feed_headers(rf.headers, &fk, env, problems);
+    if let (Some(kind), Some(format), Some(source)) = (kind, format, source) {
+        let mut key = format!("{}-{j}", kind.as_str());
+        while !feed_keys.insert(key.clone()) {
+            key.push('x');
+        }
+        return Some(Feed {
+            key,
+            kind,
+            format,
+            source,
+            rate_limit_per_minute: rate,
+            timeout: Duration::from_secs(timeout),
+            max_body_bytes,
+            retries,
+            headers,
+            columns: rf.columns,
+            max_pages,
+            max_harvest_bytes,
+        });
+    }
+    None
+}
 
-    Some(Config {
-        path: path.to_path_buf(),
-        store: StoreConfig { path: store_path },
-        server: ServerConfig {
-            listen: listen?,
-            base_url: base_url?,
-            response_cache_bytes: response_cache_mb << 20,
-            header_read_timeout: Duration::from_secs(header_read_timeout as u64),
-            max_connections: max_connections as usize,
-            stop_grace: Duration::from_secs(stop_grace as u64),
-        },
-        admin: AdminConfig { token },
-        scheduler: SchedulerConfig {
-            default_schedule: default_schedule?,
-            timezone,
-            max_concurrent,
-        },
-        dedupe,
-        sync,
-        partners,
-    })
+/// A feed's request limits, each within its range (else a problem and a safe value).
+struct FeedLimits {
+    rate: u32,
+    timeout: u64,
+    max_body_bytes: u64,
+    retries: u32,
+    max_pages: u32,
+    max_harvest_bytes: u64,
+}
+
+fn feed_limits(rf: &RawFeed, fk: &str, problems: &mut Vec<Problem>) -> FeedLimits {
+    let rate = match rf.rate_limit_per_minute {
+        None => DEFAULT_RATE_LIMIT_PER_MINUTE,
+        Some(n) if (1..=100_000).contains(&n) => n as u32,
+        Some(n) => {
+            push(
+                problems,
+                &format!("{fk}.rate_limit_per_minute"),
+                format!("{n} must be between 1 and 100000"),
+            );
+            1
+        }
+    };
+    let timeout = match rf.timeout_secs {
+        None => DEFAULT_TIMEOUT_SECS,
+        Some(n) if (1..=3600).contains(&n) => n as u64,
+        Some(n) => {
+            push(
+                problems,
+                &format!("{fk}.timeout_secs"),
+                format!("{n} must be between 1 and 3600"),
+            );
+            1
+        }
+    };
+    let max_body_bytes = match rf.max_body_bytes {
+        None => DEFAULT_MAX_BODY_BYTES,
+        Some(n) if n >= 1024 => n as u64,
+        Some(n) => {
+            push(
+                problems,
+                &format!("{fk}.max_body_bytes"),
+                format!("{n} must be at least 1024"),
+            );
+            1024
+        }
+    };
+    let retries = match rf.retries {
+        None => DEFAULT_RETRIES,
+        Some(n) if (0..=10).contains(&n) => n as u32,
+        Some(n) => {
+            push(
+                problems,
+                &format!("{fk}.retries"),
+                format!("{n} must be between 0 and 10"),
+            );
+            0
+        }
+    };
+    let max_pages = match rf.max_pages {
+        None => DEFAULT_MAX_PAGES,
+        Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+        Some(n) => {
+            push(
+                problems,
+                &format!("{fk}.max_pages"),
+                format!("{n} must be between 1 and 1000000"),
+            );
+            1
+        }
+    };
+    let max_harvest_bytes = bounded(
+        problems,
+        &format!("{fk}.max_harvest_bytes"),
+        rf.max_harvest_bytes,
+        DEFAULT_MAX_HARVEST_BYTES as i64,
+        1024..=i64::MAX,
+        "bytes",
+    ) as u64;
+    FeedLimits {
+        rate,
+        timeout,
+        max_body_bytes,
+        retries,
+        max_pages,
+        max_harvest_bytes,
+    }
+}
+
+/// A csv feed's column map: known canonical columns, each naming a header.
+fn feed_columns(
+    columns: &BTreeMap<String, String>,
+    fk: &str,
+    kind: Option<RecordKind>,
+    format: Option<Format>,
+    problems: &mut Vec<Problem>,
+) {
+    if !columns.is_empty() && format.is_some_and(|f| f != Format::Csv) {
+        push(
+            problems,
+            &format!("{fk}.columns"),
+            "applies to csv feeds only".into(),
+        );
+    }
+    for (canonical, header) in columns {
+        let ck = format!("{fk}.columns.{canonical}");
+        if let Some(kind) = kind {
+            if !crate::ingest::csv::columns(kind).contains(&canonical.as_str()) {
+                push(
+                    problems,
+                    &ck,
+                    format!(
+                        "is not a {} column (known: {})",
+                        kind.as_str(),
+                        crate::ingest::csv::columns(kind).join(", ")
+                    ),
+                );
+            }
+        }
+        if header.trim().is_empty() {
+            push(
+                problems,
+                &ck,
+                "must name the partner's column header".into(),
+            );
+        }
+    }
+}
+
+/// Request headers with `${VAR}` expanded; a name HTTP cannot carry is a problem.
+fn feed_headers(
+    raw: BTreeMap<String, String>,
+    fk: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    for (name, value) in raw {
+        let hk = format!("{fk}.headers.{name}");
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            push(problems, &hk, "is not a valid HTTP header name".into());
+            continue;
+        }
+        let value = expand_env(&value, &hk, env, problems);
+        headers.push((name, value));
+    }
+    headers
 }
 
 /// A whole-number setting within `range`, else a problem naming the key and the default used.
@@ -1068,10 +1204,7 @@ fn bounded(
 }
 
 fn push(problems: &mut Vec<Problem>, key: &str, message: String) {
-    problems.push(Problem {
-        key: key.to_string(),
-        message,
-    });
+    problems.push(Problem::new(key, message));
 }
 
 fn parse_source(u: &str, base: &Path) -> Result<Source, String> {
@@ -1095,4 +1228,56 @@ fn parse_source(u: &str, base: &Path) -> Result<Source, String> {
         return Err(format!("file {} does not exist", path.display()));
     }
     Ok(Source::File(path))
+}
+
+/// What `run` will need beyond a valid file: a readable, non-empty admin token file and a store
+/// folder it can write (or create). Each problem names the key it comes from.
+pub fn check_runtime(config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let AdminToken::File(path) = &config.admin.token {
+        match std::fs::read_to_string(path) {
+            Ok(t) if t.trim().is_empty() => push(
+                &mut problems,
+                "admin.token_file",
+                format!("{} is empty", path.display()),
+            ),
+            Ok(_) => {}
+            Err(e) => push(
+                &mut problems,
+                "admin.token_file",
+                format!("cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    let store = &config.store.path;
+    if store.exists() && !writable(store) {
+        push(
+            &mut problems,
+            "store.path",
+            format!("{} is not writable by this user", store.display()),
+        );
+    }
+    // `run` creates missing folders: the nearest one that exists must take new entries.
+    let mut folder = store.parent();
+    while let Some(dir) = folder {
+        if dir.exists() {
+            if !dir.is_dir() || !writable(dir) {
+                push(
+                    &mut problems,
+                    "store.path",
+                    format!(
+                        "folder {} is not writable by this user (the store needs to create files there)",
+                        dir.display()
+                    ),
+                );
+            }
+            break;
+        }
+        folder = dir.parent();
+    }
+    problems
+}
+
+fn writable(path: &Path) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
 }

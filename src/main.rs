@@ -90,6 +90,10 @@ enum Command {
         /// Wait for the syncs to finish and print their results
         #[arg(long)]
         wait: bool,
+        /// Read the admin token from this file instead of the config's admin source (under
+        /// systemd the config names the service's credential, which only the service can read)
+        #[arg(long, value_name = "FILE", env = "TRIBUTARY_ADMIN_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Partner lifecycle: `partner purge ID [--force]` withdraws a removed partner's records now
     Partner {
@@ -153,6 +157,18 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Run);
     let address_file = cli.bound_address_file;
     if let Command::CheckConfig = command {
+        let needs = config::check_runtime(&config);
+        if !needs.is_empty() {
+            eprintln!(
+                "error: {} is valid, but `run` would fail ({} problem(s)):",
+                path.display(),
+                needs.len()
+            );
+            for p in &needs {
+                eprintln!("  {p}");
+            }
+            return ExitCode::from(2);
+        }
         println!(
             "{}: ok ({} partners, {} feeds)",
             path.display(),
@@ -186,7 +202,16 @@ fn main() -> ExitCode {
                 full,
                 force,
                 wait,
-            } => resync(config, address_file, partners, full, force, wait).await,
+                token_file,
+            } => {
+                let how = ResyncRequest {
+                    partners,
+                    full,
+                    force,
+                    wait,
+                };
+                resync(config, address_file, token_file, how).await
+            }
             Command::Export { kind, format, out } => export(config, kind, format, out),
             Command::Partner {
                 action: PartnerAction::Purge { id, force },
@@ -279,6 +304,9 @@ async fn run(
     // Syncs stop first (on SIGTERM); the HTTP server answers until they have.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    // A token source that cannot be read stops the start before anything claims to be running.
+    let admin_token = server::admin::load_token(&config.admin.token)
+        .context("the admin token cannot be read (admin.token_file / admin.token_env)")?;
     let runner = runner(&config, store.clone(), metrics.clone(), stop_rx.clone())?;
     tracing::info!(
         listen = %config.server.listen,
@@ -286,7 +314,6 @@ async fn run(
         partners = config.partners.len(),
         "tributary running"
     );
-    let admin_token = server::admin::load_token(&config.admin.token)?;
     if admin_token.is_none() {
         tracing::warn!("no admin token configured: the admin API answers 503");
     }
@@ -688,23 +715,60 @@ fn status(config: Config, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn resync(
-    config: Config,
-    address_file: Option<PathBuf>,
+struct ResyncRequest {
     partners: Vec<String>,
     full: bool,
     force: bool,
     wait: bool,
+}
+
+/// The admin token `resync` sends: `--token-file`, else the config's token file as found in
+/// `$CREDENTIALS_DIRECTORY` (a unit or `systemd-run` that loads the same credential), else the
+/// config's own source.
+fn cli_token(config: &Config, token_file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    use tributary::config::AdminToken;
+    if let Some(file) = token_file {
+        return Ok(server::admin::load_token(&AdminToken::File(file))?);
+    }
+    if let (AdminToken::File(path), Some(dir)) = (
+        &config.admin.token,
+        std::env::var_os("CREDENTIALS_DIRECTORY"),
+    ) {
+        if let Some(name) = path.file_name() {
+            let here = PathBuf::from(dir).join(name);
+            if here.is_file() {
+                return Ok(server::admin::load_token(&AdminToken::File(here))?);
+            }
+        }
+    }
+    Ok(server::admin::load_token(&config.admin.token)?)
+}
+
+async fn resync(
+    config: Config,
+    address_file: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    how: ResyncRequest,
 ) -> anyhow::Result<ExitCode> {
+    let ResyncRequest {
+        partners,
+        full,
+        force,
+        wait,
+    } = how;
     for n in &partners {
         if config.partner(n).is_none() {
-            eprintln!("error: no partner {n:?} in the config");
+            let known: Vec<_> = config.partners.iter().map(|p| p.id.as_str()).collect();
+            eprintln!(
+                "error: no partner {n:?} in the config (known: {})",
+                known.join(", ")
+            );
             return Ok(ExitCode::from(2));
         }
     }
-    let Some(token) = server::admin::load_token(&config.admin.token)? else {
+    let Some(token) = cli_token(&config, token_file)? else {
         eprintln!(
-            "error: no admin token: set the variable named by admin.token_env (default TRIBUTARY_ADMIN_TOKEN) or admin.token_file"
+            "error: no admin token: pass --token-file, or set the variable named by admin.token_env (default TRIBUTARY_ADMIN_TOKEN) or admin.token_file"
         );
         return Ok(ExitCode::from(2));
     };

@@ -1,6 +1,9 @@
 //! Prometheus metrics for `GET /metrics`: syncs by partner and result, their durations, records and
 //! rejections, HTTP requests by route and status. Store-derived gauges are set at scrape time.
+//! Rendered as OpenMetrics or, for scrapers that do not ask for it, the Prometheus text format 0.0.4.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::text::encode;
@@ -40,8 +43,78 @@ struct KindLabels {
     kind: String,
 }
 
+/// Store operations that failed while serving (a process-wide count: the server's error path
+/// reaches it without a handle on the registry).
+static STORE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one failed store operation for `tributary_store_errors_total`.
+pub fn note_store_error() {
+    STORE_ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The two exposition formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `text/plain; version=0.0.4`: what `promtool` and scrapers that send no `Accept` expect.
+    PrometheusText,
+    /// `application/openmetrics-text; version=1.0.0`.
+    OpenMetrics,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// Picks the format from an `Accept` header: OpenMetrics only when the client ranks it above
+    /// plain text (Prometheus itself does); no header, `text/plain`, `*/*` or a tie get plain text.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::PrometheusText;
+        };
+        let (mut open_q, mut text_q) = (0.0f32, 0.0f32);
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+                .unwrap_or(1.0)
+                .clamp(0.0, 1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => open_q = open_q.max(q),
+                "text/plain" | "text/*" | "*/*" => text_q = text_q.max(q),
+                _ => {}
+            }
+        }
+        if open_q > 0.0 && open_q > text_q {
+            Format::OpenMetrics
+        } else {
+            Format::PrometheusText
+        }
+    }
+}
+
+/// What the store says about one partner's syncs, for the per-partner gauges.
+#[derive(Debug, Clone)]
+pub struct PartnerHealth {
+    pub partner: String,
+    /// Unix seconds of the last run that ended `ok` or `unchanged`; `None` if none ever did.
+    pub last_success: Option<i64>,
+    /// Runs in a row that failed (or were interrupted) since the last success.
+    pub consecutive_failures: usize,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    partner_last_success: Family<PartnerLabels, Gauge>,
+    partner_failures: Family<PartnerLabels, Gauge>,
+    store_up: Gauge,
+    store_errors: Counter,
     syncs: Family<SyncLabels, Counter>,
     sync_seconds: Family<PartnerLabels, Histogram>,
     records_seen: Family<PartnerLabels, Counter>,
@@ -155,7 +228,35 @@ impl Metrics {
             "Bytes of rendered responses (and their gzip forms) the server keeps",
             cache_bytes.clone(),
         );
+        let partner_last_success = Family::<PartnerLabels, Gauge>::default();
+        registry.register(
+            "partner_last_success_timestamp_seconds",
+            "Unix time at which the partner's last successful sync finished (0: never)",
+            partner_last_success.clone(),
+        );
+        let partner_failures = Family::<PartnerLabels, Gauge>::default();
+        registry.register(
+            "partner_consecutive_failures",
+            "Syncs of the partner in a row that failed since its last success",
+            partner_failures.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 if the store answered this scrape and no damage has been seen, else 0",
+            store_up.clone(),
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "store_errors",
+            "Store operations that failed while serving requests or scrapes",
+            store_errors.clone(),
+        );
         Metrics {
+            partner_last_success,
+            partner_failures,
+            store_up,
+            store_errors,
             resident,
             resident_peak,
             cache_bytes,
@@ -231,7 +332,37 @@ impl Metrics {
         self.cache_bytes.set(response_cache_bytes as i64);
     }
 
-    /// The Prometheus/OpenMetrics text exposition.
+    /// Per-partner gauges, replaced whole at scrape time so a partner removed from the config
+    /// stops being reported.
+    pub fn set_partners(&self, partners: &[PartnerHealth]) {
+        // Under the registry's lock: a render never sees the families half refilled.
+        let _registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        self.partner_last_success.clear();
+        self.partner_failures.clear();
+        for p in partners {
+            let labels = PartnerLabels {
+                partner: p.partner.clone(),
+            };
+            self.partner_last_success
+                .get_or_create(&labels)
+                .set(p.last_success.unwrap_or(0));
+            self.partner_failures
+                .get_or_create(&labels)
+                .set(i64::try_from(p.consecutive_failures).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Whether the store answered this scrape; also brings the store error count up to date.
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.set(i64::from(up));
+        let total = STORE_ERRORS.load(Ordering::Relaxed);
+        let counted = self.store_errors.get();
+        if total > counted {
+            self.store_errors.inc_by(total - counted);
+        }
+    }
+
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
@@ -239,6 +370,69 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// The exposition in the format asked for.
+    pub fn render_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.render(),
+            Format::PrometheusText => to_prometheus_text(&self.render()),
+        }
+    }
+}
+
+/// Rewrites OpenMetrics text (as `prometheus-client` writes it) into the Prometheus text format
+/// 0.0.4: a counter's HELP and TYPE name its `_total` samples, `_created` samples, UNIT lines,
+/// exemplars and the `# EOF` trailer go, and types 0.0.4 lacks become `untyped`.
+fn to_prometheus_text(open: &str) -> String {
+    let counters: HashSet<&str> = open
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, kind)| kind.trim() == "counter")
+        .map(|(name, _)| name)
+        .collect();
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            // OpenMetrics escapes quotes in HELP; 0.0.4 escapes only backslash and newline.
+            let help = help.replace("\\\"", "\"");
+            let name = family_name(name, &counters);
+            out.push_str(&format!("# HELP {name} {help}\n"));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let kind = match kind.trim() {
+                k @ ("counter" | "gauge" | "histogram" | "summary") => k,
+                _ => "untyped",
+            };
+            out.push_str(&format!("# TYPE {} {kind}\n", family_name(name, &counters)));
+        } else if line.starts_with('#') {
+            continue;
+        } else {
+            let sample = line.split(" # ").next().unwrap_or(line);
+            let metric = sample.split(['{', ' ']).next().unwrap_or("");
+            let created = metric.strip_suffix("_created").is_some_and(|base| {
+                counters.contains(base) || counters.contains(format!("{base}_total").as_str())
+            });
+            if created || sample.is_empty() {
+                continue;
+            }
+            out.push_str(sample);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn family_name(name: &str, counters: &HashSet<&str>) -> String {
+    if counters.contains(name) && !name.ends_with("_total") {
+        format!("{name}_total")
+    } else {
+        name.to_string()
     }
 }
 
@@ -261,6 +455,89 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn negotiates_openmetrics_only_when_ranked_first() {
+        use Format::*;
+        for (accept, want) in [
+            (None, PrometheusText),
+            (Some("text/plain"), PrometheusText),
+            (Some("*/*"), PrometheusText),
+            (Some("application/openmetrics-text"), OpenMetrics),
+            (Some("Application/OpenMetrics-Text; version=1.0.0"), OpenMetrics),
+            (
+                Some("application/openmetrics-text;q=0.5,text/plain;version=0.0.4"),
+                PrometheusText,
+            ),
+            (
+                Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+                OpenMetrics,
+            ),
+            (Some("application/openmetrics-text;q=0"), PrometheusText),
+            (Some("application/json"), PrometheusText),
+        ] {
+            assert_eq!(Format::negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn prometheus_text_names_counter_families_by_their_samples() {
+        let m = Metrics::new();
+        m.record_http("/v1/events", 200, 0.002);
+        let text = m.render_as(Format::PrometheusText);
+        assert!(
+            text.contains("# HELP tributary_http_requests_total "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE tributary_http_requests_total counter"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# TYPE tributary_http_requests counter"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE tributary_http_request_duration_seconds histogram"));
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        let open = "# HELP a_seconds A \\\"quoted\\\" help.\n# TYPE a_seconds counter\n# UNIT a_seconds seconds\na_seconds_total 1\na_seconds_created 17 # {x=\"y\"} 1\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(open),
+            "# HELP a_seconds_total A \"quoted\" help.\n# TYPE a_seconds_total counter\na_seconds_total 1\n"
+        );
+    }
+
+    #[test]
+    fn partner_gauges_follow_the_latest_scrape() {
+        let m = Metrics::new();
+        let health = |p: &str, at, n| PartnerHealth {
+            partner: p.into(),
+            last_success: at,
+            consecutive_failures: n,
+        };
+        m.set_partners(&[health("a", Some(1_700_000_000), 0), health("b", None, 3)]);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "tributary_partner_last_success_timestamp_seconds{partner=\"a\"} 1700000000"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tributary_partner_last_success_timestamp_seconds{partner=\"b\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tributary_partner_consecutive_failures{partner=\"b\"} 3"),
+            "{text}"
+        );
+        // A partner gone from the config is no longer reported.
+        m.set_partners(&[health("a", Some(1_700_000_100), 0)]);
+        let text = m.render();
+        assert!(!text.contains("partner=\"b\""), "{text}");
     }
 
     fn gauge(text: &str, name: &str) -> u64 {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod metrics_route;
 pub mod public;
 pub mod status_page;
 
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/merge", post(admin::merge))
         .route("/split", post(admin::split))
         .fallback(|| async { ApiError::not_found("no such admin route") })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,
@@ -66,9 +68,10 @@ pub fn router(state: AppState) -> Router {
         .route("/calendar.ics", get(public::calendar))
         .route("/partners/{id}/calendar.ics", get(public::partner_calendar))
         .route("/healthz", get(public::healthz))
-        .route("/metrics", get(public::metrics))
+        .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -76,6 +79,16 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::cors::CorsLayer::permissive())
         .with_state(state)
+}
+
+/// A known route asked with a method it does not serve: 405 with the JSON error body every other
+/// error has (axum adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!("{method} is not allowed on this route"),
+    }
 }
 
 /// The OpenAPI 3.1 document of every route (kept beside this file, checked against the router by
@@ -189,6 +202,7 @@ impl IntoResponse for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
         crate::store::note_if_damaged(&e);
+        crate::metrics::note_store_error();
         ApiError::internal(e)
     }
 }

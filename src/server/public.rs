@@ -57,17 +57,45 @@ fn time_param(p: &HashMap<String, String>, name: &str) -> Result<Option<DateTime
     ))
 }
 
-fn filter(p: &HashMap<String, String>) -> Filter {
+fn filter(p: &HashMap<String, String>) -> Result<Filter, ApiError> {
     let get = |k: &str| {
         p.get(k)
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
     };
-    Filter {
+    Ok(Filter {
         q: get("q"),
         category: get("category"),
         partner: get("partner"),
-        postcode_area: get("postcode_area"),
+        postcode_area: get("postcode_area")
+            .map(|s| postcode_area(&s))
+            .transpose()?,
+    })
+}
+
+/// `postcode_area` is a postcode area (`CW`) or district, the outward code records are filed
+/// under (`CW1`, `SK11`, `EC1A`); a full postcode is reduced to its district; anything else is
+/// refused rather than matching nothing.
+fn postcode_area(s: &str) -> Result<String, ApiError> {
+    use crate::normalise::{outward_code, postcode};
+    let t = s.trim();
+    // A postcode area proper: its one or two letters (`CW`, `B`), matching every district in it.
+    if (1..=2).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Ok(t.to_ascii_uppercase());
+    }
+    if let Some(outward) = outward_code(s) {
+        return Ok(outward);
+    }
+    // An outward code alone is valid when it makes a postcode with any inward code.
+    let probe = format!("{} 1AA", s.trim());
+    match postcode(&probe).and_then(|p| p.split(' ').next().map(str::to_string)) {
+        Some(outward) if !s.contains(' ') => Ok(outward),
+        _ => Err(ApiError::bad_param(
+            "postcode_area",
+            format!(
+                "{s:?} is not a postcode's outward code (such as CW1 or SK11) or a full postcode"
+            ),
+        )),
     }
 }
 
@@ -95,7 +123,15 @@ fn window(
     let from = time_param(p, "from")?.unwrap_or(now - default_back);
     let to = time_param(p, "to")?.unwrap_or(now + Duration::days(365));
     if to <= from {
-        return Err(ApiError::bad_param("to", "must be later than from"));
+        // With `to` left to its default, only `from` can be at fault.
+        return Err(if p.contains_key("to") {
+            ApiError::bad_param("to", "must be later than from")
+        } else {
+            ApiError::bad_param(
+                "from",
+                "is after the default end of the window (a year from now); give `to` too",
+            )
+        });
     }
     Ok((from, to))
 }
@@ -140,7 +176,7 @@ pub async fn organisations(
     Query(p): Params,
 ) -> Result<Response, ApiError> {
     let limit = limit(&p)?;
-    let f = filter(&p);
+    let f = filter(&p)?;
     check_partner(&state, &f)?;
     let after = match p.get("cursor") {
         None => None,
@@ -268,7 +304,7 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let limit = limit(&p)?;
     let (from, to) = window(&p, Duration::zero())?;
-    let f = filter(&p);
+    let f = filter(&p)?;
     check_partner(&state, &f)?;
     let after: Option<(i64, String)> = match p.get("cursor") {
         None => None,
@@ -650,7 +686,7 @@ pub async fn calendar(
     headers: HeaderMap,
     Query(p): Params,
 ) -> Result<Response, ApiError> {
-    let f = filter(&p);
+    let f = filter(&p)?;
     check_partner(&state, &f)?;
     render_calendar(
         state,
@@ -677,7 +713,7 @@ pub async fn partner_calendar(
     else {
         return Err(ApiError::not_found(format!("no partner with id {id}")));
     };
-    let mut f = filter(&p);
+    let mut f = filter(&p)?;
     f.partner = Some(id);
     render_calendar(state, headers, p, f, name, "/partners/{id}/calendar.ics").await
 }
@@ -735,20 +771,4 @@ pub async fn healthz(
             e.message
         ))),
     }
-}
-
-/// `GET /metrics` — Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let st = state.clone();
-    let (orgs, events) = blocking(move || Ok(entities::counts(&*st.store.reader()?)?)).await?;
-    state.metrics.set_entities(orgs, events);
-    state.metrics.set_memory(state.cache.bytes());
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response())
 }
