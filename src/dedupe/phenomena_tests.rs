@@ -382,6 +382,47 @@ fn names_with_acronyms_places_service_names_and_accents_match() {
 }
 
 #[test]
+fn a_move_to_another_district_of_the_same_town_is_not_a_different_place() {
+    // Two listings kept the old postcode, one the new one (same town, same postcode area): the
+    // move must neither split the pair nor bar the mover from the cluster of the other two.
+    let one = |partner, postcode| {
+        (
+            partner,
+            org(O {
+                name: "Blackpool Rotary Club",
+                postcode: Some(postcode),
+                town: Some("Blackpool"),
+                ..Default::default()
+            }),
+        )
+    };
+    let r = resolve_all(
+        RecordKind::Organisations,
+        &recs(vec![
+            one("p1", "FY1 4QU"),
+            one("p2", "FY1 4QU"),
+            one("p3", "FY3 8TP"),
+        ]),
+    );
+    assert!(together(&r, 0, 1) && together(&r, 0, 2), "{:?}", r.clusters);
+    // The same name in another town of the area is still another place.
+    assert!(!orgs_together(
+        O {
+            name: "Rotary Club",
+            postcode: Some("FY1 4QU"),
+            town: Some("Blackpool"),
+            ..Default::default()
+        },
+        O {
+            name: "Rotary Club",
+            postcode: Some("FY8 1AB"),
+            town: Some("Lytham St Annes"),
+            ..Default::default()
+        },
+    ));
+}
+
+#[test]
 fn the_postcode_not_the_town_string_is_the_location_evidence() {
     assert!(orgs_together(
         O {

@@ -89,6 +89,7 @@ pub mod weights {
     pub const SAME_SECTOR: f64 = 2.0;
     pub const SAME_OUTWARD: f64 = 1.0;
     pub const SAME_AREA: f64 = -1.0;
+    pub const MOVED_IN_TOWN: f64 = 0.0;
     pub const DIFFERENT_AREA: f64 = -3.0;
     pub const SAME_LOCALITY: f64 = 2.0;
     pub const DIFFERENT_LOCALITY: f64 = -0.5;
@@ -343,6 +344,15 @@ fn org_places(a: &OrgFeatures, b: &OrgFeatures, ctx: &Context, s: &mut Tally) {
         (Some(x), Some(y)) if a.outward == b.outward => s.add(weights::SAME_OUTWARD, || {
             format!("same postcode district ({x} / {y})")
         }),
+        // An organisation that moved across its town keeps the town and the postcode area: a
+        // new district under the same town name is a move, not a different place.
+        (Some(x), Some(y))
+            if area(x) == area(y) && a.locality.is_some() && a.locality == b.locality =>
+        {
+            s.add(weights::MOVED_IN_TOWN, || {
+                format!("different postcode districts in one area and town ({x} / {y})")
+            })
+        }
         // A move within the same postcode area is common; a different area is not.
         (Some(x), Some(y)) if area(x) == area(y) => s.against(weights::SAME_AREA, || {
             format!("different postcode districts in one area ({x} / {y})")
