@@ -1,6 +1,7 @@
 //! Public API parameter checks through the real daemon: `postcode_area` (an outward code, a full
 //! postcode reduced to it, anything else a 400 naming it), `from` beyond the default window blamed
-//! on `from`, and a 405 answered with the JSON error body.
+//! on `from`, a 405 answered with the JSON error body, and the admin bearer scheme read without
+//! regard to case (refusals logged with the client address).
 
 mod common;
 
@@ -90,4 +91,37 @@ fn parameters_are_checked_and_named() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
     assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
     drop(daemon);
+}
+
+#[test]
+fn bearer_scheme_is_case_insensitive_and_refusals_name_the_client() {
+    const TOKEN: &str = "params-test-token";
+    let feed = fake_partner(json_feed(EVENTS));
+    let env = TestEnv::new(&format!(
+        "[[partners]]\nid = \"cvs\"\nname = \"CVS\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"tributary-json\"\nurl = \"{}\"\nretries = 0\n",
+        feed.url("/e.json")
+    ));
+    let daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
+    let url = format!("{}/admin/partners", env.base());
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let (status, _, body) = get_with(&url, &[("authorization", &auth)]).unwrap();
+        assert_eq!(status, 200, "{scheme}: {body}");
+    }
+    for wrong in [
+        format!("Basic {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        "Bearer ".to_string(),
+        "Bearer not-the-token".to_string(),
+    ] {
+        let (status, _, _) = get_with(&url, &[("authorization", &wrong)]).unwrap();
+        assert_eq!(status, 401, "{wrong:?}");
+    }
+    // The refusal is logged with the address the attempt came from.
+    daemon.wait_for_log("client=127.0.0.1:", Duration::from_secs(10));
+    assert!(
+        daemon.log().contains("admin request refused"),
+        "{}",
+        daemon.log()
+    );
 }

@@ -51,6 +51,16 @@ pub fn load_token(token: &AdminToken) -> Result<Option<String>, TokenError> {
     }
 }
 
+/// The credentials of an `Authorization: Bearer …` header; the scheme name is case-insensitive
+/// (RFC 7235 §2.1).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Middleware: 503 without a configured token, 401 on a missing or wrong one.
 pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(expected) = state.admin_token.as_deref() else {
@@ -65,13 +75,18 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_credentials);
     let ok = given
         .is_some_and(|g| constant_time_eq::constant_time_eq(g.as_bytes(), expected.as_bytes()));
     if !ok {
+        let client = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_else(|| "unknown".into());
         tracing::warn!(
             path = %req.uri().path(),
+            %client,
             presented = given.is_some(),
             "admin request refused: missing or wrong bearer token"
         );

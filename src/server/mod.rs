@@ -339,9 +339,9 @@ pub async fn serve(
             },
             _ = stopped(&mut stop) => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait rather than spin.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -351,7 +351,13 @@ pub async fn serve(
             },
             _ = stopped(&mut stop) => break,
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The peer's address rides on each request, so a refused admin attempt names its client.
+        let service = hyper_util::service::TowerToHyperService::new(
+            tower_http::add_extension::AddExtension::new(
+                app.clone(),
+                axum::extract::ConnectInfo(peer),
+            ),
+        );
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;
