@@ -67,6 +67,10 @@ def _dt(comp, name):
 def read_calendars(data, strip_x_wr=True):
     """Every VCALENDAR in the bytes, parsed strictly by icalendar; X-WR-TIMEZONE removed so the
     reading is plain RFC 5545 (as a strict client does)."""
+    # icalendar keeps the zones of VTIMEZONEs it has read in a process-wide cache, so a custom
+    # TZID one file defines would change how the next file in the same worker reads; start every
+    # file with the provider's own zones only, so the reference never depends on file order.
+    icalendar.timezone.tzp.use(icalendar.timezone.tzp.name)
     cals = icalendar.Calendar.from_ical(data, multiple=True)
     if strip_x_wr:
         for cal in cals:
