@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod normalise;
+pub mod process_memory;
 pub mod publish;
 pub mod recurrence;
 pub mod redact;

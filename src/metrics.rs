@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+pub use crate::process_memory::{resident_bytes, resident_mb};
+
 use crate::sync::SyncReport;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -126,25 +128,6 @@ pub struct Metrics {
     resident: Gauge,
     resident_peak: Gauge,
     cache_bytes: Gauge,
-}
-
-/// The process's resident memory now and at its peak, in bytes (Linux: `/proc/self/status`;
-/// `None` elsewhere or if unreadable).
-pub fn resident_bytes() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// Resident memory in MiB for log lines (0 when unknown).
-pub fn resident_mb() -> u64 {
-    resident_bytes().map_or(0, |(now, _)| now >> 20)
 }
 
 impl Default for Metrics {

@@ -416,7 +416,7 @@ pub fn apply(
         waited_for_rendering_ms = waited.as_millis() as u64,
         links = links.len(),
         links_ms = (started.elapsed() - written).as_millis() as u64,
-        rss_mb = crate::metrics::resident_mb(),
+        rss_mb = crate::process_memory::resident_mb(),
         "entities written"
     );
     Ok(stats)
