@@ -1037,69 +1037,53 @@ struct FeedLimits {
 }
 
 fn feed_limits(rf: &RawFeed, fk: &str, problems: &mut Vec<Problem>) -> FeedLimits {
-    let rate = match rf.rate_limit_per_minute {
-        None => DEFAULT_RATE_LIMIT_PER_MINUTE,
-        Some(n) if (1..=100_000).contains(&n) => n as u32,
-        Some(n) => {
-            push(
-                problems,
-                &format!("{fk}.rate_limit_per_minute"),
-                format!("{n} must be between 1 and 100000"),
-            );
-            1
-        }
+    let mut limit = |key: &str, value: Option<i64>, default: i64, range, unit: &str| {
+        bounded(
+            problems,
+            &format!("{fk}.{key}"),
+            value,
+            default,
+            range,
+            unit,
+        )
     };
-    let timeout = match rf.timeout_secs {
-        None => DEFAULT_TIMEOUT_SECS,
-        Some(n) if (1..=3600).contains(&n) => n as u64,
-        Some(n) => {
-            push(
-                problems,
-                &format!("{fk}.timeout_secs"),
-                format!("{n} must be between 1 and 3600"),
-            );
-            1
-        }
-    };
-    let max_body_bytes = match rf.max_body_bytes {
-        None => DEFAULT_MAX_BODY_BYTES,
-        Some(n) if n >= 1024 => n as u64,
-        Some(n) => {
-            push(
-                problems,
-                &format!("{fk}.max_body_bytes"),
-                format!("{n} must be at least 1024"),
-            );
-            1024
-        }
-    };
-    let retries = match rf.retries {
-        None => DEFAULT_RETRIES,
-        Some(n) if (0..=10).contains(&n) => n as u32,
-        Some(n) => {
-            push(
-                problems,
-                &format!("{fk}.retries"),
-                format!("{n} must be between 0 and 10"),
-            );
-            0
-        }
-    };
-    let max_pages = match rf.max_pages {
-        None => DEFAULT_MAX_PAGES,
-        Some(n) if (1..=1_000_000).contains(&n) => n as u32,
-        Some(n) => {
-            push(
-                problems,
-                &format!("{fk}.max_pages"),
-                format!("{n} must be between 1 and 1000000"),
-            );
-            1
-        }
-    };
-    let max_harvest_bytes = bounded(
-        problems,
-        &format!("{fk}.max_harvest_bytes"),
+    let rate = limit(
+        "rate_limit_per_minute",
+        rf.rate_limit_per_minute,
+        i64::from(DEFAULT_RATE_LIMIT_PER_MINUTE),
+        1..=100_000,
+        "requests a minute",
+    ) as u32;
+    let timeout = limit(
+        "timeout_secs",
+        rf.timeout_secs,
+        DEFAULT_TIMEOUT_SECS as i64,
+        1..=3600,
+        "seconds",
+    ) as u64;
+    let max_body_bytes = limit(
+        "max_body_bytes",
+        rf.max_body_bytes,
+        DEFAULT_MAX_BODY_BYTES as i64,
+        1024..=i64::MAX,
+        "bytes",
+    ) as u64;
+    let retries = limit(
+        "retries",
+        rf.retries,
+        i64::from(DEFAULT_RETRIES),
+        0..=10,
+        "attempts after the first",
+    ) as u32;
+    let max_pages = limit(
+        "max_pages",
+        rf.max_pages,
+        i64::from(DEFAULT_MAX_PAGES),
+        1..=1_000_000,
+        "pages",
+    ) as u32;
+    let max_harvest_bytes = limit(
+        "max_harvest_bytes",
         rf.max_harvest_bytes,
         DEFAULT_MAX_HARVEST_BYTES as i64,
         1024..=i64::MAX,
@@ -1188,16 +1172,16 @@ fn bounded(
         None => default,
         Some(n) if range.contains(&n) => n,
         Some(n) => {
-            let max = if *range.end() == i64::MAX {
-                String::from("any larger number")
+            let message = if *range.end() == i64::MAX {
+                format!("{n} must be at least {} ({unit})", range.start())
             } else {
-                range.end().to_string()
+                format!(
+                    "{n} must be between {} and {} ({unit})",
+                    range.start(),
+                    range.end()
+                )
             };
-            push(
-                problems,
-                key,
-                format!("{n} must be between {} and {max} ({unit})", range.start()),
-            );
+            push(problems, key, message);
             default
         }
     }

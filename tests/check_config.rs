@@ -34,6 +34,8 @@ kind = "events"
 format = "icall"
 url = "https://example.org/e.ics"
 timeout_secs = "30"
+retries = 99
+max_body_bytes = 10
 "#;
 
 fn check(dir: &std::path::Path, text: &str) -> (Option<i32>, String) {
@@ -86,6 +88,16 @@ fn every_mistake_is_reported_in_one_run() {
             26,
             "must be a whole number, not a string",
         ),
+        (
+            "partners[0].feeds[0].retries",
+            27,
+            "99 must be between 0 and 10 (attempts after the first)",
+        ),
+        (
+            "partners[0].feeds[0].max_body_bytes",
+            28,
+            "10 must be at least 1024 (bytes)",
+        ),
     ] {
         let want = format!("line {line}: {key}: ");
         let hit = out.lines().find(|l| l.contains(&want));
@@ -94,7 +106,7 @@ fn every_mistake_is_reported_in_one_run() {
             "want {want}…{says} in:\n{out}"
         );
     }
-    assert!(out.contains("has 11 problem(s)"), "{out}");
+    assert!(out.contains("has 13 problem(s)"), "{out}");
 }
 
 #[test]
