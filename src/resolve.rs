@@ -304,13 +304,7 @@ fn resolve_scoped(
         "scoped resolution"
     );
     let manual = review::decisions(tx, kind)?;
-    let mut value_keys: Vec<u64> = scoped_feats
-        .iter()
-        .flat_map(|f| block::value_hashes(f).into_iter().flatten())
-        .collect();
-    value_keys.sort_unstable();
-    value_keys.dedup();
-    let frequencies = block::Frequencies::from_counts(block_keys::counts(tx, kind, &value_keys)?);
+    let frequencies = stored_frequencies(tx, kind, &scoped_feats)?;
     let grouping = dedupe::group_with(
         &scoped,
         &scoped_feats,
@@ -421,4 +415,24 @@ pub fn resolve_pending(
         )?;
     }
     Ok(())
+}
+
+/// How many distinct live records in the store share each comparison value of `feats`, so a
+/// partial resolution weighs shared values as a full one over the whole store would.
+pub(crate) fn stored_frequencies(
+    tx: &Transaction,
+    kind: RecordKind,
+    feats: &[features::Features],
+) -> Result<block::Frequencies, StoreError> {
+    let mut value_keys: Vec<u64> = feats
+        .iter()
+        .flat_map(|f| block::value_hashes(f).into_iter().flatten())
+        .collect();
+    value_keys.sort_unstable();
+    value_keys.dedup();
+    Ok(block::Frequencies::from_counts(block_keys::counts(
+        tx,
+        kind,
+        &value_keys,
+    )?))
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Transaction};
 
-use crate::dedupe::{self, block, features, ManualLink};
+use crate::dedupe::{self, features, ManualLink};
 use crate::model::RecordKind;
 use crate::store::records::{self, StoredRecord};
 use crate::store::{self, block_keys, entities, review, StoreError};
@@ -311,13 +311,7 @@ fn engine_clusters(
 ) -> Result<HashMap<i64, usize>, StoreError> {
     let splits: Vec<ManualLink> = manual.iter().filter(|m| !m.same).copied().collect();
     let feats = dedupe::par_map(members, |r| features::of(&r.payload));
-    let mut value_keys: Vec<u64> = feats
-        .iter()
-        .flat_map(|f| block::value_hashes(f).into_iter().flatten())
-        .collect();
-    value_keys.sort_unstable();
-    value_keys.dedup();
-    let frequencies = block::Frequencies::from_counts(block_keys::counts(tx, kind, &value_keys)?);
+    let frequencies = super::stored_frequencies(tx, kind, &feats)?;
     let grouping = dedupe::group_with(members, &feats, settings, &splits, Some(&frequencies));
     let resolution = grouping.with_ids(kind, members, &|_| false);
     let mut out = HashMap::new();
