@@ -440,11 +440,8 @@ mod tests {
             "<div>".repeat(depth),
             "</div>".repeat(depth)
         );
-        let handle = std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(move || (sanitise(&deep), to_text(&deep)))
-            .unwrap();
-        let (clean, text) = handle.join().expect("sanitising survived on a 2 MiB stack");
+        let (clean, text) =
+            crate::ingest::on_worker_stack(move || (sanitise(&deep), to_text(&deep)));
         assert_eq!(clean.matches("<div>").count(), MAX_DEPTH);
         assert!(clean.contains("deep text"));
         assert_eq!(text, "deep text");

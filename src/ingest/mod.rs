@@ -19,6 +19,18 @@ pub mod tributary_json;
 pub mod truncation;
 pub mod wp_events;
 
+/// Runs `f` where a tokio worker would, on a thread with a 2 MiB stack, so a test of deeply
+/// nested input proves the parser's depth bound rather than the test thread's larger stack.
+#[cfg(test)]
+pub(crate) fn on_worker_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .expect("a test thread starts")
+        .join()
+        .expect("the parser survived on a 2 MiB stack")
+}
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;

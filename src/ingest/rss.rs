@@ -542,15 +542,10 @@ mod tests {
             "<x:a>".repeat(depth),
             "</x:a>".repeat(depth)
         );
-        // Run where a tokio worker would: a thread with a 2 MiB stack.
-        let handle = std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(move || parse(doc.as_bytes()).map(|_| ()).map_err(|e| e.to_string()))
-            .unwrap();
-        let err = handle
-            .join()
-            .expect("the parser thread survived")
-            .unwrap_err();
+        let err = crate::ingest::on_worker_stack(move || {
+            parse(doc.as_bytes()).map(|_| ()).map_err(|e| e.to_string())
+        })
+        .unwrap_err();
         assert!(err.contains("nested deeper"), "{err}");
     }
 

@@ -232,19 +232,13 @@ mod tests {
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        let handle = std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(move || {
-                Harvest::default()
-                    .add_page("https://x.example/p", body.as_bytes())
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .unwrap();
-        let err = handle
-            .join()
-            .expect("parsing survived on a 2 MiB stack")
-            .unwrap_err();
+        let err = crate::ingest::on_worker_stack(move || {
+            Harvest::default()
+                .add_page("https://x.example/p", body.as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap_err();
         assert!(err.contains("recursion limit"), "{err}");
     }
 }
