@@ -121,6 +121,7 @@ pub struct Metrics {
     sync_seconds: Family<PartnerLabels, Histogram>,
     records_seen: Family<PartnerLabels, Counter>,
     rejections: Family<PartnerLabels, Counter>,
+    warnings: Family<PartnerLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Family<RouteLabels, Histogram>,
     entities: Family<KindLabels, Gauge>,
@@ -166,6 +167,12 @@ impl Metrics {
             "rejections",
             "Partner records rejected with a reason",
             rejections.clone(),
+        );
+        let warnings = Family::<PartnerLabels, Counter>::default();
+        registry.register(
+            "record_warnings",
+            "Partner records that landed with a caveat (a value dropped or read another way)",
+            warnings.clone(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -248,6 +255,7 @@ impl Metrics {
             sync_seconds,
             records_seen,
             rejections,
+            warnings,
             http_requests,
             http_seconds,
             entities,
@@ -274,6 +282,9 @@ impl Metrics {
         self.rejections
             .get_or_create(&partner)
             .inc_by(r.counts.rejected as u64);
+        self.warnings
+            .get_or_create(&partner)
+            .inc_by(r.counts.warned as u64);
     }
 
     pub fn record_http(&self, route: &str, status: u16, seconds: f64) {

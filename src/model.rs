@@ -228,11 +228,14 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// Everything one feed's bytes yielded: the good records and the rejected ones.
+/// Everything one feed's bytes yielded: the good records, the rejected ones, and warnings about
+/// records that landed with a caveat (a value dropped or read another way). A warning is not a loss:
+/// the record is among `records`, so it never counts as rejected.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParsedFeed {
     pub records: Vec<SourceRecord>,
     pub rejections: Vec<Rejection>,
+    pub warnings: Vec<Rejection>,
 }
 
 /// Provenance: one partner's record behind a canonical entity.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Feed, Partner, Source};
 use crate::dedupe;
 use crate::ingest::{self, fetch};
-use crate::model::{ParsedFeed, RecordKind};
+use crate::model::{ParsedFeed, RecordKind, Rejection};
 use crate::normalise;
 use crate::store::runs::{RunCounts, StoredRejection};
 use crate::store::{self, records, runs, Store, StoreError};
@@ -122,6 +122,8 @@ struct FeedData {
     /// `None` when the partner said "not modified".
     parsed: Option<Gathered>,
     rejections: Vec<StoredRejection>,
+    /// Records that landed with a caveat: kept in the run beside the rejections, never counted as them.
+    warnings: Vec<StoredRejection>,
 }
 
 /// What one feed's pages yielded, normalised.
@@ -405,6 +407,7 @@ async fn gather_feed(
                     feed: feed.clone(),
                     parsed: None,
                     rejections: Vec::new(),
+                    warnings: Vec::new(),
                 });
             }
             Ok(fetch::FetchOutcome::NotModified) => {
@@ -475,7 +478,7 @@ async fn gather_feed(
     }
     let f = feed.clone();
     let (store, pid, seen) = (ctx.store.clone(), partner.id.to_string(), series.clone());
-    let (harvested, records, rejections) = tokio::task::spawn_blocking(move || {
+    let (harvested, prepared) = tokio::task::spawn_blocking(move || {
         if let Some(found) = harvest.series().filter(|s| !s.is_empty()) {
             if let Err(e) = store::rpde_series::remember(&store.writer(), &pid, found) {
                 tracing::warn!(partner = %pid, error = %e, "cannot keep the feed's series for later syncs");
@@ -486,8 +489,7 @@ async fn gather_feed(
         }
         let mut harvested = harvest.finish();
         let parsed = std::mem::take(&mut harvested.parsed);
-        let (records, rejections) = prepare(&f, parsed);
-        (harvested, records, rejections)
+        (harvested, prepare(&f, parsed))
     })
     .await
     .map_err(|e| SyncError::Task(e.to_string()))?;
@@ -507,7 +509,7 @@ async fn gather_feed(
     Ok(FeedData {
         feed: feed.clone(),
         parsed: Some(Gathered {
-            records,
+            records: prepared.records,
             validators: if conditional {
                 first_validators.unwrap_or_default()
             } else {
@@ -517,7 +519,8 @@ async fn gather_feed(
             complete: harvested.complete,
             cursor,
         }),
-        rejections,
+        rejections: prepared.rejections,
+        warnings: prepared.warnings,
     })
 }
 
@@ -589,17 +592,22 @@ fn same_host(u: url::Url, origin: &Source) -> Result<Source, String> {
     Ok(Source::Http(u))
 }
 
+/// A feed's records ready to store, with what was rejected and what landed with a caveat.
+struct Prepared {
+    records: Vec<records::Encoded>,
+    rejections: Vec<StoredRejection>,
+    warnings: Vec<StoredRejection>,
+}
+
 /// Normalises parsed records, turning every problem into a counted, logged rejection.
-fn prepare(feed: &Feed, parsed: ParsedFeed) -> (Vec<records::Encoded>, Vec<StoredRejection>) {
-    let mut rejections: Vec<StoredRejection> = parsed
-        .rejections
-        .into_iter()
-        .map(|r| StoredRejection {
-            feed: feed.key.clone(),
-            record_id: r.source_id,
-            reason: r.reason,
-        })
-        .collect();
+fn prepare(feed: &Feed, parsed: ParsedFeed) -> Prepared {
+    let stored = |r: Rejection| StoredRejection {
+        feed: feed.key.clone(),
+        record_id: r.source_id,
+        reason: r.reason,
+    };
+    let mut rejections: Vec<StoredRejection> = parsed.rejections.into_iter().map(stored).collect();
+    let warnings: Vec<StoredRejection> = parsed.warnings.into_iter().map(stored).collect();
     let mut seen = HashSet::new();
     let mut records = Vec::with_capacity(parsed.records.len());
     for rec in parsed.records {
@@ -638,7 +646,14 @@ fn prepare(feed: &Feed, parsed: ParsedFeed) -> (Vec<records::Encoded>, Vec<Store
     for r in &rejections {
         tracing::warn!(feed = %r.feed, record = %crate::redact::secrets(r.record_id.as_deref().unwrap_or("-")), reason = %crate::redact::secrets(&r.reason), "record rejected");
     }
-    (records, rejections)
+    for w in &warnings {
+        tracing::info!(feed = %w.feed, record = %crate::redact::secrets(w.record_id.as_deref().unwrap_or("-")), warning = %crate::redact::secrets(&w.reason), "record kept with a warning");
+    }
+    Prepared {
+        records,
+        rejections,
+        warnings,
+    }
 }
 
 /// Applies gathered feeds in one transaction and closes the run inside it.
@@ -657,6 +672,7 @@ fn apply(
     let mut counts = RunCounts::default();
     let mut touched: Vec<RecordKind> = Vec::new();
     let mut all_rejections = Vec::new();
+    let mut all_warnings = Vec::new();
 
     let mut conn = store.writer();
     let tx = conn.transaction().map_err(StoreError::from)?;
@@ -669,6 +685,7 @@ fn apply(
     let guard = Guard::new(partner, now, force);
     for fd in data {
         let mut rejections = fd.rejections;
+        all_warnings.extend(fd.warnings);
         let Some(g) = fd.parsed else {
             all_rejections.extend(rejections);
             counts.feeds_unchanged += 1;
@@ -739,6 +756,7 @@ fn apply(
         all_rejections.extend(rejections);
     }
     counts.rejected = all_rejections.len();
+    counts.warned = all_warnings.len();
     // Removed partners whose grace period ran out are withdrawn with the kinds resolved below.
     store::withdrawal::withdraw_due(&tx, now)?;
     let mut resolved = false;
@@ -765,6 +783,7 @@ fn apply(
         Outcome::Ok
     };
     runs::add_rejections(&tx, run_id, &all_rejections)?;
+    runs::add_warnings(&tx, run_id, &all_warnings)?;
     runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
     tx.commit().map_err(StoreError::from)?;
     if resolved {

@@ -150,6 +150,7 @@ impl Harvested {
             parsed: ParsedFeed {
                 records,
                 rejections,
+                warnings: Vec::new(),
             },
             complete: true,
             ..Harvested::default()
@@ -256,7 +257,11 @@ impl Harvest {
         match self.state {
             State::Single(parsed) => {
                 let parsed = parsed.unwrap_or_default();
-                Harvested::whole(parsed.records, parsed.rejections)
+                Harvested {
+                    parsed,
+                    complete: true,
+                    ..Harvested::default()
+                }
             }
             State::Oruk(h) => h.finish(),
             State::Rpde(h) => h.finish(),

@@ -212,6 +212,7 @@ impl Harvest {
             parsed: ParsedFeed {
                 records: self.records.into_records(),
                 rejections: self.rejections,
+                warnings: Vec::new(),
             },
             deleted,
             complete: !self.incremental,

@@ -295,7 +295,7 @@ pub async fn runs_list(
     Ok(Json(serde_json::json!({ "runs": list })).into_response())
 }
 
-/// `GET /admin/runs/{id}` — one run with its rejections.
+/// `GET /admin/runs/{id}` — one run with its rejections and warnings.
 pub async fn run_detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -307,18 +307,26 @@ pub async fn run_detail(
     let found = blocking(move || {
         let conn = st.store.reader()?;
         match runs::get(&conn, run_id)? {
-            Some(run) => Ok(Some((run, runs::rejections(&conn, run_id)?))),
+            Some(run) => Ok(Some((
+                run,
+                runs::rejections(&conn, run_id)?,
+                runs::warnings(&conn, run_id)?,
+            ))),
             None => Ok(None),
         }
     })
     .await?;
     match found {
-        Some((run, rejections)) => {
+        Some((run, rejections, warnings)) => {
             let mut v = serde_json::to_value(&run).map_err(ApiError::internal)?;
             if let Some(o) = v.as_object_mut() {
                 o.insert(
                     "rejections".into(),
                     serde_json::to_value(rejections).map_err(ApiError::internal)?,
+                );
+                o.insert(
+                    "warnings".into(),
+                    serde_json::to_value(warnings).map_err(ApiError::internal)?,
                 );
             }
             Ok(Json(v).into_response())

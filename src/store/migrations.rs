@@ -268,6 +268,12 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (partner_id, reference)
     ) WITHOUT ROWID;
     "#,
+    // 14: warnings beside rejections: a record that landed with a caveat (a value dropped or read
+    // another way) is noted with its run, but is not a loss, so it is not counted as rejected.
+    r#"
+    ALTER TABLE rejections ADD COLUMN severity TEXT NOT NULL DEFAULT 'rejected';
+    ALTER TABLE runs ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

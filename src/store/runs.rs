@@ -1,5 +1,6 @@
-//! Sync runs and their rejections: what each partner's sync did, when, and why it failed. A run row is
-//! written before the sync's transaction so that a failure or crash still leaves a record of it.
+//! Sync runs, their rejections and warnings: what each partner's sync did, when, and why it failed. A
+//! run row is written before the sync's transaction so that a failure or crash still leaves a record
+//! of it. Rejections are records lost; warnings are about records that landed with a caveat.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -16,6 +17,8 @@ pub struct RunCounts {
     pub unchanged: usize,
     pub deleted: usize,
     pub rejected: usize,
+    /// Records that landed with a caveat (a value dropped or read another way); not rejected.
+    pub warned: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,7 +61,7 @@ pub fn finish(
     conn.execute(
         "UPDATE runs SET finished_at = ?2, result = ?3, feeds_fetched = ?4, feeds_unchanged = ?5,
              records_seen = ?6, inserted = ?7, updated = ?8, unchanged = ?9, deleted = ?10,
-             rejected = ?11, error = ?12
+             rejected = ?11, error = ?12, warned = ?13
          WHERE id = ?1",
         params![
             run_id,
@@ -72,10 +75,27 @@ pub fn finish(
             counts.unchanged as i64,
             counts.deleted as i64,
             counts.rejected as i64,
-            error
+            error,
+            counts.warned as i64
         ],
     )?;
     Ok(())
+}
+
+/// What a stored reason says of its record: lost, or landed with a caveat.
+#[derive(Debug, Clone, Copy)]
+enum Severity {
+    Rejected,
+    Warning,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Rejected => "rejected",
+            Severity::Warning => "warning",
+        }
+    }
 }
 
 pub fn add_rejections(
@@ -83,17 +103,38 @@ pub fn add_rejections(
     run_id: i64,
     rejections: &[StoredRejection],
 ) -> Result<()> {
+    add_reasons(conn, run_id, rejections, Severity::Rejected)
+}
+
+/// Keeps the warnings about records that landed, beside the run's rejections.
+pub fn add_warnings(conn: &Connection, run_id: i64, warnings: &[StoredRejection]) -> Result<()> {
+    add_reasons(conn, run_id, warnings, Severity::Warning)
+}
+
+fn add_reasons(
+    conn: &Connection,
+    run_id: i64,
+    reasons: &[StoredRejection],
+    severity: Severity,
+) -> Result<()> {
     let mut st = conn.prepare_cached(
-        "INSERT INTO rejections (run_id, feed_key, source_id, reason) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO rejections (run_id, feed_key, source_id, reason, severity)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for r in rejections {
-        st.execute(params![run_id, r.feed, r.record_id, r.reason])?;
+    for r in reasons {
+        st.execute(params![
+            run_id,
+            r.feed,
+            r.record_id,
+            r.reason,
+            severity.as_str()
+        ])?;
     }
     Ok(())
 }
 
 const RUN_COLUMNS: &str = "id, partner_id, trigger, started_at, finished_at, result, feeds_fetched,
-    feeds_unchanged, records_seen, inserted, updated, unchanged, deleted, rejected, error";
+    feeds_unchanged, records_seen, inserted, updated, unchanged, deleted, rejected, error, warned";
 
 fn run_from_row(r: &rusqlite::Row) -> rusqlite::Result<Run> {
     let n = |i: usize| -> rusqlite::Result<usize> { Ok(r.get::<_, i64>(i)?.max(0) as usize) };
@@ -113,6 +154,7 @@ fn run_from_row(r: &rusqlite::Row) -> rusqlite::Result<Run> {
             unchanged: n(11)?,
             deleted: n(12)?,
             rejected: n(13)?,
+            warned: n(15)?,
         },
         error: r.get(14)?,
     })
@@ -128,11 +170,22 @@ pub fn get(conn: &Connection, run_id: i64) -> Result<Option<Run>> {
         .optional()?)
 }
 
+/// The records a run rejected, with their reasons.
 pub fn rejections(conn: &Connection, run_id: i64) -> Result<Vec<StoredRejection>> {
+    reasons(conn, run_id, Severity::Rejected)
+}
+
+/// The warnings of a run: records that landed with a caveat.
+pub fn warnings(conn: &Connection, run_id: i64) -> Result<Vec<StoredRejection>> {
+    reasons(conn, run_id, Severity::Warning)
+}
+
+fn reasons(conn: &Connection, run_id: i64, severity: Severity) -> Result<Vec<StoredRejection>> {
     let mut st = conn.prepare(
-        "SELECT feed_key, source_id, reason FROM rejections WHERE run_id = ?1 ORDER BY rowid",
+        "SELECT feed_key, source_id, reason FROM rejections WHERE run_id = ?1 AND severity = ?2
+         ORDER BY rowid",
     )?;
-    let rows = st.query_map(params![run_id], |r| {
+    let rows = st.query_map(params![run_id, severity.as_str()], |r| {
         Ok(StoredRejection {
             feed: r.get(0)?,
             record_id: r.get(1)?,

@@ -343,6 +343,8 @@ def run_file(binary, fmt, path, port):
                     rejected = run.get("rejections", [])
                     result["rejections"] = [local(r.get("reason")) for r in rejected]
                     result["rejected_ids"] = [r.get("record_id") or r.get("source_id") for r in rejected]
+                    # Records that landed with a caveat: shown, but not a loss.
+                    result["warnings"] = [local(r.get("reason")) for r in run.get("warnings", [])]
             result["read"] = read_back(client, KINDS[fmt])
             result["slow"] = client.slow
         finally:
@@ -663,6 +665,7 @@ def one(args):
             "panics": res.get("panics", 0),
             "slow": res.get("slow", []),
             "rejections": res.get("rejections", []),
+            "warnings": res.get("warnings", []),
             "seconds": round(time.monotonic() - t, 2),
         }
     )

@@ -40,6 +40,7 @@ def figures(results):
             "panics": sum(r.get("panics", 0) for r in rs),
             "slow_requests": sum(len(r.get("slow", [])) for r in rs),
             "rejections": sum(len(r.get("rejections", [])) for r in rs),
+            "warnings": sum(len(r.get("warnings", [])) for r in rs),
         }
         f["rejected_events"] = sum(r.get("rejected_events", 0) for r in rs)
         if fmt in ("ical", "all"):
@@ -50,6 +51,8 @@ def figures(results):
             f["landed_dated"] = sum(r.get("landed_dated", 0) for r in rs)
         reasons = Counter(reason_class(x) for r in rs for x in r.get("rejections", []))
         f["top_reasons"] = reasons.most_common(8)
+        warned = Counter(reason_class(x) for r in rs for x in r.get("warnings", []))
+        f["top_warnings"] = warned.most_common(5)
         failures = Counter(reason_class(r["error"] or r["result"] or "?") for r in rs if not r["synced"])
         f["top_failures"] = failures.most_common(5)
         out[fmt] = f
@@ -63,8 +66,9 @@ def pct(a, b):
 def summary(figs):
     lines = [
         "| format | files | synced | reference | landed | occurrences exact /v1/events | "
-        "occurrences exact calendar.ics | rejections (of the reader's events) | panics | slow (> 1 s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "occurrences exact calendar.ics | rejections (of the reader's events) | "
+        "warnings (records kept) | panics | slow (> 1 s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for fmt, f in figs.items():
         ref = str(f["reference"])
@@ -87,9 +91,9 @@ def summary(figs):
         if fmt in ("ical", "rss", "all"):
             rej += " (%d)" % f["rejected_events"]
         lines.append(
-            "| %s | %d | %d (%s) | %s | %s | %s | %s | %s | %d | %d |"
+            "| %s | %d | %d (%s) | %s | %s | %s | %s | %s | %d | %d | %d |"
             % (name, f["files"], f["synced"], pct(f["synced"], f["files"]), ref, landed,
-               occ_api, occ_ics, rej, f["panics"], f["slow_requests"])
+               occ_api, occ_ics, rej, f["warnings"], f["panics"], f["slow_requests"])
         )
     return "\n".join(lines)
 
@@ -109,6 +113,10 @@ def reasons_section(figs):
             out += ["- %d × %s" % (n, r.replace("|", "\\|")) for r, n in f["top_reasons"]]
         else:
             out.append("No rejections.")
+        if f["top_warnings"]:
+            out.append("")
+            out.append("Warnings (the record landed) by reason (top %d):\n" % len(f["top_warnings"]))
+            out += ["- %d × %s" % (n, r.replace("|", "\\|")) for r, n in f["top_warnings"]]
         out.append("")
     return "\n".join(out)
 

@@ -268,7 +268,7 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
     for r in reads {
         let uid = r.uid.clone().unwrap_or_else(|| derived_uid(&r.event));
         for w in &r.warnings {
-            feed.rejections.push(Rejection {
+            feed.warnings.push(Rejection {
                 source_id: Some(uid.clone()),
                 reason: format!("{w}; the rest of the event is kept"),
             });
@@ -779,11 +779,14 @@ mod tests {
         assert_eq!(ids.len(), 4, "{ids:?}");
         assert!(ids[0].starts_with("no-uid-"));
         assert_eq!(ids[1..], ["z", "rr", "ok"]);
+        // The event in the clock-change gap is lost; the other two landed with a caveat.
         let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
-        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(reasons[0].contains("does not exist"));
-        assert!(reasons[1].contains("Mars/Olympus") && reasons[1].contains("Europe/London"));
-        assert!(reasons[2].contains("RRULE not applied") && reasons[2].contains("kept"));
+        let warned: Vec<&str> = feed.warnings.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].contains("Mars/Olympus") && warned[0].contains("Europe/London"));
+        assert!(warned[1].contains("RRULE not applied") && warned[1].contains("kept"));
         let Payload::Event(z) = &feed.records[1].payload else {
             panic!("not an event")
         };
@@ -819,7 +822,8 @@ mod tests {
             Some("2005-07-11T10:00:00-04:00")
         );
         assert_eq!(e.title, UNTITLED);
-        assert!(feed.rejections[0].reason.contains("read as swapped"));
+        assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
+        assert!(feed.warnings[0].reason.contains("read as swapped"));
     }
 
     #[test]
@@ -885,9 +889,10 @@ mod tests {
             ends[1].map(|e| e.to_rfc3339()).as_deref(),
             Some("1997-07-02T00:00:00+01:00")
         );
-        assert_eq!(feed.rejections.len(), 2);
+        assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
+        assert_eq!(feed.warnings.len(), 2);
         assert!(feed
-            .rejections
+            .warnings
             .iter()
             .all(|r| r.reason.contains("end is dropped")));
     }
@@ -910,8 +915,9 @@ mod tests {
             Some("2027-06-01T13:00:00-07:41")
         );
         assert_eq!(e.timezone, None);
-        assert_eq!(feed.rejections.len(), 1, "{:?}", feed.rejections);
-        assert!(feed.rejections[0]
+        assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
+        assert_eq!(feed.warnings.len(), 1, "{:?}", feed.warnings);
+        assert!(feed.warnings[0]
             .reason
             .contains("offsets of the calendar's VTIMEZONE"));
     }
