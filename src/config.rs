@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::ingest::feed_spec::{Feed, Format, Source};
 use crate::model::RecordKind;
 
 mod schema;
@@ -138,104 +139,6 @@ impl Schedule {
     }
 }
 
-/// Where a feed's bytes come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Http(url::Url),
-    File(PathBuf),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Http(u) => write!(f, "{u}"),
-            Source::File(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
-/// The input formats tributary reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    TributaryJson,
-    Csv,
-    Ical,
-    /// Open Referral UK / HSDS API (`/organizations`, `/services`).
-    Oruk,
-    /// OpenActive Realtime Paged Data Exchange.
-    Rpde,
-    /// RSS 2.0 or Atom posts.
-    Rss,
-    /// HTML pages carrying schema.org JSON-LD.
-    Jsonld,
-    /// WordPress "The Events Calendar" REST API.
-    WpEvents,
-}
-
-impl Format {
-    pub const ALL: &'static [(&'static str, Format)] = &[
-        ("tributary-json", Format::TributaryJson),
-        ("csv", Format::Csv),
-        ("ical", Format::Ical),
-        ("oruk", Format::Oruk),
-        ("rpde", Format::Rpde),
-        ("rss", Format::Rss),
-        ("jsonld", Format::Jsonld),
-        ("wp-events", Format::WpEvents),
-    ];
-
-    /// The record kinds a format can carry.
-    pub fn kinds(self) -> &'static [RecordKind] {
-        use RecordKind::{Events, Organisations};
-        match self {
-            Format::TributaryJson | Format::Csv | Format::Jsonld => &[Organisations, Events],
-            Format::Oruk => &[Organisations],
-            Format::Ical | Format::Rpde | Format::Rss | Format::WpEvents => &[Events],
-        }
-    }
-
-    /// Whether the format builds page URLs from an API root, which a local file cannot serve.
-    pub fn needs_http(self) -> bool {
-        matches!(self, Format::Oruk | Format::WpEvents)
-    }
-
-    pub fn parse(s: &str) -> Option<Format> {
-        Format::ALL
-            .iter()
-            .find(|(name, _)| *name == s)
-            .map(|(_, f)| *f)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        Format::ALL
-            .iter()
-            .find(|(_, f)| *f == self)
-            .map(|(name, _)| *name)
-            .unwrap_or("unknown")
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Feed {
-    /// Stable key of this feed within its partner (`events-0`, …): the store keys validators and
-    /// records by it, so reordering unrelated feeds does not orphan them.
-    pub key: String,
-    pub kind: RecordKind,
-    pub format: Format,
-    pub source: Source,
-    pub rate_limit_per_minute: u32,
-    pub timeout: Duration,
-    pub max_body_bytes: u64,
-    pub retries: u32,
-    pub headers: Vec<(String, String)>,
-    /// `csv` only: canonical column name → the partner's own header for it.
-    pub columns: BTreeMap<String, String>,
-    /// Most pages one sync follows in a paged format (a loop guard).
-    pub max_pages: u32,
-    /// Most bytes one sync reads from this feed, all pages together.
-    pub max_harvest_bytes: u64,
-}
-
 #[derive(Debug, Clone)]
 pub struct Partner {
     pub id: PartnerId,
@@ -249,6 +152,19 @@ pub struct Partner {
     /// Days the deletion guard remembers a feed's largest live count (its high-water mark).
     pub delete_guard_days: u32,
     pub feeds: Vec<Feed>,
+}
+
+/// The store keeps a partner's id, name and priority.
+impl crate::store::PartnerEntry for Partner {
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn priority(&self) -> i64 {
+        self.priority
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -309,8 +225,9 @@ pub struct SyncConfig {
     pub removed_partner_grace_days: u32,
 }
 
-/// Default of `sync.removed_partner_grace_days`.
-pub const DEFAULT_REMOVED_PARTNER_GRACE_DAYS: i64 = 7;
+/// Default of `sync.removed_partner_grace_days`: the store's own default grace.
+pub const DEFAULT_REMOVED_PARTNER_GRACE_DAYS: i64 =
+    crate::store::withdrawal::DEFAULT_GRACE_DAYS as i64;
 
 impl Config {
     pub fn partner(&self, id: &str) -> Option<&Partner> {

@@ -676,12 +676,7 @@ fn apply(
 
     let mut conn = store.writer();
     let tx = conn.transaction().map_err(StoreError::from)?;
-    tx.execute(
-        "INSERT INTO partners (id, name, priority) VALUES (?1, ?2, ?3)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, priority = excluded.priority",
-        rusqlite::params![pid, partner.name, partner.priority],
-    )
-    .map_err(StoreError::from)?;
+    store::upsert_partner(&tx, pid, &partner.name, partner.priority)?;
     let guard = Guard::new(partner, now, force);
     for fd in data {
         let mut rejections = fd.rejections;

@@ -12,7 +12,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::StatusCode;
 
-use crate::config::{Feed, Source};
+use super::feed_spec::{Feed, Source};
 
 /// Cache validators remembered from the last successful fetch of a feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

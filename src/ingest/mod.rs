@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod dates_in_text;
+pub mod feed_spec;
 pub mod feed_xml;
 pub mod fetch;
 pub mod html;
@@ -35,8 +36,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::config::Format;
 use crate::model::{ParsedFeed, RecordKind, Rejection, SourceRecord};
+use feed_spec::Format;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {

@@ -3,7 +3,7 @@
 //! quoted field or short of the header's columns, an XML document whose root never closes, a
 //! calendar that stops inside a component (no `END:VCALENDAR`, last line no `END:`). A cut feed fails the sync instead of deleting rows.
 
-use crate::config::Format;
+use super::feed_spec::Format;
 
 /// Why `bytes` looks cut short, if it does. JSON formats need no check: a cut document is never
 /// valid JSON, so the parser already refuses it.

@@ -385,30 +385,24 @@ impl Store {
     }
 
     /// Registers the configured partners (name, priority) so queries and survivorship can use them.
-    pub fn upsert_partners(&self, partners: &[crate::config::Partner]) -> Result<()> {
+    pub fn upsert_partners<P: PartnerEntry>(&self, partners: &[P]) -> Result<()> {
         self.register_partners(partners, None)
     }
 
     /// [`Store::upsert_partners`], and notes the partners no longer configured: their records
     /// are withdrawn `grace_days` after (see [`withdrawal`]). `None`: the default grace.
-    pub fn register_partners(
+    pub fn register_partners<P: PartnerEntry>(
         &self,
-        partners: &[crate::config::Partner],
+        partners: &[P],
         grace_days: Option<u32>,
     ) -> Result<()> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
-        {
-            let mut st = tx.prepare(
-                "INSERT INTO partners (id, name, priority) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, priority = excluded.priority",
-            )?;
-            for p in partners {
-                st.execute(rusqlite::params![p.id.as_str(), p.name, p.priority])?;
-            }
+        for p in partners {
+            upsert_partner(&tx, p.id(), p.name(), p.priority())?;
         }
-        let ids: Vec<&str> = partners.iter().map(|p| p.id.as_str()).collect();
-        let grace = grace_days.unwrap_or(crate::config::DEFAULT_REMOVED_PARTNER_GRACE_DAYS as u32);
+        let ids: Vec<&str> = partners.iter().map(|p| p.id()).collect();
+        let grace = grace_days.unwrap_or(withdrawal::DEFAULT_GRACE_DAYS);
         let now = chrono::Utc::now();
         withdrawal::note_configured(&tx, &ids, grace, now)?;
         // Due withdrawals are marked for the next resolution (at start, and at every sync).
@@ -416,6 +410,24 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// What the store keeps of a configured partner: its id, display name and survivorship priority.
+/// The config's partner implements it, so the store needs nothing from the config.
+pub trait PartnerEntry {
+    fn id(&self) -> &str;
+    fn name(&self) -> &str;
+    fn priority(&self) -> i64;
+}
+
+/// Creates or updates one partner's row: at registration and at the start of each of its syncs.
+pub fn upsert_partner(conn: &Connection, id: &str, name: &str, priority: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO partners (id, name, priority) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, priority = excluded.priority",
+    )?
+    .execute(rusqlite::params![id, name, priority])?;
+    Ok(())
 }
 
 fn open_read_connection(path: &Path, cache_kib: i64) -> Result<Connection> {

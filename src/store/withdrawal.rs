@@ -7,6 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{block_keys, records, timestamp, Result};
 
+/// Days a removed partner's records stay published when the caller names no grace period.
+pub const DEFAULT_GRACE_DAYS: u32 = 7;
+
 /// What withdrawing a partner took out of publication.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Withdrawn {
