@@ -454,39 +454,3 @@ fn event_pages_walked_by_cursor_list_exactly_what_one_big_page_lists() {
     }
     assert_eq!(walked, whole);
 }
-
-#[test]
-fn a_burst_of_requests_after_a_sync_shares_one_rendering() {
-    let env = TestEnv::demo();
-    assert!(env.cmd(&["sync"]).status.success());
-    let daemon = env.start();
-    let routes = [
-        format!("/calendar.ics?{WINDOW}"),
-        format!("/v1/events?{WINDOW}"),
-    ];
-    for path in &routes {
-        let url = format!("{}{path}", daemon.base);
-        let answers: Vec<(u16, String, String)> = std::thread::scope(|s| {
-            let asks: Vec<_> = (0..12)
-                .map(|_| {
-                    s.spawn(|| {
-                        let (status, h, body) = blocking_get(&url).unwrap();
-                        (status, h["etag"].to_str().unwrap().to_string(), body)
-                    })
-                })
-                .collect();
-            asks.into_iter().map(|a| a.join().unwrap()).collect()
-        });
-        assert!(
-            answers.iter().all(|a| a == &answers[0]),
-            "{path}: one answer"
-        );
-        assert_eq!(answers[0].0, 200);
-    }
-    let (_, _, metrics) = blocking_get(&format!("{}/metrics", daemon.base)).unwrap();
-    for route in ["/calendar.ics", "/v1/events"] {
-        let line = format!("tributary_response_renders_total{{route=\"{route}\"}} 1\n");
-        assert!(metrics.contains(&line), "{route} rendered once:\n{metrics}");
-    }
-    daemon.stop();
-}
