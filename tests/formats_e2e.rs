@@ -517,3 +517,88 @@ fn a_paging_loop_fails_that_partner_alone_with_a_clear_message() {
     assert!(text.contains("more than 3 pages (max_pages)"), "{text}");
     assert!(records(&env, "loopy").is_empty(), "nothing half-applied");
 }
+
+/// A listing of `n` item pages, each an Event of its own.
+fn serve_jsonld_items(site: &FakeSite, n: usize) {
+    let entries: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"@type":"ListItem","position":{},"url":"{}"}}"#,
+                i + 1,
+                site.url(&format!("/events/item-{i}/"))
+            )
+        })
+        .collect();
+    site.put(
+        "/events/",
+        "text/html",
+        format!(
+            r#"<html><head><script type="application/ld+json">{{"@context":"https://schema.org","@type":"ItemList","itemListElement":[{}]}}</script></head><body></body></html>"#,
+            entries.join(",")
+        ),
+    );
+    for i in 0..n {
+        let url = site.url(&format!("/events/item-{i}/"));
+        site.put(
+            &format!("/events/item-{i}/"),
+            "text/html",
+            format!(
+                r#"<html><head><script type="application/ld+json">{{"@context":"https://schema.org","@type":"Event","name":"Workshop {i}","url":"{url}","startDate":"2027-04-{:02}T10:00:00+01:00"}}</script></head><body></body></html>"#,
+                i + 1
+            ),
+        );
+    }
+}
+
+#[test]
+fn jsonld_item_pages_that_fail_keep_their_events() {
+    let site = fake_site();
+    serve_jsonld_items(&site, 10);
+    let env = TestEnv::new(&partner(
+        "items",
+        "events",
+        "jsonld",
+        &site.url("/events/"),
+        "",
+    ));
+    sync(&env, &[]);
+    assert_eq!(records(&env, "items").len(), 10);
+
+    // Two item pages answer 500: their events are not deleted, and the run says why.
+    for i in [3, 7] {
+        site.put_status(
+            &format!("/events/item-{i}/"),
+            500,
+            "text/html",
+            "<html><body>Internal Server Error</body></html>",
+        );
+    }
+    let out = sync(&env, &["--full"]);
+    assert!(out.contains("0 deleted"), "{out}");
+    let recs = records(&env, "items");
+    let mut titles: Vec<&str> = recs
+        .iter()
+        .map(|(_, p)| p["title"].as_str().unwrap())
+        .collect();
+    titles.sort_unstable();
+    let mut want: Vec<String> = (0..10).map(|i| format!("Workshop {i}")).collect();
+    want.sort_unstable();
+    assert_eq!(titles, want);
+    let reasons = rejections(&env, "items");
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    for i in [3, 7] {
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains(&format!("/events/item-{i}/"))
+                    && r.contains("previous record is kept")),
+            "item {i}: {reasons:?}"
+        );
+    }
+
+    // Once they answer again, nothing was lost and nothing is rejected.
+    serve_jsonld_items(&site, 10);
+    sync(&env, &["--full"]);
+    assert_eq!(records(&env, "items").len(), 10);
+    assert!(rejections(&env, "items").is_empty());
+}

@@ -509,8 +509,8 @@ pub fn db(env: &TestEnv) -> rusqlite::Connection {
     rusqlite::Connection::open(env.db()).unwrap()
 }
 
-/// Bodies (with content type) by normalised path and query.
-type Pages = Arc<Mutex<std::collections::HashMap<String, (&'static str, Vec<u8>)>>>;
+/// Status, content type and body by normalised path and query.
+type Pages = Arc<Mutex<std::collections::HashMap<String, (u16, &'static str, Vec<u8>)>>>;
 
 /// A fake partner website or API on 127.0.0.1 serving different bodies per path and query (query
 /// parameters in any order), 404 elsewhere; records every request's path and query.
@@ -537,10 +537,21 @@ impl FakeSite {
 
     /// Serves `body` at `path_and_query` from now on.
     pub fn put(&self, path_and_query: &str, content_type: &'static str, body: impl Into<Vec<u8>>) {
-        self.pages
-            .lock()
-            .unwrap()
-            .insert(page_key(path_and_query), (content_type, body.into()));
+        self.put_status(path_and_query, 200, content_type, body);
+    }
+
+    /// Answers `path_and_query` with `status` (an error page, say) from now on.
+    pub fn put_status(
+        &self,
+        path_and_query: &str,
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Vec<u8>>,
+    ) {
+        self.pages.lock().unwrap().insert(
+            page_key(path_and_query),
+            (status, content_type, body.into()),
+        );
     }
 
     /// Serves a fixture file from `tests/fixtures/`, with `{base}` replaced by this site's URL.
@@ -572,8 +583,8 @@ async fn serve_site(State(s): State<SiteState>, uri: axum::http::Uri) -> Respons
         .unwrap_or_default();
     s.1.lock().unwrap().push(pq.clone());
     match s.0.lock().unwrap().get(&page_key(&pq)) {
-        Some((ct, body)) => Response::builder()
-            .status(200)
+        Some((status, ct, body)) => Response::builder()
+            .status(*status)
             .header("content-type", *ct)
             .body(Body::from(body.clone()))
             .unwrap(),
