@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod embed;
 pub mod metrics_route;
 pub mod public;
 pub mod status_page;
@@ -70,6 +71,12 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(public::healthz))
         .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi))
+        // Embeds for partners' sites (views of the public API) and one event as .ics.
+        .route("/embed/", get(embed::snippets))
+        .route("/embed/events", get(embed::events))
+        .route("/embed/organisations", get(embed::organisations))
+        .route("/embed/tributary.js", get(embed::script))
+        .route("/v1/events/{id}/calendar.ics", get(embed::event_calendar))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -109,6 +116,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/embed/"),
+    ("get", "/embed/events"),
+    ("get", "/embed/organisations"),
+    ("get", "/embed/tributary.js"),
+    ("get", "/v1/events/{id}/calendar.ics"),
     ("post", "/admin/resync"),
     ("get", "/admin/partners"),
     ("get", "/admin/runs"),
