@@ -14,6 +14,12 @@ pub use crate::ingest::feed_spec::{Feed, Format, Source};
 use crate::model::RecordKind;
 
 mod schema;
+mod webhooks;
+
+pub use webhooks::{
+    kinds as webhook_kinds, target_url as webhook_target_url, SecretSource, StartAt, Subscriber,
+    WebhooksConfig,
+};
 
 pub const DEFAULT_SCHEDULE: &str = "0 */30 * * * *";
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 50 * 1024 * 1024;
@@ -215,6 +221,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub dedupe: crate::dedupe::Settings,
     pub sync: SyncConfig,
+    pub webhooks: WebhooksConfig,
     pub partners: Vec<Partner>,
 }
 
@@ -252,6 +259,8 @@ struct RawConfig {
     dedupe: RawDedupe,
     #[serde(default)]
     sync: RawSync,
+    #[serde(default)]
+    webhooks: webhooks::RawWebhooks,
     #[serde(default)]
     partners: Vec<RawPartner>,
 }
@@ -476,6 +485,7 @@ fn validate(
     let scheduler = validate_scheduler(&raw.scheduler, problems);
     let dedupe = validate_dedupe(&raw.dedupe, problems);
     let sync = validate_sync(&raw.sync, problems);
+    let webhooks = webhooks::validate(raw.webhooks, base, problems);
     let partners = validate_partners(
         raw.partners,
         scheduler.as_ref().map(|s| &s.default_schedule),
@@ -491,6 +501,7 @@ fn validate(
         scheduler: scheduler?,
         dedupe,
         sync,
+        webhooks,
         partners,
     })
 }

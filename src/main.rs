@@ -323,7 +323,7 @@ async fn run(
         config: app_config.clone(),
         admin_token: admin_token.map(Into::into),
         runner: Some(runner.clone()),
-        metrics,
+        metrics: metrics.clone(),
         cache: Arc::new(server::cache::ResponseCache::new(
             config.server.response_cache_bytes,
         )),
@@ -334,7 +334,13 @@ async fn run(
     };
     let server = tokio::spawn(server::serve(listener, app, limits, server_stop_rx));
     let (config_tx, config_rx) = watch::channel(config.clone());
-    let sched = tokio::spawn(scheduler::run(runner.clone(), config_rx, stop_rx));
+    let sched = tokio::spawn(scheduler::run(runner.clone(), config_rx, stop_rx.clone()));
+    tokio::spawn(tributary::webhooks::run(
+        store.clone(),
+        app_config.clone(),
+        metrics,
+        stop_rx,
+    ));
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(every) = sd_notify::watchdog_enabled() {
         tokio::spawn(watchdog(store.clone(), every / 2));

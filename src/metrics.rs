@@ -45,6 +45,26 @@ struct KindLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubscriberLabels {
+    subscriber: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    subscriber: String,
+    result: String,
+}
+
+/// One webhook subscriber's standing, for its gauges.
+#[derive(Debug, Clone)]
+pub struct SubscriberHealth {
+    pub subscriber: String,
+    /// Changes in the log after the one it last acknowledged.
+    pub behind: i64,
+    pub dead_letter: bool,
+}
+
 /// Store operations that failed while serving (a process-wide count: the server's error path
 /// reaches it without a handle on the registry).
 static STORE_ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -122,6 +142,9 @@ pub struct Metrics {
     records_seen: Family<PartnerLabels, Counter>,
     rejections: Family<PartnerLabels, Counter>,
     warnings: Family<PartnerLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    subscriber_behind: Family<SubscriberLabels, Gauge>,
+    subscriber_dead: Family<SubscriberLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Family<RouteLabels, Histogram>,
     entities: Family<KindLabels, Gauge>,
@@ -173,6 +196,24 @@ impl Metrics {
             "record_warnings",
             "Partner records that landed with a caveat (a value dropped or read another way)",
             warnings.clone(),
+        );
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by subscriber and result (ok, failed)",
+            deliveries.clone(),
+        );
+        let subscriber_behind = Family::<SubscriberLabels, Gauge>::default();
+        registry.register(
+            "webhook_changes_behind",
+            "Changes in the log a webhook subscriber has not yet acknowledged",
+            subscriber_behind.clone(),
+        );
+        let subscriber_dead = Family::<SubscriberLabels, Gauge>::default();
+        registry.register(
+            "webhook_dead_letter",
+            "1 while a webhook subscriber is dead-lettered (delivery stopped until an admin retries)",
+            subscriber_dead.clone(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -256,6 +297,9 @@ impl Metrics {
             records_seen,
             rejections,
             warnings,
+            deliveries,
+            subscriber_behind,
+            subscriber_dead,
             http_requests,
             http_seconds,
             entities,
@@ -343,6 +387,32 @@ impl Metrics {
             self.partner_failures
                 .get_or_create(&labels)
                 .set(i64::try_from(p.consecutive_failures).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts one webhook delivery attempt.
+    pub fn record_delivery(&self, subscriber: &str, ok: bool) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                subscriber: subscriber.to_string(),
+                result: if ok { "ok" } else { "failed" }.to_string(),
+            })
+            .inc();
+    }
+
+    /// Per-subscriber gauges, replaced whole at scrape time.
+    pub fn set_subscribers(&self, subscribers: &[SubscriberHealth]) {
+        let _registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        self.subscriber_behind.clear();
+        self.subscriber_dead.clear();
+        for s in subscribers {
+            let labels = SubscriberLabels {
+                subscriber: s.subscriber.clone(),
+            };
+            self.subscriber_behind.get_or_create(&labels).set(s.behind);
+            self.subscriber_dead
+                .get_or_create(&labels)
+                .set(i64::from(s.dead_letter));
         }
     }
 

@@ -13,6 +13,9 @@ enum Kind {
     Str,
     Int,
     Float,
+    Bool,
+    /// An array of strings (`kinds = ["events"]`).
+    StrList,
     /// An inline table of strings (`headers`, `columns`).
     StrMap,
     Table(&'static [(&'static str, Kind)]),
@@ -82,7 +85,29 @@ const ROOT: &[(&str, Kind)] = &[
         "sync",
         Kind::Table(&[("removed_partner_grace_days", Kind::Int)]),
     ),
+    (
+        "webhooks",
+        Kind::Table(&[
+            ("allow_private_targets", Kind::Bool),
+            ("max_attempts", Kind::Int),
+            ("retry_initial_ms", Kind::Int),
+            ("retry_max_secs", Kind::Int),
+            ("poll_interval_ms", Kind::Int),
+            ("subscribers", Kind::Tables(SUBSCRIBER)),
+        ]),
+    ),
     ("partners", Kind::Tables(PARTNER)),
+];
+
+const SUBSCRIBER: &[(&str, Kind)] = &[
+    ("id", Kind::Str),
+    ("url", Kind::Str),
+    ("secret_env", Kind::Str),
+    ("secret_file", Kind::Str),
+    ("kinds", Kind::StrList),
+    ("partners", Kind::StrList),
+    ("from", Kind::Str),
+    ("timeout_secs", Kind::Int),
 ];
 
 /// Checks `table` against the config's shape, reporting and removing what does not fit.
@@ -132,7 +157,14 @@ fn check_value(
 ) -> Result<(), String> {
     match (kind, &mut *value) {
         (Kind::Str, Value::String(_)) | (Kind::Int, Value::Integer(_)) => Ok(()),
-        (Kind::Float, Value::Float(_)) => Ok(()),
+        (Kind::Float, Value::Float(_)) | (Kind::Bool, Value::Boolean(_)) => Ok(()),
+        (Kind::StrList, Value::Array(items)) => match items.iter().position(|v| !v.is_str()) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "must be an array of strings; item {i} is {}",
+                article(items[i].type_str())
+            )),
+        },
         (Kind::Float, Value::Integer(n)) => {
             *value = Value::Float(*n as f64);
             Ok(())
@@ -191,6 +223,8 @@ fn expected(kind: Kind) -> &'static str {
         Kind::Str => "a string",
         Kind::Int => "a whole number",
         Kind::Float => "a number",
+        Kind::Bool => "true or false",
+        Kind::StrList => "an array of strings",
         Kind::StrMap => "a table of strings",
         Kind::Table(_) => "a table",
         Kind::Tables(_) => "an array of tables ([[...]])",

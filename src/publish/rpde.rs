@@ -19,32 +19,44 @@ pub fn page(kind: RecordKind, items: &[FeedItem], next: &str, licence: &str) -> 
     let mut out = String::from("{\"next\":");
     out.push_str(&serde_json::Value::String(next.to_string()).to_string());
     out.push_str(",\"items\":[");
-    for (i, item) in items.iter().enumerate() {
+    for (i, it) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let head = serde_json::json!({
-            "state": if item.body.is_some() { "updated" } else { "deleted" },
-            "kind": rpde_kind(kind),
-            "id": item.id,
-            "modified": item.change_number,
-        })
-        .to_string();
-        match &item.body {
-            // Splice the stored body rather than re-serialising it.
-            Some(body) => {
-                out.push_str(&head[..head.len() - 1]);
-                out.push_str(",\"data\":");
-                out.push_str(body);
-                out.push('}');
-            }
-            None => out.push_str(&head),
-        }
+        push_item(&mut out, kind, it);
     }
     out.push_str("],\"license\":");
     out.push_str(&serde_json::Value::String(licence.to_string()).to_string());
     out.push('}');
     out
+}
+
+/// One RPDE item (`state`, `kind`, `id`, `modified`, and `data` when live), as a feed page lists
+/// it and a webhook delivers it.
+pub fn item(kind: RecordKind, it: &FeedItem) -> String {
+    let mut out = String::new();
+    push_item(&mut out, kind, it);
+    out
+}
+
+fn push_item(out: &mut String, kind: RecordKind, item: &FeedItem) {
+    let head = serde_json::json!({
+        "state": if item.body.is_some() { "updated" } else { "deleted" },
+        "kind": rpde_kind(kind),
+        "id": item.id,
+        "modified": item.change_number,
+    })
+    .to_string();
+    match &item.body {
+        // Splice the stored body rather than re-serialising it.
+        Some(body) => {
+            out.push_str(&head[..head.len() - 1]);
+            out.push_str(",\"data\":");
+            out.push_str(body);
+            out.push('}');
+        }
+        None => out.push_str(&head),
+    }
 }
 
 #[cfg(test)]

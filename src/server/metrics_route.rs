@@ -7,13 +7,14 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 
 use super::{blocking, ApiError, AppState};
-use crate::metrics::{Format, PartnerHealth};
-use crate::store::{entities, runs};
+use crate::metrics::{Format, PartnerHealth, SubscriberHealth};
+use crate::store::{entities, runs, webhooks};
 
 struct StoreFacts {
     organisations: usize,
     events: usize,
     partners: Vec<PartnerHealth>,
+    subscribers: Vec<SubscriberHealth>,
 }
 
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -25,6 +26,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 .metrics
                 .set_entities(facts.organisations, facts.events);
             state.metrics.set_partners(&facts.partners);
+            state.metrics.set_subscribers(&facts.subscribers);
             state
                 .metrics
                 .set_store_up(crate::store::damage_seen().is_none());
@@ -62,9 +64,19 @@ fn read_store(state: &AppState) -> Result<StoreFacts, ApiError> {
             consecutive_failures: streak,
         });
     }
+    let head = webhooks::head(&conn)?;
+    let subscribers = webhooks::list(&conn)?
+        .into_iter()
+        .map(|s| SubscriberHealth {
+            behind: (head - s.acknowledged).max(0),
+            dead_letter: s.dead_letter_at.is_some(),
+            subscriber: s.id,
+        })
+        .collect();
     Ok(StoreFacts {
         organisations,
         events,
         partners,
+        subscribers,
     })
 }

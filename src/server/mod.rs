@@ -2,6 +2,7 @@
 //! public response goes through (strong ETag from the body, Last-Modified from the change log, 304s).
 
 pub mod admin;
+pub mod admin_webhooks;
 pub mod cache;
 pub mod embed;
 pub mod metrics_route;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use sha2::{Digest, Sha256};
 
@@ -51,6 +52,12 @@ pub fn router(state: AppState) -> Router {
         .route("/review/{id}", post(admin::review_decide))
         .route("/merge", post(admin::merge))
         .route("/split", post(admin::split))
+        .route(
+            "/webhooks",
+            get(admin_webhooks::list).post(admin_webhooks::register),
+        )
+        .route("/webhooks/{id}", delete(admin_webhooks::remove))
+        .route("/webhooks/{id}/retry", post(admin_webhooks::retry))
         .fallback(|| async { ApiError::not_found("no such admin route") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -129,6 +136,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/admin/review/{id}"),
     ("post", "/admin/merge"),
     ("post", "/admin/split"),
+    ("get", "/admin/webhooks"),
+    ("post", "/admin/webhooks"),
+    ("delete", "/admin/webhooks/{id}"),
+    ("post", "/admin/webhooks/{id}/retry"),
 ];
 
 async fn openapi(headers: HeaderMap) -> Response {

@@ -274,6 +274,24 @@ const STEPS: &[&str] = &[
     ALTER TABLE rejections ADD COLUMN severity TEXT NOT NULL DEFAULT 'rejected';
     ALTER TABLE runs ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 15: webhook subscribers and how far each has got in the change log.
+    r#"
+    CREATE TABLE webhook_subscribers (
+        id              TEXT PRIMARY KEY,
+        source          TEXT NOT NULL,
+        url             TEXT NOT NULL,
+        secret          TEXT,
+        kinds           TEXT NOT NULL,
+        partners        TEXT NOT NULL DEFAULT '',
+        acked           INTEGER NOT NULL,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        dead_at         TEXT,
+        last_error      TEXT,
+        last_success_at TEXT,
+        delivered       INTEGER NOT NULL DEFAULT 0,
+        created_at      TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
