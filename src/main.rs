@@ -626,7 +626,7 @@ fn summary_line(r: &tributary::sync::SyncReport) -> String {
             r.error.as_deref().unwrap_or("unknown error")
         ),
         o => format!(
-            "{:<24} {:<10} {} records: {} new, {} updated, {} unchanged, {} deleted, {} rejected; {} feed(s) not modified ({:.2}s)",
+            "{:<24} {:<10} {} records: {} new, {} updated, {} unchanged, {} deleted, {} rejected, {} warned; {} feed(s) not modified ({:.2}s)",
             r.partner,
             o.as_str(),
             c.records_seen,
@@ -635,6 +635,7 @@ fn summary_line(r: &tributary::sync::SyncReport) -> String {
             c.unchanged,
             c.deleted,
             c.rejected,
+            c.warned,
             c.feeds_unchanged,
             r.duration.as_secs_f64()
         ),
