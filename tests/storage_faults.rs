@@ -1,4 +1,4 @@
-//! Storage faults through the real binary: a full disk (a 512 KiB tmpfs) and a read-only store file
+//! Storage faults through the real binary: a full disk (a 2 MiB tmpfs) and a read-only store file
 //! (`chattr +i`): each sync fails with a clear error, the store keeps its last committed state and
 //! passes `PRAGMA integrity_check`. Both need root in a container that allows `mount`/`chattr`;
 //! where it does not, they fail when `CI` is set (CI must prove them) and skip loudly elsewhere.
@@ -71,7 +71,7 @@ fn a_full_disk_fails_the_sync_cleanly_and_keeps_the_last_state() {
     let mnt = dir.path().join("small");
     std::fs::create_dir(&mnt).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
         .arg(&mnt)
         .output()
         .map(|o| o.status.success())
@@ -88,8 +88,8 @@ fn a_full_disk_fails_the_sync_cleanly_and_keeps_the_last_state() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(live(&db), (20, "ok".into()));
 
-    // Far more than 512 KiB of records: SQLite runs out of space mid-transaction.
-    feed.set(|f| f.body = orgs(5000, "Second").into_bytes());
+    // Far more than 2 MiB of records: SQLite runs out of space mid-transaction.
+    feed.set(|f| f.body = orgs(20000, "Second").into_bytes());
     let out = env.cmd(&["sync"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out) + &stderr(&out);
