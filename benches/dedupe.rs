@@ -11,6 +11,22 @@ use std::time::Instant;
 use tributary::dedupe::{resolve, Settings};
 use tributary::model::RecordKind;
 
+// The daemon's allocator (src/main.rs), so the figures are the daemon's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// CPU seconds this process has used (user + system, all threads): on a shared machine a
+/// steadier figure than wall time for comparing two builds.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
 /// Resident memory now and at its peak, in MiB (0 when unknown), as the daemon's gauges read it.
 fn memory_mb() -> (u64, u64) {
     tributary::metrics::resident_bytes().map_or((0, 0), |(now, peak)| (now >> 20, peak >> 20))
@@ -25,6 +41,7 @@ fn one(kind: &str, n: usize) {
     let (rss_before, _) = memory_mb();
     let settings = Settings::default();
     let started = Instant::now();
+    let cpu_before = cpu_secs();
     let res = resolve(kind, &data.records, &|_| false, &settings, &[]);
     // Survivorship is part of the work: the store merges each cluster as it writes it.
     let merged = res
@@ -33,6 +50,7 @@ fn one(kind: &str, n: usize) {
         .map(|c| c.merge(&data.records).partners.len())
         .sum::<usize>();
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu_before;
     assert_eq!(merged, data.records.len());
     let mut predicted = vec![0u32; data.records.len()];
     for (ci, c) in res.clusters.iter().enumerate() {
@@ -92,7 +110,7 @@ fn one(kind: &str, n: usize) {
     println!(
         "{}",
         serde_json::json!({
-            "kind": kind.as_str(), "records": data.records.len(), "resolve_secs": secs,
+            "kind": kind.as_str(), "records": data.records.len(), "resolve_secs": secs, "resolve_cpu_secs": cpu,
             "peak_rss_mb": memory_mb().1, "data_rss_mb": rss_before,
             "precision": p, "recall": r, "f1": f1,
             "clusters": res.clusters.len(), "review": res.review.len(),

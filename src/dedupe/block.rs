@@ -3,7 +3,7 @@
 //! phone (organisations) or a start time and title token, or a booking URL (events). Cost grows
 //! with the records, not their square: oversized blocks are compared by a bounded window.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use super::features::Features;
 
@@ -194,7 +194,7 @@ fn each_key(
 
 /// Name words found in more than one record in 500 (and at least 50): too common to block on.
 fn common_tokens(features: &[Features]) -> HashSet<&str> {
-    let mut df: HashMap<&str, usize> = HashMap::new();
+    let mut df: HashMap<&str, usize> = HashMap::default();
     for f in features {
         if let Features::Org(o) = f {
             for t in &o.strong_tokens {
@@ -220,7 +220,7 @@ fn sort_key(f: &Features) -> &str {
 /// stable across builds) and with common name words kept, since a stored big block is walked by
 /// window rather than left out.
 pub fn stored_keys(f: &Features, tolerance_secs: i64) -> Vec<i64> {
-    let mut out: Vec<i64> = hashed_keys(f, tolerance_secs, &HashSet::new())
+    let mut out: Vec<i64> = hashed_keys(f, tolerance_secs, &HashSet::default())
         .into_iter()
         .map(|k| k as i64)
         .collect();
@@ -379,7 +379,9 @@ mod tests {
         };
         let f = org("The Hull Food Bank Ltd", Some("hu9 1ep"), Some("1170001"));
         let mut texts = Vec::new();
-        each_key(&f, 0, &HashSet::new(), &mut |t| texts.push(t.to_string()));
+        each_key(&f, 0, &HashSet::default(), &mut |t| {
+            texts.push(t.to_string())
+        });
         assert!(texts.contains(&"c:1170001".to_string()), "{texts:?}");
         assert!(texts.contains(&"p:HU9 1EP".to_string()), "{texts:?}");
         let mut expected: Vec<i64> = texts.iter().map(|t| fnv(t) as i64).collect();

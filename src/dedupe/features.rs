@@ -301,24 +301,51 @@ fn name_head(name: &str) -> Option<String> {
 
 /// A phone number in E.164 form, parsed with libphonenumber's rules (partner country GB by
 /// default), and whether it is a mobile.
+///
+/// Each distinct text is parsed once per thread: every use of the crate's metadata regexes goes
+/// through one process-wide locked cache keyed by the pattern text, which made parsing a large
+/// share of a full resolution, and the same number recurs in every listing of an organisation.
 pub fn phone_key(raw: &str) -> Option<(String, bool)> {
-    use phonenumber::{country, Mode, PhoneNumber};
-    let parse = |c| phonenumber::parse(Some(c), raw).ok();
-    let valid = |n: &PhoneNumber| phonenumber::is_valid(n);
+    thread_local! {
+        static PARSED: std::cell::RefCell<foldhash::HashMap<String, Option<(String, bool)>>> =
+            std::cell::RefCell::new(foldhash::HashMap::default());
+    }
+    /// Distinct numbers remembered per thread before the memo starts afresh (bounded memory).
+    const MEMO_LIMIT: usize = 1 << 16;
+    if let Some(hit) = PARSED.with(|m| m.borrow().get(raw).cloned()) {
+        return hit;
+    }
+    let parsed = parse_phone(raw);
+    PARSED.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= MEMO_LIMIT {
+            m.clear();
+        }
+        m.insert(raw.to_string(), parsed.clone());
+    });
+    parsed
+}
+
+fn parse_phone(raw: &str) -> Option<(String, bool)> {
+    use phonenumber::{country, metadata::DATABASE, Mode, PhoneNumber, Type};
+    // A number's type is found by the same metadata look-up as its validity (`is_valid` is
+    // "type known"), so one look-up answers both.
+    let typed = |c| {
+        phonenumber::parse(Some(c), raw)
+            .ok()
+            .map(|n: PhoneNumber| (n.number_type(&DATABASE), n))
+    };
+    let known = |(t, _): &(Type, PhoneNumber)| *t != Type::Unknown;
     // A number that is not valid in the default country may be written for another (US
     // directories write `310/246-1501`).
     // A number libphonenumber reads but does not know as allocated is still compared in
     // E.164 form: a listing's number need not be in the metadata's ranges to be the same.
-    let gb = parse(country::Id::GB);
-    let n = gb
-        .clone()
-        .filter(valid)
-        .or_else(|| parse(country::Id::US).filter(valid))
-        .or(gb)?;
-    let mobile = matches!(
-        n.number_type(&phonenumber::metadata::DATABASE),
-        phonenumber::Type::Mobile | phonenumber::Type::Pager | phonenumber::Type::PersonalNumber
-    );
+    let gb = typed(country::Id::GB);
+    let (kind, n) = match gb {
+        Some(g) if known(&g) => g,
+        gb => typed(country::Id::US).filter(known).or(gb)?,
+    };
+    let mobile = matches!(kind, Type::Mobile | Type::Pager | Type::PersonalNumber);
     Some((n.format().mode(Mode::E164).to_string(), mobile))
 }
 
