@@ -12,6 +12,7 @@ pub mod records;
 pub mod review;
 pub mod rpde_series;
 pub mod runs;
+pub mod search_index;
 pub mod withdrawal;
 
 use std::path::{Path, PathBuf};
