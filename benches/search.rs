@@ -3,7 +3,8 @@
 //! answer over many distinct queries (p50/p99), and load with `wrk` on a few queries against
 //! nginx serving the very same response bytes from disk.
 //!
-//! `cargo bench --bench search` (1M organisations); `-- --orgs 100000`; `-- --quick` (20k).
+//! `cargo bench --bench search` (1M organisations); `-- --orgs 100000`; `-- --quick` (20k);
+//! `-- --keep` leaves the generated feeds and store behind.
 //! A step that fails (a sync, the daemon, nginx, a non-200 answer) ends the bench with status 1.
 
 #[path = "common/synth.rs"]
@@ -376,4 +377,8 @@ fn main() {
     let _ = nginx.wait();
     let _ = daemon.kill();
     let _ = daemon.wait();
+    // `--keep` leaves the feeds, config and store behind (to time a sync by another build).
+    if std::env::args().any(|a| a == "--keep") {
+        println!("kept: {}", dir.keep().display());
+    }
 }

@@ -740,12 +740,16 @@ fn search_organisations(
     use rusqlite::types::Value;
     let t = search_index::table(RecordKind::Organisations);
     let w = search_index::WEIGHTS;
+    // The page is chosen on the small columns first and only its rows' bodies are read: a
+    // common word matches a large part of a national directory.
     let mut sql = format!(
         "WITH hits (hit, tier, score) AS (
              SELECT rowid, 0, bm25({t}, {w}) FROM {t} WHERE {t} MATCH ?
              UNION ALL
-             SELECT rowid, 1, bm25({t}, {w}) FROM {t} WHERE {t} MATCH ?)
-         SELECT e.sort_key, e.id, e.body, h.tier, h.score FROM hits h
+             SELECT rowid, 1, bm25({t}, {w}) FROM {t} WHERE {t} MATCH ?),
+         page AS MATERIALIZED (
+         SELECT e.rowid AS row, h.tier AS tier, h.score AS score, e.sort_key AS sort_key,
+             e.id AS id FROM hits h
          JOIN entities e ON e.rowid = h.hit
          WHERE e.kind = 'organisations' AND e.deleted_at IS NULL"
     );
@@ -772,7 +776,11 @@ fn search_organisations(
         args.push(Value::Text(sort_key.clone()));
         args.push(Value::Text(id.clone()));
     }
-    sql.push_str(" ORDER BY h.tier, h.score, e.sort_key, e.id LIMIT ?");
+    sql.push_str(
+        " ORDER BY h.tier, h.score, e.sort_key, e.id LIMIT ?)
+         SELECT p.sort_key, p.id, e.body, p.tier, p.score FROM page p
+         JOIN entities e ON e.rowid = p.row ORDER BY p.tier, p.score, p.sort_key, p.id",
+    );
     args.push(Value::Integer(limit as i64));
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params_from_iter(args), |r| {
@@ -1048,4 +1056,38 @@ pub fn all_live(conn: &Connection, kind: RecordKind) -> Result<Vec<String>> {
     let mut st = conn.prepare(sql)?;
     let rows = st.query_map([], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::OrgCursor;
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        let cursors = [
+            OrgCursor::Name {
+                sort_key: "hull food bank".into(),
+                id: "org_1.2".into(),
+            },
+            OrgCursor::Ranked {
+                tier: 1,
+                score: -3.141_592_653_589_793,
+                sort_key: "café".into(),
+                id: "org_9".into(),
+            },
+        ];
+        for c in cursors {
+            assert_eq!(OrgCursor::decode(&c.encode()), Some(c));
+        }
+        for bad in [
+            "",
+            "zz.x",
+            "r2.0000000000000000.61.x",
+            "r0.7ff8000000000000.61.x",
+            "r0.12.61.x",
+            "abc",
+        ] {
+            assert_eq!(OrgCursor::decode(bad), None, "{bad}");
+        }
+    }
 }

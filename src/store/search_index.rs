@@ -169,8 +169,9 @@ impl Query {
             .enumerate()
             .map(|(i, t)| {
                 let quoted = format!("\"{}\"", t.replace('"', "\"\""));
-                // The last word may be still being typed: it matches as a prefix.
-                if i == last {
+                // The last word may be still being typed: it matches as a prefix, once it
+                // has two letters (one letter would read most of the index for any query).
+                if i == last && t.chars().filter(|c| c.is_alphanumeric()).count() >= 2 {
                     quoted + "*"
                 } else {
                     quoted
@@ -203,6 +204,7 @@ mod tests {
         assert_eq!(Query::parse(r#"" * ( : -"#), None);
         assert_eq!(Query::parse("   "), None);
         assert_eq!(Query::parse("* club").unwrap().all, r#""club"*"#);
+        assert_eq!(Query::parse("age uk h").unwrap().all, r#""age" "uk" "h""#);
     }
 
     #[test]
