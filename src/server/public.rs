@@ -13,7 +13,6 @@ use super::{blocking, cached, cached_with_etag, ApiError, AppState};
 use crate::model::{CanonicalEvent, RecordKind};
 use crate::publish;
 use crate::store::entities::{self, EventRow, Filter, Lookup};
-use crate::store::records::hex;
 use crate::store::runs;
 
 type Params = Query<HashMap<String, String>>;
@@ -159,17 +158,6 @@ fn last_modified(conn: &rusqlite::Connection) -> Result<Option<DateTime<Utc>>, A
         .map(|t| t.with_timezone(&Utc)))
 }
 
-fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    String::from_utf8(bytes?).ok()
-}
-
 pub async fn organisations(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -178,42 +166,52 @@ pub async fn organisations(
     let limit = limit(&p)?;
     let f = filter(&p)?;
     check_partner(&state, &f)?;
+    let bad_cursor = || ApiError::bad_param("cursor", "is not a cursor this server issued");
     let after = match p.get("cursor") {
         None => None,
-        Some(c) => Some(
-            c.split_once('.')
-                .and_then(|(k, id)| unhex(k).map(|k| (k, id.to_string())))
-                .ok_or_else(|| {
-                    ApiError::bad_param("cursor", "is not a cursor this server issued")
-                })?,
-        ),
+        Some(c) => Some(entities::OrgCursor::decode(c).ok_or_else(bad_cursor)?),
     };
-    let st = state.clone();
-    let (rows, lm) = blocking(move || {
-        let conn = st.store.reader()?;
-        let rows = entities::list_organisations(
-            &conn,
-            &f,
-            after.as_ref().map(|(k, id)| (k.as_str(), id.as_str())),
-            limit + 1,
-        )?;
-        Ok((rows, last_modified(&conn)?))
-    })
-    .await?;
-    let next = (rows.len() > limit).then(|| {
-        let (k, id, _) = &rows[limit - 1];
-        next_link(
-            &state,
-            "/v1/organisations",
-            &p,
-            &format!("{}.{id}", hex(k.as_bytes())),
-        )
-    });
-    let body = publish::json::page(
-        rows.iter().take(limit).map(|(_, _, b)| b.as_str()),
-        next.as_deref(),
+    // Pages (searches above all) are cached until the store changes, as event pages are.
+    let keys = super::cache::key_params(
+        &p,
+        &[
+            "category",
+            "cursor",
+            "limit",
+            "partner",
+            "postcode_area",
+            "q",
+        ],
     );
-    Ok(cached(&headers, "application/json", body, lm))
+    let key = format!("organisations|{keys:?}");
+    let st = state.clone();
+    let render = move || {
+        let conn = st.store.reader()?;
+        let rows = entities::list_organisations(&conn, &f, after.as_ref(), limit + 1)?
+            .ok_or_else(bad_cursor)?;
+        let next = (rows.len() > limit).then(|| {
+            next_link(
+                &st,
+                "/v1/organisations",
+                &p,
+                &rows[limit - 1].cursor.encode(),
+            )
+        });
+        let body = publish::json::page(
+            rows.iter().take(limit).map(|r| r.body.as_str()),
+            next.as_deref(),
+        );
+        Ok((vec![body], last_modified(&conn)?))
+    };
+    from_cache(
+        &state,
+        &headers,
+        key,
+        "/v1/organisations",
+        "application/json",
+        render,
+    )
+    .await
 }
 
 async fn one(

@@ -9,6 +9,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 use sha2::{Digest, Sha256};
 
 use super::records::{hex, StoredRecord};
+use super::search_index::{self, SearchRow};
 use super::{Result, StoreError};
 use crate::dedupe::merge::Merged;
 use crate::dedupe::Cluster;
@@ -70,6 +71,8 @@ struct Derived {
     start_utc: Option<i64>,
     end_utc: Option<i64>,
     recurring: bool,
+    /// The entity's row in its kind's full-text index.
+    search: SearchRow,
 }
 
 fn derive(payload: &Payload) -> Derived {
@@ -98,6 +101,7 @@ fn derive(payload: &Payload) -> Derived {
             start_utc: None,
             end_utc: None,
             recurring: false,
+            search: search_index::organisation_row(o),
         },
         Payload::Event(e) => Derived {
             sort_key: normalise::title_key(&e.title),
@@ -116,6 +120,7 @@ fn derive(payload: &Payload) -> Derived {
             start_utc: Some(e.start.timestamp()),
             end_utc: Some(e.end.unwrap_or(e.start).timestamp()),
             recurring: e.recurrence.as_ref().is_some_and(|r| !r.is_empty()),
+            search: search_index::event_row(e),
         },
     }
 }
@@ -200,6 +205,7 @@ pub fn apply(
 ) -> Result<ApplyStats> {
     let now_s = super::timestamp(now);
     let now_fixed = now.fixed_offset();
+    let scoped = scope.is_some();
     let mut stats = ApplyStats::default();
     let mut existing: HashMap<String, Existing> = HashMap::new();
     {
@@ -244,7 +250,8 @@ pub fn apply(
              start_utc = excluded.start_utc, end_utc = excluded.end_utc,
              recurring = excluded.recurring, updated_at = excluded.updated_at,
              change_number = excluded.change_number,
-             version = entities.version + 1, deleted_at = NULL, merged_into = NULL",
+             version = entities.version + 1, deleted_at = NULL, merged_into = NULL
+         RETURNING rowid",
     )?;
     let mut clear_partners =
         tx.prepare_cached("DELETE FROM entity_partners WHERE entity_id = ?1")?;
@@ -338,23 +345,32 @@ pub fn apply(
                 if let Some(r) = rendered {
                     let number = log_change(tx, kind, &c.entity_id, "upsert", None, &now_s)?;
                     let d = &r.derived;
-                    upsert.execute(params![
-                        c.entity_id,
-                        kind.as_str(),
-                        r.body,
-                        hash,
-                        d.sort_key,
-                        d.search_text,
-                        d.categories,
-                        d.postcode_area,
-                        d.start_utc,
-                        d.end_utc,
-                        d.recurring,
-                        now_s,
-                        r.ical,
-                        number
-                    ])?;
-                    if existing.contains_key(&c.entity_id) {
+                    let rowid: i64 = upsert.query_row(
+                        params![
+                            c.entity_id,
+                            kind.as_str(),
+                            r.body,
+                            hash,
+                            d.sort_key,
+                            d.search_text,
+                            d.categories,
+                            d.postcode_area,
+                            d.start_utc,
+                            d.end_utc,
+                            d.recurring,
+                            now_s,
+                            r.ical,
+                            number
+                        ],
+                        |row| row.get(0),
+                    )?;
+                    // In the same transaction as the row: search never finds what the API
+                    // would not serve, nor misses what it would.
+                    let known = existing.contains_key(&c.entity_id);
+                    // A scoped write may meet an id outside its scope (one given back by a
+                    // split), so only a whole-kind write knows a new id has no search row.
+                    search_index::put(tx, kind, rowid, &d.search, known || scoped)?;
+                    if known {
                         clear_partners.execute(params![c.entity_id])?;
                         stats.updated += 1;
                     } else {
@@ -367,6 +383,7 @@ pub fn apply(
                         let number =
                             log_change(tx, kind, old, "merged", Some(&c.entity_id), &now_s)?;
                         retire.execute(params![old, now_s, c.entity_id, number])?;
+                        search_index::retire(tx, kind, old)?;
                         stats.merged += 1;
                     }
                 }
@@ -394,6 +411,7 @@ pub fn apply(
     for id in gone {
         let number = log_change(tx, kind, id, "delete", None, &now_s)?;
         retire.execute(params![id, now_s, Option::<String>::None, number])?;
+        search_index::retire(tx, kind, id)?;
         stats.deleted += 1;
     }
     partner_rows.sort_unstable();
@@ -528,11 +546,25 @@ pub struct Filter {
     pub postcode_area: Option<String>,
 }
 
-fn filter_sql(f: &Filter, sql: &mut String, args: &mut Vec<rusqlite::types::Value>) {
+/// Appends the filters' conditions on `entities` (unqualified columns). `q` keeps the rows its
+/// full-text query matches in the kind's search table, in whatever order the caller lists them.
+fn filter_sql(
+    kind: RecordKind,
+    f: &Filter,
+    sql: &mut String,
+    args: &mut Vec<rusqlite::types::Value>,
+) {
     use rusqlite::types::Value;
     if let Some(q) = &f.q {
-        sql.push_str(" AND instr(search_text, ?) > 0");
-        args.push(Value::Text(q.to_lowercase()));
+        let t = search_index::table(kind);
+        sql.push_str(&format!(
+            " AND rowid IN (SELECT rowid FROM {t} WHERE {t} MATCH ?)"
+        ));
+        // Nothing to search for (only punctuation): the empty phrase, which matches nothing.
+        // (A constant false would leave the callers that name their index with no plan.)
+        args.push(Value::Text(
+            search_index::Query::parse(q).map_or_else(|| "\"\"".to_string(), |query| query.all),
+        ));
     }
     if let Some(c) = &f.category {
         sql.push_str(" AND instr(categories, ?) > 0");
@@ -554,19 +586,130 @@ fn filter_sql(f: &Filter, sql: &mut String, args: &mut Vec<rusqlite::types::Valu
     }
 }
 
-/// A page of merged organisations in name order, after the `(sort_key, id)` cursor.
+/// Where a page of organisations starts: after a row of the name order, or of a search's
+/// ranked order (its tier, bm25 score, then name).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrgCursor {
+    Name {
+        sort_key: String,
+        id: String,
+    },
+    Ranked {
+        tier: i64,
+        score: f64,
+        sort_key: String,
+        id: String,
+    },
+}
+
+impl OrgCursor {
+    /// The cursor as a URL parameter: `<hex name>.<id>` in name order, `r<tier>.<score bits>.<hex
+    /// name>.<id>` in a search (the score's exact bits, so the next page starts exactly after).
+    pub fn encode(&self) -> String {
+        match self {
+            OrgCursor::Name { sort_key, id } => format!("{}.{id}", hex(sort_key.as_bytes())),
+            OrgCursor::Ranked {
+                tier,
+                score,
+                sort_key,
+                id,
+            } => format!(
+                "r{tier}.{:016x}.{}.{id}",
+                score.to_bits(),
+                hex(sort_key.as_bytes())
+            ),
+        }
+    }
+
+    /// `None` for anything [`OrgCursor::encode`] did not make.
+    pub fn decode(s: &str) -> Option<OrgCursor> {
+        if let Some(rest) = s.strip_prefix('r') {
+            let mut parts = rest.splitn(4, '.');
+            let tier = parts
+                .next()?
+                .parse::<i64>()
+                .ok()
+                .filter(|t| (0..=1).contains(t))?;
+            let bits = parts.next().filter(|b| b.len() == 16)?;
+            let score = f64::from_bits(u64::from_str_radix(bits, 16).ok()?);
+            let sort_key = unhex(parts.next()?)?;
+            let id = parts.next()?.to_string();
+            return (!score.is_nan()).then_some(OrgCursor::Ranked {
+                tier,
+                score,
+                sort_key,
+                id,
+            });
+        }
+        let (k, id) = s.split_once('.')?;
+        Some(OrgCursor::Name {
+            sort_key: unhex(k)?,
+            id: id.to_string(),
+        })
+    }
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// One organisation of a listing page: its published JSON and the cursor just after it.
+#[derive(Debug, Clone)]
+pub struct OrgRow {
+    pub body: String,
+    pub cursor: OrgCursor,
+}
+
+/// A page of merged organisations after `after`: in name order, or with `q` in ranked order —
+/// organisations whose names (or other names) hold every term first, then those matching through
+/// identifiers or places, each by bm25 and then by name. `None` when `after` is a cursor of the
+/// other order (the caller answers 400).
 pub fn list_organisations(
+    conn: &Connection,
+    f: &Filter,
+    after: Option<&OrgCursor>,
+    limit: usize,
+) -> Result<Option<Vec<OrgRow>>> {
+    match &f.q {
+        None => {
+            let after = match after {
+                None => None,
+                Some(OrgCursor::Name { sort_key, id }) => Some((sort_key.as_str(), id.as_str())),
+                Some(OrgCursor::Ranked { .. }) => return Ok(None),
+            };
+            organisations_by_name(conn, f, after, limit).map(Some)
+        }
+        Some(q) => {
+            if matches!(after, Some(OrgCursor::Name { .. })) {
+                return Ok(None);
+            }
+            match search_index::Query::parse(q) {
+                None => Ok(Some(Vec::new())),
+                Some(query) => search_organisations(conn, f, &query, after, limit).map(Some),
+            }
+        }
+    }
+}
+
+fn organisations_by_name(
     conn: &Connection,
     f: &Filter,
     after: Option<(&str, &str)>,
     limit: usize,
-) -> Result<Vec<(String, String, String)>> {
+) -> Result<Vec<OrgRow>> {
     use rusqlite::types::Value;
     let mut sql = String::from(
         "SELECT sort_key, id, body FROM entities WHERE kind = 'organisations' AND deleted_at IS NULL",
     );
     let mut args: Vec<Value> = Vec::new();
-    filter_sql(f, &mut sql, &mut args);
+    filter_sql(RecordKind::Organisations, f, &mut sql, &mut args);
     if let Some((k, id)) = after {
         sql.push_str(" AND (sort_key, id) > (?, ?)");
         args.push(Value::Text(k.to_string()));
@@ -574,9 +717,82 @@ pub fn list_organisations(
     }
     sql.push_str(" ORDER BY sort_key, id LIMIT ?");
     args.push(Value::Integer(limit as i64));
-    let mut st = conn.prepare(&sql)?;
+    let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(params_from_iter(args), |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        Ok(OrgRow {
+            cursor: OrgCursor::Name {
+                sort_key: r.get(0)?,
+                id: r.get(1)?,
+            },
+            body: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn search_organisations(
+    conn: &Connection,
+    f: &Filter,
+    query: &search_index::Query,
+    after: Option<&OrgCursor>,
+    limit: usize,
+) -> Result<Vec<OrgRow>> {
+    use rusqlite::types::Value;
+    let t = search_index::table(RecordKind::Organisations);
+    let w = search_index::WEIGHTS;
+    // The page is chosen on the small columns first and only its rows' bodies are read: a
+    // common word matches a large part of a national directory.
+    let mut sql = format!(
+        "WITH hits (hit, tier, score) AS (
+             SELECT rowid, 0, bm25({t}, {w}) FROM {t} WHERE {t} MATCH ?
+             UNION ALL
+             SELECT rowid, 1, bm25({t}, {w}) FROM {t} WHERE {t} MATCH ?),
+         page AS MATERIALIZED (
+         SELECT e.rowid AS row, h.tier AS tier, h.score AS score, e.sort_key AS sort_key,
+             e.id AS id FROM hits h
+         JOIN entities e ON e.rowid = h.hit
+         WHERE e.kind = 'organisations' AND e.deleted_at IS NULL"
+    );
+    let mut args: Vec<Value> = vec![
+        Value::Text(query.names.clone()),
+        Value::Text(query.elsewhere.clone()),
+    ];
+    // The other filters, on the entity row; `q` is the search itself.
+    let rest = Filter {
+        q: None,
+        ..f.clone()
+    };
+    filter_sql(RecordKind::Organisations, &rest, &mut sql, &mut args);
+    if let Some(OrgCursor::Ranked {
+        tier,
+        score,
+        sort_key,
+        id,
+    }) = after
+    {
+        sql.push_str(" AND (h.tier, h.score, e.sort_key, e.id) > (?, ?, ?, ?)");
+        args.push(Value::Integer(*tier));
+        args.push(Value::Real(*score));
+        args.push(Value::Text(sort_key.clone()));
+        args.push(Value::Text(id.clone()));
+    }
+    sql.push_str(
+        " ORDER BY h.tier, h.score, e.sort_key, e.id LIMIT ?)
+         SELECT p.sort_key, p.id, e.body, p.tier, p.score FROM page p
+         JOIN entities e ON e.rowid = p.row ORDER BY p.tier, p.score, p.sort_key, p.id",
+    );
+    args.push(Value::Integer(limit as i64));
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        Ok(OrgRow {
+            cursor: OrgCursor::Ranked {
+                tier: r.get(3)?,
+                score: r.get(4)?,
+                sort_key: r.get(0)?,
+                id: r.get(1)?,
+            },
+            body: r.get(2)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -611,7 +827,7 @@ pub fn single_events(
          AND recurring = 0 AND start_utc < ? AND end_utc >= ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to), Value::Integer(from)];
-    filter_sql(f, &mut sql, &mut args);
+    filter_sql(RecordKind::Events, f, &mut sql, &mut args);
     if let Some((s, id)) = after {
         sql.push_str(" AND (start_utc, id) > (?, ?)");
         args.push(Value::Integer(s));
@@ -659,7 +875,7 @@ pub fn for_each_calendar_event(
          WHERE kind = 'events' AND deleted_at IS NULL AND recurring = 0 AND start_utc < ? AND end_utc >= ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to), Value::Integer(from)];
-    filter_sql(f, &mut sql, &mut args);
+    filter_sql(RecordKind::Events, f, &mut sql, &mut args);
     sql.push_str(" ORDER BY start_utc, id LIMIT ?");
     args.push(Value::Integer(limit as i64));
     let mut st = conn.prepare_cached(&sql)?;
@@ -701,7 +917,7 @@ pub fn for_each_series(
          WHERE kind = 'events' AND deleted_at IS NULL AND recurring = 1 AND start_utc < ?",
     );
     let mut args: Vec<Value> = vec![Value::Integer(to)];
-    filter_sql(f, &mut sql, &mut args);
+    filter_sql(RecordKind::Events, f, &mut sql, &mut args);
     sql.push_str(" ORDER BY start_utc, id");
     stream_events(conn, &sql, args, each)
 }
@@ -721,7 +937,7 @@ pub fn for_each_withdrawn(
          AND deleted_at IS NOT NULL AND deleted_at >= ? AND start_utc < ?",
     );
     let mut args: Vec<Value> = vec![Value::Text(since.to_string()), Value::Integer(to)];
-    filter_sql(f, &mut sql, &mut args);
+    filter_sql(RecordKind::Events, f, &mut sql, &mut args);
     sql.push_str(" ORDER BY start_utc, id");
     stream_events(conn, &sql, args, each)
 }
@@ -840,4 +1056,38 @@ pub fn all_live(conn: &Connection, kind: RecordKind) -> Result<Vec<String>> {
     let mut st = conn.prepare(sql)?;
     let rows = st.query_map([], |r| r.get::<_, String>(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::OrgCursor;
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        let cursors = [
+            OrgCursor::Name {
+                sort_key: "hull food bank".into(),
+                id: "org_1.2".into(),
+            },
+            OrgCursor::Ranked {
+                tier: 1,
+                score: -3.141_592_653_589_793,
+                sort_key: "café".into(),
+                id: "org_9".into(),
+            },
+        ];
+        for c in cursors {
+            assert_eq!(OrgCursor::decode(&c.encode()), Some(c));
+        }
+        for bad in [
+            "",
+            "zz.x",
+            "r2.0000000000000000.61.x",
+            "r0.7ff8000000000000.61.x",
+            "r0.12.61.x",
+            "abc",
+        ] {
+            assert_eq!(OrgCursor::decode(bad), None, "{bad}");
+        }
+    }
 }

@@ -292,6 +292,58 @@ const STEPS: &[&str] = &[
         created_at      TEXT NOT NULL
     );
     "#,
+    // 16: full-text search (FTS5) over live organisations and all events (withdrawn ones stay
+    // CANCELLED in `q`-filtered calendars a while), replacing substring scans
+    // of `search_text`: names, other names, identifiers (bare, unpadded and with their
+    // org-id.guide scheme) and places (town or venue, postcode with and without its space).
+    // Contentless: the text lives in `entities`; rows share the entity's rowid. Filled here from
+    // the stored bodies, as `search_index::organisation_row` / `event_row` fill it on writes.
+    r#"
+    CREATE VIRTUAL TABLE organisations_search USING fts5(
+        name, other_names, identifiers, places,
+        content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+    );
+    CREATE VIRTUAL TABLE events_search USING fts5(
+        name, other_names, identifiers, places,
+        content = '', contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+    );
+    INSERT INTO organisations_search (rowid, name, other_names, identifiers, places)
+    SELECT rowid,
+        coalesce(json_extract(body, '$.name'), ''),
+        coalesce((SELECT group_concat(value, ' ' || char(8226) || ' ')
+                  FROM json_each(body, '$.alternate_names')), ''),
+        concat_ws(' ',
+            ch,
+            CASE WHEN ch IS NULL THEN NULL
+                 WHEN ch LIKE 'SC%' THEN 'GB-SC-' || ch
+                 WHEN ch LIKE 'NIC%' OR ch LIKE 'XR%' THEN 'GB-NIC-' || ch
+                 ELSE 'GB-CHC-' || ch END,
+            co, 'GB-COH-' || co,
+            CASE WHEN ltrim(co, '0') NOT IN ('', co) THEN ltrim(co, '0') END,
+            CASE WHEN ltrim(co, '0') NOT IN ('', co) THEN 'GB-COH-' || ltrim(co, '0') END,
+            json_extract(body, '$.identifiers.org_id')),
+        concat_ws(' ', json_extract(body, '$.address.locality'), pc,
+            CASE WHEN replace(pc, ' ', '') <> pc THEN replace(pc, ' ', '') END)
+    FROM (SELECT rowid, body,
+              json_extract(body, '$.identifiers.charity_number') AS ch,
+              json_extract(body, '$.identifiers.company_number') AS co,
+              json_extract(body, '$.address.postcode') AS pc
+          FROM entities
+          WHERE kind = 'organisations' AND deleted_at IS NULL AND merged_into IS NULL);
+    INSERT INTO events_search (rowid, name, other_names, identifiers, places)
+    SELECT rowid,
+        coalesce(json_extract(body, '$.title'), ''),
+        coalesce(json_extract(body, '$.organiser.name'), ''),
+        '',
+        concat_ws(' ', json_extract(body, '$.location.name'),
+            json_extract(body, '$.location.address'), pc,
+            CASE WHEN replace(pc, ' ', '') <> pc THEN replace(pc, ' ', '') END)
+    FROM (SELECT rowid, body, json_extract(body, '$.location.postcode') AS pc
+          FROM entities
+          WHERE kind = 'events');
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

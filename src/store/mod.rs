@@ -13,6 +13,7 @@ pub mod review;
 pub mod rpde_series;
 pub mod runs;
 pub mod webhooks;
+pub mod search_index;
 pub mod withdrawal;
 
 use std::path::{Path, PathBuf};
