@@ -8,6 +8,7 @@ pub mod entities;
 pub mod guard;
 pub mod id_history;
 mod migrations;
+pub mod oruk_queries;
 pub mod records;
 pub mod review;
 pub mod rpde_series;

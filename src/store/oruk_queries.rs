@@ -1,0 +1,157 @@
+//! Read queries behind the ORUK API: the services listing (merged organisations, then recurring
+//! event series) with the profile's filters, its counts for paging, the category set, and the
+//! entity ids ORUK UUIDs are derived from.
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use super::Result;
+
+/// Which rows a listing covers and how they are filtered.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceQuery {
+    /// Case-insensitive substring of the name (the JSON API's `q`).
+    pub text: Option<String>,
+    /// A category, lowercased (exact, as `/v1/organisations?category=`).
+    pub category: Option<String>,
+    /// Only entities whose latest change is at or after this change number.
+    pub min_change: Option<i64>,
+    /// Only services that have a location (the `service_at_locations` listing).
+    pub located: bool,
+}
+
+/// One listed entity: its canonical id, kind and published JSON.
+#[derive(Debug, Clone)]
+pub struct ServiceRow {
+    pub id: String,
+    pub kind: String,
+    pub body: String,
+}
+
+/// Whether a stored body has a place to publish as a location; mirrors the renderer's rule (an
+/// address part, or for events a venue name or being online).
+const LOCATED_SQL: &str = " AND (json_extract(body, '$.address.street') IS NOT NULL
+    OR json_extract(body, '$.address.locality') IS NOT NULL
+    OR json_extract(body, '$.address.region') IS NOT NULL
+    OR json_extract(body, '$.address.postcode') IS NOT NULL
+    OR json_extract(body, '$.location.name') IS NOT NULL
+    OR json_extract(body, '$.location.address') IS NOT NULL
+    OR json_extract(body, '$.location.postcode') IS NOT NULL
+    OR json_extract(body, '$.location.online') = 1)";
+
+fn where_sql(q: &ServiceQuery, sql: &mut String, args: &mut Vec<Value>) {
+    sql.push_str(
+        " FROM entities WHERE deleted_at IS NULL
+          AND (kind = 'organisations' OR (kind = 'events' AND recurring = 1))",
+    );
+    if let Some(t) = &q.text {
+        sql.push_str(" AND instr(search_text, ?) > 0");
+        args.push(Value::Text(t.to_lowercase()));
+    }
+    if let Some(c) = &q.category {
+        sql.push_str(" AND instr(categories, ?) > 0");
+        args.push(Value::Text(format!("|{}|", c.to_lowercase())));
+    }
+    if let Some(n) = q.min_change {
+        sql.push_str(" AND change_number >= ?");
+        args.push(Value::Integer(n));
+    }
+    if q.located {
+        sql.push_str(LOCATED_SQL);
+    }
+}
+
+/// How many services the query matches.
+pub fn count_services(conn: &Connection, q: &ServiceQuery) -> Result<u64> {
+    let mut sql = String::from("SELECT COUNT(*)");
+    let mut args = Vec::new();
+    where_sql(q, &mut sql, &mut args);
+    let n: i64 = conn.query_row(&sql, params_from_iter(args), |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// One page of services: organisations in name order, then event series in title order.
+pub fn services_page(
+    conn: &Connection,
+    q: &ServiceQuery,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<ServiceRow>> {
+    let mut sql = String::from("SELECT id, kind, body");
+    let mut args = Vec::new();
+    where_sql(q, &mut sql, &mut args);
+    // 'organisations' sorts after 'events': descending kind lists organisations first.
+    sql.push_str(" ORDER BY kind DESC, sort_key, id LIMIT ? OFFSET ?");
+    args.push(Value::Integer(limit.min(i64::MAX as u64) as i64));
+    args.push(Value::Integer(offset.min(i64::MAX as u64) as i64));
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        Ok(ServiceRow {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            body: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The first change number logged at or after `at` (RFC 3339 UTC, as the log stores it); `None`
+/// when nothing changed since.
+pub fn first_change_since(conn: &Connection, at: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT change_number FROM changes WHERE at >= ?1 ORDER BY change_number LIMIT 1",
+            params![at],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Every category published services carry, lowercased and sorted.
+pub fn categories(conn: &Connection) -> Result<Vec<String>> {
+    let mut st = conn.prepare(
+        "SELECT DISTINCT categories FROM entities WHERE deleted_at IS NULL AND categories != '|'
+         AND (kind = 'organisations' OR (kind = 'events' AND recurring = 1))",
+    )?;
+    let mut set = std::collections::BTreeSet::new();
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let cats: String = r.get(0)?;
+        set.extend(
+            cats.split('|')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
+        );
+    }
+    Ok(set.into_iter().collect())
+}
+
+/// The published JSON of one live service carrying a category (lowercased), to read the
+/// category's spelling from.
+pub fn body_with_category(conn: &Connection, category: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT body FROM entities WHERE deleted_at IS NULL AND instr(categories, ?1) > 0
+             AND (kind = 'organisations' OR (kind = 'events' AND recurring = 1)) LIMIT 1",
+        )?
+        .query_row(params![format!("|{category}|")], |r| r.get(0))
+        .optional()?)
+}
+
+/// Entity ids (live or not: merged-away ids must still answer) with rowids above `after`, in
+/// rowid order, at most `limit`.
+pub fn ids_after(conn: &Connection, after: i64, limit: usize) -> Result<Vec<(i64, String)>> {
+    let mut st = conn.prepare_cached(
+        "SELECT rowid, id FROM entities WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The canonical id stored at a rowid (rowids can move on VACUUM: callers check the id).
+pub fn id_at(conn: &Connection, rowid: i64) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM entities WHERE rowid = ?1")?
+        .query_row(params![rowid], |r| r.get(0))
+        .optional()?)
+}
