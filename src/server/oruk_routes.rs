@@ -230,10 +230,11 @@ fn services_listing(
     let (rows, total): (Vec<ServiceRow>, u64) = match service_query(conn, l, as_locations)? {
         None => (Vec::new(), 0),
         Some(q) => {
-            let total = oruk_queries::count_services(conn, &q)?;
+            let counts = oruk_queries::count_services(conn, &q)?;
+            let total = counts.0 + counts.1;
             let offset = (l.page - 1).saturating_mul(l.per_page);
             let rows = if offset < total {
-                oruk_queries::services_page(conn, &q, offset, l.per_page)?
+                oruk_queries::services_page(conn, &q, counts, offset, l.per_page)?
             } else {
                 Vec::new()
             };

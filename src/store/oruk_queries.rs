@@ -39,11 +39,26 @@ const LOCATED_SQL: &str = " AND (json_extract(body, '$.address.street') IS NOT N
     OR json_extract(body, '$.location.postcode') IS NOT NULL
     OR json_extract(body, '$.location.online') = 1)";
 
-fn where_sql(q: &ServiceQuery, sql: &mut String, args: &mut Vec<Value>) {
-    sql.push_str(
-        " FROM entities WHERE deleted_at IS NULL
-          AND (kind = 'organisations' OR (kind = 'events' AND recurring = 1))",
-    );
+/// The two kinds of row a services listing covers, each read through its own listing index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Organisations,
+    Series,
+}
+
+/// `FROM … WHERE …` for one part. The kind and liveness conditions are spelled as the partial
+/// indexes' own, so the planner reads the index in listing order instead of every entity.
+fn where_sql(part: Part, q: &ServiceQuery, sql: &mut String, args: &mut Vec<Value>) {
+    sql.push_str(match part {
+        Part::Organisations => {
+            " FROM entities INDEXED BY entities_orgs
+              WHERE deleted_at IS NULL AND kind = 'organisations'"
+        }
+        Part::Series => {
+            " FROM entities INDEXED BY entities_series
+              WHERE deleted_at IS NULL AND recurring = 1 AND kind = 'events'"
+        }
+    });
     if let Some(t) = &q.text {
         sql.push_str(" AND instr(search_text, ?) > 0");
         args.push(Value::Text(t.to_lowercase()));
@@ -61,27 +76,28 @@ fn where_sql(q: &ServiceQuery, sql: &mut String, args: &mut Vec<Value>) {
     }
 }
 
-/// How many services the query matches.
-pub fn count_services(conn: &Connection, q: &ServiceQuery) -> Result<u64> {
+fn count_part(conn: &Connection, part: Part, q: &ServiceQuery) -> Result<u64> {
     let mut sql = String::from("SELECT COUNT(*)");
     let mut args = Vec::new();
-    where_sql(q, &mut sql, &mut args);
+    where_sql(part, q, &mut sql, &mut args);
     let n: i64 = conn.query_row(&sql, params_from_iter(args), |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 
-/// One page of services: organisations in name order, then event series in title order.
-pub fn services_page(
+fn page_part(
     conn: &Connection,
+    part: Part,
     q: &ServiceQuery,
     offset: u64,
     limit: u64,
 ) -> Result<Vec<ServiceRow>> {
     let mut sql = String::from("SELECT id, kind, body");
     let mut args = Vec::new();
-    where_sql(q, &mut sql, &mut args);
-    // 'organisations' sorts after 'events': descending kind lists organisations first.
-    sql.push_str(" ORDER BY kind DESC, sort_key, id LIMIT ? OFFSET ?");
+    where_sql(part, q, &mut sql, &mut args);
+    sql.push_str(match part {
+        Part::Organisations => " ORDER BY sort_key, id LIMIT ? OFFSET ?",
+        Part::Series => " ORDER BY start_utc, id LIMIT ? OFFSET ?",
+    });
     args.push(Value::Integer(limit.min(i64::MAX as u64) as i64));
     args.push(Value::Integer(offset.min(i64::MAX as u64) as i64));
     let mut st = conn.prepare(&sql)?;
@@ -93,6 +109,36 @@ pub fn services_page(
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many services the query matches: (organisations, event series).
+pub fn count_services(conn: &Connection, q: &ServiceQuery) -> Result<(u64, u64)> {
+    Ok((
+        count_part(conn, Part::Organisations, q)?,
+        count_part(conn, Part::Series, q)?,
+    ))
+}
+
+/// One page of services: organisations in name order, then event series in first-start order.
+/// `counts` is what [`count_services`] answered for the same query.
+pub fn services_page(
+    conn: &Connection,
+    q: &ServiceQuery,
+    counts: (u64, u64),
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<ServiceRow>> {
+    let orgs = counts.0;
+    let mut rows = Vec::new();
+    if offset < orgs {
+        rows = page_part(conn, Part::Organisations, q, offset, limit)?;
+    }
+    let left = limit.saturating_sub(rows.len() as u64);
+    if left > 0 {
+        let series_offset = offset.saturating_sub(orgs);
+        rows.extend(page_part(conn, Part::Series, q, series_offset, left)?);
+    }
+    Ok(rows)
 }
 
 /// The first change number logged at or after `at` (RFC 3339 UTC, as the log stores it); `None`
