@@ -273,6 +273,17 @@ fn demo_store_answers_the_profile_with_stable_ids_filters_and_paging() {
     );
     assert!(none.is_empty());
 
+    // Conditional GET as on the JSON API: the ETag answers 304.
+    let (s, h, _) = blocking_get(&format!("{base}/oruk/services?per_page=5")).unwrap();
+    assert_eq!(s, 200);
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let (s, _, _) = get_with(
+        &format!("{base}/oruk/services?per_page=5"),
+        &[("if-none-match", &etag)],
+    )
+    .unwrap();
+    assert_eq!(s, 304);
+
     // A page past the end is empty, and valid.
     let past = c.get(&base, "/services", "/services?page=999&per_page=50");
     assert_eq!(past["empty"], true);
@@ -443,6 +454,9 @@ fn org_summary(base: &str) -> BTreeMap<String, Value> {
                 json!({
                     "identifiers": o["identifiers"],
                     "website": o["website"],
+                    "description": o["description"],
+                    "description_html": o["description_html"],
+                    "alternate_names": o["alternate_names"],
                     "email": o["email"],
                     "phone": o["phone"],
                     "postcode": o["address"]["postcode"],
@@ -472,6 +486,25 @@ fn a_second_daemon_reading_the_first_ones_oruk_api_ends_with_the_same_organisati
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let _b = second.start();
     let base_b = second.base();
+
+    // Event series are services linked to their organiser only by id, so the reader (which lists
+    // organisations from services' nested organizations) passes over each with its reason.
+    let conn = db(&second);
+    let reasons: Vec<String> = conn
+        .prepare(
+            "SELECT x.reason FROM rejections x JOIN runs r ON r.id = x.run_id
+             WHERE r.partner_id = 'upstream'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(reasons.len() as u64, live_series(&first), "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.contains("no organization")),
+        "{reasons:?}"
+    );
 
     let (orgs_a, orgs_b) = (org_summary(&base_a), org_summary(&base_b));
     assert_eq!(
