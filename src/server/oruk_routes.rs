@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -190,10 +190,31 @@ fn listing(p: &HashMap<String, String>) -> Result<Listing, ApiError> {
     })
 }
 
+/// The published category set, read again only when the store has changed: reading it is a pass
+/// over every entity's categories, too much for each filtered request on a national directory.
+fn categories(conn: &Connection, store: &std::path::Path) -> Result<Arc<Vec<String>>, StoreError> {
+    type Cache = Mutex<HashMap<PathBuf, (i64, Arc<Vec<String>>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let change = entities::last_change(conn)?.0;
+    if let Some((at, cats)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(store) {
+        if *at == change {
+            return Ok(cats.clone());
+        }
+    }
+    let cats = Arc::new(oruk_queries::categories(conn)?);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(store.to_path_buf(), (change, cats.clone()));
+    Ok(cats)
+}
+
 /// The store query for a listing, or `None` when no service can match (an unknown term, no
 /// change since `modified_after`).
 fn service_query(
     conn: &Connection,
+    store: &std::path::Path,
     l: &Listing,
     located: bool,
 ) -> Result<Option<ServiceQuery>, StoreError> {
@@ -203,11 +224,11 @@ fn service_query(
         ..Default::default()
     };
     if let Some(term) = l.term {
-        match oruk_queries::categories(conn)?
-            .into_iter()
+        match categories(conn, store)?
+            .iter()
             .find(|c| oruk::term_id(c) == term)
         {
-            Some(c) => q.category = Some(c),
+            Some(c) => q.category = Some(c.clone()),
             None => return Ok(None),
         }
     }
@@ -223,11 +244,12 @@ fn service_query(
 /// One page of services (or their service_at_locations).
 fn services_listing(
     conn: &Connection,
+    store: &std::path::Path,
     l: &Listing,
     links: &Links,
     as_locations: bool,
 ) -> Result<Value, StoreError> {
-    let (rows, total): (Vec<ServiceRow>, u64) = match service_query(conn, l, as_locations)? {
+    let (rows, total): (Vec<ServiceRow>, u64) = match service_query(conn, store, l, as_locations)? {
         None => (Vec::new(), 0),
         Some(q) => {
             let counts = oruk_queries::count_services(conn, &q)?;
@@ -272,7 +294,7 @@ async fn list(
     let (v, lm) = blocking(move || {
         let conn = st.store.reader()?;
         Ok((
-            services_listing(&conn, &l, &links, as_locations)?,
+            services_listing(&conn, st.store.path(), &l, &links, as_locations)?,
             last_modified(&conn)?,
         ))
     })
@@ -527,7 +549,7 @@ pub async fn taxonomy_terms(
     let st = state.clone();
     let (v, lm) = blocking(move || {
         let conn = st.store.reader()?;
-        let keys = oruk_queries::categories(&conn)?;
+        let keys = categories(&conn, st.store.path())?;
         let names = terms(&conn, &slice(&keys, page, per_page))?;
         let contents = names.iter().map(|n| oruk::taxonomy_term(n)).collect();
         Ok((
@@ -548,9 +570,10 @@ pub async fn taxonomy_term(
     let (v, lm) = blocking(move || {
         let conn = st.store.reader()?;
         let wanted = Uuid::parse_str(id.trim()).ok();
-        let key = oruk_queries::categories(&conn)?
-            .into_iter()
-            .find(|c| Some(oruk::term_id(c)) == wanted);
+        let key = categories(&conn, st.store.path())?
+            .iter()
+            .find(|c| Some(oruk::term_id(c)) == wanted)
+            .cloned();
         let v = match key {
             Some(k) => terms(&conn, &[k])?.first().map(|n| oruk::taxonomy_term(n)),
             None => None,
@@ -586,7 +609,7 @@ pub async fn taxonomy(
     let st = state.clone();
     let (v, lm) = blocking(move || {
         let conn = st.store.reader()?;
-        let keys = oruk_queries::categories(&conn)?;
+        let keys = categories(&conn, st.store.path())?;
         let names = terms(&conn, &keys)?;
         Ok((oruk::taxonomy(Some(&names)), last_modified(&conn)?))
     })
