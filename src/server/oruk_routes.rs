@@ -19,6 +19,7 @@ use crate::model::{CanonicalEvent, CanonicalOrganisation, RecordKind};
 use crate::publish::oruk::{self, Links, Part};
 use crate::store::entities::{self, Lookup};
 use crate::store::oruk_queries::{self, ServiceQuery, ServiceRow};
+use crate::store::places;
 use crate::store::StoreError;
 
 type Params = Query<HashMap<String, String>>;
@@ -29,14 +30,6 @@ pub const MAX_PER_PAGE: u64 = 500;
 /// Profile parameters this server does not implement: refused by name rather than ignored, so a
 /// consumer never mistakes an unfiltered listing for a filtered one.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "postcode",
-        "postcode search needs postcode centroids, which this server does not hold",
-    ),
-    (
-        "proximity",
-        "proximity search needs postcode centroids, which this server does not hold",
-    ),
     (
         "taxonomy_id",
         "is not supported: every term belongs to the one taxonomy at /oruk/taxonomies",
@@ -156,6 +149,39 @@ struct Listing {
     text: Option<String>,
     term: Option<Uuid>,
     modified_after: Option<DateTime<Utc>>,
+    /// `postcode` (standard form) and `proximity` in metres (0: that postcode only).
+    near: Option<(String, f64)>,
+}
+
+/// Farthest `proximity` accepted, in metres: the length of Great Britain, with room to spare.
+const MAX_PROXIMITY_M: f64 = 1_500_000.0;
+
+fn near(p: &HashMap<String, String>) -> Result<Option<(String, f64)>, ApiError> {
+    let proximity = match p.get("proximity") {
+        None => None,
+        Some(s) => Some(
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|m| m.is_finite() && (0.0..=MAX_PROXIMITY_M).contains(m))
+                .ok_or_else(|| {
+                    ApiError::bad_param(
+                        "proximity",
+                        format!("{s:?} must be a distance in metres from 0 to {MAX_PROXIMITY_M}"),
+                    )
+                })?,
+        ),
+    };
+    match (p.get("postcode"), proximity) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(ApiError::bad_param(
+            "proximity",
+            "needs a postcode to measure from",
+        )),
+        (Some(s), m) => crate::normalise::postcode(s)
+            .map(|pc| Some((pc, m.unwrap_or(0.0))))
+            .ok_or_else(|| ApiError::bad_param("postcode", format!("{s:?} is not a UK postcode"))),
+    }
 }
 
 fn listing(p: &HashMap<String, String>) -> Result<Listing, ApiError> {
@@ -187,6 +213,7 @@ fn listing(p: &HashMap<String, String>) -> Result<Listing, ApiError> {
         text,
         term,
         modified_after,
+        near: near(p)?,
     })
 }
 
@@ -217,7 +244,7 @@ fn service_query(
     store: &std::path::Path,
     l: &Listing,
     located: bool,
-) -> Result<Option<ServiceQuery>, StoreError> {
+) -> Result<Option<ServiceQuery>, ApiError> {
     let mut q = ServiceQuery {
         text: l.text.clone(),
         located,
@@ -231,6 +258,19 @@ fn service_query(
             Some(c) => q.category = Some(c.clone()),
             None => return Ok(None),
         }
+    }
+    if let Some((postcode, metres)) = &l.near {
+        let Some(centre) = places::centroid(conn, postcode)? else {
+            return Err(ApiError::bad_param(
+                "postcode",
+                format!("{postcode} is not in this server's postcode centroids"),
+            ));
+        };
+        let mut within = places::postcodes_within(conn, centre, *metres)?;
+        if !within.contains(postcode) {
+            within.push(postcode.clone());
+        }
+        q.postcodes = Some(within);
     }
     if let Some(t) = l.modified_after {
         match oruk_queries::first_change_since(conn, &crate::store::timestamp(t))? {
@@ -248,7 +288,7 @@ fn services_listing(
     l: &Listing,
     links: &Links,
     as_locations: bool,
-) -> Result<Value, StoreError> {
+) -> Result<Value, ApiError> {
     let (rows, total): (Vec<ServiceRow>, u64) = match service_query(conn, store, l, as_locations)? {
         None => (Vec::new(), 0),
         Some(q) => {
@@ -278,6 +318,39 @@ fn services_listing(
     Ok(oruk::page(contents, total, l.page, l.per_page))
 }
 
+/// Loads the configured postcode centroids into the store unless it holds the file as it is now
+/// (read once, and again whenever the file changes).
+fn ensure_places(st: &AppState) -> Result<(), ApiError> {
+    let Some(path) = st.config().store.postcode_centroids.clone() else {
+        return Err(ApiError::bad_param(
+            "postcode",
+            "postcode search needs postcode centroids, and this server's config sets no store.postcode_centroids",
+        ));
+    };
+    let failed = |e: places::PlacesError| {
+        tracing::error!(error = %e, "cannot load the postcode centroids");
+        ApiError::unavailable(
+            "postcode search is unavailable: the postcode centroid file cannot be loaded; see the log",
+        )
+    };
+    if places::is_current(&*st.store.reader()?, &path).map_err(failed)? {
+        return Ok(());
+    }
+    let mut writer = st.store.writer();
+    // Another request may have loaded it while this one waited for the writer.
+    if places::is_current(&writer, &path).map_err(failed)? {
+        return Ok(());
+    }
+    let stats = places::load(&mut writer, &path).map_err(failed)?;
+    tracing::info!(
+        loaded = stats.loaded,
+        skipped = stats.skipped,
+        file = %path.display(),
+        "postcode centroids loaded"
+    );
+    Ok(())
+}
+
 pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
     json_response(&headers, &links(&state).root(), None)
 }
@@ -292,6 +365,9 @@ async fn list(
     let links = links(&state);
     let st = state.clone();
     let (v, lm) = blocking(move || {
+        if l.near.is_some() {
+            ensure_places(&st)?;
+        }
         let conn = st.store.reader()?;
         Ok((
             services_listing(&conn, st.store.path(), &l, &links, as_locations)?,

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod id_history;
 mod migrations;
 pub mod oruk_queries;
+pub mod places;
 pub mod records;
 pub mod review;
 pub mod rpde_series;

@@ -18,6 +18,9 @@ pub struct ServiceQuery {
     pub min_change: Option<i64>,
     /// Only services that have a location (the `service_at_locations` listing).
     pub located: bool,
+    /// Only services at one of these postcodes (standard form), found through the organisations'
+    /// postcode index.
+    pub postcodes: Option<Vec<String>>,
 }
 
 /// One listed entity: its canonical id, kind and published JSON.
@@ -49,16 +52,33 @@ enum Part {
 /// `FROM … WHERE …` for one part. The kind and liveness conditions are spelled as the partial
 /// indexes' own, so the planner reads the index in listing order instead of every entity.
 fn where_sql(part: Part, q: &ServiceQuery, sql: &mut String, args: &mut Vec<Value>) {
-    sql.push_str(match part {
-        Part::Organisations => {
+    sql.push_str(match (part, q.postcodes.is_some()) {
+        (Part::Organisations, false) => {
             " FROM entities INDEXED BY entities_orgs
               WHERE deleted_at IS NULL AND kind = 'organisations'"
         }
-        Part::Series => {
+        (Part::Organisations, true) => {
+            " FROM entities INDEXED BY entities_org_postcode
+              WHERE deleted_at IS NULL AND kind = 'organisations'"
+        }
+        (Part::Series, _) => {
             " FROM entities INDEXED BY entities_series
               WHERE deleted_at IS NULL AND recurring = 1 AND kind = 'events'"
         }
     });
+    if let Some(pcs) = &q.postcodes {
+        sql.push_str(match part {
+            Part::Organisations => {
+                " AND json_extract(body, '$.address.postcode') IN (SELECT value FROM json_each(?))"
+            }
+            Part::Series => {
+                " AND json_extract(body, '$.location.postcode') IN (SELECT value FROM json_each(?))"
+            }
+        });
+        args.push(Value::Text(
+            serde_json::to_string(pcs).unwrap_or_else(|_| "[]".into()),
+        ));
+    }
     if let Some(t) = &q.text {
         sql.push_str(" AND instr(search_text, ?) > 0");
         args.push(Value::Text(t.to_lowercase()));
