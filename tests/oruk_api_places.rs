@@ -124,6 +124,28 @@ fn names_near(base: &str, postcode: &str, metres: f64) -> (BTreeSet<String>, Vec
     }
 }
 
+/// `/v1/organisations?near=&within=` followed through its cursor pages.
+fn v1_names_near(base: &str, postcode: &str, km: f64) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut url = format!(
+        "{base}/v1/organisations?near={}&within={km}&limit=37",
+        postcode.replace(' ', "%20")
+    );
+    loop {
+        let page = json(&url);
+        for o in page["items"].as_array().unwrap() {
+            assert!(
+                names.insert(o["name"].as_str().unwrap().to_string()),
+                "listed once"
+            );
+        }
+        match page["next"].as_str() {
+            Some(n) => url = n.to_string(),
+            None => return names,
+        }
+    }
+}
+
 #[test]
 fn postcode_and_proximity_return_what_a_brute_force_distance_check_returns() {
     let w = world();
@@ -168,6 +190,11 @@ fn postcode_and_proximity_return_what_a_brute_force_distance_check_returns() {
                 .collect();
             let (got, pages) = names_near(&base, centre, metres);
             assert_eq!(got, expected, "{centre} within {metres} m");
+            let v1 = v1_names_near(&base, centre, metres / 1000.0);
+            assert_eq!(
+                v1, expected,
+                "/v1/organisations near {centre} within {metres} m"
+            );
             nonempty += usize::from(!got.is_empty());
             checked.extend(pages);
         }
@@ -196,6 +223,26 @@ fn postcode_and_proximity_return_what_a_brute_force_distance_check_returns() {
         ("proximity=1000", "proximity"),
     ] {
         let (s, _, body) = blocking_get(&format!("{base}/oruk/services?{query}")).unwrap();
+        assert_eq!(s, 400, "{query}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{param}:")),
+            "{query}: {body}"
+        );
+    }
+
+    for (query, param) in [
+        ("near=CW1%201AA", "near"),
+        ("within=5", "within"),
+        ("near=SK11%206AB&within=5", "near"),
+        ("near=banana&within=5", "near"),
+        ("near=CW1%201AA&within=-1", "within"),
+        ("near=CW1%201AA&within=5&postcode_area=CW", "near"),
+    ] {
+        let (s, _, body) = blocking_get(&format!("{base}/v1/organisations?{query}")).unwrap();
         assert_eq!(s, 400, "{query}: {body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert!(

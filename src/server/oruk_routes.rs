@@ -260,17 +260,7 @@ fn service_query(
         }
     }
     if let Some((postcode, metres)) = &l.near {
-        let Some(centre) = places::centroid(conn, postcode)? else {
-            return Err(ApiError::bad_param(
-                "postcode",
-                format!("{postcode} is not in this server's postcode centroids"),
-            ));
-        };
-        let mut within = places::postcodes_within(conn, centre, *metres)?;
-        if !within.contains(postcode) {
-            within.push(postcode.clone());
-        }
-        q.postcodes = Some(within);
+        q.postcodes = Some(postcodes_near(conn, "postcode", postcode, *metres)?);
     }
     if let Some(t) = l.modified_after {
         match oruk_queries::first_change_since(conn, &crate::store::timestamp(t))? {
@@ -318,12 +308,33 @@ fn services_listing(
     Ok(oruk::page(contents, total, l.page, l.per_page))
 }
 
+/// The loaded postcodes within `metres` of `postcode`'s centroid, the postcode itself included;
+/// `param` names the request parameter a postcode the centroids lack is blamed on.
+pub(super) fn postcodes_near(
+    conn: &Connection,
+    param: &str,
+    postcode: &str,
+    metres: f64,
+) -> Result<Vec<String>, ApiError> {
+    let Some(centre) = places::centroid(conn, postcode)? else {
+        return Err(ApiError::bad_param(
+            param,
+            format!("{postcode} is not in this server's postcode centroids"),
+        ));
+    };
+    let mut within = places::postcodes_within(conn, centre, metres)?;
+    if !within.iter().any(|p| p == postcode) {
+        within.push(postcode.to_string());
+    }
+    Ok(within)
+}
+
 /// Loads the configured postcode centroids into the store unless it holds the file as it is now
 /// (read once, and again whenever the file changes).
-fn ensure_places(st: &AppState) -> Result<(), ApiError> {
+pub(super) fn ensure_places(st: &AppState, param: &str) -> Result<(), ApiError> {
     let Some(path) = st.config().store.postcode_centroids.clone() else {
         return Err(ApiError::bad_param(
-            "postcode",
+            param,
             "postcode search needs postcode centroids, and this server's config sets no store.postcode_centroids",
         ));
     };
@@ -366,7 +377,7 @@ async fn list(
     let st = state.clone();
     let (v, lm) = blocking(move || {
         if l.near.is_some() {
-            ensure_places(&st)?;
+            ensure_places(&st, "postcode")?;
         }
         let conn = st.store.reader()?;
         Ok((

@@ -188,15 +188,22 @@ pub async fn organisations(
                 })?,
         ),
     };
+    let near = near_within(&p, &f)?;
     let st = state.clone();
     let (rows, lm) = blocking(move || {
+        let after = after.as_ref().map(|(k, id)| (k.as_str(), id.as_str()));
+        // `near` + `within`: organisations at postcodes within that distance (ORUK's search).
+        if near.is_some() {
+            super::oruk_routes::ensure_places(&st, "near")?;
+        }
         let conn = st.store.reader()?;
-        let rows = entities::list_organisations(
-            &conn,
-            &f,
-            after.as_ref().map(|(k, id)| (k.as_str(), id.as_str())),
-            limit + 1,
-        )?;
+        let rows = match &near {
+            None => entities::list_organisations(&conn, &f, after, limit + 1)?,
+            Some((postcode, metres)) => {
+                let at = super::oruk_routes::postcodes_near(&conn, "near", postcode, *metres)?;
+                crate::store::oruk_queries::organisations_at(&conn, &f, &at, after, limit + 1)?
+            }
+        };
         Ok((rows, last_modified(&conn)?))
     })
     .await?;
@@ -214,6 +221,36 @@ pub async fn organisations(
         next.as_deref(),
     );
     Ok(cached(&headers, "application/json", body, lm))
+}
+
+/// `near=<postcode>&within=<km>`, both or neither; not with `postcode_area`.
+fn near_within(p: &HashMap<String, String>, f: &Filter) -> Result<Option<(String, f64)>, ApiError> {
+    let (near, within) = match (p.get("near"), p.get("within")) {
+        (None, None) => return Ok(None),
+        (Some(n), Some(w)) => (n, w),
+        (None, Some(_)) => return Err(ApiError::bad_param("within", "needs near=<postcode>")),
+        (Some(_), None) => return Err(ApiError::bad_param("near", "needs within=<km>")),
+    };
+    let postcode = crate::normalise::postcode(near)
+        .ok_or_else(|| ApiError::bad_param("near", format!("{near:?} is not a UK postcode")))?;
+    let km = within
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|k| k.is_finite() && (0.0..=1500.0).contains(k))
+        .ok_or_else(|| {
+            ApiError::bad_param(
+                "within",
+                format!("{within:?} must be kilometres from 0 to 1500"),
+            )
+        })?;
+    if f.postcode_area.is_some() {
+        return Err(ApiError::bad_param(
+            "near",
+            "cannot be combined with postcode_area",
+        ));
+    }
+    Ok(Some((postcode, km * 1000.0)))
 }
 
 async fn one(

@@ -221,3 +221,47 @@ pub fn id_at(conn: &Connection, rowid: i64) -> Result<Option<String>> {
         .query_row(params![rowid], |r| r.get(0))
         .optional()?)
 }
+
+/// A page of live organisations at any of `postcodes` (standard form), in name order after the
+/// `(sort_key, id)` cursor, with the JSON API's other filters: the `near` search of
+/// `/v1/organisations`, read through the organisations' postcode index.
+pub fn organisations_at(
+    conn: &Connection,
+    f: &super::entities::Filter,
+    postcodes: &[String],
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<(String, String, String)>> {
+    let mut sql = String::from(
+        "SELECT sort_key, id, body FROM entities INDEXED BY entities_org_postcode
+         WHERE deleted_at IS NULL AND kind = 'organisations'
+         AND json_extract(body, '$.address.postcode') IN (SELECT value FROM json_each(?))",
+    );
+    let mut args = vec![Value::Text(
+        serde_json::to_string(postcodes).unwrap_or_else(|_| "[]".into()),
+    )];
+    if let Some(q) = &f.q {
+        sql.push_str(" AND instr(search_text, ?) > 0");
+        args.push(Value::Text(q.to_lowercase()));
+    }
+    if let Some(c) = &f.category {
+        sql.push_str(" AND instr(categories, ?) > 0");
+        args.push(Value::Text(format!("|{}|", c.to_lowercase())));
+    }
+    if let Some(p) = &f.partner {
+        sql.push_str(" AND id IN (SELECT entity_id FROM entity_partners WHERE partner_id = ?)");
+        args.push(Value::Text(p.clone()));
+    }
+    if let Some((k, id)) = after {
+        sql.push_str(" AND (sort_key, id) > (?, ?)");
+        args.push(Value::Text(k.to_string()));
+        args.push(Value::Text(id.to_string()));
+    }
+    sql.push_str(" ORDER BY sort_key, id LIMIT ?");
+    args.push(Value::Integer(limit as i64));
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
