@@ -176,6 +176,8 @@ impl crate::store::PartnerEntry for Partner {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// A postcode-centroid CSV (ONS Postcode Directory layout) for postcode and distance search.
+    pub postcode_centroids: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +285,7 @@ struct RawDedupe {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<String>,
+    postcode_centroids: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -495,7 +498,14 @@ fn validate(
     );
     Some(Config {
         path: path.to_path_buf(),
-        store: StoreConfig { path: store_path },
+        store: StoreConfig {
+            path: store_path,
+            postcode_centroids: raw
+                .store
+                .postcode_centroids
+                .as_deref()
+                .map(|p| resolve_file(base, p)),
+        },
         server: server?,
         admin,
         scheduler: scheduler?,

@@ -49,7 +49,10 @@ const PARTNER: &[(&str, Kind)] = &[
 ];
 
 const ROOT: &[(&str, Kind)] = &[
-    ("store", Kind::Table(&[("path", Kind::Str)])),
+    (
+        "store",
+        Kind::Table(&[("path", Kind::Str), ("postcode_centroids", Kind::Str)]),
+    ),
     (
         "server",
         Kind::Table(&[

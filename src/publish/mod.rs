@@ -5,6 +5,7 @@ pub mod embed;
 pub mod export;
 pub mod ical;
 pub mod json;
+pub mod oruk;
 pub mod rpde;
 
 /// Name and description of the merged calendar, wherever it is rendered.

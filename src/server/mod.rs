@@ -6,6 +6,7 @@ pub mod admin_webhooks;
 pub mod cache;
 pub mod embed;
 pub mod metrics_route;
+pub mod oruk_routes;
 pub mod public;
 pub mod status_page;
 
@@ -84,6 +85,22 @@ pub fn router(state: AppState) -> Router {
         .route("/embed/organisations", get(embed::organisations))
         .route("/embed/tributary.js", get(embed::script))
         .route("/v1/events/{id}/calendar.ics", get(embed::event_calendar))
+        // Open Referral UK 3.0 over the merged store.
+        .route("/oruk/", get(oruk_routes::root))
+        .route("/oruk/services", get(oruk_routes::services))
+        .route("/oruk/services/{id}", get(oruk_routes::service))
+        .route(
+            "/oruk/service_at_locations",
+            get(oruk_routes::service_at_locations),
+        )
+        .route(
+            "/oruk/service_at_locations/{id}",
+            get(oruk_routes::service_at_location),
+        )
+        .route("/oruk/taxonomies", get(oruk_routes::taxonomies))
+        .route("/oruk/taxonomies/{id}", get(oruk_routes::taxonomy))
+        .route("/oruk/taxonomy_terms", get(oruk_routes::taxonomy_terms))
+        .route("/oruk/taxonomy_terms/{id}", get(oruk_routes::taxonomy_term))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -128,6 +145,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/embed/organisations"),
     ("get", "/embed/tributary.js"),
     ("get", "/v1/events/{id}/calendar.ics"),
+    ("get", "/oruk/"),
+    ("get", "/oruk/services"),
+    ("get", "/oruk/services/{id}"),
+    ("get", "/oruk/service_at_locations"),
+    ("get", "/oruk/service_at_locations/{id}"),
+    ("get", "/oruk/taxonomies"),
+    ("get", "/oruk/taxonomies/{id}"),
+    ("get", "/oruk/taxonomy_terms"),
+    ("get", "/oruk/taxonomy_terms/{id}"),
     ("post", "/admin/resync"),
     ("get", "/admin/partners"),
     ("get", "/admin/runs"),

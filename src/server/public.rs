@@ -171,6 +171,7 @@ pub async fn organisations(
         None => None,
         Some(c) => Some(entities::OrgCursor::decode(c).ok_or_else(bad_cursor)?),
     };
+    let near = near_within(&p, &f)?;
     // Pages (searches above all) are cached until the store changes, as event pages are.
     let keys = super::cache::key_params(
         &p,
@@ -178,17 +179,50 @@ pub async fn organisations(
             "category",
             "cursor",
             "limit",
+            "near",
             "partner",
             "postcode_area",
             "q",
+            "within",
         ],
     );
     let key = format!("organisations|{keys:?}");
     let st = state.clone();
     let render = move || {
+        let rows = match &near {
+            None => {
+                let conn = st.store.reader()?;
+                entities::list_organisations(&conn, &f, after.as_ref(), limit + 1)?
+            }
+            // `near` + `within`: organisations at postcodes within that distance (ORUK's
+            // search), in name order.
+            Some((postcode, metres)) => {
+                super::oruk_routes::ensure_places(&st, "near")?;
+                let conn = st.store.reader()?;
+                let at = super::oruk_routes::postcodes_near(&conn, "near", postcode, *metres)?;
+                match &after {
+                    Some(entities::OrgCursor::Ranked { .. }) => None,
+                    Some(entities::OrgCursor::Name { sort_key, id }) => {
+                        Some(crate::store::oruk_queries::organisations_at(
+                            &conn,
+                            &f,
+                            &at,
+                            Some((sort_key, id)),
+                            limit + 1,
+                        )?)
+                    }
+                    None => Some(crate::store::oruk_queries::organisations_at(
+                        &conn,
+                        &f,
+                        &at,
+                        None,
+                        limit + 1,
+                    )?),
+                }
+            }
+        }
+        .ok_or_else(bad_cursor)?;
         let conn = st.store.reader()?;
-        let rows = entities::list_organisations(&conn, &f, after.as_ref(), limit + 1)?
-            .ok_or_else(bad_cursor)?;
         let next = (rows.len() > limit).then(|| {
             next_link(
                 &st,
@@ -212,6 +246,36 @@ pub async fn organisations(
         render,
     )
     .await
+}
+
+/// `near=<postcode>&within=<km>`, both or neither; not with `postcode_area`.
+fn near_within(p: &HashMap<String, String>, f: &Filter) -> Result<Option<(String, f64)>, ApiError> {
+    let (near, within) = match (p.get("near"), p.get("within")) {
+        (None, None) => return Ok(None),
+        (Some(n), Some(w)) => (n, w),
+        (None, Some(_)) => return Err(ApiError::bad_param("within", "needs near=<postcode>")),
+        (Some(_), None) => return Err(ApiError::bad_param("near", "needs within=<km>")),
+    };
+    let postcode = crate::normalise::postcode(near)
+        .ok_or_else(|| ApiError::bad_param("near", format!("{near:?} is not a UK postcode")))?;
+    let km = within
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|k| k.is_finite() && (0.0..=1500.0).contains(k))
+        .ok_or_else(|| {
+            ApiError::bad_param(
+                "within",
+                format!("{within:?} must be kilometres from 0 to 1500"),
+            )
+        })?;
+    if f.postcode_area.is_some() {
+        return Err(ApiError::bad_param(
+            "near",
+            "cannot be combined with postcode_area",
+        ));
+    }
+    Ok(Some((postcode, km * 1000.0)))
 }
 
 async fn one(

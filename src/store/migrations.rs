@@ -292,7 +292,25 @@ const STEPS: &[&str] = &[
         created_at      TEXT NOT NULL
     );
     "#,
-    // 16: full-text search (FTS5) over live organisations and all events (withdrawn ones stay
+    // 16: postcode centroids for distance search: the operator's centroid file as loaded (its
+    // fingerprint, so it is read again only when it changes), an R*Tree over the centroids, and
+    // organisations findable by their postcode.
+    r#"
+    CREATE TABLE postcode_centroids (
+        id        INTEGER PRIMARY KEY,
+        postcode  TEXT NOT NULL UNIQUE,
+        lat       REAL NOT NULL,
+        lon       REAL NOT NULL
+    );
+    CREATE VIRTUAL TABLE postcode_rtree USING rtree(id, min_lat, max_lat, min_lon, max_lon);
+    CREATE TABLE postcode_source (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint  TEXT NOT NULL
+    );
+    CREATE INDEX entities_org_postcode ON entities (json_extract(body, '$.address.postcode'))
+        WHERE deleted_at IS NULL AND kind = 'organisations';
+    "#,
+    // 17: full-text search (FTS5) over live organisations and all events (withdrawn ones stay
     // CANCELLED in `q`-filtered calendars a while), replacing substring scans
     // of `search_text`: names, other names, identifiers (bare, unpadded and with their
     // org-id.guide scheme) and places (town or venue, postcode with and without its space).

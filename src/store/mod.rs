@@ -8,12 +8,14 @@ pub mod entities;
 pub mod guard;
 pub mod id_history;
 mod migrations;
+pub mod oruk_queries;
+pub mod places;
 pub mod records;
 pub mod review;
 pub mod rpde_series;
 pub mod runs;
-pub mod webhooks;
 pub mod search_index;
+pub mod webhooks;
 pub mod withdrawal;
 
 use std::path::{Path, PathBuf};
