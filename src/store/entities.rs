@@ -1071,7 +1071,7 @@ mod cursor_tests {
             },
             OrgCursor::Ranked {
                 tier: 1,
-                score: -3.141_592_653_589_793,
+                score: -2.718_281_828_459_045_5,
                 sort_key: "café".into(),
                 id: "org_9".into(),
             },
