@@ -871,6 +871,7 @@ fn export(
     // Read-only: an export never migrates or rewrites the store under a running daemon.
     let store = Store::open_read_only(&config.store.path)?;
     let conn = store.reader()?;
+    let credits = tributary::server::licences::attributions(&config);
     let text = match kind {
         ExportKind::Organisations => {
             let items: Vec<CanonicalOrganisation> =
@@ -880,8 +881,8 @@ fn export(
                     .collect::<Result<_, _>>()
                     .context("a stored organisation is unreadable")?;
             match format {
-                ExportFormat::Json => publish::export::json(&items)?,
-                ExportFormat::Csv => publish::export::organisations_csv(&items)?,
+                ExportFormat::Json => publish::export::json(&items, &credits)?,
+                ExportFormat::Csv => publish::export::organisations_csv(&items, &credits)?,
                 ExportFormat::Ics => {
                     eprintln!("error: --format ics needs --kind events");
                     return Ok(ExitCode::from(2));
@@ -895,31 +896,33 @@ fn export(
                 .collect::<Result<_, _>>()
                 .context("a stored event is unreadable")?;
             match format {
-                ExportFormat::Json => publish::export::json(&items)?,
-                ExportFormat::Csv => publish::export::events_csv(&items)?,
+                ExportFormat::Json => publish::export::json(&items, &credits)?,
+                ExportFormat::Csv => publish::export::events_csv(&items, &credits)?,
                 ExportFormat::Ics => {
                     let (_, at) = entities::last_change(&conn)?;
                     let now = at
                         .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
                         .map(|t| t.with_timezone(&chrono::Utc))
                         .unwrap_or_else(chrono::Utc::now);
-                    let entries: Vec<publish::ical::CalendarEntry> = items
-                        .into_iter()
-                        .map(|event| publish::ical::CalendarEntry {
-                            event,
+                    let opts = publish::ical::CalendarOptions {
+                        name: publish::CALENDAR_NAME,
+                        description: Some(publish::CALENDAR_DESCRIPTION),
+                        now,
+                        uid_domain: publish::UID_DOMAIN,
+                    };
+                    let mut cal = publish::ical::Assembler::new(&opts, 0);
+                    cal.credit(
+                        &tributary::server::licences::attributions_for(&config, RecordKind::Events),
+                        &tributary::server::licences::list_url(&config),
+                    );
+                    for event in &items {
+                        cal.push(&publish::ical::Piece {
+                            fragment: &publish::ical::fragment(event, publish::UID_DOMAIN),
                             sequence: 0,
                             withdrawn: false,
-                        })
-                        .collect();
-                    publish::ical::render(
-                        &entries,
-                        &publish::ical::CalendarOptions {
-                            name: publish::CALENDAR_NAME,
-                            description: Some(publish::CALENDAR_DESCRIPTION),
-                            now,
-                            uid_domain: publish::UID_DOMAIN,
-                        },
-                    )
+                        });
+                    }
+                    cal.finish()
                 }
             }
         }

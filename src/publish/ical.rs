@@ -606,6 +606,27 @@ impl Assembler {
         }
     }
 
+    /// Credits the data in properties calendar apps ignore safely (RFC 5545 3.8.8.2 `X-` names):
+    /// `X-TRIBUTARY-LICENSE` with the calendar's licence (the partners' common one, else the URL of
+    /// the attribution list), then one `X-TRIBUTARY-ATTRIBUTION` per partner behind it.
+    pub fn credit(&mut self, attributions: &crate::licence::Attributions, list_url: &str) {
+        let mut cal = Calendar::empty();
+        let licence = attributions
+            .common()
+            .map(|l| l.url.as_str())
+            .unwrap_or(list_url);
+        cal.append_property(Property::new("X-TRIBUTARY-LICENSE", licence));
+        for a in attributions.all() {
+            cal.append_property(Property::new("X-TRIBUTARY-ATTRIBUTION", text(&a.line())));
+        }
+        let block = refold(&cal.to_string());
+        let props = block
+            .strip_prefix("BEGIN:VCALENDAR\r\n")
+            .and_then(|b| b.strip_suffix("END:VCALENDAR\r\n"))
+            .unwrap_or("");
+        self.header.push_str(props);
+    }
+
     pub fn push(&mut self, p: &Piece) {
         use std::fmt::Write;
         // A part is never grown past the size it was made with (growing would copy it): the

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use crate::licence::{Attribution, Attributions};
 use crate::model::Event;
 
 /// Upper bound on occurrences expanded per series per request; a daily series over a year fits.
@@ -25,6 +26,40 @@ pub fn page<'a>(bodies: impl IntoIterator<Item = &'a str>, next: Option<&str>) -
     }
     out.push('}');
     out
+}
+
+/// A record's provenance as published: each `partners[]` entry gains the partner's `attribution`
+/// (its name) and `licence` (`null` when the partner states none). Applied as records are served,
+/// not stored, so a changed licence shows after a reload without re-syncing anything.
+pub fn with_attributions(body: &str, attributions: &Attributions) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_string();
+    };
+    attribute(&mut v, attributions);
+    serde_json::to_string(&v).unwrap_or_else(|_| body.to_string())
+}
+
+/// [`with_attributions`] on a parsed record.
+pub fn attribute(record: &mut serde_json::Value, attributions: &Attributions) {
+    let Some(refs) = record.get_mut("partners").and_then(|p| p.as_array_mut()) else {
+        return;
+    };
+    for r in refs.iter_mut() {
+        let Some(obj) = r.as_object_mut() else {
+            continue;
+        };
+        let partner = obj.get("partner").and_then(|p| p.as_str()).unwrap_or("");
+        // A partner no longer configured (removed, in its grace period) is credited by id.
+        let (name, licence) = match attributions.get(partner) {
+            Some(Attribution { name, licence, .. }) => (name.clone(), licence.clone()),
+            None => (partner.to_string(), None),
+        };
+        obj.insert("attribution".into(), name.into());
+        obj.insert(
+            "licence".into(),
+            serde_json::to_value(licence).unwrap_or_default(),
+        );
+    }
 }
 
 /// One occurrence of an event: its start and end in the event's local offset, and which of the
@@ -179,6 +214,23 @@ mod tests {
         assert_eq!(v["next"], "http://x/?cursor=1");
         let empty: serde_json::Value = serde_json::from_str(&page([], None)).unwrap();
         assert!(empty["next"].is_null());
+    }
+
+    #[test]
+    fn provenance_carries_each_partners_licence() {
+        let att = Attributions::new(vec![Attribution {
+            partner: "cvs".into(),
+            name: "Cheshire CVS".into(),
+            website: None,
+            licence: crate::licence::Licence::parse("OGL-UK-3.0").ok(),
+        }]);
+        let body = r#"{"id":"org_1","partners":[{"partner":"cvs","record_id":"1"},{"partner":"gone","record_id":"2"}]}"#;
+        let v: serde_json::Value = serde_json::from_str(&with_attributions(body, &att)).unwrap();
+        assert_eq!(v["partners"][0]["licence"]["id"], "OGL-UK-3.0");
+        assert_eq!(v["partners"][0]["attribution"], "Cheshire CVS");
+        assert!(v["partners"][1]["licence"].is_null());
+        assert_eq!(v["partners"][1]["attribution"], "gone");
+        assert_eq!(with_attributions("not json", &att), "not json");
     }
 
     #[test]

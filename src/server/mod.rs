@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod licences;
 pub mod metrics_route;
 pub mod public;
 pub mod status_page;
@@ -70,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(public::healthz))
         .route("/metrics", get(metrics_route::metrics))
         .route("/openapi.json", get(openapi))
+        // Partners' licences and attributions (the change feeds link here when they differ).
+        .route("/v1/licences", get(licences::list))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -109,6 +112,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/v1/licences"),
     ("post", "/admin/resync"),
     ("get", "/admin/partners"),
     ("get", "/admin/runs"),
