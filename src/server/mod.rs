@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod cron_words;
 pub mod licences;
 pub mod metrics_route;
 pub mod public;
