@@ -76,10 +76,10 @@ pub fn export(
                         uid_domain: publish::UID_DOMAIN,
                     };
                     let mut cal = publish::ical::Assembler::new(&opts, 0);
-                    cal.credit(
-                        &tributary::server::licences::attributions_for(&config, RecordKind::Events),
-                        &tributary::server::licences::list_url(&config),
-                    );
+                    cal.credit(&tributary::server::licences::attributions_for(
+                        &config,
+                        RecordKind::Events,
+                    ));
                     for event in &items {
                         cal.push(&publish::ical::Piece {
                             fragment: &publish::ical::fragment(event, publish::UID_DOMAIN),

@@ -17,18 +17,22 @@ pub enum ExportError {
 }
 
 /// The records as the API serves them, each partner in their provenance with its licence and
-/// attribution.
+/// attribution: a JSON array, one record per line.
 pub fn json<T: serde::Serialize>(
     items: &[T],
     attributions: &Attributions,
 ) -> Result<String, ExportError> {
-    let mut v = serde_json::to_value(items)?;
-    if let Some(list) = v.as_array_mut() {
-        for record in list {
-            crate::publish::json::attribute(record, attributions);
-        }
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        out.push_str(if i == 0 { "\n" } else { ",\n" });
+        let body = serde_json::to_string(item)?;
+        out.push_str(&crate::publish::json::with_attributions(
+            &body,
+            attributions,
+        ));
     }
-    Ok(serde_json::to_string_pretty(&v)?)
+    out.push_str("\n]\n");
+    Ok(out)
 }
 
 fn join(v: &[String]) -> String {

@@ -607,15 +607,14 @@ impl Assembler {
     }
 
     /// Credits the data in properties calendar apps ignore safely (RFC 5545 3.8.8.2 `X-` names):
-    /// `X-TRIBUTARY-LICENSE` with the calendar's licence (the partners' common one, else the URL of
-    /// the attribution list), then one `X-TRIBUTARY-ATTRIBUTION` per partner behind it.
-    pub fn credit(&mut self, attributions: &crate::licence::Attributions, list_url: &str) {
+    /// `X-TRIBUTARY-LICENSE` with the licence's URL when every partner behind the calendar shares
+    /// one, then one `X-TRIBUTARY-ATTRIBUTION` per partner with its own licence. With differing
+    /// licences no calendar-wide licence is claimed: the attributions state each one.
+    pub fn credit(&mut self, attributions: &crate::licence::Attributions) {
         let mut cal = Calendar::empty();
-        let licence = attributions
-            .common()
-            .map(|l| l.url.as_str())
-            .unwrap_or(list_url);
-        cal.append_property(Property::new("X-TRIBUTARY-LICENSE", licence));
+        if let Some(l) = attributions.common() {
+            cal.append_property(Property::new("X-TRIBUTARY-LICENSE", l.url.as_str()));
+        }
         for a in attributions.all() {
             cal.append_property(Property::new("X-TRIBUTARY-ATTRIBUTION", text(&a.line())));
         }

@@ -629,7 +629,6 @@ async fn render_calendar(
     // The partners behind this calendar: the one it is filtered to, else every events partner.
     let credits = super::licences::attributions_for(&config, RecordKind::Events)
         .filtered(|a| f.partner.as_ref().is_none_or(|p| *p == a.partner));
-    let list_url = super::licences::list_url(&config);
     let key = format!(
         "ics|{name}|{:?}|{}|{}|{keys:?}|{}",
         f.partner,
@@ -649,7 +648,7 @@ async fn render_calendar(
             uid_domain: publish::UID_DOMAIN,
         };
         let mut cal = publish::ical::Assembler::new(&opts, 0);
-        cal.credit(&credits, &list_url);
+        cal.credit(&credits);
         // Single events in the window stream from the store into the calendar as stored blocks.
         entities::for_each_calendar_event(
             &conn,
