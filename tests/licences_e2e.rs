@@ -216,3 +216,46 @@ fn an_unknown_licence_is_refused_with_its_key() {
     assert!(text.contains("partners[0].licence"), "{text}");
     assert!(text.contains("SPDX"), "{text}");
 }
+
+#[test]
+fn a_removed_partners_records_are_never_covered_by_the_others_licence() {
+    let (a, b) = (fake_site(), fake_site());
+    a.put("/orgs.json", "application/json", ALPHA_ORGS);
+    b.put("/orgs.json", "application/json", BETA_ORGS);
+    b.put("/events.ics", "text/calendar", BETA_ICS);
+    // Both under CC BY: the organisations feed states it.
+    let env = TestEnv::new(&partners(&a, &b, "CC-BY-4.0"));
+    assert!(env.cmd(&["sync"]).status.success());
+    let daemon = env.start();
+    let base = daemon.base.clone();
+    assert_eq!(
+        json(&format!("{base}/v1/feeds/organisations"))["license"],
+        CC_BY
+    );
+    // Beta's block goes: through the grace period its records are still published, credited by
+    // id under no stated licence, and the feed no longer claims CC BY for them.
+    let text = std::fs::read_to_string(env.config()).unwrap();
+    let alpha_only = text
+        .split("[[partners]]\nid = \"beta\"")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(env.config(), alpha_only).unwrap();
+    let pid = daemon.child.id().to_string();
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    daemon.wait_for_log("partner removed from the config", Duration::from_secs(10));
+    let feed = json(&format!("{base}/v1/feeds/organisations"));
+    assert_eq!(feed["license"], format!("{base}/v1/licences"), "{feed}");
+    let orgs = json(&format!("{base}/v1/organisations?limit=500"));
+    let walkers = by_name(&orgs, "Beverley Walking Group");
+    assert_eq!(
+        provenance(walkers),
+        vec![(
+            "beta".to_string(),
+            serde_json::Value::Null,
+            "beta".to_string()
+        )]
+    );
+    assert!(walkers["partners"][0]["licence"].is_null());
+    assert_eq!(daemon.stop(), Some(0));
+}

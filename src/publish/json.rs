@@ -67,6 +67,23 @@ fn attributed(body: &str, attributions: &Attributions) -> Option<String> {
     Some(object(&members))
 }
 
+/// The partner ids in a record's provenance (`partners[].partner`); none for a body that is not
+/// a record.
+pub fn partners_of(body: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Ref {
+        partner: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Record {
+        #[serde(default)]
+        partners: Vec<Ref>,
+    }
+    serde_json::from_str::<Record>(body)
+        .map(|r| r.partners.into_iter().map(|p| p.partner).collect())
+        .unwrap_or_default()
+}
+
 fn raw<T: serde::Serialize>(v: &T) -> Option<Box<RawValue>> {
     serde_json::value::to_raw_value(v).ok()
 }
@@ -285,6 +302,8 @@ mod tests {
         let out = with_attributions(body, &att);
         assert!(out.starts_with(r#"{"id":"org_1","partners":[{"partner":"cvs","record_id":"1","attribution":"Cheshire CVS","licence":{"id":"OGL-UK-3.0""#), "{out}");
         assert_eq!(with_attributions(&out, &att), out);
+        assert_eq!(partners_of(&out), vec!["cvs", "gone"]);
+        assert!(partners_of("[]").is_empty());
     }
 
     #[test]

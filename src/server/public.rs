@@ -577,10 +577,20 @@ async fn change_feed(
             *body = publish::json::with_attributions(body, &credits);
         }
     }
-    let licence = publish::rpde::feed_licence(
-        &super::licences::attributions_for(&config, kind),
-        &super::licences::list_url(&config),
-    );
+    let behind = super::licences::attributions_for(&config, kind);
+    let list = super::licences::list_url(&config);
+    // A record still credited to a partner no longer configured (in its grace period) is under
+    // terms the config does not state: no common licence can be claimed for a page holding one.
+    let all_stated = items.iter().filter_map(|i| i.body.as_deref()).all(|b| {
+        publish::json::partners_of(b)
+            .iter()
+            .all(|p| behind.get(p).is_some())
+    });
+    let licence = if all_stated {
+        publish::rpde::feed_licence(&behind, &list)
+    } else {
+        list
+    };
     let body = publish::rpde::page(kind, &items, next.as_str(), &licence);
     Ok(cached(&headers, "application/json", body, lm))
 }
