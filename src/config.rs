@@ -151,7 +151,8 @@ pub struct Partner {
     pub name: String,
     pub schedule: Schedule,
     pub priority: i64,
-    pub licence: Option<String>,
+    /// The terms the partner's data is published under (`licence`), `None` when not stated.
+    pub licence: Option<crate::licence::Licence>,
     pub website: Option<String>,
     /// Share of a feed's live records one sync may delete before it is held for an admin.
     pub max_delete_share: f64,
@@ -787,6 +788,11 @@ fn validate_partner(
             }
         },
     };
+    let licence = rp.licence.as_deref().and_then(|l| {
+        crate::licence::Licence::parse(l)
+            .map_err(|m| push(problems, &format!("{pk}.licence"), m))
+            .ok()
+    });
     let max_delete_share = match rp.max_delete_share {
         None => DEFAULT_MAX_DELETE_SHARE,
         Some(x) if x > 0.0 && x <= 1.0 => x,
@@ -827,7 +833,7 @@ fn validate_partner(
             name,
             schedule,
             priority: rp.priority.unwrap_or(0),
-            licence: rp.licence,
+            licence,
             website: rp.website,
             max_delete_share,
             delete_guard_days,

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod dedupe;
 pub mod ingest;
+pub mod licence;
 pub mod metrics;
 pub mod model;
 pub mod normalise;

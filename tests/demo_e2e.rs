@@ -301,6 +301,7 @@ for e in events['items'][:5]:
 check('/v1/feeds/organisations', 'RpdePage')
 check('/v1/feeds/events', 'RpdePage')
 check('/healthz', 'Health')
+check('/v1/licences', 'Licences')
 print(json.dumps({'organisations': len(orgs['items']), 'events': len(events['items'])}))
 "#;
 

@@ -88,7 +88,7 @@ fn embeds_list_what_the_api_lists_with_working_links() {
     assert!(page.starts_with("<section"), "a bare fragment: {page}");
     assert!(
         page.contains(
-            "Listed by <a href=\"https://www.cvsce.org.uk\">CVS Cheshire East</a> (OGL-UK-3.0)"
+            "Listed by <a href=\"https://www.cvsce.org.uk\">CVS Cheshire East</a> (<a href=\"https://www.nationalarchives.gov.uk/doc/open-government-licence/version/3/\" rel=\"license\">OGL-UK-3.0</a>)"
         ),
         "{page}"
     );

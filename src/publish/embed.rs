@@ -78,7 +78,8 @@ fn contrast_on_white(r: u8, g: u8, b: u8) -> f64 {
 pub struct Attribution {
     pub name: String,
     pub website: Option<String>,
-    pub licence: Option<String>,
+    /// The licence's short label (an SPDX id) and the page of its text; `None` when not stated.
+    pub licence: Option<(String, String)>,
 }
 
 /// One event as the embed lists it: the occurrence shown (the next in the window for a series).
@@ -257,7 +258,10 @@ fn attribution(partners: &[Attribution]) -> Markup {
                     Some(w) => a href=(w) { (a.name) },
                     None => (a.name),
                 }
-                @if let Some(l) = &a.licence { " (" (l) ")" }
+                @match &a.licence {
+                    Some((label, url)) => { " (" a href=(url) rel="license" { (label) } ")" },
+                    None => " (licence not stated)",
+                }
             }
         }
     }

@@ -3,7 +3,8 @@
 //! for events, an iCalendar file — for object storage, spreadsheets or a CDN. CSV cells that a
 //! spreadsheet would run as a formula are defused as OWASP advises (see [`defuse`]).
 
-use crate::model::{CanonicalEvent, CanonicalOrganisation};
+use crate::licence::Attributions;
+use crate::model::{CanonicalEvent, CanonicalOrganisation, PartnerRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -15,8 +16,23 @@ pub enum ExportError {
     Utf8(#[from] std::string::FromUtf8Error),
 }
 
-pub fn json<T: serde::Serialize>(items: &[T]) -> Result<String, ExportError> {
-    Ok(serde_json::to_string_pretty(items)?)
+/// The records as the API serves them, each partner in their provenance with its licence and
+/// attribution: a JSON array, one record per line.
+pub fn json<T: serde::Serialize>(
+    items: &[T],
+    attributions: &Attributions,
+) -> Result<String, ExportError> {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        out.push_str(if i == 0 { "\n" } else { ",\n" });
+        let body = serde_json::to_string(item)?;
+        out.push_str(&crate::publish::json::with_attributions(
+            &body,
+            attributions,
+        ));
+    }
+    out.push_str("\n]\n");
+    Ok(out)
 }
 
 fn join(v: &[String]) -> String {
@@ -27,9 +43,25 @@ fn opt(v: &Option<String>) -> &str {
     v.as_deref().unwrap_or("")
 }
 
-fn provenance(p: &[crate::model::PartnerRef]) -> String {
+fn provenance(p: &[PartnerRef]) -> String {
     p.iter()
         .map(|p| format!("{}:{}", p.partner, p.record_id))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// `partner:licence` for each partner behind a record (`partner:` when it states none), in the
+/// order of [`provenance`]; the licence is its SPDX id, else its URL.
+fn licences(p: &[PartnerRef], attributions: &Attributions) -> String {
+    p.iter()
+        .map(|p| {
+            let l = attributions
+                .get(&p.partner)
+                .and_then(|a| a.licence.as_ref())
+                .map(|l| l.label().to_string())
+                .unwrap_or_default();
+            format!("{}:{l}", p.partner)
+        })
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -62,7 +94,10 @@ fn finish(w: csv::Writer<Vec<u8>>) -> Result<String, ExportError> {
     Ok(String::from_utf8(bytes)?)
 }
 
-pub fn organisations_csv(items: &[CanonicalOrganisation]) -> Result<String, ExportError> {
+pub fn organisations_csv(
+    items: &[CanonicalOrganisation],
+    attributions: &Attributions,
+) -> Result<String, ExportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "id",
@@ -82,6 +117,7 @@ pub fn organisations_csv(items: &[CanonicalOrganisation]) -> Result<String, Expo
         "categories",
         "partners",
         "updated_at",
+        "licences",
     ])?;
     for o in items {
         let g = &o.organisation;
@@ -105,13 +141,17 @@ pub fn organisations_csv(items: &[CanonicalOrganisation]) -> Result<String, Expo
                 &join(&g.categories),
                 &provenance(&o.partners),
                 &o.updated_at.to_rfc3339(),
+                &licences(&o.partners, attributions),
             ],
         )?;
     }
     finish(w)
 }
 
-pub fn events_csv(items: &[CanonicalEvent]) -> Result<String, ExportError> {
+pub fn events_csv(
+    items: &[CanonicalEvent],
+    attributions: &Attributions,
+) -> Result<String, ExportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "id",
@@ -134,6 +174,7 @@ pub fn events_csv(items: &[CanonicalEvent]) -> Result<String, ExportError> {
         "categories",
         "partners",
         "updated_at",
+        "licences",
     ])?;
     for e in items {
         let v = &e.event;
@@ -166,6 +207,7 @@ pub fn events_csv(items: &[CanonicalEvent]) -> Result<String, ExportError> {
                 &join(&v.categories),
                 &provenance(&e.partners),
                 &e.updated_at.to_rfc3339(),
+                &licences(&e.partners, attributions),
             ],
         )?;
     }
@@ -194,12 +236,19 @@ mod tests {
             field_sources: Default::default(),
             updated_at: chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00+00:00").unwrap(),
         };
-        let text = organisations_csv(&[org]).unwrap();
+        let att = Attributions::new(vec![crate::licence::Attribution {
+            partner: "cvs-cheshire-east".into(),
+            name: "Cheshire East CVS".into(),
+            website: None,
+            licence: crate::licence::Licence::parse("OGL-UK-3.0").ok(),
+        }]);
+        let text = organisations_csv(&[org], &att).unwrap();
         let mut r = csv::Reader::from_reader(text.as_bytes());
         let row = r.records().next().unwrap().unwrap();
         assert_eq!(&row[1], "Age UK Cheshire East, Macclesfield");
         assert_eq!(&row[14], "Older people;Advice");
         assert_eq!(&row[15], "cvs-cheshire-east:m12");
+        assert_eq!(&row[17], "cvs-cheshire-east:OGL-UK-3.0");
     }
 
     #[test]

@@ -606,6 +606,26 @@ impl Assembler {
         }
     }
 
+    /// Credits the data in properties calendar apps ignore safely (RFC 5545 3.8.8.2 `X-` names):
+    /// `X-TRIBUTARY-LICENSE` with the licence's URL when every partner behind the calendar shares
+    /// one, then one `X-TRIBUTARY-ATTRIBUTION` per partner with its own licence. With differing
+    /// licences no calendar-wide licence is claimed: the attributions state each one.
+    pub fn credit(&mut self, attributions: &crate::licence::Attributions) {
+        let mut cal = Calendar::empty();
+        if let Some(l) = attributions.common() {
+            cal.append_property(Property::new("X-TRIBUTARY-LICENSE", l.url.as_str()));
+        }
+        for a in attributions.all() {
+            cal.append_property(Property::new("X-TRIBUTARY-ATTRIBUTION", text(&a.line())));
+        }
+        let block = refold(&cal.to_string());
+        let props = block
+            .strip_prefix("BEGIN:VCALENDAR\r\n")
+            .and_then(|b| b.strip_suffix("END:VCALENDAR\r\n"))
+            .unwrap_or("");
+        self.header.push_str(props);
+    }
+
     pub fn push(&mut self, p: &Piece) {
         use std::fmt::Write;
         // A part is never grown past the size it was made with (growing would copy it): the

@@ -4,6 +4,9 @@
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use serde_json::value::RawValue;
+
+use crate::licence::{Attribution, Attributions};
 use crate::model::Event;
 
 /// Upper bound on occurrences expanded per series per request; a daily series over a year fits.
@@ -25,6 +28,105 @@ pub fn page<'a>(bodies: impl IntoIterator<Item = &'a str>, next: Option<&str>) -
     }
     out.push('}');
     out
+}
+
+/// A record's provenance as published: each `partners[]` entry gains the partner's `attribution`
+/// (its name) and `licence` (`null` when the partner states none). Applied as records are served,
+/// not stored, so a changed licence shows after a reload without re-syncing anything. Every other
+/// member keeps its bytes and its place: only the `partners` array is rewritten.
+pub fn with_attributions(body: &str, attributions: &Attributions) -> String {
+    attributed(body, attributions).unwrap_or_else(|| body.to_string())
+}
+
+fn attributed(body: &str, attributions: &Attributions) -> Option<String> {
+    let Members(mut members) = serde_json::from_str(body).ok()?;
+    for (key, value) in members.iter_mut() {
+        if key != "partners" {
+            continue;
+        }
+        let refs: Vec<Members> = serde_json::from_str(value.get()).ok()?;
+        let mut out = Vec::with_capacity(refs.len());
+        for Members(mut r) in refs {
+            let partner = r
+                .iter()
+                .find(|(k, _)| k == "partner")
+                .and_then(|(_, v)| serde_json::from_str::<String>(v.get()).ok())
+                .unwrap_or_default();
+            // A partner no longer configured (removed, in its grace period) is credited by id.
+            let (name, licence) = match attributions.get(&partner) {
+                Some(Attribution { name, licence, .. }) => (name.clone(), licence.clone()),
+                None => (partner, None),
+            };
+            r.retain(|(k, _)| k != "attribution" && k != "licence");
+            r.push(("attribution".into(), raw(&name)?));
+            r.push(("licence".into(), raw(&licence)?));
+            out.push(object(&r));
+        }
+        *value = RawValue::from_string(format!("[{}]", out.join(","))).ok()?;
+    }
+    Some(object(&members))
+}
+
+/// The partner ids in a record's provenance (`partners[].partner`); none for a body that is not
+/// a record.
+pub fn partners_of(body: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Ref {
+        partner: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Record {
+        #[serde(default)]
+        partners: Vec<Ref>,
+    }
+    serde_json::from_str::<Record>(body)
+        .map(|r| r.partners.into_iter().map(|p| p.partner).collect())
+        .unwrap_or_default()
+}
+
+fn raw<T: serde::Serialize>(v: &T) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(v).ok()
+}
+
+/// `{"k":v,…}` from members in order.
+fn object(members: &[(String, Box<RawValue>)]) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(k.clone()).to_string());
+        out.push(':');
+        out.push_str(v.get());
+    }
+    out.push('}');
+    out
+}
+
+/// A JSON object's members in the order written, each value's text kept as it is.
+struct Members(Vec<(String, Box<RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Members, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// One occurrence of an event: its start and end in the event's local offset, and which of the
@@ -179,6 +281,29 @@ mod tests {
         assert_eq!(v["next"], "http://x/?cursor=1");
         let empty: serde_json::Value = serde_json::from_str(&page([], None)).unwrap();
         assert!(empty["next"].is_null());
+    }
+
+    #[test]
+    fn provenance_carries_each_partners_licence() {
+        let att = Attributions::new(vec![Attribution {
+            partner: "cvs".into(),
+            name: "Cheshire CVS".into(),
+            website: None,
+            licence: crate::licence::Licence::parse("OGL-UK-3.0").ok(),
+        }]);
+        let body = r#"{"id":"org_1","partners":[{"partner":"cvs","record_id":"1"},{"partner":"gone","record_id":"2"}]}"#;
+        let v: serde_json::Value = serde_json::from_str(&with_attributions(body, &att)).unwrap();
+        assert_eq!(v["partners"][0]["licence"]["id"], "OGL-UK-3.0");
+        assert_eq!(v["partners"][0]["attribution"], "Cheshire CVS");
+        assert!(v["partners"][1]["licence"].is_null());
+        assert_eq!(v["partners"][1]["attribution"], "gone");
+        assert_eq!(with_attributions("not json", &att), "not json");
+        // Members keep their order and text; applying twice changes nothing more.
+        let out = with_attributions(body, &att);
+        assert!(out.starts_with(r#"{"id":"org_1","partners":[{"partner":"cvs","record_id":"1","attribution":"Cheshire CVS","licence":{"id":"OGL-UK-3.0""#), "{out}");
+        assert_eq!(with_attributions(&out, &att), out);
+        assert_eq!(partners_of(&out), vec!["cvs", "gone"]);
+        assert!(partners_of("[]").is_empty());
     }
 
     #[test]

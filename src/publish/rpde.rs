@@ -2,6 +2,7 @@
 //! canonical entity appears at its latest change number, live ones with their data and deleted or
 //! merged ones as `state: deleted` tombstones, so a follower mirrors the merged directory exactly.
 
+use crate::licence::Attributions;
 use crate::model::RecordKind;
 use crate::store::entities::FeedItem;
 
@@ -10,6 +11,16 @@ pub fn rpde_kind(kind: RecordKind) -> &'static str {
     match kind {
         RecordKind::Organisations => "Organization",
         RecordKind::Events => "Event",
+    }
+}
+
+/// The feed-level `license` (a URL, as RPDE asks): the licence every partner behind the feed
+/// shares, else `attribution_list`, the page listing each partner's own licence. Claiming one
+/// licence for data under several would misstate the terms.
+pub fn feed_licence(partners: &Attributions, attribution_list: &str) -> String {
+    match partners.common() {
+        Some(l) => l.url.clone(),
+        None => attribution_list.to_string(),
     }
 }
 
@@ -62,6 +73,25 @@ fn push_item(out: &mut String, kind: RecordKind, item: &FeedItem) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feed_licence_is_the_common_one_or_the_list() {
+        use crate::licence::{Attribution, Licence};
+        let att = |p: &str, l: &str| Attribution {
+            partner: p.into(),
+            name: p.into(),
+            website: None,
+            licence: Licence::parse(l).ok(),
+        };
+        let list = "http://x/v1/licences";
+        let same = Attributions::new(vec![att("a", "CC0-1.0"), att("b", "CC0-1.0")]);
+        assert_eq!(
+            feed_licence(&same, list),
+            "https://creativecommons.org/publicdomain/zero/1.0/"
+        );
+        let mixed = Attributions::new(vec![att("a", "CC0-1.0"), att("b", "OGL-UK-3.0")]);
+        assert_eq!(feed_licence(&mixed, list), list);
+    }
 
     #[test]
     fn live_items_carry_data_and_tombstones_do_not() {

@@ -123,7 +123,10 @@ fn attributions(state: &AppState, ids: impl Iterator<Item = String>) -> Vec<Attr
             Some(p) => Attribution {
                 name: p.name.clone(),
                 website: p.website.clone(),
-                licence: p.licence.clone(),
+                licence: p
+                    .licence
+                    .as_ref()
+                    .map(|l| (l.label().to_string(), l.url.clone())),
             },
             None => Attribution {
                 name: id,

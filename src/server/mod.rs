@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod admin_webhooks;
 pub mod cache;
+pub mod cron_words;
 pub mod embed;
+pub mod licences;
 pub mod metrics_route;
 pub mod oruk_routes;
 pub mod public;
@@ -101,6 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/oruk/taxonomies/{id}", get(oruk_routes::taxonomy))
         .route("/oruk/taxonomy_terms", get(oruk_routes::taxonomy_terms))
         .route("/oruk/taxonomy_terms/{id}", get(oruk_routes::taxonomy_term))
+        // Partners' licences and attributions (the change feeds link here when they differ).
+        .route("/v1/licences", get(licences::list))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -154,6 +158,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/oruk/taxonomies/{id}"),
     ("get", "/oruk/taxonomy_terms"),
     ("get", "/oruk/taxonomy_terms/{id}"),
+    ("get", "/v1/licences"),
     ("post", "/admin/resync"),
     ("get", "/admin/partners"),
     ("get", "/admin/runs"),

@@ -186,7 +186,9 @@ pub async fn organisations(
             "within",
         ],
     );
-    let key = format!("organisations|{keys:?}");
+    let credits = super::licences::attributions(&state.config());
+    // Licences are applied as pages render: a reloaded licence must not be served from the cache.
+    let key = format!("organisations|{keys:?}|{}", credits.fingerprint());
     let st = state.clone();
     let render = move || {
         let rows = match &near {
@@ -231,10 +233,12 @@ pub async fn organisations(
                 &rows[limit - 1].cursor.encode(),
             )
         });
-        let body = publish::json::page(
-            rows.iter().take(limit).map(|r| r.body.as_str()),
-            next.as_deref(),
-        );
+        let bodies: Vec<String> = rows
+            .iter()
+            .take(limit)
+            .map(|r| publish::json::with_attributions(&r.body, &credits))
+            .collect();
+        let body = publish::json::page(bodies.iter().map(String::as_str), next.as_deref());
         Ok((vec![body], last_modified(&conn)?))
     };
     from_cache(
@@ -296,7 +300,11 @@ async fn one(
         RecordKind::Events => "/v1/events/",
     };
     match found {
-        Lookup::Found(body) => Ok(cached(&headers, "application/json", body, lm)),
+        Lookup::Found(body) => {
+            let credits = super::licences::attributions(&state.config());
+            let body = publish::json::with_attributions(&body, &credits);
+            Ok(cached(&headers, "application/json", body, lm))
+        }
         // 301 as designed (not 308): clients may re-issue any method as GET, which is all we serve.
         Lookup::MergedInto(survivor) => Ok((
             StatusCode::MOVED_PERMANENTLY,
@@ -398,7 +406,14 @@ pub async fn events(
             "q",
         ],
     );
-    let key = format!("events|{}|{}|{keys:?}", from.timestamp(), to.timestamp());
+    let credits = super::licences::attributions(&state.config());
+    // Licences are applied as pages render: a reloaded licence must not be served from the cache.
+    let key = format!(
+        "events|{}|{}|{keys:?}|{}",
+        from.timestamp(),
+        to.timestamp(),
+        credits.fingerprint()
+    );
     let st = state.clone();
     let render = move || {
         let conn = st.store.reader()?;
@@ -485,7 +500,7 @@ pub async fn events(
                 items.push(Item {
                     start: c.start,
                     id: c.id,
-                    body,
+                    body: publish::json::with_attributions(&body, &credits),
                 });
             }
         }
@@ -587,9 +602,6 @@ async fn serve_entry(
     Ok(resp)
 }
 
-/// Licence stated on the change feeds: partners' own licences are listed per partner in README.
-pub const FEED_LICENCE: &str = "https://creativecommons.org/licenses/by/4.0/";
-
 async fn change_feed(
     state: AppState,
     headers: HeaderMap,
@@ -604,7 +616,7 @@ async fn change_feed(
         })?,
     };
     let st = state.clone();
-    let (items, lm) = blocking(move || {
+    let (mut items, lm) = blocking(move || {
         let conn = st.store.reader()?;
         Ok((
             entities::changed_since(&conn, kind, after, limit)?,
@@ -621,7 +633,28 @@ async fn change_feed(
         next.query_pairs_mut()
             .append_pair("limit", &limit.to_string());
     }
-    let body = publish::rpde::page(kind, &items, next.as_str(), FEED_LICENCE);
+    let config = state.config();
+    let credits = super::licences::attributions(&config);
+    for item in &mut items {
+        if let Some(body) = item.body.as_mut() {
+            *body = publish::json::with_attributions(body, &credits);
+        }
+    }
+    let behind = super::licences::attributions_for(&config, kind);
+    let list = super::licences::list_url(&config);
+    // A record still credited to a partner no longer configured (in its grace period) is under
+    // terms the config does not state: no common licence can be claimed for a page holding one.
+    let all_stated = items.iter().filter_map(|i| i.body.as_deref()).all(|b| {
+        publish::json::partners_of(b)
+            .iter()
+            .all(|p| behind.get(p).is_some())
+    });
+    let licence = if all_stated {
+        publish::rpde::feed_licence(&behind, &list)
+    } else {
+        list
+    };
+    let body = publish::rpde::page(kind, &items, next.as_str(), &licence);
     Ok(cached(&headers, "application/json", body, lm))
 }
 
@@ -665,11 +698,16 @@ async fn render_calendar(
     };
     let to = if p.contains_key("to") { to } else { day(to) };
     let keys = super::cache::key_params(&p, &["category", "partner", "postcode_area", "q"]);
+    let config = state.config();
+    // The partners behind this calendar: the one it is filtered to, else every events partner.
+    let credits = super::licences::attributions_for(&config, RecordKind::Events)
+        .filtered(|a| f.partner.as_ref().is_none_or(|p| *p == a.partner));
     let key = format!(
-        "ics|{name}|{:?}|{}|{}|{keys:?}",
+        "ics|{name}|{:?}|{}|{}|{keys:?}|{}",
         f.partner,
         from.timestamp(),
-        to.timestamp()
+        to.timestamp(),
+        credits.fingerprint()
     );
     let st = state.clone();
     let render = move || {
@@ -683,6 +721,7 @@ async fn render_calendar(
             uid_domain: publish::UID_DOMAIN,
         };
         let mut cal = publish::ical::Assembler::new(&opts, 0);
+        cal.credit(&credits);
         // Single events in the window stream from the store into the calendar as stored blocks.
         entities::for_each_calendar_event(
             &conn,

@@ -248,3 +248,20 @@ pub fn failures(conn: &Connection, partner: &str) -> Result<(Option<Run>, usize)
     )?;
     Ok((last, streak.max(0) as usize))
 }
+
+/// A run's commonest rejection reasons with how many records each turned away, most frequent
+/// first, at most `limit` of them (the status page's summary; the admin API lists every one).
+pub fn rejection_reasons(
+    conn: &Connection,
+    run_id: i64,
+    limit: usize,
+) -> Result<Vec<(String, usize)>> {
+    let mut st = conn.prepare(
+        "SELECT reason, COUNT(*) FROM rejections WHERE run_id = ?1
+         GROUP BY reason ORDER BY COUNT(*) DESC, MIN(rowid) LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![run_id, limit as i64], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as usize))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
