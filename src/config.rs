@@ -240,6 +240,21 @@ pub const DEFAULT_REMOVED_PARTNER_GRACE_DAYS: i64 =
     crate::store::withdrawal::DEFAULT_GRACE_DAYS as i64;
 
 impl Config {
+    /// Every configured partner's attribution: who published records are credited to.
+    pub fn attributions(&self) -> crate::licence::Attributions {
+        crate::licence::Attributions::new(
+            self.partners
+                .iter()
+                .map(|p| crate::licence::Attribution {
+                    partner: p.id.as_str().to_string(),
+                    name: p.name.clone(),
+                    website: p.website.clone(),
+                    licence: p.licence.clone(),
+                })
+                .collect(),
+        )
+    }
+
     pub fn partner(&self, id: &str) -> Option<&Partner> {
         self.partners.iter().find(|p| p.id.as_str() == id)
     }

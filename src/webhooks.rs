@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, SecretSource, StartAt};
+use crate::licence::Attributions;
 use crate::metrics::Metrics;
 use crate::model::RecordKind;
 use crate::publish;
@@ -25,14 +26,26 @@ use crate::store::{Store, StoreError};
 /// Changes read from the log at a time for one subscriber.
 const BATCH: usize = 100;
 
-/// The JSON body of one delivery.
-pub fn payload(subscriber: &str, kind: RecordKind, item: &FeedItem) -> String {
+/// The JSON body of one delivery: the change as the RPDE feed publishes it, partners credited.
+pub fn payload(
+    subscriber: &str,
+    kind: RecordKind,
+    item: &FeedItem,
+    credits: &Attributions,
+) -> String {
+    let credited = FeedItem {
+        body: item
+            .body
+            .as_deref()
+            .map(|b| publish::json::with_attributions(b, credits)),
+        ..item.clone()
+    };
     format!(
         "{{\"subscriber\":{},\"change_number\":{},\"kind\":\"{}\",\"item\":{}}}",
         serde_json::Value::String(subscriber.to_string()),
         item.change_number,
         kind.as_str(),
-        publish::rpde::item(kind, item)
+        publish::rpde::item(kind, &credited)
     )
 }
 
@@ -305,7 +318,7 @@ async fn attempt(
     let url = url::Url::parse(&sub.url).map_err(|e| format!("{:?} is not a URL: {e}", sub.url))?;
     target::check_url(&url, config.webhooks.allow_private_targets)?;
     let secret = secret_of(sub, config)?;
-    let body = payload(&sub.id, kind, item);
+    let body = payload(&sub.id, kind, item, &config.attributions());
     let now = chrono::Utc::now().timestamp();
     let response = client
         .post(url)
@@ -362,8 +375,13 @@ mod tests {
             body: Some(r#"{"id":"org_a","name":"A"}"#.into()),
             updated_at: "2027-01-01T00:00:00Z".into(),
         };
-        let v: serde_json::Value =
-            serde_json::from_str(&payload("sp", RecordKind::Organisations, &item)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&payload(
+            "sp",
+            RecordKind::Organisations,
+            &item,
+            &Attributions::new(Vec::new()),
+        ))
+        .unwrap();
         assert_eq!(v["change_number"], 7);
         assert_eq!(v["subscriber"], "sp");
         assert_eq!(v["item"]["state"], "updated");

@@ -8,23 +8,12 @@ use axum::response::Response;
 
 use super::{cached, AppState};
 use crate::config::Config;
-use crate::licence::{Attribution, Attributions};
+use crate::licence::Attributions;
 use crate::model::RecordKind;
 
 /// Every configured partner's attribution.
 pub fn attributions(config: &Config) -> Attributions {
-    Attributions::new(
-        config
-            .partners
-            .iter()
-            .map(|p| Attribution {
-                partner: p.id.as_str().to_string(),
-                name: p.name.clone(),
-                website: p.website.clone(),
-                licence: p.licence.clone(),
-            })
-            .collect(),
-    )
+    config.attributions()
 }
 
 /// The partners whose feeds can contribute records of `kind`: the ones behind that change feed.
