@@ -386,6 +386,19 @@ async fn decide(
     kind: RecordKind,
     links: Vec<(i64, i64, bool)>,
 ) -> Result<Response, ApiError> {
+    let stats = apply_decisions(state, kind, links).await?;
+    Ok(Json(serde_json::json!({
+        "applied": {"created": stats.created, "updated": stats.updated, "merged": stats.merged, "deleted": stats.deleted}
+    }))
+    .into_response())
+}
+
+/// What [`decide`] applies, shared with the admin console's review page.
+pub(crate) async fn apply_decisions(
+    state: &AppState,
+    kind: RecordKind,
+    links: Vec<(i64, i64, bool)>,
+) -> Result<crate::store::entities::ApplyStats, ApiError> {
     let st = state.clone();
     let stats = blocking(move || {
         let settings = st.config().dedupe;
@@ -403,10 +416,7 @@ async fn decide(
     })
     .await?;
     tracing::info!(kind = kind.as_str(), decisions = ?stats, "admin match decision applied");
-    Ok(Json(serde_json::json!({
-        "applied": {"created": stats.created, "updated": stats.updated, "merged": stats.merged, "deleted": stats.deleted}
-    }))
-    .into_response())
+    Ok(stats)
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -2,6 +2,7 @@
 //! public response goes through (strong ETag from the body, Last-Modified from the change log, 304s).
 
 pub mod admin;
+pub mod admin_console;
 pub mod cache;
 pub mod metrics_route;
 pub mod public;
@@ -56,6 +57,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             admin::require_token,
         ));
+    // The admin console's pages, added after the bearer-token layer: they sign in by session.
+    let admin = admin.merge(admin_console::router());
     Router::new()
         .nest("/admin", admin)
         .route("/", get(status_page::page))
