@@ -59,8 +59,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0 auto;max-wid
 header{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;align-items:center;border-bottom:2px solid #1b1b1b;padding:.6rem 0;margin-bottom:1rem}\
 header nav a{margin-right:1rem}header form{margin-left:auto}\
 a{color:#0b4dab}a:focus,button:focus,input:focus,select:focus{outline:3px solid #f0b400;outline-offset:2px}\
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ccc;vertical-align:top;overflow-wrap:anywhere}\
-button{font:inherit;padding:.45rem 1rem;border:2px solid #1b1b1b;background:#fff;cursor:pointer;border-radius:.25rem}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ccc;vertical-align:top;overflow-wrap:break-word}th{white-space:nowrap}\
+input,select{font:inherit;padding:.3rem}button{font:inherit;padding:.45rem 1rem;border:2px solid #1b1b1b;background:#fff;cursor:pointer;border-radius:.25rem}\
 button.primary{background:#0b4dab;color:#fff;border-color:#0b4dab}\
 .error,.failed,.held,.interrupted{color:#a4000f;font-weight:600}.ok{color:#0a6b2d}\
 .agree{background:#e8f5ec}.differ{background:#fdecee}.mark{white-space:nowrap;font-weight:600}\
