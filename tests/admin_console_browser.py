@@ -1,6 +1,7 @@
 """Drives the admin console in headless Chromium through chromedriver (Selenium), one browser
 session: sign in, settle the queued pair with a keyboard shortcut, resync a partner and watch it
-finish, search a run's rejections, sign out. Screenshots of each page at 1280 and 390 wide.
+finish, search a run's rejections, split a record off the merged entity, sign out. Screenshots of
+each page at 1280 and 390 wide.
 
 argv: base URL, admin token, chromedriver path, chromium path, screenshot dir, partner id.
 Exits non-zero (with the reason) when the console does not behave.
@@ -63,6 +64,10 @@ try:
     assert "1 open pair" in text("#open-count"), text("#open-count")
     shoot("review")
 
+    # Each side's entity page is linked; after Same the first one answers (or redirects) as the
+    # merged entity.
+    entity_url = driver.find_element(By.CSS_SELECTOR, "#clusters a").get_attribute("href")
+
     # "s" is the Same shortcut: the decision applies and the (now empty) queue loads.
     driver.find_element(By.TAG_NAME, "body").send_keys("s")
     wait.until(EC.presence_of_element_located((By.ID, "settled")))
@@ -106,6 +111,26 @@ try:
     box.send_keys(Keys.ENTER)
     wait.until(EC.text_to_be_present_in_element((By.ID, "matched"), "1 of"))
     shoot("run")
+
+    # The merged entity: its fields with their partners, both records, its history; split one
+    # record off through the confirmation page.
+    driver.get(entity_url)
+    wait.until(EC.presence_of_element_located((By.ID, "members")))
+    members = driver.find_elements(By.CSS_SELECTOR, "#members tbody tr")
+    assert len(members) == 2, text("#members")
+    merged = text("#merged")
+    assert "Hull Community Shop" in merged and ("alpha" in merged or "beta" in merged), merged
+    assert text("#history").strip(), "change history listed"
+    shoot("entity")
+    driver.find_element(By.CSS_SELECTOR, "#members a[aria-label*='beta']").click()
+    wait.until(EC.presence_of_element_located((By.ID, "confirm-split")))
+    assert "b1" in driver.find_element(By.TAG_NAME, "main").text
+    shoot("split")
+    driver.find_element(By.ID, "confirm-split").click()
+    wait.until(EC.presence_of_element_located((By.ID, "done")))
+    assert "Split beta record b1 off" in text("#done"), text("#done")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#members tbody tr")
+    assert len(rows) == 1 and "alpha" in rows[0].text, text("#members")
 
     # Sign out: the session ends and the console asks to sign in again.
     driver.find_element(By.ID, "sign-out").click()

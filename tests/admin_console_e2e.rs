@@ -1,6 +1,7 @@
 //! The admin console through the real binary and two partner sites on 127.0.0.1: a browser
 //! (headless Chromium via chromedriver and Selenium) signs in, settles the queued pair, resyncs a
-//! partner and watches it finish; plain HTTP requests show the session and CSRF rules refusing.
+//! partner and watches it finish, splits a record off the merged entity; plain HTTP requests show
+//! the session and CSRF rules refusing.
 
 mod common;
 
@@ -216,6 +217,15 @@ fn admin_console_in_a_browser_and_its_refusals() {
     let resync = format!("{base}/admin/console/partners/alpha/resync");
     let (status, _, _) = send("POST", &resync, Some(&session), "csrf=bad&mode=now", &[]);
     assert_eq!(status, 403);
+    let split = format!("{base}/admin/console/entities/org_x/split");
+    let (status, _, _) = send(
+        "POST",
+        &split,
+        Some(&session),
+        "csrf=bad&partner=beta&record=b1",
+        &[],
+    );
+    assert_eq!(status, 403, "a split with a wrong CSRF token");
     assert_eq!(open_review(&base).len(), 1, "nothing refused was applied");
 
     // The session cookie is no bearer token, and the bearer API keeps working.
@@ -264,8 +274,10 @@ fn admin_console_in_a_browser_and_its_refusals() {
             stderr(&out),
             daemon.log()
         );
-        // What the browser did is in the store: the pair is settled and the admin's run finished.
-        assert!(open_review(&base).is_empty(), "the pair was settled");
+        // What the browser did is in the store.
+        // The browser saw the pair settled (no open pairs, one entity of both records); the split
+        // undid that admin decision, so the engine's uncertain pair is open again.
+        assert_eq!(open_review(&base).len(), 1, "the split reopened the pair");
         let orgs = json(&format!("{base}/v1/organisations?limit=50"));
         let shop: Vec<&serde_json::Value> = orgs["items"]
             .as_array()
@@ -273,8 +285,11 @@ fn admin_console_in_a_browser_and_its_refusals() {
             .iter()
             .filter(|o| o["name"] == "Hull Community Shop")
             .collect();
-        assert_eq!(shop.len(), 1, "settled as the same: one organisation");
-        assert_eq!(shop[0]["partners"].as_array().unwrap().len(), 2);
+        // Settled as the same (the browser saw both records in one entity), then split apart.
+        assert_eq!(shop.len(), 2, "split again: two organisations");
+        for o in &shop {
+            assert_eq!(o["partners"].as_array().unwrap().len(), 1, "{o}");
+        }
         let conn = db(&env);
         let admin_ok: i64 = conn
             .query_row(
@@ -284,7 +299,9 @@ fn admin_console_in_a_browser_and_its_refusals() {
             )
             .unwrap();
         assert!(admin_ok >= 1, "the browser's resync finished");
-        for page in ["sign-in", "review", "partners", "partner", "run"] {
+        for page in [
+            "sign-in", "review", "partners", "partner", "run", "entity", "split",
+        ] {
             for width in ["desktop", "phone"] {
                 let p = std::path::Path::new(&dir).join(format!("{page}-{width}.png"));
                 assert!(p.exists(), "{} was taken", p.display());

@@ -99,3 +99,75 @@ pub fn held_since_applied(conn: &Connection, partner: &str) -> Result<Vec<super:
         .filter(|r| r.result == "held")
         .collect())
 }
+
+/// One line of an entity's change history.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub number: i64,
+    pub action: String,
+    pub merged_into: Option<String>,
+    pub at: String,
+}
+
+/// An entity's latest `limit` changes, newest first. The change log has no index by entity, so
+/// this reads it whole: fine for an admin looking at one entity, not for anything run in bulk.
+pub fn entity_changes(conn: &Connection, entity_id: &str, limit: usize) -> Result<Vec<Change>> {
+    let mut st = conn.prepare(
+        "SELECT change_number, action, merged_into, at FROM changes
+         WHERE entity_id = ?1 ORDER BY change_number DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![entity_id, limit as i64], |r| {
+        Ok(Change {
+            number: r.get(0)?,
+            action: r.get(1)?,
+            merged_into: r.get(2)?,
+            at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The entity an id answers to now: itself when live, the end of its merge chain when merged
+/// away (at most `hops` steps, so a cycle cannot loop), `None` when unknown or withdrawn.
+pub fn live_id(conn: &Connection, id: &str, hops: usize) -> Result<Option<String>> {
+    let mut id = id.to_string();
+    for _ in 0..hops {
+        let row: Option<(Option<String>, Option<String>)> = conn
+            .query_row(
+                "SELECT deleted_at, merged_into FROM entities WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        match row {
+            None => return Ok(None),
+            Some((_, Some(next))) => id = next,
+            Some((None, None)) => return Ok(Some(id)),
+            Some((Some(_), None)) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Partner records of an entity at most shown on its page.
+pub const MAX_MEMBERS: usize = 200;
+
+/// An entity's live partner records (row, partner, record id, payload), at most [`MAX_MEMBERS`].
+pub fn member_records(
+    conn: &Connection,
+    entity_id: &str,
+) -> Result<Vec<(i64, String, String, String)>> {
+    let mut st = conn.prepare(
+        "SELECT r.id, r.partner_id, r.source_id, r.payload FROM record_entities e
+         JOIN source_records r ON r.id = e.row_id
+         WHERE e.entity_id = ?1 AND r.deleted_at IS NULL ORDER BY r.id LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![entity_id, MAX_MEMBERS as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -2,6 +2,7 @@
 //! people who settle duplicates and chase failing partners, on the same store and runner as the
 //! bearer-token admin API. Signed in by session cookie; every form that changes anything is CSRF-checked.
 
+pub mod entities;
 pub mod partners;
 pub mod review;
 pub mod runs;
@@ -44,6 +45,15 @@ pub fn router() -> Router<AppState> {
         .route("/console/partners/{id}/progress", get(partners::progress))
         .route("/console/partners/{id}/resync", post(partners::resync))
         .route("/console/runs/{id}", get(runs::detail))
+        .route("/console/entities/{id}", get(entities::detail))
+        .route(
+            "/console/entities/{id}/split",
+            get(entities::split_confirm).post(entities::split),
+        )
+        .route(
+            "/console/entities/{id}/merge",
+            get(entities::merge_confirm).post(entities::merge),
+        )
         .layer(axum::Extension(Arc::new(Console::default())))
 }
 

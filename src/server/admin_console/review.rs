@@ -212,7 +212,7 @@ fn pair(csrf: &str, filters: &Filters, at: Option<&str>, item: &ReviewItem) -> M
                 }
             }
             h3 { "Their clusters (what Same would join)" }
-            div.pair {
+            div.pair #clusters {
                 (cluster("A", &item.a, &item.cluster_a))
                 (cluster("B", &item.b, &item.cluster_b))
             }
@@ -247,7 +247,7 @@ fn cluster(label: &str, side: &ReviewRecord, c: &review::ClusterView) -> Markup 
             h4 {
                 (label) " is in "
                 @match &side.entity_id {
-                    Some(id) => { code { (id) } }
+                    Some(id) => { a href={ (BASE) "/entities/" (enc(id)) } { code { (id) } } }
                     None => { "no entity yet" }
                 }
                 ": " (c.size) " partner "
@@ -263,7 +263,7 @@ fn cluster(label: &str, side: &ReviewRecord, c: &review::ClusterView) -> Markup 
     }
 }
 
-fn name_of(record: &serde_json::Value) -> String {
+pub(super) fn name_of(record: &serde_json::Value) -> String {
     ["name", "title", "summary"]
         .iter()
         .find_map(|k| record.get(k).and_then(|v| v.as_str()))
@@ -276,7 +276,12 @@ const MAX_FIELDS: usize = 200;
 const MAX_VALUE: usize = 600;
 
 /// Every scalar of a record as `dotted.path → text`.
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>, depth: usize) {
+pub(super) fn flatten(
+    prefix: &str,
+    v: &serde_json::Value,
+    out: &mut BTreeMap<String, String>,
+    depth: usize,
+) {
     if out.len() >= MAX_FIELDS || depth > 8 {
         return;
     }
