@@ -309,6 +309,59 @@ fn admin_console_in_a_browser_and_its_refusals() {
         }
     }
 
+    // Merge-with from the entity page, as a browser without JavaScript sends it: the two shops
+    // (apart again after the browser's split, or never joined without a browser) become one.
+    let shops = |base: &str| -> Vec<String> {
+        json(&format!("{base}/v1/organisations?limit=50"))["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["name"] == "Hull Community Shop")
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ids = shops(&base);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let (session, _, csrf) = sign_in(&base, &[]);
+    let entity = format!("{base}/admin/console/entities/{}", ids[0]);
+    let (status, _, confirm) = send(
+        "GET",
+        &format!("{entity}/merge?with={}", ids[1]),
+        Some(&session),
+        "",
+        &[],
+    );
+    assert_eq!(status, 200, "{confirm}");
+    assert!(confirm.contains("confirm-merge") && confirm.contains(&ids[1]));
+    let merge = format!("{entity}/merge");
+    let form = format!("with={}", ids[1]);
+    let (status, _, _) = send(
+        "POST",
+        &merge,
+        Some(&session),
+        &format!("csrf=bad&{form}"),
+        &[],
+    );
+    assert_eq!(status, 403, "a merge with a wrong CSRF token");
+    assert_eq!(shops(&base).len(), 2, "the refused merge changed nothing");
+    let (status, h, body) = send(
+        "POST",
+        &merge,
+        Some(&session),
+        &format!("csrf={csrf}&{form}"),
+        &[],
+    );
+    assert_eq!(status, 303, "{body}");
+    let to = h["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/admin/console/entities/org_"), "{to}");
+    let after = shops(&base);
+    assert_eq!(after.len(), 1, "merged: {after:?}");
+    assert!(to.contains(&after[0]), "{to} is the survivor {}", after[0]);
+    let (status, _, page) = send("GET", &format!("{base}{to}"), Some(&session), "", &[]);
+    assert_eq!(status, 200);
+    assert!(page.contains("Merged; both now answer as"), "{page}");
+    assert_eq!(page.matches("Split off…").count(), 2, "both records listed");
+
     // Failed sign-ins: refused, then rate limited for this client (last: it locks the address out).
     let sign = format!("{base}/admin/console/sign-in");
     let mut statuses = Vec::new();
