@@ -379,3 +379,36 @@ fn admin_console_in_a_browser_and_its_refusals() {
     );
     daemon.stop();
 }
+
+/// `admin.session_hours` sets the cookie's lifetime; outside 1–168 hours check-config says so.
+#[test]
+fn session_lifetime_is_configured() {
+    let site = fake_site();
+    site.put("/orgs.json", "application/json", BETA);
+    let env = TestEnv::new(&format!(
+        "[admin]\nsession_hours = 2\n\n{}",
+        partner("beta", &site)
+    ));
+    let daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
+    let (_, cookie, _) = sign_in(&daemon.base, &[]);
+    assert!(cookie.contains("Max-Age=7200"), "{cookie}");
+    daemon.stop();
+
+    let config = env.dir.path().join("tributary.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("session_hours = 2", "session_hours = 0"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .env("TRIBUTARY_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("admin.session_hours"), "{said}");
+}
