@@ -204,6 +204,8 @@ pub enum AdminToken {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub token: AdminToken,
+    /// How long an admin console sign-in lasts (`session_hours`).
+    pub session_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -320,6 +322,7 @@ struct RawServer {
 struct RawAdmin {
     token_env: Option<String>,
     token_file: Option<String>,
+    session_hours: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -651,8 +654,28 @@ fn validate_admin(raw: &RawAdmin, base: &Path, problems: &mut Vec<Problem>) -> A
         }
         (None, None) => AdminToken::Env(DEFAULT_TOKEN_ENV.into()),
     };
-    AdminConfig { token }
+    let hours = match raw.session_hours {
+        None => DEFAULT_SESSION_HOURS,
+        Some(h) if (1..=MAX_SESSION_HOURS).contains(&h) => h,
+        Some(h) => {
+            push(
+                problems,
+                "admin.session_hours",
+                format!("{h} must be 1 to {MAX_SESSION_HOURS} hours"),
+            );
+            DEFAULT_SESSION_HOURS
+        }
+    };
+    AdminConfig {
+        token,
+        session_lifetime: Duration::from_secs(hours.unsigned_abs() * 3600),
+    }
 }
+
+/// An admin console sign-in lasts a working day unless configured otherwise, and never more
+/// than a week: a forgotten session on a shared machine should not stay open for long.
+const DEFAULT_SESSION_HOURS: i64 = 8;
+const MAX_SESSION_HOURS: i64 = 168;
 
 /// `[scheduler]`; `None` when the default schedule does not parse.
 fn validate_scheduler(raw: &RawScheduler, problems: &mut Vec<Problem>) -> Option<SchedulerConfig> {

@@ -66,7 +66,11 @@ const ROOT: &[(&str, Kind)] = &[
     ),
     (
         "admin",
-        Kind::Table(&[("token_env", Kind::Str), ("token_file", Kind::Str)]),
+        Kind::Table(&[
+            ("token_env", Kind::Str),
+            ("token_file", Kind::Str),
+            ("session_hours", Kind::Int),
+        ]),
     ),
     (
         "scheduler",

@@ -394,6 +394,19 @@ async fn decide(
     kind: RecordKind,
     links: Vec<(i64, i64, bool)>,
 ) -> Result<Response, ApiError> {
+    let stats = apply_decisions(state, kind, links).await?;
+    Ok(Json(serde_json::json!({
+        "applied": {"created": stats.created, "updated": stats.updated, "merged": stats.merged, "deleted": stats.deleted}
+    }))
+    .into_response())
+}
+
+/// What [`decide`] applies, shared with the admin console's review page.
+pub(crate) async fn apply_decisions(
+    state: &AppState,
+    kind: RecordKind,
+    links: Vec<(i64, i64, bool)>,
+) -> Result<crate::store::entities::ApplyStats, ApiError> {
     let st = state.clone();
     let stats = blocking(move || {
         let settings = st.config().dedupe;
@@ -411,10 +424,7 @@ async fn decide(
     })
     .await?;
     tracing::info!(kind = kind.as_str(), decisions = ?stats, "admin match decision applied");
-    Ok(Json(serde_json::json!({
-        "applied": {"created": stats.created, "updated": stats.updated, "merged": stats.merged, "deleted": stats.deleted}
-    }))
-    .into_response())
+    Ok(stats)
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -527,8 +537,29 @@ pub async fn merge(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: MergeRequest = parse_body(&body)?;
+    let (named, outcome) = merge_entities(&state, req.ids, req.force).await?;
+    let survivor = outcome.entity_id.clone();
+    let merged: Vec<&String> = named
+        .iter()
+        .filter(|id| Some(id.as_str()) != survivor.as_deref())
+        .collect();
+    Ok(Json(serde_json::json!({
+        "survivor": survivor,
+        "merged": merged,
+        "applied": applied(&outcome.stats),
+    }))
+    .into_response())
+}
+
+/// What [`merge`] applies, shared with the admin console's entity page: the ids named (each once)
+/// and the outcome.
+pub(crate) async fn merge_entities(
+    state: &AppState,
+    requested: Vec<String>,
+    force: bool,
+) -> Result<(Vec<String>, crate::resolve::manual::Outcome), ApiError> {
     let mut ids: Vec<String> = Vec::new();
-    for id in req.ids {
+    for id in requested {
         if !ids.contains(&id) {
             ids.push(id);
         }
@@ -548,9 +579,8 @@ pub async fn merge(
             ));
         }
     }
-    let force = req.force;
     let named = ids.clone();
-    let outcome = in_transaction(&state, move |tx, settings| {
+    let outcome = in_transaction(state, move |tx, settings| {
         for id in &ids {
             let live = crate::store::entities::live_body(tx, id)?.is_some();
             if !live || review::members(tx, id)?.is_empty() {
@@ -585,12 +615,7 @@ pub async fn merge(
         .filter(|id| Some(id.as_str()) != survivor.as_deref())
         .collect();
     tracing::info!(kind = kind.as_str(), survivor = ?survivor, merged = ?merged, force, "admin merge applied");
-    Ok(Json(serde_json::json!({
-        "survivor": survivor,
-        "merged": merged,
-        "applied": applied(&outcome.stats),
-    }))
-    .into_response())
+    Ok((named, outcome))
 }
 
 #[derive(Debug, Deserialize)]
@@ -609,6 +634,21 @@ pub async fn split(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: SplitRequest = parse_body(&body)?;
+    let outcome = split_record(&state, req).await?;
+    Ok(Json(serde_json::json!({
+        "record_entity_id": outcome.entity_id,
+        "entity_id": outcome.rest_id,
+        "undid_merge": outcome.undid_merge,
+        "applied": applied(&outcome.stats),
+    }))
+    .into_response())
+}
+
+/// What [`split`] applies, shared with the admin console's entity page.
+pub(crate) async fn split_record(
+    state: &AppState,
+    req: SplitRequest,
+) -> Result<crate::resolve::manual::Outcome, ApiError> {
     let kind = kind_of(&req.entity_id).map_err(|_| {
         ApiError::bad_param(
             "entity_id",
@@ -616,7 +656,7 @@ pub async fn split(
         )
     })?;
     let entity = req.entity_id.clone();
-    let outcome = in_transaction(&state, move |tx, settings| {
+    let outcome = in_transaction(state, move |tx, settings| {
         let members = review::members(tx, &req.entity_id)?;
         let Some((row, _, _)) = members
             .iter()
@@ -645,11 +685,5 @@ pub async fn split(
     .await?;
     tracing::info!(kind = kind.as_str(), entity = %entity, record_entity = ?outcome.entity_id,
         undid_merge = outcome.undid_merge, "admin split applied");
-    Ok(Json(serde_json::json!({
-        "record_entity_id": outcome.entity_id,
-        "entity_id": outcome.rest_id,
-        "undid_merge": outcome.undid_merge,
-        "applied": applied(&outcome.stats),
-    }))
-    .into_response())
+    Ok(outcome)
 }

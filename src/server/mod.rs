@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_webhooks;
+pub mod admin_console;
 pub mod cache;
 pub mod cron_words;
 pub mod embed;
@@ -67,6 +68,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             admin::require_token,
         ));
+    // The admin console's pages, added after the bearer-token layer: they sign in by session.
+    let admin = admin.merge(admin_console::router());
     Router::new()
         .nest("/admin", admin)
         .route("/", get(status_page::page))

@@ -4,6 +4,7 @@
 //! One process at a time may write: it holds an exclusive lock on `<store>.lock` for its lifetime.
 
 pub mod block_keys;
+pub mod console;
 pub mod entities;
 pub mod guard;
 pub mod id_history;

@@ -208,7 +208,16 @@ struct Open {
 
 /// A page cursor: the last item's priority (its bits, so paging is exact) and id.
 fn cursor_of(o: &Open) -> String {
-    format!("{:016x}.{}", o.priority.to_bits(), o.id)
+    cursor(o.priority, o.id)
+}
+
+fn cursor(priority: f64, id: i64) -> String {
+    format!("{:016x}.{}", priority.to_bits(), id)
+}
+
+/// The cursor of the page that starts just after `item`.
+pub fn cursor_after(item: &ReviewItem) -> String {
+    cursor(item.priority, item.id)
 }
 
 fn parse_cursor(c: &str) -> Option<(f64, i64)> {

@@ -1,0 +1,173 @@
+//! Queries only the admin console needs: how many open review pairs a filter matches, the next
+//! pair of one partner's, and a run's rejections matching a search.
+
+use rusqlite::{params, Connection};
+
+use super::review::{self, ReviewItem};
+use super::runs::StoredRejection;
+use super::Result;
+use crate::model::RecordKind;
+
+/// Open review pairs of `kind` (or all) with at least one side from `partner` (or any).
+pub fn open_count(
+    conn: &Connection,
+    kind: Option<RecordKind>,
+    partner: Option<&str>,
+) -> Result<usize> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM review_queue q
+         JOIN source_records a ON a.id = q.a_row JOIN source_records b ON b.id = q.b_row
+         WHERE (?1 IS NULL OR q.kind = ?1) AND (?2 IS NULL OR a.partner_id = ?2 OR b.partner_id = ?2)",
+        params![kind.map(|k| k.as_str()), partner],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as usize)
+}
+
+/// Review pairs looked at per step while searching for a partner's next pair.
+const STEP: usize = 25;
+
+/// The first open pair after `cursor`, in queue order, with a side from `partner` when given.
+pub fn next_item(
+    conn: &Connection,
+    kind: Option<RecordKind>,
+    partner: Option<&str>,
+    cursor: Option<&str>,
+    settings: &crate::dedupe::Settings,
+) -> Result<Option<ReviewItem>> {
+    let mut cursor = cursor.map(str::to_string);
+    loop {
+        let page = review::page(conn, kind, STEP, cursor.as_deref(), settings)?;
+        let hit = page
+            .items
+            .into_iter()
+            .find(|i| partner.is_none_or(|p| i.a.partner == p || i.b.partner == p));
+        if hit.is_some() {
+            return Ok(hit);
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// A run's rejections whose feed, record id or reason contain `search` (any case), at most
+/// `limit` of them, and how many matched in all.
+pub fn rejections_matching(
+    conn: &Connection,
+    run_id: i64,
+    search: &str,
+    limit: usize,
+) -> Result<(Vec<StoredRejection>, usize)> {
+    let pattern = format!(
+        "%{}%",
+        search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let filter = "FROM rejections WHERE run_id = ?1 AND (feed_key LIKE ?2 ESCAPE '\\'
+        OR COALESCE(source_id, '') LIKE ?2 ESCAPE '\\' OR reason LIKE ?2 ESCAPE '\\')";
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) {filter}"),
+        params![run_id, pattern],
+        |r| r.get(0),
+    )?;
+    let mut st = conn.prepare(&format!(
+        "SELECT feed_key, source_id, reason {filter} ORDER BY rowid LIMIT ?3"
+    ))?;
+    let rows = st.query_map(params![run_id, pattern, limit as i64], |r| {
+        Ok(StoredRejection {
+            feed: r.get(0)?,
+            record_id: r.get(1)?,
+            reason: r.get(2)?,
+        })
+    })?;
+    Ok((
+        rows.collect::<rusqlite::Result<_>>()?,
+        total.max(0) as usize,
+    ))
+}
+
+/// Held runs of a partner since its last applied one: syncs the mass-deletion guard stopped.
+pub fn held_since_applied(conn: &Connection, partner: &str) -> Result<Vec<super::runs::Run>> {
+    let recent = super::runs::recent(conn, Some(partner), 20)?;
+    Ok(recent
+        .into_iter()
+        .take_while(|r| r.result != "ok" && r.result != "unchanged")
+        .filter(|r| r.result == "held")
+        .collect())
+}
+
+/// One line of an entity's change history.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub number: i64,
+    pub action: String,
+    pub merged_into: Option<String>,
+    pub at: String,
+}
+
+/// An entity's latest `limit` changes, newest first. The change log has no index by entity, so
+/// this reads it whole: fine for an admin looking at one entity, not for anything run in bulk.
+pub fn entity_changes(conn: &Connection, entity_id: &str, limit: usize) -> Result<Vec<Change>> {
+    let mut st = conn.prepare(
+        "SELECT change_number, action, merged_into, at FROM changes
+         WHERE entity_id = ?1 ORDER BY change_number DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![entity_id, limit as i64], |r| {
+        Ok(Change {
+            number: r.get(0)?,
+            action: r.get(1)?,
+            merged_into: r.get(2)?,
+            at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The entity an id answers to now: itself when live, the end of its merge chain when merged
+/// away (at most `hops` steps, so a cycle cannot loop), `None` when unknown or withdrawn.
+pub fn live_id(conn: &Connection, id: &str, hops: usize) -> Result<Option<String>> {
+    let mut id = id.to_string();
+    for _ in 0..hops {
+        let row: Option<(Option<String>, Option<String>)> = conn
+            .query_row(
+                "SELECT deleted_at, merged_into FROM entities WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        match row {
+            None => return Ok(None),
+            Some((_, Some(next))) => id = next,
+            Some((None, None)) => return Ok(Some(id)),
+            Some((Some(_), None)) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Partner records of an entity at most shown on its page.
+pub const MAX_MEMBERS: usize = 200;
+
+/// An entity's live partner records (row, partner, record id, payload), at most [`MAX_MEMBERS`].
+pub fn member_records(
+    conn: &Connection,
+    entity_id: &str,
+) -> Result<Vec<(i64, String, String, String)>> {
+    let mut st = conn.prepare(
+        "SELECT r.id, r.partner_id, r.source_id, r.payload FROM record_entities e
+         JOIN source_records r ON r.id = e.row_id
+         WHERE e.entity_id = ?1 AND r.deleted_at IS NULL ORDER BY r.id LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![entity_id, MAX_MEMBERS as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
