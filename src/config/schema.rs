@@ -82,6 +82,10 @@ const ROOT: &[(&str, Kind)] = &[
         "sync",
         Kind::Table(&[("removed_partner_grace_days", Kind::Int)]),
     ),
+    (
+        "publish",
+        Kind::Table(&[("calendar_max_events", Kind::Int)]),
+    ),
     ("partners", Kind::Tables(PARTNER)),
 ];
 

@@ -27,7 +27,26 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.4rem .6
 .ok{color:#0a6b2d}.failed,.held,.interrupted{color:#a4000f;font-weight:600}.error{color:#a4000f;font-size:.9em}\
 code{background:#f3f3f3;padding:0 .2rem}";
 
-fn render(rows: &[PartnerRow], orgs: usize, events: usize, base: &str, webcal: &str) -> Markup {
+/// The line saying the latest calendar rendering cut at its bound left events out.
+fn cut_line(cut: &crate::metrics::CalendarCut) -> Markup {
+    html! {
+        p #calendar-cut class="error" {
+            "Calendar cut: at " (cut.at.format("%Y-%m-%dT%H:%M:%SZ")) " a rendering of "
+            code { (cut.route) } " published " (cut.published) " of " (cut.in_window)
+            " single events in its window (" (cut.omitted()) " omitted; raise "
+            code { "publish.calendar_max_events" } ")."
+        }
+    }
+}
+
+fn render(
+    rows: &[PartnerRow],
+    counts: (usize, usize),
+    cut: Option<&crate::metrics::CalendarCut>,
+    base: &str,
+    webcal: &str,
+) -> Markup {
+    let (orgs, events) = counts;
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -79,6 +98,7 @@ fn render(rows: &[PartnerRow], orgs: usize, events: usize, base: &str, webcal: &
                     }
                 }
                 h2 { "Data" }
+                @if let Some(c) = cut { (cut_line(c)) }
                 ul {
                     li { a href={ (base) "/calendar.ics" } { "Merged calendar (iCalendar)" } " — subscribe: " code { (webcal) } }
                     @for r in rows {
@@ -139,7 +159,8 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             .map(|(_, rest)| rest)
             .unwrap_or(&base)
     );
-    let body = render(&rows, orgs, events, &base, &webcal).into_string();
+    let cut = state.metrics.last_calendar_cut();
+    let body = render(&rows, (orgs, events), cut.as_ref(), &base, &webcal).into_string();
     Ok(cached(&headers, "text/html; charset=utf-8", body, None))
 }
 
@@ -169,7 +190,7 @@ mod tests {
             orgs: 1,
             events: 2,
         }];
-        let html = render(&rows, 1, 2, "http://x", "webcal://x/calendar.ics").into_string();
+        let html = render(&rows, (1, 2), None, "http://x", "webcal://x/calendar.ics").into_string();
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; HTTP 500"));
         assert!(html.contains("A &amp; B &lt;CVS&gt;"));
