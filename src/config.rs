@@ -41,9 +41,9 @@ pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.25;
 pub const DEFAULT_MERGE_THRESHOLD: f64 = 8.0;
 pub const DEFAULT_REVIEW_THRESHOLD: f64 = 4.0;
 pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 10;
-/// Single events one calendar response carries (`publish.calendar_max_events`): twice the
-/// 116,000 a year of a 200,000-event region holds, so such a year publishes whole, while one
-/// rendering stays near 0.5 KB an event (about 120 MB at the bound) however big the store grows.
+/// Single events one calendar response carries (`publish.calendar_max_events`): well over the
+/// 105,024 a year of a 200,000-event region holds, so such a year publishes whole, while one
+/// rendering stays near 0.4 KB an event (about 100 MB at the bound) however big the store grows.
 pub const DEFAULT_CALENDAR_MAX_EVENTS: usize = 250_000;
 
 /// One problem found in a config file, with the key it concerns.
