@@ -48,6 +48,10 @@ pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.25;
 pub const DEFAULT_MERGE_THRESHOLD: f64 = 8.0;
 pub const DEFAULT_REVIEW_THRESHOLD: f64 = 4.0;
 pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 10;
+/// Single events one calendar response carries (`publish.calendar_max_events`): well over the
+/// 105,024 a year of a 200,000-event region holds, so such a year publishes whole, while one
+/// rendering stays near 0.4 KB an event (about 100 MB at the bound) however big the store grows.
+pub const DEFAULT_CALENDAR_MAX_EVENTS: usize = 250_000;
 
 /// One problem found in a config file, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,7 +231,15 @@ pub struct Config {
     pub dedupe: crate::dedupe::Settings,
     pub sync: SyncConfig,
     pub webhooks: WebhooksConfig,
+    pub publish: PublishConfig,
     pub partners: Vec<Partner>,
+}
+
+/// `[publish]`: bounds on what one public response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishConfig {
+    /// Most single events one calendar response carries; past it the response says it was cut.
+    pub calendar_max_events: usize,
 }
 
 /// `[sync]`: partner lifecycle.
@@ -281,8 +293,15 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     webhooks: webhooks::RawWebhooks,
+    publish: RawPublish,
     #[serde(default)]
     partners: Vec<RawPartner>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublish {
+    calendar_max_events: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -508,6 +527,7 @@ fn validate(
     let dedupe = validate_dedupe(&raw.dedupe, problems);
     let sync = validate_sync(&raw.sync, problems);
     let webhooks = webhooks::validate(raw.webhooks, base, problems);
+    let publish = validate_publish(&raw.publish, problems);
     let partners = validate_partners(
         raw.partners,
         scheduler.as_ref().map(|s| &s.default_schedule),
@@ -531,8 +551,24 @@ fn validate(
         dedupe,
         sync,
         webhooks,
+        publish,
         partners,
     })
+}
+
+/// `[publish]`: the calendar's bound.
+fn validate_publish(raw: &RawPublish, problems: &mut Vec<Problem>) -> PublishConfig {
+    let max = bounded(
+        problems,
+        "publish.calendar_max_events",
+        raw.calendar_max_events,
+        DEFAULT_CALENDAR_MAX_EVENTS as i64,
+        1..=100_000_000,
+        "events",
+    );
+    PublishConfig {
+        calendar_max_events: max as usize,
+    }
 }
 
 /// `[sync]`: the partner lifecycle's grace period.

@@ -121,6 +121,22 @@ impl Format {
     }
 }
 
+/// A calendar rendering that carried only the first `published` of the `in_window` single events
+/// its window held (the bound is `publish.calendar_max_events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarCut {
+    pub route: &'static str,
+    pub published: usize,
+    pub in_window: usize,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl CalendarCut {
+    pub fn omitted(&self) -> usize {
+        self.in_window.saturating_sub(self.published)
+    }
+}
+
 /// What the store says about one partner's syncs, for the per-partner gauges.
 #[derive(Debug, Clone)]
 pub struct PartnerHealth {
@@ -149,6 +165,9 @@ pub struct Metrics {
     http_seconds: Family<RouteLabels, Histogram>,
     entities: Family<KindLabels, Gauge>,
     renders: Family<RouteLabels, Counter>,
+    calendar_omitted: Family<RouteLabels, Counter>,
+    /// The latest calendar rendering cut at its bound, for the status page.
+    last_cut: Mutex<Option<CalendarCut>>,
     resident: Gauge,
     resident_peak: Gauge,
     cache_bytes: Gauge,
@@ -241,6 +260,12 @@ impl Metrics {
             "Cached responses rendered afresh (cache misses; concurrent misses share one)",
             renders.clone(),
         );
+        let calendar_omitted = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "calendar_omitted_events",
+            "Single events left out of calendar renderings past publish.calendar_max_events",
+            calendar_omitted.clone(),
+        );
         let resident = Gauge::default();
         registry.register(
             "process_resident_memory_bytes",
@@ -304,7 +329,27 @@ impl Metrics {
             http_seconds,
             entities,
             renders,
+            calendar_omitted,
+            last_cut: Mutex::new(None),
         }
+    }
+
+    /// Counts a calendar rendering cut at its bound and keeps it for the status page.
+    pub fn record_calendar_cut(&self, cut: CalendarCut) {
+        self.calendar_omitted
+            .get_or_create(&RouteLabels {
+                route: cut.route.to_string(),
+            })
+            .inc_by(cut.omitted() as u64);
+        *self.last_cut.lock().unwrap_or_else(|e| e.into_inner()) = Some(cut);
+    }
+
+    /// The latest calendar rendering that was cut, if any was since the daemon started.
+    pub fn last_calendar_cut(&self) -> Option<CalendarCut> {
+        self.last_cut
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn record_sync(&self, r: &SyncReport) {

@@ -103,6 +103,10 @@ const ROOT: &[(&str, Kind)] = &[
             ("subscribers", Kind::Tables(SUBSCRIBER)),
         ]),
     ),
+    (
+        "publish",
+        Kind::Table(&[("calendar_max_events", Kind::Int)]),
+    ),
     ("partners", Kind::Tables(PARTNER)),
 ];
 

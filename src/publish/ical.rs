@@ -562,6 +562,9 @@ pub struct Assembler {
     dtstamp: String,
 }
 
+/// The calendar property that says a calendar was cut at its bound, and how.
+pub const CUT_PROPERTY: &str = "X-TRIBUTARY-TRUNCATED";
+
 /// Size a calendar part grows to before the next one starts.
 pub const PART_BYTES: usize = 256 * 1024;
 
@@ -671,6 +674,19 @@ impl Assembler {
                 self.zones.insert(z.name());
             }
         }
+    }
+
+    /// States in the calendar itself that it leaves events out, as an `X-` calendar property:
+    /// RFC 5545 lets clients ignore what they do not know, and every common one does.
+    pub fn state_cut(&mut self, statement: &str) {
+        let mut cal = Calendar::empty();
+        cal.append_property(Property::new(CUT_PROPERTY, text(statement)));
+        let rendered = refold(&cal.to_string());
+        let line = rendered
+            .strip_prefix("BEGIN:VCALENDAR\r\n")
+            .and_then(|l| l.strip_suffix("END:VCALENDAR\r\n"))
+            .unwrap_or("");
+        self.header.push_str(line);
     }
 
     /// The calendar as consecutive parts: their concatenation is the VCALENDAR.

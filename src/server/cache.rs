@@ -155,6 +155,8 @@ pub struct Entry {
     pub body: Parts,
     pub etag: String,
     pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the body leaves out, if anything, sent with it (a calendar cut at its bound).
+    pub cut: Option<Arc<str>>,
     /// The body gzip-compressed, shared by every clone of this entry.
     gzip: Arc<OnceLock<Parts>>,
 }
@@ -171,8 +173,15 @@ impl Entry {
             etag: body.etag(),
             body,
             last_modified,
+            cut: None,
             gzip: Arc::default(),
         }
+    }
+
+    /// This entry, stating what its body leaves out.
+    pub fn with_cut(mut self, cut: Option<String>) -> Entry {
+        self.cut = cut.map(Arc::from);
+        self
     }
 
     /// The gzip representation, compressed on first use (fast level: calendars are text and

@@ -2,8 +2,8 @@
 //! public response goes through (strong ETag from the body, Last-Modified from the change log, 304s).
 
 pub mod admin;
-pub mod admin_webhooks;
 pub mod admin_console;
+pub mod admin_webhooks;
 pub mod cache;
 pub mod cron_words;
 pub mod embed;

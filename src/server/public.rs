@@ -19,8 +19,8 @@ type Params = Query<HashMap<String, String>>;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
-/// Most events one calendar response carries; past it, clients should narrow `from`/`to`.
-pub const MAX_CALENDAR_EVENTS: usize = 50_000;
+/// Response header stating what a calendar left out (absent when it carries its whole window).
+pub const CUT_HEADER: &str = "x-tributary-truncated";
 /// Days a deleted or merged-away event stays in calendars as CANCELLED.
 pub const WITHDRAWN_DAYS: i64 = 30;
 
@@ -546,23 +546,46 @@ async fn from_cache<F>(
 where
     F: FnOnce() -> Result<(Vec<String>, Option<DateTime<Utc>>), ApiError> + Send + 'static,
 {
+    from_cache_stating_cut(state, headers, key, route, content_type, move || {
+        render().map(|(parts, lm)| (parts, lm, None))
+    })
+    .await
+}
+
+/// As [`from_cache`], for a body that may leave something out: `render` also returns the
+/// statement of what, sent with every response made from that rendering.
+async fn from_cache_stating_cut<F>(
+    state: &AppState,
+    headers: &HeaderMap,
+    key: String,
+    route: &'static str,
+    content_type: &'static str,
+    render: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Result<(Vec<String>, Option<DateTime<Utc>>, Option<String>), ApiError>
+        + Send
+        + 'static,
+{
     let st = state.clone();
     let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
-    let entry = state
-        .cache
-        .get_or_render(&key, change, || async {
-            state.metrics.record_render(route);
-            blocking(move || {
-                let (parts, last_modified) = render()?;
-                Ok(super::cache::Entry::new(
-                    change,
-                    super::cache::Parts::new(parts),
-                    last_modified,
-                ))
+    let entry =
+        state
+            .cache
+            .get_or_render(&key, change, || async {
+                state.metrics.record_render(route);
+                blocking(move || {
+                    let (parts, last_modified, cut) = render()?;
+                    Ok(super::cache::Entry::new(
+                        change,
+                        super::cache::Parts::new(parts),
+                        last_modified,
+                    )
+                    .with_cut(cut))
+                })
+                .await
             })
-            .await
-        })
-        .await?;
+            .await?;
     serve_entry(headers, content_type, entry).await
 }
 
@@ -571,6 +594,19 @@ const GZIP_MIN_BYTES: usize = 4096;
 
 /// Answers from a cache entry: its stored gzip form to clients that accept gzip, else the body.
 async fn serve_entry(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    entry: super::cache::Entry,
+) -> Result<Response, ApiError> {
+    let cut = entry.cut.clone();
+    let mut resp = serve_body(headers, content_type, entry).await?;
+    if let Some(v) = cut.and_then(|c| axum::http::HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().insert(CUT_HEADER, v);
+    }
+    Ok(resp)
+}
+
+async fn serve_body(
     headers: &HeaderMap,
     content_type: &'static str,
     entry: super::cache::Entry,
@@ -722,36 +758,20 @@ async fn render_calendar(
         };
         let mut cal = publish::ical::Assembler::new(&opts, 0);
         cal.credit(&credits);
-        // Single events in the window stream from the store into the calendar as stored blocks.
-        entities::for_each_calendar_event(
-            &conn,
-            &f,
-            from.timestamp(),
-            to.timestamp(),
-            MAX_CALENDAR_EVENTS,
-            |row| {
-                let rendered;
-                let fragment =
-                    match (row.ical, row.body) {
-                        (Some(stored), _) => stored,
-                        (None, body) => {
-                            let ev: CanonicalEvent = serde_json::from_str(body.unwrap_or(""))
-                                .map_err(|e| crate::store::StoreError::Corrupt {
-                                    what: row.id.to_string(),
-                                    reason: e.to_string(),
-                                })?;
-                            rendered = publish::ical::fragment(&ev, publish::UID_DOMAIN);
-                            &rendered
-                        }
-                    };
-                cal.push(&publish::ical::Piece {
-                    fragment,
-                    sequence: row.version - 1,
-                    withdrawn: false,
-                });
-                Ok(())
-            },
-        )?;
+        let max = st.config().publish.calendar_max_events;
+        let in_window = push_single_events(&conn, &f, from, to, max, &mut cal)?;
+        let cut = (in_window > max).then(|| {
+            let cut = crate::metrics::CalendarCut {
+                route,
+                published: max,
+                in_window,
+                at: Utc::now(),
+            };
+            let statement = cut_statement(&cut, max);
+            cal.state_cut(&statement);
+            st.metrics.record_calendar_cut(cut);
+            statement
+        });
         // Series are listed whole (clients expand RRULE) if any occurrence is in the window, and
         // recently withdrawn events as CANCELLED; both are parsed to check.
         let since = crate::store::timestamp(Utc::now() - Duration::days(WITHDRAWN_DAYS));
@@ -777,9 +797,69 @@ async fn render_calendar(
         };
         entities::for_each_series(&conn, &f, to.timestamp(), |row| add(row, false))?;
         entities::for_each_withdrawn(&conn, &f, &since, to.timestamp(), |row| add(row, true))?;
-        Ok((cal.finish_parts(), lm))
+        Ok((cal.finish_parts(), lm, cut))
     };
-    from_cache(&state, &headers, key, route, CALENDAR_TYPE, render).await
+    from_cache_stating_cut(&state, &headers, key, route, CALENDAR_TYPE, render).await
+}
+
+/// Streams the window's single events from the store into `cal`, the first `max` of them in
+/// start order, and returns how many the window holds: those past the bound are counted, not
+/// rendered, so the response can say what it left out.
+fn push_single_events(
+    conn: &rusqlite::Connection,
+    f: &Filter,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    max: usize,
+    cal: &mut publish::ical::Assembler,
+) -> Result<usize, crate::store::StoreError> {
+    let mut seen = 0usize;
+    entities::for_each_calendar_event(
+        conn,
+        f,
+        from.timestamp(),
+        to.timestamp(),
+        i64::MAX as usize,
+        |row| {
+            seen += 1;
+            if seen > max {
+                return Ok(());
+            }
+            let rendered;
+            let fragment = match (row.ical, row.body) {
+                (Some(stored), _) => stored,
+                (None, body) => {
+                    let ev: CanonicalEvent =
+                        serde_json::from_str(body.unwrap_or("")).map_err(|e| {
+                            crate::store::StoreError::Corrupt {
+                                what: row.id.to_string(),
+                                reason: e.to_string(),
+                            }
+                        })?;
+                    rendered = publish::ical::fragment(&ev, publish::UID_DOMAIN);
+                    &rendered
+                }
+            };
+            cal.push(&publish::ical::Piece {
+                fragment,
+                sequence: row.version - 1,
+                withdrawn: false,
+            });
+            Ok(())
+        },
+    )?;
+    Ok(seen)
+}
+
+/// What a cut calendar says of itself, in its header and its body: ASCII only, so it is a valid
+/// header value as it stands.
+fn cut_statement(cut: &crate::metrics::CalendarCut, max: usize) -> String {
+    format!(
+        "cut at publish.calendar_max_events={max}: {} of {} single events in the window published (the earliest-starting); {} later ones omitted; ask again with a later from= for the rest",
+        cut.published,
+        cut.in_window,
+        cut.omitted()
+    )
 }
 
 pub async fn calendar(

@@ -133,14 +133,27 @@ fn next_run_cell(r: &PartnerRow, clock: &Clock) -> Markup {
     }
 }
 
+/// The line saying the latest calendar rendering cut at its bound left events out.
+fn cut_line(cut: &crate::metrics::CalendarCut) -> Markup {
+    html! {
+        p #calendar-cut class="error" {
+            "Calendar cut: at " (cut.at.format("%Y-%m-%dT%H:%M:%SZ")) " a rendering of "
+            code { (cut.route) } " published " (cut.published) " of " (cut.in_window)
+            " single events in its window (" (cut.omitted()) " omitted; raise "
+            code { "publish.calendar_max_events" } ")."
+        }
+    }
+}
+
 fn render(
     rows: &[PartnerRow],
-    orgs: usize,
-    events: usize,
+    counts: (usize, usize),
+    cut: Option<&crate::metrics::CalendarCut>,
     base: &str,
     webcal: &str,
     clock: &Clock,
 ) -> Markup {
+    let (orgs, events) = counts;
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -173,6 +186,7 @@ fn render(
                     }
                 }
                 h2 { "Data" }
+                @if let Some(c) = cut { (cut_line(c)) }
                 ul {
                     li { a href={ (base) "/calendar.ics" } { "Merged calendar (iCalendar)" } " — subscribe: " code { (webcal) } }
                     @for r in rows {
@@ -273,7 +287,8 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         now: Utc::now(),
         zone: config.scheduler.timezone,
     };
-    let body = render(&rows, orgs, events, &base, &webcal, &clock).into_string();
+    let cut = state.metrics.last_calendar_cut();
+    let body = render(&rows, (orgs, events), cut.as_ref(), &base, &webcal, &clock).into_string();
     Ok(cached(&headers, "text/html; charset=utf-8", body, None))
 }
 
@@ -316,7 +331,15 @@ mod tests {
                 .with_timezone(&Utc),
             zone: chrono_tz::Europe::London,
         };
-        let html = render(&rows, 1, 2, "http://x", "webcal://x/calendar.ics", &clock).into_string();
+        let html = render(
+            &rows,
+            (1, 2),
+            None,
+            "http://x",
+            "webcal://x/calendar.ics",
+            &clock,
+        )
+        .into_string();
         assert!(html.contains("&lt;b&gt;no name&lt;/b&gt; (×3)"), "{html}");
         assert!(html.contains("Wed 25 Nov 2026, 10:00 GMT"), "{html}");
         assert!(html.contains("(3 minutes ago)"), "{html}");
