@@ -293,6 +293,7 @@ struct RawConfig {
     sync: RawSync,
     #[serde(default)]
     webhooks: webhooks::RawWebhooks,
+    #[serde(default)]
     publish: RawPublish,
     #[serde(default)]
     partners: Vec<RawPartner>,
