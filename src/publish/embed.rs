@@ -307,6 +307,29 @@ fn more(next: Option<&str>, label: &str) -> Markup {
     }
 }
 
+/// A listing's `<section>`: its own styles, heading, entries (or a line saying there are none)
+/// and the link to more; `what` names the items ("events").
+fn listing(
+    entries: &[Markup],
+    next: Option<&str>,
+    heading: &str,
+    look: &Look,
+    what: &str,
+) -> Markup {
+    html! {
+        section class=(section_class(look)) aria-label=(heading) {
+            (style(look))
+            h2 { (heading) }
+            @if entries.is_empty() {
+                p class="trib-empty" { "No " (what) " to show." }
+            } @else {
+                ol { @for e in entries { (e) } }
+            }
+            (more(next, &format!("More {what}")))
+        }
+    }
+}
+
 /// The events listing as a fragment for a host page (`<section>` with its own styles).
 pub fn events_fragment(
     items: &[EventItem],
@@ -314,18 +337,8 @@ pub fn events_fragment(
     heading: &str,
     look: &Look,
 ) -> Markup {
-    html! {
-        section class=(section_class(look)) aria-label=(heading) {
-            (style(look))
-            h2 { (heading) }
-            @if items.is_empty() {
-                p class="trib-empty" { "No events to show." }
-            } @else {
-                ol { @for item in items { (event_entry(item, look)) } }
-            }
-            (more(next, "More events"))
-        }
-    }
+    let entries: Vec<Markup> = items.iter().map(|i| event_entry(i, look)).collect();
+    listing(&entries, next, heading, look, "events")
 }
 
 fn organisation_entry(item: &OrganisationItem, look: &Look) -> Markup {
@@ -373,18 +386,8 @@ pub fn organisations_fragment(
     heading: &str,
     look: &Look,
 ) -> Markup {
-    html! {
-        section class=(section_class(look)) aria-label=(heading) {
-            (style(look))
-            h2 { (heading) }
-            @if items.is_empty() {
-                p class="trib-empty" { "No organisations to show." }
-            } @else {
-                ol { @for item in items { (organisation_entry(item, look)) } }
-            }
-            (more(next, "More organisations"))
-        }
-    }
+    let entries: Vec<Markup> = items.iter().map(|i| organisation_entry(i, look)).collect();
+    listing(&entries, next, heading, look, "organisations")
 }
 
 /// A whole page around a fragment, for an `<iframe>`.

@@ -80,8 +80,15 @@ fn request(mut p: HashMap<String, String>) -> Result<Request, ApiError> {
 
 /// Reads an API response back: its page, or the API's error as it was.
 async fn read_page<T: serde::de::DeserializeOwned>(
-    response: Response,
+    answer: Result<Response, ApiError>,
 ) -> Result<(Page<T>, Option<DateTime<Utc>>), ApiError> {
+    let response = answer?;
+    if response.status() != StatusCode::OK {
+        return Err(ApiError::internal(format!(
+            "the API answered {}",
+            response.status()
+        )));
+    }
     let last_modified = response
         .headers()
         .get(header::LAST_MODIFIED)
@@ -222,15 +229,7 @@ pub async fn events(
         Query(req.api.clone()),
     )
     .await;
-    let page = match answer {
-        Ok(r) if r.status() == StatusCode::OK => read_page::<CanonicalEvent>(r).await,
-        Ok(r) => Err(ApiError::internal(format!(
-            "the API answered {}",
-            r.status()
-        ))),
-        Err(e) => Err(e),
-    };
-    let (page, lm) = match page {
+    let (page, lm) = match read_page::<CanonicalEvent>(answer).await {
         Ok(x) => x,
         Err(e) => return problem_response(e, &req.look, req.fragment),
     };
@@ -239,16 +238,10 @@ pub async fn events(
         .into_iter()
         .map(|e| event_item(&state, e))
         .collect();
-    let mut own = req.api.clone();
-    own.insert("layout".into(), layout_name(req.look.layout).into());
-    own.insert(
-        "accent".into(),
-        req.look.accent.trim_start_matches('#').into(),
-    );
     let next = page
         .next
         .as_deref()
-        .and_then(|n| more_link("events", &own, n));
+        .and_then(|n| more_link("events", &own_params(&req), n));
     let title = heading(&state, &req.api, "Events");
     let fragment = embed::events_fragment(&items, next.as_deref(), &title, &req.look);
     html_response(&headers, fragment, req.fragment, &title, lm)
@@ -271,15 +264,7 @@ pub async fn organisations(
         Query(req.api.clone()),
     )
     .await;
-    let page = match answer {
-        Ok(r) if r.status() == StatusCode::OK => read_page::<CanonicalOrganisation>(r).await,
-        Ok(r) => Err(ApiError::internal(format!(
-            "the API answered {}",
-            r.status()
-        ))),
-        Err(e) => Err(e),
-    };
-    let (page, lm) = match page {
+    let (page, lm) = match read_page::<CanonicalOrganisation>(answer).await {
         Ok(x) => x,
         Err(e) => return problem_response(e, &req.look, req.fragment),
     };
@@ -291,19 +276,24 @@ pub async fn organisations(
             organisation: o,
         })
         .collect();
+    let next = page
+        .next
+        .as_deref()
+        .and_then(|n| more_link("organisations", &own_params(&req), n));
+    let title = heading(&state, &req.api, "Organisations");
+    let fragment = embed::organisations_fragment(&items, next.as_deref(), &title, &req.look);
+    html_response(&headers, fragment, req.fragment, &title, lm)
+}
+
+/// The embed's own parameters (the API's and its look), carried by its "more" link.
+fn own_params(req: &Request) -> HashMap<String, String> {
     let mut own = req.api.clone();
     own.insert("layout".into(), layout_name(req.look.layout).into());
     own.insert(
         "accent".into(),
         req.look.accent.trim_start_matches('#').into(),
     );
-    let next = page
-        .next
-        .as_deref()
-        .and_then(|n| more_link("organisations", &own, n));
-    let title = heading(&state, &req.api, "Organisations");
-    let fragment = embed::organisations_fragment(&items, next.as_deref(), &title, &req.look);
-    html_response(&headers, fragment, req.fragment, &title, lm)
+    own
 }
 
 fn layout_name(l: Layout) -> &'static str {
