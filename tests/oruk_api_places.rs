@@ -209,6 +209,42 @@ fn postcode_and_proximity_return_what_a_brute_force_distance_check_returns() {
         .count();
     assert_eq!(all.len(), located);
 
+    // `q` narrows a proximity search as it narrows any listing: what it finds is among the
+    // organisations near, and includes the one whose name gave the word; punctuation alone finds
+    // nothing (and still has a query plan beside the postcode index).
+    let near: BTreeSet<String> = v1_names_near(&base, centres[0], 60.0);
+    let sample = near
+        .iter()
+        .next()
+        .expect("organisations within 60 km")
+        .clone();
+    let word = sample
+        .split_whitespace()
+        .max_by_key(|w| w.len())
+        .unwrap()
+        .to_string();
+    let pc = centres[0].replace(' ', "%20");
+    let page = json(&format!(
+        "{base}/v1/organisations?near={pc}&within=60&limit=500&q={}",
+        word.replace('&', "%26")
+    ));
+    let found: BTreeSet<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        found.contains(&sample),
+        "{word:?} finds {sample:?}: {found:?}"
+    );
+    assert!(found.is_subset(&near), "{found:?}");
+    assert!(found.len() < near.len(), "{word:?} narrows {} near", near.len());
+    let page = json(&format!(
+        "{base}/v1/organisations?near={pc}&within=60&q=%21%21"
+    ));
+    assert_eq!(page["items"].as_array().unwrap().len(), 0, "{page}");
+
     // Lower-case and unspaced postcodes are the same postcode.
     let (a, _) = names_near(&base, centres[1], 5_000.0);
     let (b, _) = names_near(&base, &centres[1].to_lowercase().replace(' ', ""), 5_000.0);

@@ -548,7 +548,25 @@ pub struct Filter {
 
 /// Appends the filters' conditions on `entities` (unqualified columns). `q` keeps the rows its
 /// full-text query matches in the kind's search table, in whatever order the caller lists them.
-fn filter_sql(
+/// `q` as the public API reads it: every word through the full-text index, the last a prefix.
+pub(super) fn text_filter(
+    kind: RecordKind,
+    q: &str,
+    sql: &mut String,
+    args: &mut Vec<rusqlite::types::Value>,
+) {
+    let t = search_index::table(kind);
+    sql.push_str(&format!(
+        " AND rowid IN (SELECT rowid FROM {t} WHERE {t} MATCH ?)"
+    ));
+    // Nothing to search for (only punctuation): the empty phrase, which matches nothing.
+    // (A constant false would leave the callers that name their index with no plan.)
+    args.push(rusqlite::types::Value::Text(
+        search_index::Query::parse(q).map_or_else(|| "\"\"".to_string(), |query| query.all),
+    ));
+}
+
+pub(super) fn filter_sql(
     kind: RecordKind,
     f: &Filter,
     sql: &mut String,
@@ -556,15 +574,7 @@ fn filter_sql(
 ) {
     use rusqlite::types::Value;
     if let Some(q) = &f.q {
-        let t = search_index::table(kind);
-        sql.push_str(&format!(
-            " AND rowid IN (SELECT rowid FROM {t} WHERE {t} MATCH ?)"
-        ));
-        // Nothing to search for (only punctuation): the empty phrase, which matches nothing.
-        // (A constant false would leave the callers that name their index with no plan.)
-        args.push(Value::Text(
-            search_index::Query::parse(q).map_or_else(|| "\"\"".to_string(), |query| query.all),
-        ));
+        text_filter(kind, q, sql, args);
     }
     if let Some(c) = &f.category {
         sql.push_str(" AND instr(categories, ?) > 0");
@@ -710,6 +720,19 @@ fn organisations_by_name(
     );
     let mut args: Vec<Value> = Vec::new();
     filter_sql(RecordKind::Organisations, f, &mut sql, &mut args);
+    name_page(conn, sql, args, after, limit)
+}
+
+/// The page of organisations `sql` (selecting `sort_key, id, body` with its filters bound in
+/// `args`) finds after `after`, in name order.
+pub(super) fn name_page(
+    conn: &Connection,
+    mut sql: String,
+    mut args: Vec<rusqlite::types::Value>,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> Result<Vec<OrgRow>> {
+    use rusqlite::types::Value;
     if let Some((k, id)) = after {
         sql.push_str(" AND (sort_key, id) > (?, ?)");
         args.push(Value::Text(k.to_string()));

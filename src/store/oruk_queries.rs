@@ -5,8 +5,8 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::entities::{OrgCursor, OrgRow};
-use super::{search_index, Result};
+use super::entities::OrgRow;
+use super::Result;
 use crate::model::RecordKind;
 
 /// Which rows a listing covers and how they are filtered.
@@ -86,7 +86,7 @@ fn where_sql(part: Part, q: &ServiceQuery, sql: &mut String, args: &mut Vec<Valu
             Part::Organisations => RecordKind::Organisations,
             Part::Series => RecordKind::Events,
         };
-        text_match(kind, t, sql, args);
+        super::entities::text_filter(kind, t, sql, args);
     }
     if let Some(c) = &q.category {
         sql.push_str(" AND instr(categories, ?) > 0");
@@ -245,48 +245,6 @@ pub fn organisations_at(
     let mut args = vec![Value::Text(
         serde_json::to_string(postcodes).unwrap_or_else(|_| "[]".into()),
     )];
-    if let Some(q) = &f.q {
-        text_match(RecordKind::Organisations, q, &mut sql, &mut args);
-    }
-    if let Some(c) = &f.category {
-        sql.push_str(" AND instr(categories, ?) > 0");
-        args.push(Value::Text(format!("|{}|", c.to_lowercase())));
-    }
-    if let Some(p) = &f.partner {
-        sql.push_str(" AND id IN (SELECT entity_id FROM entity_partners WHERE partner_id = ?)");
-        args.push(Value::Text(p.clone()));
-    }
-    if let Some((k, id)) = after {
-        sql.push_str(" AND (sort_key, id) > (?, ?)");
-        args.push(Value::Text(k.to_string()));
-        args.push(Value::Text(id.to_string()));
-    }
-    sql.push_str(" ORDER BY sort_key, id LIMIT ?");
-    args.push(Value::Integer(limit as i64));
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(args), |r| {
-        Ok(OrgRow {
-            cursor: OrgCursor::Name {
-                sort_key: r.get(0)?,
-                id: r.get(1)?,
-            },
-            body: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// `q` as the JSON API reads it: every word through the full-text index (the last as a prefix);
-/// a query with no word matches nothing.
-fn text_match(kind: RecordKind, q: &str, sql: &mut String, args: &mut Vec<Value>) {
-    match search_index::Query::parse(q) {
-        None => sql.push_str(" AND 0"),
-        Some(query) => {
-            let t = search_index::table(kind);
-            sql.push_str(&format!(
-                " AND rowid IN (SELECT rowid FROM {t} WHERE {t} MATCH ?)"
-            ));
-            args.push(Value::Text(query.all));
-        }
-    }
+    super::entities::filter_sql(RecordKind::Organisations, f, &mut sql, &mut args);
+    super::entities::name_page(conn, sql, args, after, limit)
 }
