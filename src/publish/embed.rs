@@ -170,17 +170,22 @@ fn repeats(event: &CanonicalEvent) -> Option<&'static str> {
     })
 }
 
+/// The parts of an address that are given and not blank, in order.
+fn given(parts: [Option<&str>; 3]) -> Vec<&str> {
+    parts
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
+        .collect()
+}
+
 fn place(event: &CanonicalEvent) -> Option<String> {
     let l = &event.event.location;
-    let parts: Vec<&str> = [
+    let parts = given([
         l.name.as_deref(),
         l.address.as_deref(),
         l.postcode.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|s| !s.trim().is_empty())
-    .collect();
+    ]);
     match (parts.is_empty(), l.online) {
         (true, true) => Some("Online".to_string()),
         (true, false) => None,
@@ -344,15 +349,11 @@ pub fn events_fragment(
 fn organisation_entry(item: &OrganisationItem, look: &Look) -> Markup {
     let o = &item.organisation.organisation;
     let a = &o.address;
-    let address: Vec<&str> = [
+    let address = given([
         a.street.as_deref(),
         a.locality.as_deref(),
         a.postcode.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|s| !s.trim().is_empty())
-    .collect();
+    ]);
     html! {
         li {
             article aria-labelledby={ "trib-" (item.organisation.id) } {

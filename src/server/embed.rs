@@ -212,26 +212,37 @@ fn heading(state: &AppState, p: &HashMap<String, String>, what: &str) -> String 
     }
 }
 
+/// The embed's request and the public API's page for it (`call` is the API route's handler), or
+/// the problem page to answer instead.
+async fn api_page<T, Fut>(
+    p: HashMap<String, String>,
+    call: impl FnOnce(HashMap<String, String>) -> Fut,
+) -> Result<(Request, Page<T>, Option<DateTime<Utc>>), Response>
+where
+    T: serde::de::DeserializeOwned,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let as_fragment = p.get("fragment").map(|s| s.trim()) == Some("true");
+    let req = request(p).map_err(|e| problem_response(e, &Look::default(), as_fragment))?;
+    match read_page::<T>(call(req.api.clone()).await).await {
+        Ok((page, lm)) => Ok((req, page, lm)),
+        Err(e) => Err(problem_response(e, &req.look, req.fragment)),
+    }
+}
+
 /// `GET /embed/events`
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(p): Query<HashMap<String, String>>,
 ) -> Response {
-    let as_fragment = p.get("fragment").map(|s| s.trim()) == Some("true");
-    let req = match request(p) {
-        Ok(r) => r,
-        Err(e) => return problem_response(e, &Look::default(), as_fragment),
-    };
-    let answer = public::events(
-        State(state.clone()),
-        HeaderMap::new(),
-        Query(req.api.clone()),
-    )
-    .await;
-    let (page, lm) = match read_page::<CanonicalEvent>(answer).await {
+    let st = state.clone();
+    let answer = api_page::<CanonicalEvent, _>(p, |api| {
+        public::events(State(st), HeaderMap::new(), Query(api))
+    });
+    let (req, page, lm) = match answer.await {
         Ok(x) => x,
-        Err(e) => return problem_response(e, &req.look, req.fragment),
+        Err(problem) => return problem,
     };
     let items: Vec<EventItem> = page
         .items
@@ -253,20 +264,13 @@ pub async fn organisations(
     headers: HeaderMap,
     Query(p): Query<HashMap<String, String>>,
 ) -> Response {
-    let as_fragment = p.get("fragment").map(|s| s.trim()) == Some("true");
-    let req = match request(p) {
-        Ok(r) => r,
-        Err(e) => return problem_response(e, &Look::default(), as_fragment),
-    };
-    let answer = public::organisations(
-        State(state.clone()),
-        HeaderMap::new(),
-        Query(req.api.clone()),
-    )
-    .await;
-    let (page, lm) = match read_page::<CanonicalOrganisation>(answer).await {
+    let st = state.clone();
+    let answer = api_page::<CanonicalOrganisation, _>(p, |api| {
+        public::organisations(State(st), HeaderMap::new(), Query(api))
+    });
+    let (req, page, lm) = match answer.await {
         Ok(x) => x,
-        Err(e) => return problem_response(e, &req.look, req.fragment),
+        Err(problem) => return problem,
     };
     let items: Vec<OrganisationItem> = page
         .items

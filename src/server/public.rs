@@ -191,16 +191,15 @@ pub async fn organisations(
     let key = format!("organisations|{keys:?}|{}", credits.fingerprint());
     let st = state.clone();
     let render = move || {
+        if near.is_some() {
+            super::oruk_routes::ensure_places(&st, "near")?;
+        }
+        let conn = st.store.reader()?;
         let rows = match &near {
-            None => {
-                let conn = st.store.reader()?;
-                entities::list_organisations(&conn, &f, after.as_ref(), limit + 1)?
-            }
+            None => entities::list_organisations(&conn, &f, after.as_ref(), limit + 1)?,
             // `near` + `within`: organisations at postcodes within that distance (ORUK's
             // search), in name order.
             Some((postcode, metres)) => {
-                super::oruk_routes::ensure_places(&st, "near")?;
-                let conn = st.store.reader()?;
                 let at = super::oruk_routes::postcodes_near(&conn, "near", postcode, *metres)?;
                 match &after {
                     Some(entities::OrgCursor::Ranked { .. }) => None,
@@ -224,7 +223,6 @@ pub async fn organisations(
             }
         }
         .ok_or_else(bad_cursor)?;
-        let conn = st.store.reader()?;
         let next = (rows.len() > limit).then(|| {
             next_link(
                 &st,
