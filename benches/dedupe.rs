@@ -47,7 +47,11 @@ fn one(kind: &str, n: usize) {
     let merged = res
         .clusters
         .iter()
-        .map(|c| c.merge(&data.records).partners.len())
+        .map(|c| {
+            tributary::dedupe::merge_cluster(c, &data.records)
+                .partners
+                .len()
+        })
         .sum::<usize>();
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu_before;

@@ -96,7 +96,11 @@ fn one(kind: &str, seed: u64, entities: usize) {
     let merged: usize = res
         .clusters
         .iter()
-        .map(|c| c.merge(&data.records).partners.len())
+        .map(|c| {
+            tributary::dedupe::merge_cluster(c, &data.records)
+                .partners
+                .len()
+        })
         .sum();
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(merged, n, "survivorship lost or invented partner records");

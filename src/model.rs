@@ -272,6 +272,34 @@ pub struct CanonicalEvent {
     pub updated_at: DateTime<FixedOffset>,
 }
 
+/// One canonical entity as resolution decided it: its id and the records it is made of.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub entity_id: String,
+    /// Indices into the records the resolution was given.
+    pub members: Vec<usize>,
+    /// Earlier canonical ids that this cluster's id now stands for (they redirect to it).
+    pub absorbed: Vec<String>,
+}
+
+/// A cluster's members made into one record (survivorship), with where each field came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    pub payload: Payload,
+    pub partners: Vec<PartnerRef>,
+    /// Field name → partner id it was taken from.
+    pub field_sources: std::collections::BTreeMap<String, String>,
+}
+
+/// An admin's decision about two partner records (by their store row ids); it outlives syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManualLink {
+    pub a: i64,
+    pub b: i64,
+    /// `true`: the same entity (merge); `false`: never the same (split).
+    pub same: bool,
+}
+
 /// Event times serialise with their numeric offset (`+00:00`, `+01:00`), never `Z`, so consumers
 /// see the local offset the event was given in.
 mod offset_time {

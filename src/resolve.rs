@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 use rusqlite::Transaction;
 
 use crate::dedupe::{self, block, features, score};
@@ -198,7 +199,10 @@ fn resolve_scoped(
     let t = std::time::Instant::now();
     // The changed records as they are now (deleted ones are absent), with their new keys.
     let current = records::live_by_rows(tx, changed)?;
-    let feats = dedupe::par_map(&current, |r| features::of(&r.payload));
+    let feats = current
+        .par_iter()
+        .map(|r| features::of(&r.payload))
+        .collect::<Vec<_>>();
     let live_keys: Vec<RecordKeys> = current
         .iter()
         .zip(&feats)
@@ -231,7 +235,7 @@ fn resolve_scoped(
         if same.contains(&k.row_id) {
             continue;
         }
-        for n in block_keys::neighbours(tx, kind, k)? {
+        for n in block_keys::neighbours(tx, kind, k, block::BOUNDS)? {
             if !changed_set.contains(&n) {
                 against.entry(n).or_default().push(i);
             }
@@ -245,18 +249,21 @@ fn resolve_scoped(
     for rows in candidate_rows.chunks(4_096) {
         let candidates = records::live_by_rows(tx, rows)?;
         matching.extend(
-            dedupe::par_map(&candidates, |c| {
-                let cf = features::of(&c.payload);
-                let hit = against.get(&c.row_id).is_some_and(|idx| {
-                    idx.iter().any(|&i| {
-                        let s = score::weigh(&feats[i], &cf, settings.event_tolerance_secs);
-                        s.conflict || s.weight >= settings.review_threshold
-                    })
-                });
-                hit.then_some(c.row_id)
-            })
-            .into_iter()
-            .flatten(),
+            candidates
+                .par_iter()
+                .map(|c| {
+                    let cf = features::of(&c.payload);
+                    let hit = against.get(&c.row_id).is_some_and(|idx| {
+                        idx.iter().any(|&i| {
+                            let s = score::weigh(&feats[i], &cf, settings.event_tolerance_secs);
+                            s.conflict || s.weight >= settings.review_threshold
+                        })
+                    });
+                    hit.then_some(c.row_id)
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .flatten(),
         );
     }
     let scored = t.elapsed();
@@ -290,7 +297,10 @@ fn resolve_scoped(
     let rows: Vec<i64> = rows.into_iter().collect();
     let entity_ids: Vec<String> = entity_ids.into_iter().collect();
     let scoped = records::live_by_rows(tx, &rows)?;
-    let scoped_feats = dedupe::par_map(&scoped, |r| features::of(&r.payload));
+    let scoped_feats = scoped
+        .par_iter()
+        .map(|r| features::of(&r.payload))
+        .collect::<Vec<_>>();
     tracing::debug!(
         kind = kind.as_str(),
         changed = changed.len(),
@@ -332,6 +342,16 @@ fn resolve_scoped(
     )
 }
 
+/// Survivorship and the stored VEVENT block, for the store to write entities with.
+const RENDERERS: entities::Renderers = entities::Renderers {
+    merge: dedupe::merge_cluster,
+    vevent: event_block,
+};
+
+fn event_block(event: &crate::model::CanonicalEvent) -> String {
+    crate::publish::ical::fragment(event, crate::publish::UID_DOMAIN)
+}
+
 /// Writes a resolution of `records`: entities and their change log, record links, and the
 /// review queue (the whole kind's, or the scope's).
 fn write_resolution(
@@ -350,6 +370,7 @@ fn write_resolution(
         &resolution.clusters,
         now,
         scope.as_ref().map(|s| s.entities),
+        &RENDERERS,
     );
     let stats = stats?;
     let clusters = resolution.clusters.len();

@@ -4,6 +4,7 @@
 //! with the records, not their square: oversized blocks are compared by a bounded window.
 
 use foldhash::{HashMap, HashSet};
+use rayon::prelude::*;
 
 use super::features::Features;
 
@@ -133,6 +134,11 @@ impl Frequencies {
 /// (sorted by name), which keeps near-duplicates together and the cost linear.
 pub const MAX_BLOCK: usize = 32;
 pub const WINDOW: usize = 8;
+/// The same bound for the store's blocks, which scoped resolution searches.
+pub const BOUNDS: crate::store::block_keys::Bounds = crate::store::block_keys::Bounds {
+    max_block: MAX_BLOCK,
+    window: WINDOW,
+};
 
 /// Start times within this many seconds share a time bucket for event blocking.
 fn bucket(start: i64, tolerance: i64) -> i64 {
@@ -277,7 +283,10 @@ pub fn candidates_and_frequencies(
     let common = common_tokens(features);
     // Keys computed on every core; blocks are then runs of one key in a sorted list, members in
     // record order.
-    let keys = super::par_map(features, |f| hashed_keys(f, tolerance_secs, &common));
+    let keys: Vec<_> = features
+        .par_iter()
+        .map(|f| hashed_keys(f, tolerance_secs, &common))
+        .collect();
     let mut entries: Vec<(u64, u32)> = keys
         .iter()
         .enumerate()

@@ -8,13 +8,7 @@ use crate::model::{Event, Organisation, PartnerRef, Payload};
 use crate::normalise;
 use crate::store::records::StoredRecord;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Merged {
-    pub payload: Payload,
-    pub partners: Vec<PartnerRef>,
-    /// Field name → partner id it was taken from.
-    pub field_sources: BTreeMap<String, String>,
-}
+pub use crate::model::Merged;
 
 /// How many of a record's fields carry something: the last tie-break between equally trusted
 /// members. Counted field by field (a ranking calls it for every compared pair, and going through

@@ -15,6 +15,7 @@ mod phenomena_tests;
 // short keys).
 use foldhash::{HashMap, HashSet};
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::model::RecordKind;
@@ -41,36 +42,17 @@ impl Default for Settings {
     }
 }
 
-/// An admin's decision about two partner records (by their store row ids); it outlives syncs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ManualLink {
-    pub a: i64,
-    pub b: i64,
-    /// `true`: the same entity (merge); `false`: never the same (split).
-    pub same: bool,
-}
+pub use crate::model::{Cluster, ManualLink};
 
-/// One canonical entity as resolved: its id and its members.
-#[derive(Debug, Clone)]
-pub struct Cluster {
-    pub entity_id: String,
-    /// Indices into the records passed to [`resolve`].
-    pub members: Vec<usize>,
-    /// Earlier canonical ids that this cluster's id now stands for (they redirect to it).
-    pub absorbed: Vec<String>,
-}
-
-impl Cluster {
-    /// The merged record (survivorship over the members). Computed on demand, so a large
-    /// resolution never holds every merged record at once.
-    pub fn merge(&self, records: &[StoredRecord]) -> merge::Merged {
-        let members: Vec<&StoredRecord> = self
-            .members
-            .iter()
-            .filter_map(|&i| records.get(i))
-            .collect();
-        merge::merge(&members)
-    }
+/// The merged record of `cluster` (survivorship over its members). Computed on demand, so a
+/// large resolution never holds every merged record at once.
+pub fn merge_cluster(cluster: &Cluster, records: &[StoredRecord]) -> merge::Merged {
+    let members: Vec<&StoredRecord> = cluster
+        .members
+        .iter()
+        .filter_map(|&i| records.get(i))
+        .collect();
+    merge::merge(&members)
 }
 
 /// A pair the engine was unsure about, for an admin to settle.
@@ -180,53 +162,16 @@ impl Scorer<'_> {
     }
 }
 
-/// Scores pairs on all cores; the work is independent per pair.
+/// Scores pairs on the shared worker pool; the work is independent per pair.
 fn score_all(scorer: &Scorer, pairs: &[(u32, u32)]) -> Vec<(f64, bool, u32, u32)> {
     let review_threshold = scorer.settings.review_threshold;
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let chunk = pairs.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = pairs
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .filter_map(|&(a, b)| {
-                            let s = scorer.weigh(a, b);
-                            (s.weight >= review_threshold || s.conflict)
-                                .then_some((s.weight, s.conflict, a, b))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
-}
-
-/// Maps `items` in order on every available core (scoped threads over contiguous chunks).
-pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < 256 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    pairs
+        .par_iter()
+        .filter_map(|&(a, b)| {
+            let s = scorer.weigh(a, b);
+            (s.weight >= review_threshold || s.conflict).then_some((s.weight, s.conflict, a, b))
+        })
+        .collect()
 }
 
 /// Resolves every live record of one kind into clusters with stable ids.
@@ -240,7 +185,10 @@ pub fn resolve(
     settings: &Settings,
     manual: &[ManualLink],
 ) -> Resolution {
-    let feats = par_map(records, |r| features::of(&r.payload));
+    let feats: Vec<features::Features> = records
+        .par_iter()
+        .map(|r| features::of(&r.payload))
+        .collect();
     resolve_with_features(kind, records, &feats, id_taken, settings, manual)
 }
 
@@ -303,11 +251,11 @@ pub fn group(
 
 /// How much settling a review pair changes: the records whose entity it decides, times how
 /// unsure the engine is (1 at the middle of the review band, towards 0 at its edges and beyond).
-pub fn review_priority(s: &score::Score, size_a: usize, size_b: usize, settings: &Settings) -> f64 {
+pub fn review_priority(weight: f64, size_a: usize, size_b: usize, settings: &Settings) -> f64 {
     let mid = (settings.merge_threshold + settings.review_threshold) / 2.0;
     let half = ((settings.merge_threshold - settings.review_threshold) / 2.0).max(1.0);
     // The weight is log2 odds relative to the middle; p(1-p) peaks at the middle.
-    let p = 1.0 / (1.0 + (-(s.weight - mid) / half * 2.0).exp2());
+    let p = 1.0 / (1.0 + (-(weight - mid) / half * 2.0).exp2());
     (size_a + size_b) as f64 * 4.0 * p * (1.0 - p)
 }
 
@@ -361,7 +309,7 @@ pub fn group_with(
         block::candidates_and_frequencies(feats, &rank, settings.event_tolerance_secs);
     // Value frequencies: the store's (scoped resolution) or those of the records here.
     let freq = frequencies.unwrap_or(&in_memory);
-    let counts = par_map(feats, |f| freq.counts(f));
+    let counts: Vec<_> = feats.par_iter().map(|f| freq.counts(f)).collect();
     let scorer = Scorer {
         records,
         feats,
@@ -412,7 +360,7 @@ pub fn group_with(
             review.push(ReviewPair {
                 a: a as usize,
                 b: b as usize,
-                priority: review_priority(&s, uf.size(ra), uf.size(rb), settings),
+                priority: review_priority(s.weight, uf.size(ra), uf.size(rb), settings),
                 score: s,
             });
         }

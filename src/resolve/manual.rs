@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 use rusqlite::{params, Transaction};
 
 use crate::dedupe::{self, features, ManualLink};
@@ -310,7 +311,10 @@ fn engine_clusters(
     settings: &dedupe::Settings,
 ) -> Result<HashMap<i64, usize>, StoreError> {
     let splits: Vec<ManualLink> = manual.iter().filter(|m| !m.same).copied().collect();
-    let feats = dedupe::par_map(members, |r| features::of(&r.payload));
+    let feats = members
+        .par_iter()
+        .map(|r| features::of(&r.payload))
+        .collect::<Vec<_>>();
     let frequencies = super::stored_frequencies(tx, kind, &feats)?;
     let grouping = dedupe::group_with(members, &feats, settings, &splits, Some(&frequencies));
     let resolution = grouping.with_ids(kind, members, &|_| false);

@@ -374,7 +374,7 @@ pub async fn review_list(
             kind,
             limit,
             cursor.as_deref(),
-            &settings,
+            &|w, a, b| crate::dedupe::review_priority(w, a, b, &settings),
         )?)
     })
     .await?;

@@ -5,7 +5,6 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::Result;
-use crate::dedupe::block::{MAX_BLOCK, WINDOW};
 use crate::model::RecordKind;
 
 fn kind_tag(kind: RecordKind) -> i64 {
@@ -149,9 +148,23 @@ pub fn replace_rows(
     Ok(same)
 }
 
-/// Records sharing a key with `record`: the whole block when it is small, else the `WINDOW`
-/// nearest each side in sort order, the same bound the in-memory blocking uses.
-pub fn neighbours(tx: &Transaction, kind: RecordKind, record: &RecordKeys) -> Result<Vec<i64>> {
+/// How far a stored block is searched: the bound the in-memory blocking uses, handed in by it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// A block this size or smaller is taken whole.
+    pub max_block: usize,
+    /// Past it, the neighbours taken each side in sort order.
+    pub window: usize,
+}
+
+/// Records sharing a key with `record`: the whole block when it is small, else the
+/// `bounds.window` nearest each side in sort order.
+pub fn neighbours(
+    tx: &Transaction,
+    kind: RecordKind,
+    record: &RecordKeys,
+    bounds: Bounds,
+) -> Result<Vec<i64>> {
     let tag = kind_tag(kind);
     let mut block =
         tx.prepare_cached("SELECT row_id FROM block_keys WHERE kind = ?1 AND key = ?2 LIMIT ?3")?;
@@ -166,18 +179,18 @@ pub fn neighbours(tx: &Transaction, kind: RecordKind, record: &RecordKeys) -> Re
     let mut out = Vec::new();
     for &key in &record.keys {
         let members = block
-            .query_map(params![tag, key, MAX_BLOCK as i64 + 1], |r| {
+            .query_map(params![tag, key, bounds.max_block as i64 + 1], |r| {
                 r.get::<_, i64>(0)
             })?
             .collect::<rusqlite::Result<Vec<i64>>>()?;
-        if members.len() <= MAX_BLOCK {
+        if members.len() <= bounds.max_block {
             out.extend(members);
             continue;
         }
         for st in [&mut after, &mut before] {
             let near = st
                 .query_map(
-                    params![tag, key, record.sort, record.row_id, WINDOW as i64],
+                    params![tag, key, record.sort, record.row_id, bounds.window as i64],
                     |r| r.get::<_, i64>(0),
                 )?
                 .collect::<rusqlite::Result<Vec<i64>>>()?;

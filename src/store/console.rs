@@ -33,11 +33,11 @@ pub fn next_item(
     kind: Option<RecordKind>,
     partner: Option<&str>,
     cursor: Option<&str>,
-    settings: &crate::dedupe::Settings,
+    priority: review::Priority,
 ) -> Result<Option<ReviewItem>> {
     let mut cursor = cursor.map(str::to_string);
     loop {
-        let page = review::page(conn, kind, STEP, cursor.as_deref(), settings)?;
+        let page = review::page(conn, kind, STEP, cursor.as_deref(), priority)?;
         let hit = page
             .items
             .into_iter()

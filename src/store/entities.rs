@@ -5,15 +5,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, FixedOffset, Utc};
+use rayon::prelude::*;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
 use super::records::{hex, StoredRecord};
 use super::search_index::{self, SearchRow};
 use super::{Result, StoreError};
-use crate::dedupe::merge::Merged;
-use crate::dedupe::Cluster;
-use crate::model::{CanonicalEvent, CanonicalOrganisation, Payload, RecordKind};
+use crate::model::{CanonicalEvent, CanonicalOrganisation, Cluster, Merged, Payload, RecordKind};
 use crate::normalise;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -125,11 +124,21 @@ fn derive(payload: &Payload) -> Derived {
     }
 }
 
+/// What writing a resolution needs from the stages above the store, handed in so the store
+/// imports none of them: survivorship (dedupe) and the VEVENT block kept with each event
+/// (publish).
+#[derive(Clone, Copy)]
+pub struct Renderers {
+    pub merge: fn(&Cluster, &[StoredRecord]) -> Merged,
+    pub vevent: fn(&CanonicalEvent) -> String,
+}
+
 /// The entity's published JSON and, for events, its stored VEVENT block.
 fn render_body(
     id: &str,
     m: &Merged,
     updated_at: DateTime<FixedOffset>,
+    render: &Renderers,
 ) -> Result<(String, Option<String>)> {
     let mut ical = None;
     let json = match &m.payload {
@@ -148,10 +157,7 @@ fn render_body(
                 field_sources: m.field_sources.clone(),
                 updated_at,
             };
-            ical = Some(crate::publish::ical::fragment(
-                &c,
-                crate::publish::UID_DOMAIN,
-            ));
+            ical = Some((render.vevent)(&c));
             serde_json::to_string(&c)
         }
     };
@@ -202,6 +208,7 @@ pub fn apply(
     clusters: &[Cluster],
     now: DateTime<Utc>,
     scope: Option<&[String]>,
+    render: &Renderers,
 ) -> Result<ApplyStats> {
     let now_s = super::timestamp(now);
     let now_fixed = now.fixed_offset();
@@ -284,28 +291,32 @@ pub fn apply(
     let mut moves: Vec<(i64, &str)> = Vec::new();
     let chunks: Vec<&[usize]> = order.chunks(CHUNK).collect();
     // Merging, hashing and rendering are pure and as costly as the writes, so the next chunk
-    // is prepared (on every core) while this thread writes the previous one.
+    // is prepared (on the shared worker pool, fed by one producer thread) while this thread writes
+    // the previous one.
     let prepare = |chunk: &[usize]| {
-        crate::dedupe::par_map(chunk, |&ci| -> Result<Prepared> {
-            let c = &clusters[ci];
-            let merged = c.merge(records);
-            let hash = body_hash(&merged);
-            let unchanged =
-                matches!(existing.get(&c.entity_id), Some(e) if e.live && e.hash == hash);
-            if unchanged {
-                return Ok((hash, None));
-            }
-            let (body, ical) = render_body(&c.entity_id, &merged, now_fixed)?;
-            Ok((
-                hash,
-                Some(Rendered {
-                    body,
-                    ical,
-                    derived: derive(&merged.payload),
-                    partners: merged.partners.into_iter().map(|p| p.partner).collect(),
-                }),
-            ))
-        })
+        chunk
+            .par_iter()
+            .map(|&ci| -> Result<Prepared> {
+                let c = &clusters[ci];
+                let merged = (render.merge)(c, records);
+                let hash = body_hash(&merged);
+                let unchanged =
+                    matches!(existing.get(&c.entity_id), Some(e) if e.live && e.hash == hash);
+                if unchanged {
+                    return Ok((hash, None));
+                }
+                let (body, ical) = render_body(&c.entity_id, &merged, now_fixed, render)?;
+                Ok((
+                    hash,
+                    Some(Rendered {
+                        body,
+                        ical,
+                        derived: derive(&merged.payload),
+                        partners: merged.partners.into_iter().map(|p| p.partner).collect(),
+                    }),
+                ))
+            })
+            .collect::<Vec<_>>()
     };
     let started = std::time::Instant::now();
     let mut waited = std::time::Duration::ZERO;

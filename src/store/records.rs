@@ -303,14 +303,15 @@ fn stored(r: &rusqlite::Row) -> Result<StoredRecord> {
     parsed(raw(r)?)
 }
 
-/// Rows per batch handed from the reading thread to the parsing ones.
+/// Rows per batch handed from the reading thread to the worker pool.
 const LOAD_BATCH: usize = 2_048;
 
 /// Every live record of `kind`, with its partner's priority, for dedupe; and the two things
 /// `derive` makes of each (`a[i]` and `b[i]` of `records[i]`), in row order.
 ///
-/// A full resolution loads every record of a kind: this thread reads rows while the other cores
-/// parse the batches already read and derive from them, so reading and parsing overlap.
+/// A full resolution loads every record of a kind: this thread reads rows while the shared
+/// worker pool parses the batches already read and derives from them, so reading and parsing
+/// overlap. At most two batches per pool thread are in flight, so memory stays bounded.
 pub fn live<A: Send, B: Send>(
     tx: &Transaction,
     kind: RecordKind,
@@ -320,91 +321,158 @@ pub fn live<A: Send, B: Send>(
         "{STORED_COLUMNS} WHERE r.kind = ?1 AND r.deleted_at IS NULL ORDER BY r.id"
     ))?;
     let mut rows = st.query(params![kind.as_str()])?;
-    type Done<A, B> = Result<Vec<(StoredRecord, (A, B))>>;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (send, todo) = std::sync::mpsc::sync_channel::<(usize, Vec<RawRecord>)>(workers * 2);
-    // Shared by the workers alone: if they all stop (a panic), the queue closes and reading
-    // stops instead of waiting on a full queue.
-    let todo = std::sync::Arc::new(std::sync::Mutex::new(todo));
-    let (done_send, done) = std::sync::mpsc::channel::<(usize, Done<A, B>)>();
-    let mut records = Vec::new();
-    let (mut first, mut second) = (Vec::new(), Vec::new());
-    std::thread::scope(|scope| -> Result<()> {
-        for _ in 0..workers {
-            let (todo, done_send, derive) = (todo.clone(), done_send.clone(), &derive);
-            scope.spawn(move || loop {
-                let next = todo.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                let Ok((i, batch)) = next else { break };
-                let out = batch
-                    .into_iter()
-                    .map(|r| {
-                        let rec = parsed(r)?;
-                        let d = derive(&rec);
-                        Ok((rec, d))
-                    })
-                    .collect();
-                if done_send.send((i, out)).is_err() {
-                    break;
-                }
+    let in_flight = 2 * rayon::current_num_threads().max(1);
+    let (done_send, done) = std::sync::mpsc::channel::<(usize, Parsed<A, B>)>();
+    let mut out = Ordered::default();
+    let derive = &derive;
+    // Runs on this thread (the transaction cannot leave it); the batches go to the pool.
+    let read = rayon::in_place_scope(|scope| -> rusqlite::Result<()> {
+        let spawn = |i: usize, batch: Vec<RawRecord>| {
+            let done_send = done_send.clone();
+            scope.spawn(move |_| {
+                // A panic is sent back as such, so the reader never waits on a batch that
+                // will not come; it is raised again on this thread.
+                let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    parse_batch(batch, derive)
+                }));
+                let _ = done_send.send((i, parsed));
             });
-        }
-        drop((todo, done_send));
-        // Parsed batches are appended in row order as they come back; the few that overtake
-        // an earlier one wait here.
-        let mut next = 0;
-        let mut early: std::collections::BTreeMap<usize, Done<A, B>> = Default::default();
-        let mut outcome = Ok(());
-        let mut take = |i: usize, out: Done<A, B>| {
-            early.insert(i, out);
-            while let Some(out) = early.remove(&next) {
-                next += 1;
-                match out {
-                    Ok(batch) => {
-                        for (rec, (a, b)) in batch {
-                            records.push(rec);
-                            first.push(a);
-                            second.push(b);
-                        }
-                    }
-                    Err(e) => {
-                        if outcome.is_ok() {
-                            outcome = Err(e);
-                        }
-                    }
-                }
-            }
         };
+        let (mut sent, mut received) = (0, 0);
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
         // A read error stops reading; the batches already sent are still awaited below.
         let read = (|| -> rusqlite::Result<()> {
-            let mut batch = Vec::with_capacity(LOAD_BATCH);
-            let mut sent = 0;
             while let Some(row) = rows.next()? {
                 batch.push(raw(row)?);
                 if batch.len() == LOAD_BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
-                    if send.send((sent, full)).is_err() {
-                        // Every worker is gone: a panic, which the scope raises again below.
-                        return Ok(());
-                    }
+                    spawn(
+                        sent,
+                        std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH)),
+                    );
                     sent += 1;
-                    while let Ok((i, out)) = done.try_recv() {
-                        take(i, out);
+                    while sent - received >= in_flight {
+                        let Some((i, parsed)) = next_done(&done) else {
+                            break;
+                        };
+                        received += 1;
+                        out.take(i, parsed);
                     }
                 }
             }
-            if !batch.is_empty() {
-                let _ = send.send((sent, batch));
-            }
             Ok(())
         })();
-        drop(send);
-        for (i, out) in done {
-            take(i, out);
+        if !batch.is_empty() {
+            spawn(sent, std::mem::take(&mut batch));
+            sent += 1;
         }
-        read?;
-        outcome
-    })?;
-    Ok((records, first, second))
+        while received < sent {
+            let Some((i, parsed)) = next_done(&done) else {
+                break;
+            };
+            received += 1;
+            out.take(i, parsed);
+        }
+        read
+    });
+    if let Some(panic) = out.panic {
+        std::panic::resume_unwind(panic);
+    }
+    read?;
+    out.outcome?;
+    Ok((out.records, out.first, out.second))
+}
+
+/// The next parsed batch. Called on a pool thread (a caller already inside the pool), it runs
+/// queued work meanwhile instead of blocking a thread its own batches may need.
+fn next_done<T>(done: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+    use std::sync::mpsc::TryRecvError;
+    loop {
+        match done.try_recv() {
+            Ok(v) => return Some(v),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => {}
+            Some(rayon::Yield::Idle) => {
+                match done.recv_timeout(std::time::Duration::from_millis(1)) {
+                    Ok(v) => return Some(v),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                }
+            }
+            None => return done.recv().ok(),
+        }
+    }
+}
+
+/// One batch parsed and derived from, or why it could not be, or the panic that stopped it.
+type Parsed<A, B> = std::thread::Result<Result<Vec<(StoredRecord, (A, B))>>>;
+
+fn parse_batch<A, B>(
+    batch: Vec<RawRecord>,
+    derive: &(impl Fn(&StoredRecord) -> (A, B) + Sync),
+) -> Result<Vec<(StoredRecord, (A, B))>> {
+    batch
+        .into_iter()
+        .map(|r| {
+            let rec = parsed(r)?;
+            let d = derive(&rec);
+            Ok((rec, d))
+        })
+        .collect()
+}
+
+/// Parsed batches appended in row order as they come back; the few that overtake an earlier
+/// one wait here. The first error (or panic) is kept.
+struct Ordered<A, B> {
+    next: usize,
+    early: std::collections::BTreeMap<usize, Parsed<A, B>>,
+    records: Vec<StoredRecord>,
+    first: Vec<A>,
+    second: Vec<B>,
+    outcome: Result<()>,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl<A, B> Default for Ordered<A, B> {
+    fn default() -> Self {
+        Ordered {
+            next: 0,
+            early: Default::default(),
+            records: Vec::new(),
+            first: Vec::new(),
+            second: Vec::new(),
+            outcome: Ok(()),
+            panic: None,
+        }
+    }
+}
+
+impl<A, B> Ordered<A, B> {
+    fn take(&mut self, i: usize, parsed: Parsed<A, B>) {
+        self.early.insert(i, parsed);
+        while let Some(parsed) = self.early.remove(&self.next) {
+            self.next += 1;
+            match parsed {
+                Ok(Ok(batch)) => {
+                    for (rec, (a, b)) in batch {
+                        self.records.push(rec);
+                        self.first.push(a);
+                        self.second.push(b);
+                    }
+                }
+                Ok(Err(e)) => {
+                    if self.outcome.is_ok() {
+                        self.outcome = Err(e);
+                    }
+                }
+                Err(panic) => {
+                    self.panic.get_or_insert(panic);
+                }
+            }
+        }
+    }
 }
 
 /// Whether any record of `kind` is live.
@@ -755,6 +823,37 @@ mod tests {
                 other.map(|r| r.0.len())
             ),
         }
+    }
+
+    #[test]
+    fn live_called_from_inside_a_one_thread_pool_still_finishes() {
+        // The loader waits for its batches on the pool that parses them: on a pool thread it
+        // must run them itself, or a one-core machine would wait for ever.
+        let (tell, told) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let loaded = pool.install(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let store = crate::store::Store::open(&dir.path().join("t.db")).unwrap();
+                let mut conn = store.writer();
+                let tx = conn.transaction().unwrap();
+                let encoded: Vec<Encoded> = (0..LOAD_BATCH * 5)
+                    .map(|i| encode(org(&format!("org {i:05}"))).unwrap())
+                    .collect();
+                upsert(&tx, "p", "orgs", &encoded, "2026-01-01T00:00:00Z", false).unwrap();
+                live(&tx, RecordKind::Organisations, |_| ((), ()))
+                    .map(|r| r.0.len())
+                    .unwrap()
+            });
+            let _ = tell.send(loaded);
+        });
+        let loaded = told
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the loader finished within a minute");
+        assert_eq!(loaded, LOAD_BATCH * 5);
     }
 
     #[test]

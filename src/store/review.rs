@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::Result;
-use crate::dedupe::ManualLink;
+use crate::model::ManualLink;
 use crate::model::RecordKind;
 
 /// One side of a review pair, as an admin needs to see it.
@@ -228,6 +228,10 @@ fn parse_cursor(c: &str) -> Option<(f64, i64)> {
     ))
 }
 
+/// How much settling a pair changes, from its score and its two clusters' sizes: the queue's
+/// order. The engine that scored the pair knows how to weigh it, so the caller hands it in.
+pub type Priority<'a> = &'a dyn Fn(f64, usize, usize) -> f64;
+
 /// Whether `c` is a cursor [`page`] issued.
 pub fn valid_cursor(c: &str) -> bool {
     parse_cursor(c).is_some()
@@ -236,7 +240,7 @@ pub fn valid_cursor(c: &str) -> bool {
 fn open_pairs(
     conn: &Connection,
     kind: Option<RecordKind>,
-    settings: &crate::dedupe::Settings,
+    priority: Priority,
 ) -> Result<Vec<Open>> {
     let mut st = conn.prepare(
         "SELECT q.id, q.kind, q.a_row, q.b_row, q.score, q.evidence, q.created_at,
@@ -266,13 +270,7 @@ fn open_pairs(
     })?;
     let mut open: Vec<Open> = rows.collect::<rusqlite::Result<_>>()?;
     for o in &mut open {
-        let score = crate::dedupe::score::Score {
-            weight: o.score,
-            conflict: false,
-            disagree: false,
-            evidence: Vec::new(),
-        };
-        o.priority = crate::dedupe::review_priority(&score, o.size_a, o.size_b, settings);
+        o.priority = priority(o.score, o.size_a, o.size_b);
     }
     // Most consequential first; ties by id, so pages never overlap or skip.
     open.sort_by(|x, y| y.priority.total_cmp(&x.priority).then(x.id.cmp(&y.id)));
@@ -309,9 +307,9 @@ pub fn page(
     kind: Option<RecordKind>,
     limit: usize,
     cursor: Option<&str>,
-    settings: &crate::dedupe::Settings,
+    priority: Priority,
 ) -> Result<ReviewPage> {
-    let open = open_pairs(conn, kind, settings)?;
+    let open = open_pairs(conn, kind, priority)?;
     let after = cursor.and_then(parse_cursor);
     let start = match after {
         None => 0,

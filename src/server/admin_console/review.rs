@@ -96,7 +96,7 @@ pub async fn queue(
             kind,
             partner.as_deref(),
             cursor.as_deref(),
-            &settings,
+            &|w, a, b| crate::dedupe::review_priority(w, a, b, &settings),
         )?;
         Ok((total, item))
     })
