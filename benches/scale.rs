@@ -160,7 +160,7 @@ fn measured(cmd: &mut Command) -> (f64, u64, String) {
         })
         .spawn()
         .unwrap_or_else(|e| fail(&format!("cannot start {cmd:?}: {e}")));
-    let status_path = format!("/proc/{}/status", child.id());
+    let pid = child.id();
     let mut peak_kb = 0u64;
     // Read stdout as it comes, so a chatty child never blocks on a full pipe.
     let mut pipe = child.stdout.take();
@@ -172,15 +172,8 @@ fn measured(cmd: &mut Command) -> (f64, u64, String) {
         text
     });
     let status = loop {
-        if let Ok(s) = std::fs::read_to_string(&status_path) {
-            if let Some(kb) = s
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                peak_kb = peak_kb.max(kb);
-            }
+        if let Some((_, peak)) = tributary::process_memory::resident_bytes_of(pid) {
+            peak_kb = peak_kb.max(peak / 1024);
         }
         match child.try_wait() {
             Ok(Some(st)) => break st,
@@ -567,15 +560,11 @@ fn main() {
     if let Some(r) = wrk_with(&cal, &[&format!("If-None-Match: {etag}")]) {
         println!("load, calendar.ics revalidation (If-None-Match, 304): {r}");
     }
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", daemon.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.to_string())
-        })
-        .unwrap_or_default();
-    println!("daemon peak RSS while serving: {rss}");
+    let rss = tributary::process_memory::resident_bytes_of(daemon.id())
+        .map_or("unknown".to_string(), |(_, peak)| {
+            format!("{} kB", peak / 1024)
+        });
+    println!("daemon peak RSS while serving: VmHWM: {rss}");
     let _ = daemon.kill();
     let _ = daemon.wait();
 

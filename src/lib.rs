@@ -9,6 +9,7 @@ pub mod licence;
 pub mod metrics;
 pub mod model;
 pub mod normalise;
+pub mod postcode;
 pub mod process_memory;
 pub mod publish;
 pub mod recurrence;

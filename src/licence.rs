@@ -193,11 +193,7 @@ impl Attributions {
             h.update(a.line().as_bytes());
             h.update([0]);
         }
-        h.finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(&h.finalize()[..8])
     }
 }
 

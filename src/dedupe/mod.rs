@@ -485,11 +485,7 @@ pub fn new_id(kind: RecordKind, first: &StoredRecord, taken: &dyn Fn(&str) -> bo
             h.update(salt.to_be_bytes());
         }
         let digest = h.finalize();
-        let id = format!(
-            "{}{}",
-            kind.id_prefix(),
-            crate::store::records::hex(&digest[..8])
-        );
+        let id = format!("{}{}", kind.id_prefix(), hex::encode(&digest[..8]));
         if !taken(&id) {
             return id;
         }

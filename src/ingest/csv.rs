@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::tributary_json::{instant, DEFAULT_TZ};
+use super::times::{instant, DEFAULT_TZ};
 use super::ParseError;
 use crate::model::{
     Address, Event, EventStatus, Identifiers, Location, Organisation, Organiser, ParsedFeed,

@@ -16,6 +16,7 @@ pub mod oruk;
 pub mod rpde;
 pub mod rss;
 pub mod schema_org;
+pub mod times;
 pub mod tributary_json;
 pub mod truncation;
 pub mod wp_events;

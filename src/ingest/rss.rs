@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 
-use super::tributary_json::{instant, local_time, DEFAULT_TZ};
+use super::times::{instant, local_time, DEFAULT_TZ};
 use super::{dates_in_text, feed_xml, html, ParseError};
 use crate::model::{
     Event, EventStatus, Location, Organiser, ParsedFeed, Payload, Rejection, SourceRecord,
@@ -102,7 +102,7 @@ fn derived_id(post: &Post) -> Option<String> {
         h.update([0]);
     }
     let digest = h.finalize();
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let hex: String = hex::encode(&digest[..12]);
     Some(format!("derived:{hex}"))
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime};
 use serde_json::Value;
 
 use super::html;
-use super::tributary_json::{instant, local_time, DEFAULT_TZ};
+use super::times::{instant, local_time, DEFAULT_TZ};
 use crate::model::{Address, Event, EventStatus, Identifiers, Location, Organisation, Organiser};
 
 /// The `@type`s of a node, without `schema:` or `https://schema.org/` prefixes.
@@ -272,7 +272,7 @@ fn postcode_in(s: &str) -> Option<String> {
     let n = words.len();
     (n >= 2)
         .then(|| format!("{} {}", words[n - 2], words[n - 1]))
-        .filter(|p| crate::normalise::postcode(p).is_some())
+        .filter(|p| crate::postcode::standard(p).is_some())
 }
 
 /// Maps an `Organization` node.

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Duration, FixedOffset, NaiveDateTime, TimeZone};
 use serde_json::Value;
 
-use super::tributary_json::{item_id, local_time, DEFAULT_TZ};
+use super::times::{local_time, DEFAULT_TZ};
+use super::tributary_json::item_id;
 use super::{
     json_page, json_str, next_numbered_page, Collected, Harvested, PageRequest, ParseError,
 };

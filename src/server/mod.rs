@@ -299,7 +299,7 @@ pub fn etag_of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     for p in parts {
         h.update(p);
     }
-    format!("\"{}\"", crate::store::records::hex(&h.finalize()[..16]))
+    format!("\"{}\"", hex::encode(&h.finalize()[..16]))
 }
 
 /// A cacheable response: strong ETag over the body, Last-Modified, 304 when the client has it.

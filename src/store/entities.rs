@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
-use super::records::{hex, StoredRecord};
+use super::records::StoredRecord;
 use super::search_index::{self, SearchRow};
 use super::{Result, StoreError};
 use crate::model::{CanonicalEvent, CanonicalOrganisation, Cluster, Merged, Payload, RecordKind};
@@ -58,7 +58,7 @@ fn body_hash(m: &Merged) -> String {
     h.update(serde_json::to_vec(&m.payload).unwrap_or_default());
     h.update(serde_json::to_vec(&m.partners).unwrap_or_default());
     h.update(serde_json::to_vec(&m.field_sources).unwrap_or_default());
-    hex(&h.finalize()[..16])
+    hex::encode(&h.finalize()[..16])
 }
 
 /// Columns derived from the merged record for filtering and ordering.
@@ -628,7 +628,7 @@ impl OrgCursor {
     /// name>.<id>` in a search (the score's exact bits, so the next page starts exactly after).
     pub fn encode(&self) -> String {
         match self {
-            OrgCursor::Name { sort_key, id } => format!("{}.{id}", hex(sort_key.as_bytes())),
+            OrgCursor::Name { sort_key, id } => format!("{}.{id}", hex::encode(sort_key)),
             OrgCursor::Ranked {
                 tier,
                 score,
@@ -637,7 +637,7 @@ impl OrgCursor {
             } => format!(
                 "r{tier}.{:016x}.{}.{id}",
                 score.to_bits(),
-                hex(sort_key.as_bytes())
+                hex::encode(sort_key)
             ),
         }
     }
@@ -671,14 +671,7 @@ impl OrgCursor {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(hex::decode(s).ok()?).ok()
 }
 
 /// One organisation of a listing page: its published JSON and the cursor just after it.

@@ -57,7 +57,7 @@ pub fn encode(record: SourceRecord) -> std::result::Result<Encoded, serde_json::
     h.update(payload.as_bytes());
     h.update([0]);
     h.update(record.url.as_deref().unwrap_or("").as_bytes());
-    let hash = hex(&h.finalize()[..16]);
+    let hash = hex::encode(&h.finalize()[..16]);
     Ok(Encoded {
         kind: record.payload.kind(),
         updated_at: record.updated_at.map(|t| t.to_rfc3339()),
@@ -66,18 +66,6 @@ pub fn encode(record: SourceRecord) -> std::result::Result<Encoded, serde_json::
         payload,
         hash,
     })
-}
-
-/// Lower-case hex of `bytes` (content hashes, ids, ETags: millions of calls in a big sync, so
-/// without a formatted string per byte).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
 }
 
 /// Inserts new records, rewrites changed ones (and revives deleted ones) and leaves the rest as
@@ -763,14 +751,6 @@ mod tests {
         let again = upsert(&tx, "p", "orgs", &encoded, now, true).unwrap();
         assert!(!again.fresh);
         assert_eq!((again.inserted, again.unchanged), (0, 150));
-    }
-
-    #[test]
-    fn hex_is_lower_case_two_digits_a_byte() {
-        let all: Vec<u8> = (0..=255).collect();
-        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex(&all), expected);
-        assert_eq!(hex(&[]), "");
     }
 
     fn org(name: &str) -> SourceRecord {

@@ -18,7 +18,7 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    format!("t={timestamp},v1={}", crate::store::records::hex(&digest))
+    format!("t={timestamp},v1={}", hex::encode(digest))
 }
 
 #[cfg(test)]
@@ -31,7 +31,7 @@ mod tests {
         let t = signature(b"Jefe", 1_700_000_000, b"what do ya want for nothing?");
         let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"1700000000.what do ya want for nothing?");
-        let want = crate::store::records::hex(&mac.finalize().into_bytes());
+        let want = hex::encode(mac.finalize().into_bytes());
         assert_eq!(t, format!("t=1700000000,v1={want}"));
         assert_ne!(
             signature(b"other", 1_700_000_000, b"x"),

@@ -248,7 +248,7 @@ fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
 fn derived_uid(e: &Event) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(format!("{}|{}", e.start.to_rfc3339(), e.title));
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex: String = hex::encode(&digest[..8]);
     format!("no-uid-{hex}")
 }
 
@@ -448,7 +448,7 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
         if naive.year() > 9999 {
             return Err(format!("{name} {v} is after the year 9999"));
         }
-        super::tributary_json::local_time(tz, naive).ok_or_else(|| {
+        super::times::local_time(tz, naive).ok_or_else(|| {
             format!(
                 "{name} {v} does not exist in {} (the clocks skip it)",
                 tz.name()
@@ -650,7 +650,7 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
             .any(|w| lower.contains(w));
             // A UK postcode at the end of the address ("…, Macclesfield, SK10 1EE").
             let parts: Vec<&str> = loc.split(',').map(str::trim).collect();
-            if let Some(pc) = parts.last().and_then(|l| crate::normalise::postcode(l)) {
+            if let Some(pc) = parts.last().and_then(|l| crate::postcode::standard(l)) {
                 location.postcode = Some(pc);
                 if parts.len() > 1 {
                     location.name = Some(parts[0].to_string());

@@ -69,7 +69,7 @@ const MAX_CLIENTS: usize = 10_000;
 fn random_token() -> Option<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
-    Some(crate::store::records::hex(&bytes))
+    Some(hex::encode(bytes))
 }
 
 impl Sessions {
