@@ -212,227 +212,28 @@ pub fn apply(
 ) -> Result<ApplyStats> {
     let now_s = super::timestamp(now);
     let now_fixed = now.fixed_offset();
-    let scoped = scope.is_some();
-    let mut stats = ApplyStats::default();
-    let mut existing: HashMap<String, Existing> = HashMap::new();
-    {
-        let read = |r: &rusqlite::Row| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Existing {
-                    hash: r.get(1)?,
-                    live: r.get(2)?,
-                },
-            ))
-        };
-        const COLUMNS: &str =
-            "SELECT id, content_hash, deleted_at IS NULL AND merged_into IS NULL FROM entities";
-        match scope {
-            None => {
-                let mut st = tx.prepare(&format!("{COLUMNS} WHERE kind = ?1"))?;
-                for row in st.query_map(params![kind.as_str()], read)? {
-                    let (id, e) = row?;
-                    existing.insert(id, e);
-                }
-            }
-            Some(ids) => {
-                let mut st = tx.prepare_cached(&format!("{COLUMNS} WHERE id = ?1"))?;
-                for id in ids {
-                    if let Some((id, e)) = st.query_row(params![id], read).optional()? {
-                        existing.insert(id, e);
-                    }
-                }
-            }
-        }
-    }
-
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO entities (id, kind, body, content_hash, sort_key, search_text, categories,
-             postcode_area, start_utc, end_utc, recurring, created_at, updated_at, ical, change_number)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)
-         ON CONFLICT (id) DO UPDATE SET body = excluded.body, ical = excluded.ical,
-             content_hash = excluded.content_hash,
-             sort_key = excluded.sort_key, search_text = excluded.search_text,
-             categories = excluded.categories, postcode_area = excluded.postcode_area,
-             start_utc = excluded.start_utc, end_utc = excluded.end_utc,
-             recurring = excluded.recurring, updated_at = excluded.updated_at,
-             change_number = excluded.change_number,
-             version = entities.version + 1, deleted_at = NULL, merged_into = NULL
-         RETURNING rowid",
-    )?;
-    let mut clear_partners =
-        tx.prepare_cached("DELETE FROM entity_partners WHERE entity_id = ?1")?;
-    let mut retire = tx.prepare_cached(
-        "UPDATE entities SET deleted_at = ?2, merged_into = ?3, updated_at = ?2,
-             version = version + 1, change_number = ?4
-         WHERE id = ?1",
-    )?;
-
-    // Written in the order of the biggest index, so it grows at its end instead of at random
-    // pages, which is most of the cost of a first sync's hundred thousand inserts: events by
-    // start (the calendar index carries each event's VEVENT block), organisations by id.
-    let start = |c: &Cluster| {
-        c.members
-            .iter()
-            .filter_map(|&m| match &records.get(m)?.payload {
-                Payload::Event(e) => Some(e.start.timestamp()),
-                Payload::Organisation(_) => None,
-            })
-            .min()
-    };
-    let mut order: Vec<usize> = (0..clusters.len()).collect();
-    order.sort_by_cached_key(|&i| (start(&clusters[i]), clusters[i].entity_id.as_str()));
-    let mut live_after: HashSet<&str> = HashSet::with_capacity(clusters.len());
-    // Written after the entities, in key order: in the entities' order (by start) they would
-    // land at random pages of entity_partners.
-    let mut partner_rows: Vec<[String; 2]> = Vec::new();
-    let mut links: Vec<(i64, &str)> = Vec::new();
-    // Records leaving the id they held: kept, so a split can give the id back.
-    let mut moves: Vec<(i64, &str)> = Vec::new();
+    let existing = existing_entities(tx, kind, scope)?;
+    let order = write_order(records, clusters);
     let chunks: Vec<&[usize]> = order.chunks(CHUNK).collect();
-    // Merging, hashing and rendering are pure and as costly as the writes, so the next chunk
-    // is prepared (on the shared worker pool, fed by one producer thread) while this thread writes
-    // the previous one.
-    let prepare = |chunk: &[usize]| {
-        chunk
-            .par_iter()
-            .map(|&ci| -> Result<Prepared> {
-                let c = &clusters[ci];
-                let merged = (render.merge)(c, records);
-                let hash = body_hash(&merged);
-                let unchanged =
-                    matches!(existing.get(&c.entity_id), Some(e) if e.live && e.hash == hash);
-                if unchanged {
-                    return Ok((hash, None));
-                }
-                let (body, ical) = render_body(&c.entity_id, &merged, now_fixed, render)?;
-                Ok((
-                    hash,
-                    Some(Rendered {
-                        body,
-                        ical,
-                        derived: derive(&merged.payload),
-                        partners: merged.partners.into_iter().map(|p| p.partner).collect(),
-                    }),
-                ))
-            })
-            .collect::<Vec<_>>()
-    };
     let started = std::time::Instant::now();
-    let mut waited = std::time::Duration::ZERO;
-    std::thread::scope(|scope| -> Result<()> {
-        let (send, ready) = std::sync::mpsc::sync_channel::<Vec<Result<Prepared>>>(1);
-        let chunks_ref = &chunks;
-        let prepare = &prepare;
-        let producer = scope.spawn(move || {
-            for chunk in chunks_ref {
-                // The writer stopped (an error): stop preparing.
-                if send.send(prepare(chunk)).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut ready = ready.into_iter();
-        for chunk in &chunks {
-            let asked = std::time::Instant::now();
-            let Some(prepared) = ready.next() else {
-                break;
-            };
-            waited += asked.elapsed();
-            for (&ci, prepared) in chunk.iter().zip(prepared) {
-                let c = &clusters[ci];
-                let (hash, rendered) = prepared?;
-                live_after.insert(&c.entity_id);
-                for &m in &c.members {
-                    if let Some(r) = records.get(m) {
-                        if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
-                            links.push((r.row_id, &c.entity_id));
-                            if let Some(old) = r.entity_id.as_deref() {
-                                moves.push((r.row_id, old));
-                            }
-                        }
-                    }
-                }
-                if let Some(r) = rendered {
-                    let number = log_change(tx, kind, &c.entity_id, "upsert", None, &now_s)?;
-                    let d = &r.derived;
-                    let rowid: i64 = upsert.query_row(
-                        params![
-                            c.entity_id,
-                            kind.as_str(),
-                            r.body,
-                            hash,
-                            d.sort_key,
-                            d.search_text,
-                            d.categories,
-                            d.postcode_area,
-                            d.start_utc,
-                            d.end_utc,
-                            d.recurring,
-                            now_s,
-                            r.ical,
-                            number
-                        ],
-                        |row| row.get(0),
-                    )?;
-                    // In the same transaction as the row: search never finds what the API
-                    // would not serve, nor misses what it would.
-                    let known = existing.contains_key(&c.entity_id);
-                    // A scoped write may meet an id outside its scope (one given back by a
-                    // split), so only a whole-kind write knows a new id has no search row.
-                    search_index::put(tx, kind, rowid, &d.search, known || scoped)?;
-                    if known {
-                        clear_partners.execute(params![c.entity_id])?;
-                        stats.updated += 1;
-                    } else {
-                        stats.created += 1;
-                    }
-                    partner_rows.extend(r.partners.into_iter().map(|p| [c.entity_id.clone(), p]));
-                }
-                for old in &c.absorbed {
-                    if existing.get(old).is_some_and(|e| e.live) {
-                        let number =
-                            log_change(tx, kind, old, "merged", Some(&c.entity_id), &now_s)?;
-                        retire.execute(params![old, now_s, c.entity_id, number])?;
-                        search_index::retire(tx, kind, old)?;
-                        stats.merged += 1;
-                    }
-                }
-            }
-        }
-        // A preparer that died must not pass for the end of the clusters (the rest would be
-        // taken as gone): its panic goes on to the caller.
-        if let Err(panic) = producer.join() {
-            std::panic::resume_unwind(panic);
+    let mut writer = Writer::new(tx, kind, &existing, &now_s, scope.is_some(), clusters.len())?;
+    let prepare =
+        |chunk: &[usize]| prepare_chunk(chunk, clusters, records, &existing, now_fixed, render);
+    let waited = pipelined(&chunks, &prepare, |chunk, prepared| {
+        for (&ci, prepared) in chunk.iter().zip(prepared) {
+            writer.cluster(&clusters[ci], records, prepared?)?;
         }
         Ok(())
     })?;
-    let absorbed: HashSet<&str> = clusters
-        .iter()
-        .flat_map(|c| c.absorbed.iter().map(String::as_str))
-        .collect();
-    let mut gone: Vec<&String> = existing
-        .iter()
-        .filter(|(id, e)| {
-            e.live && !live_after.contains(id.as_str()) && !absorbed.contains(id.as_str())
-        })
-        .map(|(id, _)| id)
-        .collect();
-    gone.sort();
-    for id in gone {
-        let number = log_change(tx, kind, id, "delete", None, &now_s)?;
-        retire.execute(params![id, now_s, Option::<String>::None, number])?;
-        search_index::retire(tx, kind, id)?;
-        stats.deleted += 1;
-    }
-    partner_rows.sort_unstable();
-    partner_rows.dedup();
-    super::insert_rows(
-        tx,
-        "INSERT OR IGNORE INTO entity_partners (entity_id, partner_id) VALUES",
-        "",
-        &partner_rows,
-    )?;
+    writer.retire_gone(clusters)?;
+    let Writer {
+        stats,
+        partner_rows,
+        mut links,
+        moves,
+        ..
+    } = writer;
+    write_partner_rows(tx, partner_rows)?;
     // In row order, so the updates walk the records table once instead of seeking at random.
     links.sort_unstable();
     let written = started.elapsed();
@@ -449,6 +250,322 @@ pub fn apply(
         "entities written"
     );
     Ok(stats)
+}
+
+/// The entities a write may change, by id: the whole kind's, or the scope's.
+fn existing_entities(
+    tx: &Transaction,
+    kind: RecordKind,
+    scope: Option<&[String]>,
+) -> Result<HashMap<String, Existing>> {
+    let mut existing = HashMap::new();
+    let read = |r: &rusqlite::Row| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Existing {
+                hash: r.get(1)?,
+                live: r.get(2)?,
+            },
+        ))
+    };
+    const COLUMNS: &str =
+        "SELECT id, content_hash, deleted_at IS NULL AND merged_into IS NULL FROM entities";
+    match scope {
+        None => {
+            let mut st = tx.prepare(&format!("{COLUMNS} WHERE kind = ?1"))?;
+            for row in st.query_map(params![kind.as_str()], read)? {
+                let (id, e) = row?;
+                existing.insert(id, e);
+            }
+        }
+        Some(ids) => {
+            let mut st = tx.prepare_cached(&format!("{COLUMNS} WHERE id = ?1"))?;
+            for id in ids {
+                if let Some((id, e)) = st.query_row(params![id], read).optional()? {
+                    existing.insert(id, e);
+                }
+            }
+        }
+    }
+    Ok(existing)
+}
+
+/// Clusters in the order of the biggest index, so it grows at its end instead of at random
+/// pages, which is most of the cost of a first sync's hundred thousand inserts: events by
+/// start (the calendar index carries each event's VEVENT block), organisations by id.
+fn write_order(records: &[StoredRecord], clusters: &[Cluster]) -> Vec<usize> {
+    let start = |c: &Cluster| {
+        c.members
+            .iter()
+            .filter_map(|&m| match &records.get(m)?.payload {
+                Payload::Event(e) => Some(e.start.timestamp()),
+                Payload::Organisation(_) => None,
+            })
+            .min()
+    };
+    let mut order: Vec<usize> = (0..clusters.len()).collect();
+    order.sort_by_cached_key(|&i| (start(&clusters[i]), clusters[i].entity_id.as_str()));
+    order
+}
+
+/// A chunk of clusters merged, hashed and (when changed) rendered, on the shared worker pool.
+fn prepare_chunk(
+    chunk: &[usize],
+    clusters: &[Cluster],
+    records: &[StoredRecord],
+    existing: &HashMap<String, Existing>,
+    now: DateTime<FixedOffset>,
+    render: &Renderers,
+) -> Vec<Result<Prepared>> {
+    chunk
+        .par_iter()
+        .map(|&ci| -> Result<Prepared> {
+            let c = &clusters[ci];
+            let merged = (render.merge)(c, records);
+            let hash = body_hash(&merged);
+            let unchanged =
+                matches!(existing.get(&c.entity_id), Some(e) if e.live && e.hash == hash);
+            if unchanged {
+                return Ok((hash, None));
+            }
+            let (body, ical) = render_body(&c.entity_id, &merged, now, render)?;
+            Ok((
+                hash,
+                Some(Rendered {
+                    body,
+                    ical,
+                    derived: derive(&merged.payload),
+                    partners: merged.partners.into_iter().map(|p| p.partner).collect(),
+                }),
+            ))
+        })
+        .collect()
+}
+
+/// Merging, hashing and rendering are pure and as costly as the writes, so one producer thread
+/// prepares the next chunk while this thread writes the previous one. Returns how long writing
+/// waited for rendering.
+fn pipelined<P: Send>(
+    chunks: &[&[usize]],
+    prepare: &(dyn Fn(&[usize]) -> P + Sync),
+    mut write: impl FnMut(&[usize], P) -> Result<()>,
+) -> Result<std::time::Duration> {
+    let mut waited = std::time::Duration::ZERO;
+    std::thread::scope(|scope| -> Result<()> {
+        let (send, ready) = std::sync::mpsc::sync_channel::<P>(1);
+        let producer = scope.spawn(move || {
+            for chunk in chunks {
+                // The writer stopped (an error): stop preparing.
+                if send.send(prepare(chunk)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut ready = ready.into_iter();
+        let mut outcome = Ok(());
+        for chunk in chunks {
+            let asked = std::time::Instant::now();
+            let Some(prepared) = ready.next() else {
+                break;
+            };
+            waited += asked.elapsed();
+            outcome = write(chunk, prepared);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        drop(ready);
+        // A preparer that died must not pass for the end of the clusters (the rest would be
+        // taken as gone): its panic goes on to the caller.
+        if let Err(panic) = producer.join() {
+            std::panic::resume_unwind(panic);
+        }
+        outcome
+    })?;
+    Ok(waited)
+}
+
+/// The writing half of [`apply`]: its statements and what it gathers for the end.
+struct Writer<'a> {
+    tx: &'a Transaction<'a>,
+    kind: RecordKind,
+    existing: &'a HashMap<String, Existing>,
+    now: &'a str,
+    scoped: bool,
+    upsert: rusqlite::CachedStatement<'a>,
+    clear_partners: rusqlite::CachedStatement<'a>,
+    retire: rusqlite::CachedStatement<'a>,
+    stats: ApplyStats,
+    live_after: HashSet<&'a str>,
+    // Written after the entities, in key order: in the entities' order (by start) they would
+    // land at random pages of entity_partners.
+    partner_rows: Vec<[String; 2]>,
+    links: Vec<(i64, &'a str)>,
+    // Records leaving the id they held: kept, so a split can give the id back.
+    moves: Vec<(i64, &'a str)>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(
+        tx: &'a Transaction<'a>,
+        kind: RecordKind,
+        existing: &'a HashMap<String, Existing>,
+        now: &'a str,
+        scoped: bool,
+        clusters: usize,
+    ) -> Result<Writer<'a>> {
+        Ok(Writer {
+            tx,
+            kind,
+            existing,
+            now,
+            scoped,
+            upsert: tx.prepare_cached(
+                "INSERT INTO entities (id, kind, body, content_hash, sort_key, search_text,
+                     categories, postcode_area, start_utc, end_utc, recurring, created_at,
+                     updated_at, ical, change_number)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body, ical = excluded.ical,
+                     content_hash = excluded.content_hash,
+                     sort_key = excluded.sort_key, search_text = excluded.search_text,
+                     categories = excluded.categories, postcode_area = excluded.postcode_area,
+                     start_utc = excluded.start_utc, end_utc = excluded.end_utc,
+                     recurring = excluded.recurring, updated_at = excluded.updated_at,
+                     change_number = excluded.change_number,
+                     version = entities.version + 1, deleted_at = NULL, merged_into = NULL
+                 RETURNING rowid",
+            )?,
+            clear_partners: tx
+                .prepare_cached("DELETE FROM entity_partners WHERE entity_id = ?1")?,
+            retire: tx.prepare_cached(
+                "UPDATE entities SET deleted_at = ?2, merged_into = ?3, updated_at = ?2,
+                     version = version + 1, change_number = ?4
+                 WHERE id = ?1",
+            )?,
+            stats: ApplyStats::default(),
+            live_after: HashSet::with_capacity(clusters),
+            partner_rows: Vec::new(),
+            links: Vec::new(),
+            moves: Vec::new(),
+        })
+    }
+
+    /// One cluster: its members' links, its entity row when it changed, the ids it absorbed.
+    fn cluster(
+        &mut self,
+        c: &'a Cluster,
+        records: &'a [StoredRecord],
+        (hash, rendered): Prepared,
+    ) -> Result<()> {
+        self.live_after.insert(&c.entity_id);
+        for &m in &c.members {
+            if let Some(r) = records.get(m) {
+                if r.entity_id.as_deref() != Some(c.entity_id.as_str()) {
+                    self.links.push((r.row_id, &c.entity_id));
+                    if let Some(old) = r.entity_id.as_deref() {
+                        self.moves.push((r.row_id, old));
+                    }
+                }
+            }
+        }
+        if let Some(r) = rendered {
+            self.upsert_entity(c, hash, r)?;
+        }
+        for old in &c.absorbed {
+            if self.existing.get(old).is_some_and(|e| e.live) {
+                let number = log_change(
+                    self.tx,
+                    self.kind,
+                    old,
+                    "merged",
+                    Some(&c.entity_id),
+                    self.now,
+                )?;
+                self.retire
+                    .execute(params![old, self.now, c.entity_id, number])?;
+                search_index::retire(self.tx, self.kind, old)?;
+                self.stats.merged += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn upsert_entity(&mut self, c: &Cluster, hash: String, r: Rendered) -> Result<()> {
+        let (tx, kind) = (self.tx, self.kind);
+        let number = log_change(tx, kind, &c.entity_id, "upsert", None, self.now)?;
+        let d = &r.derived;
+        let rowid: i64 = self.upsert.query_row(
+            params![
+                c.entity_id,
+                kind.as_str(),
+                r.body,
+                hash,
+                d.sort_key,
+                d.search_text,
+                d.categories,
+                d.postcode_area,
+                d.start_utc,
+                d.end_utc,
+                d.recurring,
+                self.now,
+                r.ical,
+                number
+            ],
+            |row| row.get(0),
+        )?;
+        // In the same transaction as the row: search never finds what the API would not
+        // serve, nor misses what it would.
+        let known = self.existing.contains_key(&c.entity_id);
+        // A scoped write may meet an id outside its scope (one given back by a split), so only
+        // a whole-kind write knows a new id has no search row.
+        search_index::put(tx, kind, rowid, &d.search, known || self.scoped)?;
+        if known {
+            self.clear_partners.execute(params![c.entity_id])?;
+            self.stats.updated += 1;
+        } else {
+            self.stats.created += 1;
+        }
+        let id = &c.entity_id;
+        self.partner_rows
+            .extend(r.partners.into_iter().map(|p| [id.clone(), p]));
+        Ok(())
+    }
+
+    /// Every live entity this write covered that no cluster holds or absorbed: deleted.
+    fn retire_gone(&mut self, clusters: &[Cluster]) -> Result<()> {
+        let absorbed: HashSet<&str> = clusters
+            .iter()
+            .flat_map(|c| c.absorbed.iter().map(String::as_str))
+            .collect();
+        let mut gone: Vec<&String> = self
+            .existing
+            .iter()
+            .filter(|(id, e)| {
+                e.live && !self.live_after.contains(id.as_str()) && !absorbed.contains(id.as_str())
+            })
+            .map(|(id, _)| id)
+            .collect();
+        gone.sort();
+        for id in gone {
+            let number = log_change(self.tx, self.kind, id, "delete", None, self.now)?;
+            self.retire
+                .execute(params![id, self.now, Option::<String>::None, number])?;
+            search_index::retire(self.tx, self.kind, id)?;
+            self.stats.deleted += 1;
+        }
+        Ok(())
+    }
+}
+
+fn write_partner_rows(tx: &Transaction, mut rows: Vec<[String; 2]>) -> Result<()> {
+    rows.sort_unstable();
+    rows.dedup();
+    super::insert_rows(
+        tx,
+        "INSERT OR IGNORE INTO entity_partners (entity_id, partner_id) VALUES",
+        "",
+        &rows,
+    )
 }
 
 /// An issued id's standing: whether it is live (not merged away or withdrawn), and when it was
