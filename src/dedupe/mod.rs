@@ -271,34 +271,7 @@ pub fn group_with(
 ) -> Grouping {
     let n = records.len();
     let mut uf = Clusters::new(n);
-
-    let by_row: HashMap<i64, u32> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.row_id, i as u32))
-        .collect();
-    let mut cannot: Vec<(u32, u32)> = Vec::new();
-    let mut decided: HashSet<(u32, u32)> = HashSet::default();
-    for m in manual {
-        let (Some(&a), Some(&b)) = (by_row.get(&m.a), by_row.get(&m.b)) else {
-            continue;
-        };
-        decided.insert((a.min(b), a.max(b)));
-        if m.same {
-            let (ra, rb) = (uf.find(a), uf.find(b));
-            if ra != rb {
-                uf.union(ra, rb);
-            }
-        } else {
-            cannot.push((a, b));
-        }
-    }
-    let forbidden = |uf: &mut Clusters, ra: u32, rb: u32| {
-        cannot.iter().any(|&(x, y)| {
-            let (fx, fy) = (uf.find(x), uf.find(y));
-            (fx == ra && fy == rb) || (fx == rb && fy == ra)
-        })
-    };
+    let decisions = Decisions::apply(records, manual, &mut uf);
 
     // Ties (equal scores, equal names in a big block) go by each record's place in (partner,
     // record id) order, not by its place in `records`, which follows the order partners' syncs
@@ -318,63 +291,20 @@ pub fn group_with(
     };
     let blocked = t.elapsed();
     let mut scored = score_all(&scorer, &pairs);
+    let scored_at = t.elapsed();
+    // Strongest evidence first, so a weak link never pre-empts a strong one.
     let ranked = |a: u32, b: u32| {
         let (x, y) = (rank[a as usize], rank[b as usize]);
         (x.min(y), x.max(y))
     };
-    let scored_at = t.elapsed();
-    // Strongest evidence first, so a weak link never pre-empts a strong one.
     scored.sort_by(|a, b| {
         b.0.total_cmp(&a.0)
             .then_with(|| ranked(a.2, a.3).cmp(&ranked(b.2, b.3)))
     });
-    let mut uncertain: Vec<(u32, u32)> = Vec::new();
-    for &(weight, conflict, a, b) in &scored {
-        if conflict || decided.contains(&(a, b)) {
-            continue;
-        }
-        let (ra, rb) = (uf.find(a), uf.find(b));
-        if ra == rb {
-            continue;
-        }
-        if weight >= settings.merge_threshold
-            && !forbidden(&mut uf, ra, rb)
-            && scorer.coherent(&uf, ra, rb)
-        {
-            uf.union(ra, rb);
-        } else if weight >= settings.review_threshold {
-            // Refused merges are reviewed too: one wrong value must not hide a likely match.
-            uncertain.push((a, b));
-        }
-    }
-    let mut review = Vec::new();
-    let mut reviewed_roots: HashSet<(u32, u32)> = HashSet::default();
-    for (a, b) in uncertain {
-        let (ra, rb) = (uf.find(a), uf.find(b));
-        if ra == rb || forbidden(&mut uf, ra, rb) {
-            continue;
-        }
-        // One question per pair of clusters is enough.
-        if reviewed_roots.insert((ra.min(rb), ra.max(rb))) {
-            let s = scorer.explain(a, b);
-            review.push(ReviewPair {
-                a: a as usize,
-                b: b as usize,
-                priority: review_priority(s.weight, uf.size(ra), uf.size(rb), settings),
-                score: s,
-            });
-        }
-    }
-
+    let uncertain = link(&scorer, &scored, &decisions, &mut uf);
+    let review = review_pairs(&scorer, uncertain, &decisions, &mut uf);
     let linked = t.elapsed();
-    // Groups are runs of one root in the records sorted by root.
-    let roots: Vec<u32> = (0..n as u32).map(|i| uf.find(i)).collect();
-    let mut by_root: Vec<u32> = (0..n as u32).collect();
-    by_root.sort_unstable_by_key(|&i| (roots[i as usize], i));
-    let groups: Vec<Vec<usize>> = by_root
-        .chunk_by(|&a, &b| roots[a as usize] == roots[b as usize])
-        .map(|g| g.iter().map(|&i| i as usize).collect())
-        .collect();
+    let groups = groups_of(&mut uf, n);
     tracing::debug!(
         records = n,
         pairs = pairs.len(),
@@ -391,6 +321,117 @@ pub fn group_with(
         review,
         rank,
     }
+}
+
+/// Admins' decisions among `records`: merges already joined, splits kept as pairs that must
+/// never end in one cluster, and every decided pair (the engine does not ask about it again).
+struct Decisions {
+    cannot: Vec<(u32, u32)>,
+    decided: HashSet<(u32, u32)>,
+}
+
+impl Decisions {
+    fn apply(records: &[StoredRecord], manual: &[ManualLink], uf: &mut Clusters) -> Decisions {
+        let by_row: HashMap<i64, u32> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.row_id, i as u32))
+            .collect();
+        let mut cannot = Vec::new();
+        let mut decided = HashSet::default();
+        for m in manual {
+            let (Some(&a), Some(&b)) = (by_row.get(&m.a), by_row.get(&m.b)) else {
+                continue;
+            };
+            decided.insert((a.min(b), a.max(b)));
+            if m.same {
+                let (ra, rb) = (uf.find(a), uf.find(b));
+                if ra != rb {
+                    uf.union(ra, rb);
+                }
+            } else {
+                cannot.push((a, b));
+            }
+        }
+        Decisions { cannot, decided }
+    }
+
+    /// Whether joining the clusters rooted at `ra` and `rb` would undo an admin's split.
+    fn forbidden(&self, uf: &mut Clusters, ra: u32, rb: u32) -> bool {
+        self.cannot.iter().any(|&(x, y)| {
+            let (fx, fy) = (uf.find(x), uf.find(y));
+            (fx == ra && fy == rb) || (fx == rb && fy == ra)
+        })
+    }
+}
+
+/// Joins the scored pairs (strongest first) that clear the merge threshold, where the admins
+/// allow it and the joined cluster stays coherent; returns the pairs left uncertain.
+fn link(
+    scorer: &Scorer,
+    scored: &[(f64, bool, u32, u32)],
+    decisions: &Decisions,
+    uf: &mut Clusters,
+) -> Vec<(u32, u32)> {
+    let settings = scorer.settings;
+    let mut uncertain = Vec::new();
+    for &(weight, conflict, a, b) in scored {
+        if conflict || decisions.decided.contains(&(a, b)) {
+            continue;
+        }
+        let (ra, rb) = (uf.find(a), uf.find(b));
+        if ra == rb {
+            continue;
+        }
+        if weight >= settings.merge_threshold
+            && !decisions.forbidden(uf, ra, rb)
+            && scorer.coherent(uf, ra, rb)
+        {
+            uf.union(ra, rb);
+        } else if weight >= settings.review_threshold {
+            // Refused merges are reviewed too: one wrong value must not hide a likely match.
+            uncertain.push((a, b));
+        }
+    }
+    uncertain
+}
+
+/// One review question per pair of clusters still apart after linking.
+fn review_pairs(
+    scorer: &Scorer,
+    uncertain: Vec<(u32, u32)>,
+    decisions: &Decisions,
+    uf: &mut Clusters,
+) -> Vec<ReviewPair> {
+    let mut review = Vec::new();
+    let mut reviewed_roots: HashSet<(u32, u32)> = HashSet::default();
+    for (a, b) in uncertain {
+        let (ra, rb) = (uf.find(a), uf.find(b));
+        if ra == rb || decisions.forbidden(uf, ra, rb) {
+            continue;
+        }
+        if reviewed_roots.insert((ra.min(rb), ra.max(rb))) {
+            let s = scorer.explain(a, b);
+            review.push(ReviewPair {
+                a: a as usize,
+                b: b as usize,
+                priority: review_priority(s.weight, uf.size(ra), uf.size(rb), scorer.settings),
+                score: s,
+            });
+        }
+    }
+    review
+}
+
+/// The clusters as lists of record indices: runs of one root in the records sorted by root.
+fn groups_of(uf: &mut Clusters, n: usize) -> Vec<Vec<usize>> {
+    let roots: Vec<u32> = (0..n as u32).map(|i| uf.find(i)).collect();
+    let mut by_root: Vec<u32> = (0..n as u32).collect();
+    by_root.sort_unstable_by_key(|&i| (roots[i as usize], i));
+    by_root
+        .chunk_by(|&a, &b| roots[a as usize] == roots[b as usize])
+        .map(|g| g.iter().map(|&i| i as usize).collect())
+        .collect()
 }
 
 fn order_key(r: &StoredRecord) -> (&str, &str, i64) {
