@@ -362,6 +362,11 @@ const STEPS: &[&str] = &[
           FROM entities
           WHERE kind = 'events');
     "#,
+    // 18: the change log by entity, so an entity's history (the admin console's entity page)
+    // is a range read instead of a scan of every change.
+    r#"
+    CREATE INDEX changes_entity ON changes (entity_id, change_number);
+    "#,
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
