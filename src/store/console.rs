@@ -100,6 +100,20 @@ pub fn held_since_applied(conn: &Connection, partner: &str) -> Result<Vec<super:
         .collect())
 }
 
+/// An admin keeps a partner's records as they are: its held runs since the last applied one
+/// become `kept`, so the hold is settled without letting the deletions through. The guard
+/// checks the partner's next sync again. Returns how many runs were kept.
+pub fn keep_held(conn: &Connection, partner: &str) -> Result<usize> {
+    let held = held_since_applied(conn, partner)?;
+    let mut st =
+        conn.prepare_cached("UPDATE runs SET result = 'kept' WHERE id = ?1 AND result = 'held'")?;
+    let mut kept = 0;
+    for run in held {
+        kept += st.execute(params![run.id])?;
+    }
+    Ok(kept)
+}
+
 /// One line of an entity's change history.
 #[derive(Debug, Clone)]
 pub struct Change {

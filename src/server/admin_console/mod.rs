@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/partners/{id}", get(partners::detail))
         .route("/console/partners/{id}/progress", get(partners::progress))
         .route("/console/partners/{id}/resync", post(partners::resync))
+        .route("/console/partners/{id}/keep", post(partners::keep))
         .route("/console/runs/{id}", get(runs::detail))
         .route("/console/entities/{id}", get(entities::detail))
         .route(

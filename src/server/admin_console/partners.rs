@@ -205,8 +205,14 @@ pub async fn detail(
                     @for run in &held {
                         p.held { "Run " a href={ (BASE) "/runs/" (run.id) } { (run.id) } " at " (run.started_at) ": " (run.error.as_deref().unwrap_or("held")) }
                     }
-                    p { "Apply: sync again and let the deletions through. Keep: do nothing; the records stay as they are and the next sync is checked again." }
-                    div.actions { (resync_form(csrf, &h.id, "force", "Apply the deletions", "apply-held")) }
+                    p { "Apply: sync again and let the deletions through. Keep: settle the hold and keep the records as they are; the next sync is checked again." }
+                    div.actions {
+                        (resync_form(csrf, &h.id, "force", "Apply the deletions", "apply-held"))
+                        form method="post" action={ (BASE) "/partners/" (h.id) "/keep" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" id="keep-held" { "Keep the records" }
+                        }
+                    }
                 }
             }
             h2 { "Recent runs" }
@@ -300,6 +306,38 @@ pub async fn resync(
             see_other(format!("{BASE}/partners/{}", super::enc(&id)))
         }
         Err(e) => failure(ApiError::internal(e)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeepForm {
+    csrf: String,
+}
+
+/// `POST /admin/console/partners/{id}/keep`: settles the partner's held syncs by keeping its
+/// records as they are, and goes back to the partner's page.
+pub async fn keep(
+    State(state): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+    Form(form): Form<KeepForm>,
+) -> Response {
+    if let Err(r) = signed.check_csrf(&form.csrf) {
+        return r.into_response();
+    }
+    if state.config().partner(&id).is_none() {
+        return failure(ApiError::not_found(format!(
+            "There is no partner {id:?} in the config."
+        )));
+    }
+    let st = state.clone();
+    let pid = id.clone();
+    match blocking(move || Ok(console::keep_held(&st.store.writer(), &pid)?)).await {
+        Ok(kept) => {
+            tracing::info!(partner = %id, kept, "admin console kept the records of held syncs");
+            see_other(format!("{BASE}/partners/{}", super::enc(&id)))
+        }
+        Err(e) => failure(e),
     }
 }
 
