@@ -451,5 +451,34 @@ fn a_partner_given_point_is_published_in_v1_oruk_and_the_calendar() {
         .filter_map(|g| g.point.map(|p| (g.title.clone(), p)))
         .collect();
     assert_eq!(read, expected);
+
+    // The ORUK responses carrying points still validate against the official profile.
+    let mut checked = vec![
+        json!({"path": "/services", "body": services}),
+        json!({"path": "/services", "body": series}),
+    ];
+    let sal = json(&format!("{base}/oruk/service_at_locations?per_page=500"));
+    checked.push(json!({"path": "/service_at_locations", "body": sal}));
+    let one = hit["id"].as_str().unwrap();
+    checked.push(
+        json!({"path": "/services/{id}", "body": json(&format!("{base}/oruk/services/{one}"))}),
+    );
+    let file = w.env.dir.path().join("oruk-responses.json");
+    std::fs::write(&file, Value::Array(checked).to_string()).unwrap();
+    let out = Command::new(&py)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/oruk_api/validate.py"
+        ))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/oruk-3.0"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     daemon.stop();
 }

@@ -366,6 +366,7 @@ const STEPS: &[&str] = &[
     // in an R*Tree, so distance search reads a box of it instead of every body. Triggers keep it
     // in step with `entities` in the same statement as the row (every writer, no code to forget);
     // the exact coordinates ride along (R*Tree bounds are 32-bit) for the great-circle check.
+    // Events get the postcode index organisations have, for those placed by their centroid.
     r#"
     CREATE VIRTUAL TABLE entity_points USING rtree(id, min_lat, max_lat, min_lon, max_lon,
         +lat, +lon);
