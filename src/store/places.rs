@@ -224,10 +224,9 @@ fn rows_at_given_points(
 ) -> Result<Vec<i64>, StoreError> {
     let (dlat, dlon) = box_half_sides(centre, metres);
     let mut st = conn.prepare_cached(
-        "SELECT p.id, p.lat, p.lon FROM entity_points p
-         JOIN entities e ON e.rowid = p.id
-         WHERE p.max_lat >= ?1 AND p.min_lat <= ?2 AND p.max_lon >= ?3 AND p.min_lon <= ?4
-           AND e.kind = ?5 AND e.deleted_at IS NULL",
+        // Only live records have a row (the triggers drop a withdrawn one), so no entity is read.
+        "SELECT id, lat, lon FROM entity_points
+         WHERE max_lat >= ?1 AND min_lat <= ?2 AND max_lon >= ?3 AND min_lon <= ?4 AND kind = ?5",
     )?;
     let rows = st.query_map(
         params![
@@ -260,19 +259,20 @@ fn rows_at_postcodes_without_points(
     kind: crate::model::RecordKind,
     postcodes: &[String],
 ) -> Result<Vec<i64>, StoreError> {
-    // Spelled as each postcode index's own expression and condition, so the planner uses it.
+    // Spelled as each postcode index's own expression and condition, so the planner uses it;
+    // a record with a point of its own is known by its R*Tree row (by id), not by parsing its body.
     let sql = match kind {
         crate::model::RecordKind::Organisations => {
             "SELECT rowid FROM entities INDEXED BY entities_org_postcode
              WHERE deleted_at IS NULL AND kind = 'organisations'
                AND json_extract(body, '$.address.postcode') IN (SELECT value FROM json_each(?1))
-               AND json_extract(body, '$.address.latitude') IS NULL"
+               AND NOT EXISTS (SELECT 1 FROM entity_points p WHERE p.id = entities.rowid)"
         }
         crate::model::RecordKind::Events => {
             "SELECT rowid FROM entities INDEXED BY entities_event_postcode
              WHERE deleted_at IS NULL AND kind = 'events'
                AND json_extract(body, '$.location.postcode') IN (SELECT value FROM json_each(?1))
-               AND json_extract(body, '$.location.latitude') IS NULL"
+               AND NOT EXISTS (SELECT 1 FROM entity_points p WHERE p.id = entities.rowid)"
         }
     };
     let list = serde_json::to_string(postcodes).unwrap_or_else(|_| "[]".into());
