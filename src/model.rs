@@ -58,7 +58,7 @@ impl Identifiers {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Address {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,7 +69,15 @@ pub struct Address {
     pub region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postcode: Option<String>,
+    /// Where the partner puts it (WGS84 degrees), both or neither, checked as it is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
 }
+
+// Coordinates are checked finite where they are read (never NaN), so equality is total.
+impl Eq for Address {}
 
 impl Address {
     pub fn is_empty(&self) -> bool {
@@ -77,6 +85,8 @@ impl Address {
             && self.locality.is_none()
             && self.region.is_none()
             && self.postcode.is_none()
+            && self.latitude.is_none()
+            && self.longitude.is_none()
     }
 }
 
@@ -105,7 +115,7 @@ pub enum EventStatus {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Location {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +127,15 @@ pub struct Location {
     pub online: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Where the partner puts the venue (WGS84 degrees), both or neither, checked as it is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
 }
+
+// Coordinates are checked finite where they are read (never NaN), so equality is total.
+impl Eq for Location {}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -2,7 +2,7 @@
 //! postcodes, charity and company numbers, URLs, emails, E.164 phones) and derive the match keys
 //! dedupe compares (names and titles with case, punctuation and decoration removed).
 
-use crate::ingest::html;
+use crate::ingest::{geo, html};
 use crate::model::{Event, Organisation, Payload, SourceRecord};
 
 /// Cleans one record into canonical form, or says why it cannot be accepted.
@@ -84,6 +84,9 @@ fn organisation(mut o: Organisation) -> Result<Organisation, String> {
     o.address.locality = short_text(o.address.locality);
     o.address.region = short_text(o.address.region);
     o.address.postcode = o.address.postcode.as_deref().and_then(postcode);
+    // Adapters check points as they read them; this holds for formats that deserialise straight.
+    (o.address.latitude, o.address.longitude) =
+        geo::kept(o.address.latitude, o.address.longitude).unzip();
     o.categories = list(o.categories);
     Ok(o)
 }
@@ -152,6 +155,8 @@ fn event(mut e: Event) -> Result<Event, String> {
     e.location.address = short_text(e.location.address);
     e.location.postcode = e.location.postcode.as_deref().and_then(postcode);
     e.location.url = e.location.url.as_deref().and_then(website);
+    (e.location.latitude, e.location.longitude) =
+        geo::kept(e.location.latitude, e.location.longitude).unzip();
     e.url = e.url.as_deref().and_then(website);
     e.booking_url = e.booking_url.as_deref().and_then(website);
     e.organiser.name = short_text(e.organiser.name);

@@ -1367,6 +1367,7 @@ fn listed_org(rng: &mut Rng, w: &OrgWorld, o: &Org, partner: &Partner) -> Option
         locality: chance(rng, 0.9).then(|| town.to_string()),
         region: (chance(rng, 0.3)).then(|| p.county.to_string()),
         postcode: (!pc.is_empty()).then_some(pc),
+        ..Address::default()
     };
     match style {
         Style::CharityRegister => {

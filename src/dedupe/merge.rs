@@ -49,6 +49,7 @@ fn completeness(p: &Payload) -> usize {
                     opt(&a.locality),
                     opt(&a.region),
                     opt(&a.postcode),
+                    usize::from(a.latitude.is_some() || a.longitude.is_some()),
                 ])
                 + list(&o.categories)
         }
@@ -63,7 +64,14 @@ fn completeness(p: &Payload) -> usize {
                 + usize::from(e.all_day)
                 + e.recurrence.as_deref().map_or(0, list)
                 + 1 // status
-                + any(&[opt(&l.name), opt(&l.address), opt(&l.postcode), usize::from(l.online), opt(&l.url)])
+                + any(&[
+                    opt(&l.name),
+                    opt(&l.address),
+                    opt(&l.postcode),
+                    usize::from(l.online),
+                    opt(&l.url),
+                    usize::from(l.latitude.is_some() || l.longitude.is_some()),
+                ])
                 + opt(&e.url)
                 + opt(&e.booking_url)
                 + any(&[opt(&e.organiser.name), opt(&e.organiser.organisation_id)])
@@ -100,6 +108,35 @@ fn pick<T: Clone, S>(
         }
     }
     None
+}
+
+/// A place taken whole keeps its own point; without one it takes the best member's partner-given
+/// point at the same postcode (or any, when the place names no postcode), which beats the
+/// postcode centroid a search would otherwise use. A point from another postcode is not taken:
+/// it would put the place somewhere its address says it is not.
+fn with_given_point<P, S>(
+    mut place: P,
+    ranked: &[(&StoredRecord, &S)],
+    field: &str,
+    sources: &mut BTreeMap<String, String>,
+    point_of: impl Fn(&S) -> (&Option<String>, Option<(f64, f64)>),
+    parts: impl Fn(&mut P) -> (&Option<String>, &mut Option<f64>, &mut Option<f64>),
+) -> P {
+    let (postcode, lat, lon) = parts(&mut place);
+    if lat.is_some() && lon.is_some() {
+        return place;
+    }
+    let wanted = postcode.clone();
+    let found = ranked.iter().find_map(|(r, s)| {
+        let (pc, point) = point_of(s);
+        let same = wanted.is_none() || pc == &wanted;
+        point.filter(|_| same).map(|p| (r.partner.clone(), p))
+    });
+    if let Some((partner, (la, lo))) = found {
+        (*lat, *lon) = (Some(la), Some(lo));
+        sources.insert(field.to_string(), partner);
+    }
+    place
 }
 
 fn union_categories<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
@@ -210,10 +247,22 @@ fn merge_org(
         email: pick(ranked, "email", src, |o| non_empty(&o.email)),
         phone: pick(ranked, "phone", src, |o| non_empty(&o.phone)),
         // An address is taken whole: mixing one partner's street with another's postcode misleads.
-        address: pick(ranked, "address", src, |o| {
-            Some(o.address.clone()).filter(|a| !a.is_empty())
-        })
-        .unwrap_or_default(),
+        address: with_given_point(
+            pick(ranked, "address", src, |o| {
+                Some(o.address.clone()).filter(|a| !a.is_empty())
+            })
+            .unwrap_or_default(),
+            ranked,
+            "address.point",
+            src,
+            |o| {
+                (
+                    &o.address.postcode,
+                    o.address.latitude.zip(o.address.longitude),
+                )
+            },
+            |a| (&a.postcode, &mut a.latitude, &mut a.longitude),
+        ),
         categories: union_categories(ranked.iter().map(|(_, o)| &o.categories)),
     }
 }
@@ -257,10 +306,22 @@ fn merge_event(ranked: &[(&StoredRecord, &Event)], src: &mut BTreeMap<String, St
         all_day: top.all_day,
         recurrence: top.recurrence.clone(),
         status: top.status,
-        location: pick(ranked, "location", src, |e| {
-            Some(e.location.clone()).filter(|l| *l != Default::default())
-        })
-        .unwrap_or_default(),
+        location: with_given_point(
+            pick(ranked, "location", src, |e| {
+                Some(e.location.clone()).filter(|l| *l != Default::default())
+            })
+            .unwrap_or_default(),
+            ranked,
+            "location.point",
+            src,
+            |e| {
+                (
+                    &e.location.postcode,
+                    e.location.latitude.zip(e.location.longitude),
+                )
+            },
+            |l| (&l.postcode, &mut l.latitude, &mut l.longitude),
+        ),
         url: pick(ranked, "url", src, |e| non_empty(&e.url)),
         booking_url: pick(ranked, "booking_url", src, |e| non_empty(&e.booking_url)),
         organiser: pick(ranked, "organiser", src, |e| {
@@ -320,6 +381,8 @@ mod tests {
                 postcode: s("TR1 1AA"),
                 online: true,
                 url: s("https://example.org/room"),
+                latitude: Some(50.26),
+                longitude: Some(-5.05),
             },
             url: s("https://example.org/e"),
             booking_url: s("https://example.org/b"),
@@ -379,6 +442,8 @@ mod tests {
                 locality: s("Truro"),
                 region: s("Cornwall"),
                 postcode: s("TR1 1AA"),
+                latitude: Some(50.26),
+                longitude: Some(-5.05),
             },
             categories: vec!["food".into()],
         };
@@ -404,5 +469,67 @@ mod tests {
         ] {
             assert_eq!(completeness(&p), non_empty_values(&p), "{p:?}");
         }
+    }
+
+    fn member(
+        partner: &str,
+        priority: i64,
+        postcode: &str,
+        point: Option<(f64, f64)>,
+    ) -> StoredRecord {
+        StoredRecord {
+            row_id: priority,
+            partner: partner.into(),
+            priority,
+            record_id: format!("{partner}-1"),
+            url: None,
+            changed_at: chrono::DateTime::UNIX_EPOCH,
+            payload: Payload::Organisation(Organisation {
+                name: "Crewe Foodbank".into(),
+                address: Address {
+                    street: Some(format!("{partner} street")),
+                    postcode: Some(postcode.into()),
+                    latitude: point.map(|p| p.0),
+                    longitude: point.map(|p| p.1),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            entity_id: None,
+        }
+    }
+
+    fn merged_address(members: &[&StoredRecord]) -> (Address, Option<String>) {
+        let m = merge(members);
+        let Payload::Organisation(o) = m.payload else {
+            panic!("not an organisation")
+        };
+        (o.address, m.field_sources.get("address.point").cloned())
+    }
+
+    #[test]
+    fn a_partner_given_point_at_the_same_postcode_joins_the_chosen_address() {
+        let best = member("best", 9, "CW1 2BJ", None);
+        let other = member("other", 1, "CW1 2BJ", Some((53.0979, -2.4411)));
+        let elsewhere = member("elsewhere", 5, "SK10 1EE", Some((53.26, -2.125)));
+        let (a, from) = merged_address(&[&best, &other, &elsewhere]);
+        assert_eq!(
+            a.street.as_deref(),
+            Some("best street"),
+            "the address stays whole"
+        );
+        assert_eq!((a.latitude, a.longitude), (Some(53.0979), Some(-2.4411)));
+        assert_eq!(from.as_deref(), Some("other"));
+
+        // A point from another postcode is not put on this address: the centroid serves it.
+        let (a, from) = merged_address(&[&best, &elsewhere]);
+        assert_eq!((a.latitude, a.longitude), (None, None));
+        assert_eq!(from, None);
+
+        // The chosen address's own point is kept over a lower member's.
+        let own = member("own", 9, "CW1 2BJ", Some((53.1, -2.44)));
+        let (a, from) = merged_address(&[&own, &other]);
+        assert_eq!((a.latitude, a.longitude), (Some(53.1), Some(-2.44)));
+        assert_eq!(from, None);
     }
 }

@@ -268,6 +268,7 @@ fn organisation(row: &Row) -> Result<Organisation, String> {
             locality: row.get("locality"),
             region: row.get("region"),
             postcode: row.get("postcode"),
+            ..Address::default()
         },
         categories: row.list("categories"),
     })
@@ -317,6 +318,7 @@ fn event(row: &Row) -> Result<Event, String> {
             postcode: row.get("postcode"),
             online: row.flag("online")?,
             url: row.get("location_url"),
+            ..Location::default()
         },
         url: row.get("url"),
         booking_url: row.get("booking_url"),

@@ -17,6 +17,8 @@ pub struct Harvest {
     kind: RecordKind,
     records: Collected,
     pub(super) rejections: Vec<Rejection>,
+    /// Values dropped from records that still land (implausible `geo` points).
+    warnings: Vec<Rejection>,
     /// Whether any listing page carried schema.org data at all (JSON-LD, microdata or RDFa; a
     /// page with none is not this format).
     saw_json_ld: bool,
@@ -41,6 +43,7 @@ impl Harvest {
             kind,
             records: Collected::default(),
             rejections: Vec::new(),
+            warnings: Vec::new(),
             saw_json_ld: false,
             page_keys: Default::default(),
         }
@@ -212,10 +215,22 @@ impl Harvest {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .unwrap_or_else(|| format!("{page_url}#{n}"));
+        let mut notes = Vec::new();
         let payload = match self.kind {
-            RecordKind::Events => schema_org::event(node, None).map(Payload::Event),
-            RecordKind::Organisations => schema_org::organisation(node).map(Payload::Organisation),
+            RecordKind::Events => {
+                schema_org::event_noting(node, None, &mut notes).map(Payload::Event)
+            }
+            RecordKind::Organisations => {
+                schema_org::organisation_noting(node, &mut notes).map(Payload::Organisation)
+            }
         };
+        if payload.is_ok() {
+            self.warnings
+                .extend(notes.into_iter().map(|reason| Rejection {
+                    source_id: Some(id.clone()),
+                    reason,
+                }));
+        }
         match payload {
             Ok(payload) => self.records.put(SourceRecord {
                 source_id: id,
@@ -235,7 +250,9 @@ impl Harvest {
     }
 
     pub fn finish(self) -> Harvested {
-        Harvested::whole(self.records.into_records(), self.rejections)
+        let mut out = Harvested::whole(self.records.into_records(), self.rejections);
+        out.parsed.warnings = self.warnings;
+        out
     }
 }
 

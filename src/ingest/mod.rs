@@ -8,6 +8,7 @@ pub mod dates_in_text;
 pub mod feed_spec;
 pub mod feed_xml;
 pub mod fetch;
+pub mod geo;
 pub mod html;
 pub mod ical;
 pub mod jsonld;

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::tributary_json::item_id;
 use super::{
-    html, json_page, json_str, next_numbered_page, with_query, Harvested, PageRequest, PageRole,
-    ParseError,
+    geo, html, json_page, json_str, next_numbered_page, with_query, Harvested, PageRequest,
+    PageRole, ParseError,
 };
 use crate::model::{Address, Identifiers, Organisation, Payload, Rejection, SourceRecord};
 
@@ -55,6 +55,8 @@ pub struct Harvest {
     orgs: HashMap<String, (usize, Value, bool)>,
     extras: HashMap<String, Extras>,
     rejections: Vec<Rejection>,
+    /// Values dropped from records that still land (a location's implausible coordinates).
+    warnings: Vec<Rejection>,
 }
 
 fn array<'a>(v: &'a Value, keys: &[&str]) -> &'a [Value] {
@@ -150,22 +152,42 @@ impl Harvest {
             return;
         };
         self.org(org_id.clone(), org.clone(), false);
-        let extras = self.extras.entry(org_id).or_default();
+        let extras = self.extras.entry(org_id.clone()).or_default();
         for sal in array(s, &["service_at_locations"]) {
             let loc = sal.get("location").unwrap_or(sal);
-            for a in array(loc, &["physical_addresses", "addresses"]) {
-                if extras.address.is_none() {
+            if extras.address.is_some() {
+                break;
+            }
+            // The location's own point goes with its address (the first location that has either).
+            let point = match geo::from_json(loc.get("latitude"), loc.get("longitude")) {
+                Ok(p) => p,
+                Err(reason) => {
+                    self.warnings.push(Rejection {
+                        source_id: Some(org_id.clone()),
+                        reason: format!("service {label}: location {reason}; the point is dropped"),
+                    });
+                    None
+                }
+            };
+            let mut address = array(loc, &["physical_addresses", "addresses"])
+                .first()
+                .map(|a| {
                     let street: Vec<String> = ["address_1", "address_2"]
                         .iter()
                         .filter_map(|k| json_str(a, k))
                         .collect();
-                    extras.address = Some(Address {
+                    Address {
                         street: (!street.is_empty()).then(|| street.join(", ")),
                         locality: json_str(a, "city"),
                         region: json_str(a, "state_province"),
                         postcode: json_str(a, "postal_code"),
-                    });
-                }
+                        ..Address::default()
+                    }
+                })
+                .unwrap_or_default();
+            (address.latitude, address.longitude) = point.unzip();
+            if !address.is_empty() {
+                extras.address = Some(address);
             }
         }
         let phones = array(s, &["phones"])
@@ -212,7 +234,9 @@ impl Harvest {
                 }),
             }
         }
-        Harvested::whole(records, self.rejections)
+        let mut out = Harvested::whole(records, self.rejections);
+        out.parsed.warnings = self.warnings;
+        out
     }
 }
 

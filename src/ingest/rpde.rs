@@ -26,6 +26,8 @@ pub struct Harvest {
     /// feed mixing tombstones and updates of the same ids was quadratic with a list.
     deleted: HashMap<String, usize>,
     rejections: Vec<Rejection>,
+    /// Values dropped from records that still land (implausible `geo` points).
+    warnings: Vec<Rejection>,
     /// SessionSeries seen in this harvest, so sessions that only reference theirs get its name.
     series: HashMap<String, Value>,
     /// Updated items by id (latest wins), in arrival order, mapped once `series` is complete.
@@ -159,13 +161,21 @@ impl Harvest {
     }
 
     fn map(&mut self, id: String, url: Option<String>, data: &Value, parent: Option<&Value>) {
-        match schema_org::event(data, parent) {
-            Ok(e) => self.records.put(SourceRecord {
-                source_id: id,
-                url,
-                updated_at: None,
-                payload: Payload::Event(e),
-            }),
+        let mut notes = Vec::new();
+        match schema_org::event_noting(data, parent, &mut notes) {
+            Ok(e) => {
+                self.warnings
+                    .extend(notes.into_iter().map(|reason| Rejection {
+                        source_id: Some(id.clone()),
+                        reason,
+                    }));
+                self.records.put(SourceRecord {
+                    source_id: id,
+                    url,
+                    updated_at: None,
+                    payload: Payload::Event(e),
+                })
+            }
             Err(reason) => {
                 let hint = if data.get("superEvent").is_some() && parent.is_none() {
                     " (its superEvent is in none of the partner's feeds, in this sync or before; \
@@ -212,7 +222,7 @@ impl Harvest {
             parsed: ParsedFeed {
                 records: self.records.into_records(),
                 rejections: self.rejections,
-                warnings: Vec::new(),
+                warnings: self.warnings,
             },
             deleted,
             complete: !self.incremental,

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime};
 use serde_json::Value;
 
-use super::html;
 use super::times::{instant, local_time, DEFAULT_TZ};
+use super::{geo, html};
 use crate::model::{Address, Event, EventStatus, Identifiers, Location, Organisation, Organiser};
 
 /// The `@type`s of a node, without `schema:` or `https://schema.org/` prefixes.
@@ -258,6 +258,7 @@ fn postal_address(v: &Value) -> Address {
             locality: text_field(a, "addressLocality"),
             region: text_field(a, "addressRegion"),
             postcode: text_field(a, "postalCode"),
+            ..Address::default()
         },
         _ => Address::default(),
     }
@@ -275,8 +276,33 @@ fn postcode_in(s: &str) -> Option<String> {
         .filter(|p| crate::postcode::standard(p).is_some())
 }
 
+/// A place's point: its `geo` (`GeoCoordinates`, numbers or numeric strings), else its own
+/// `latitude`/`longitude` (schema.org `Place` has both).
+fn point_of(place: &Value) -> Result<Option<geo::Point>, String> {
+    match object(place, "geo") {
+        Some(g) => geo::from_json(g.get("latitude"), g.get("longitude")),
+        None => geo::from_json(place.get("latitude"), place.get("longitude")),
+    }
+}
+
+/// A point read for a record, or `None` with the reason noted for the feed's warnings.
+fn noted(
+    point: Result<Option<geo::Point>, String>,
+    warnings: &mut Vec<String>,
+) -> Option<geo::Point> {
+    point.unwrap_or_else(|reason| {
+        warnings.push(format!("geo: {reason}; the point is dropped"));
+        None
+    })
+}
+
 /// Maps an `Organization` node.
 pub fn organisation(v: &Value) -> Result<Organisation, String> {
+    organisation_noting(v, &mut Vec::new())
+}
+
+/// As [`organisation`], noting values dropped from a record that lands in `warnings`.
+pub fn organisation_noting(v: &Value, warnings: &mut Vec<String>) -> Result<Organisation, String> {
     let name = text_field(v, "name").ok_or("organisation has no name")?;
     let (description, description_html) = description(v);
     let mut identifiers = Identifiers::default();
@@ -312,12 +338,25 @@ pub fn organisation(v: &Value) -> Result<Organisation, String> {
         website: text_field(v, "url").or_else(|| text_field(v, "sameAs")),
         email: text_field(v, "email").map(|e| e.trim_start_matches("mailto:").to_string()),
         phone: text_field(v, "telephone"),
-        address: match object(v, "location") {
-            Some(place) if postal_address(v).is_empty() => postal_address(place),
-            _ => postal_address(v),
-        },
+        address: org_address(v, warnings),
         categories,
     })
+}
+
+/// The organisation's address, from the node or else its `location` Place, with the point of
+/// whichever of the two gives one (a `LocalBusiness` is itself a Place with `geo`).
+fn org_address(v: &Value, warnings: &mut Vec<String>) -> Address {
+    let place = object(v, "location");
+    let mut address = match place {
+        Some(place) if postal_address(v).is_empty() => postal_address(place),
+        _ => postal_address(v),
+    };
+    let point = match (point_of(v), place) {
+        (Ok(None), Some(place)) => point_of(place),
+        (own, _) => own,
+    };
+    (address.latitude, address.longitude) = noted(point, warnings).unzip();
+    address
 }
 
 fn keywords(v: &Value) -> Vec<String> {
@@ -346,6 +385,15 @@ fn keywords(v: &Value) -> Vec<String> {
 /// Maps an `Event` node (or an OpenActive session). `parent` is the `superEvent` when the caller
 /// has it separately; an embedded `superEvent` is used otherwise.
 pub fn event(v: &Value, parent: Option<&Value>) -> Result<Event, String> {
+    event_noting(v, parent, &mut Vec::new())
+}
+
+/// As [`event`], noting values dropped from a record that lands in `warnings`.
+pub fn event_noting(
+    v: &Value,
+    parent: Option<&Value>,
+    warnings: &mut Vec<String>,
+) -> Result<Event, String> {
     let embedded_parent = object(v, "superEvent");
     let parent = parent.or(embedded_parent);
     let from_parent = |key: &str| parent.and_then(|p| p.get(key)).filter(|x| !x.is_null());
@@ -391,7 +439,10 @@ pub fn event(v: &Value, parent: Option<&Value>) -> Result<Event, String> {
         .get("eventStatus")
         .and_then(scalar)
         .is_some_and(|s| short_name(&s) == "EventMovedOnline");
-    let location = location(v.get("location").or_else(|| from_parent("location")));
+    let location = location(
+        v.get("location").or_else(|| from_parent("location")),
+        warnings,
+    );
     let location = Location {
         online: location.online
             || moved_online
@@ -441,7 +492,7 @@ fn zone(v: &Value) -> Result<chrono_tz::Tz, String> {
     }
 }
 
-fn location(v: Option<&Value>) -> Location {
+fn location(v: Option<&Value>, warnings: &mut Vec<String>) -> Location {
     let places: Vec<&Value> = match v {
         Some(o @ Value::Object(_)) => vec![o],
         Some(Value::Array(a)) => a.iter().filter(|x| x.is_object()).collect(),
@@ -465,6 +516,7 @@ fn location(v: Option<&Value>) -> Location {
             continue;
         }
         loc.name = text_field(place, "name");
+        (loc.latitude, loc.longitude) = noted(point_of(place), warnings).unzip();
         let a = postal_address(place);
         let line: Vec<String> = [a.street, a.locality, a.region]
             .into_iter()

@@ -164,6 +164,7 @@ fn event(e: &Value) -> Result<Event, String> {
             postcode: venue.and_then(|v| json_str(v, "zip")),
             online,
             url: None,
+            ..Location::default()
         },
         url: json_str(e, "url"),
         booking_url: json_str(e, "website"),

@@ -385,6 +385,9 @@ fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
     } else if e.location.online {
         ev.location(&text(e.location.url.as_deref().unwrap_or("Online")));
     }
+    if let Some(g) = geo(&e.location) {
+        ev.add_property("GEO", g);
+    }
     if let Some(url) = e.url.as_deref().or(e.booking_url.as_deref()) {
         ev.url(&raw(url));
     }
@@ -407,6 +410,13 @@ fn vevent(c: &CanonicalEvent, uid_domain: &str) -> icalendar::Event {
         ev.add_property("X-TRIBUTARY-BOOKING-URL", text(b));
     }
     ev.done()
+}
+
+/// The venue's partner-given point as a GEO value (`lat;lon`, RFC 5545 3.8.1.6). Rust prints
+/// floats without exponents, as the FLOAT value type requires.
+fn geo(l: &crate::model::Location) -> Option<String> {
+    let (lat, lon) = l.latitude.zip(l.longitude)?;
+    Some(format!("{lat};{lon}"))
 }
 
 const BEGIN_VEVENT: &str = "BEGIN:VEVENT\r\n";
@@ -439,6 +449,9 @@ fn override_vevent(c: &CanonicalEvent, o: &Override, uid_domain: &str) -> icalen
     .collect();
     if !place.is_empty() {
         ev.location(&text(&place.join(", ")));
+    }
+    if let Some(g) = geo(loc) {
+        ev.add_property("GEO", g);
     }
     ev.status(if e.status == EventStatus::Cancelled {
         icalendar::EventStatus::Cancelled

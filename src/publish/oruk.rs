@@ -297,6 +297,8 @@ struct Place<'a> {
     region: Option<&'a str>,
     postcode: Option<&'a str>,
     online: bool,
+    /// A partner-given point (latitude, longitude); postcode centroids are not published as one.
+    point: Option<(f64, f64)>,
 }
 
 impl Place<'_> {
@@ -307,7 +309,10 @@ impl Place<'_> {
     }
 
     fn is_some(&self) -> bool {
-        self.has_address() || self.online || self.name.is_some_and(|s| !s.trim().is_empty())
+        self.has_address()
+            || self.online
+            || self.point.is_some()
+            || self.name.is_some_and(|s| !s.trim().is_empty())
     }
 }
 
@@ -315,13 +320,17 @@ fn location(canonical_id: &str, place: &Place) -> Value {
     let location_id = id_text(canonical_id, Part::Location);
     let mut m = Map::new();
     m.insert("id".into(), Value::String(location_id.clone()));
-    let kind = if place.has_address() || !place.online {
+    let kind = if place.has_address() || place.point.is_some() || !place.online {
         "physical"
     } else {
         "virtual"
     };
     m.insert("location_type".into(), Value::String(kind.into()));
     put(&mut m, "name", place.name.map(str::to_string));
+    if let Some((lat, lon)) = place.point {
+        m.insert("latitude".into(), json!(lat));
+        m.insert("longitude".into(), json!(lon));
+    }
     let text = |s: Option<&str>| s.map(str::trim).unwrap_or_default().to_string();
     let addresses = if place.has_address() {
         json!([{
@@ -393,6 +402,7 @@ pub fn organisation_service(org: &CanonicalOrganisation, links: &Links, minimal:
         region: o.address.region.as_deref(),
         postcode: o.address.postcode.as_deref(),
         online: false,
+        point: o.address.latitude.zip(o.address.longitude),
     };
     m.insert(
         "service_at_locations".into(),
@@ -551,6 +561,7 @@ pub fn event_service(ev: &CanonicalEvent, minimal: bool) -> Value {
         region: None,
         postcode: e.location.postcode.as_deref(),
         online: e.location.online,
+        point: e.location.latitude.zip(e.location.longitude),
     };
     m.insert(
         "service_at_locations".into(),
@@ -627,6 +638,7 @@ mod tests {
                     locality: Some("Crewe".into()),
                     region: None,
                     postcode: Some("CW1 2BJ".into()),
+                    ..Address::default()
                 },
                 categories: vec!["Food banks".into(), "food BANKS".into()],
                 ..Default::default()

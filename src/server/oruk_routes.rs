@@ -260,7 +260,8 @@ fn service_query(
         }
     }
     if let Some((postcode, metres)) = &l.near {
-        q.postcodes = Some(postcodes_near(conn, "postcode", postcode, *metres)?);
+        let near = postcodes_near(conn, "postcode", postcode, *metres)?;
+        q.near = Some(oruk_queries::NearRows::find(conn, &near)?);
     }
     if let Some(t) = l.modified_after {
         match oruk_queries::first_change_since(conn, &crate::store::timestamp(t))? {
@@ -308,14 +309,15 @@ fn services_listing(
     Ok(oruk::page(contents, total, l.page, l.per_page))
 }
 
-/// The loaded postcodes within `metres` of `postcode`'s centroid, the postcode itself included;
-/// `param` names the request parameter a postcode the centroids lack is blamed on.
+/// The search within `metres` of `postcode`'s centroid, with the loaded postcodes in it (the
+/// postcode itself included); `param` names the request parameter a postcode the centroids lack
+/// is blamed on.
 pub(super) fn postcodes_near(
     conn: &Connection,
     param: &str,
     postcode: &str,
     metres: f64,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<places::Near, ApiError> {
     let Some(centre) = places::centroid(conn, postcode)? else {
         return Err(ApiError::bad_param(
             param,
@@ -326,7 +328,11 @@ pub(super) fn postcodes_near(
     if !within.iter().any(|p| p == postcode) {
         within.push(postcode.to_string());
     }
-    Ok(within)
+    Ok(places::Near {
+        centre,
+        metres,
+        postcodes: within,
+    })
 }
 
 /// Loads the configured postcode centroids into the store unless it holds the file as it is now

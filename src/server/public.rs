@@ -69,6 +69,7 @@ fn filter(p: &HashMap<String, String>) -> Result<Filter, ApiError> {
         postcode_area: get("postcode_area")
             .map(|s| postcode_area(&s))
             .transpose()?,
+        rows: None,
     })
 }
 
@@ -197,10 +198,11 @@ pub async fn organisations(
         let conn = st.store.reader()?;
         let rows = match &near {
             None => entities::list_organisations(&conn, &f, after.as_ref(), limit + 1)?,
-            // `near` + `within`: organisations at postcodes within that distance (ORUK's
-            // search), in name order.
+            // `near` + `within`: organisations within that distance (by their own point, else
+            // their postcode's centroid, as ORUK's search), in name order.
             Some((postcode, metres)) => {
-                let at = super::oruk_routes::postcodes_near(&conn, "near", postcode, *metres)?;
+                let near = super::oruk_routes::postcodes_near(&conn, "near", postcode, *metres)?;
+                let at = crate::store::places::rows_near(&conn, RecordKind::Organisations, &near)?;
                 match &after {
                     Some(entities::OrgCursor::Ranked { .. }) => None,
                     Some(entities::OrgCursor::Name { sort_key, id }) => {
@@ -372,8 +374,9 @@ pub async fn events(
 ) -> Result<Response, ApiError> {
     let limit = limit(&p)?;
     let (from, to) = window(&p, Duration::zero())?;
-    let f = filter(&p)?;
+    let mut f = filter(&p)?;
     check_partner(&state, &f)?;
+    let near = near_within(&p, &f)?;
     let after: Option<(i64, String)> = match p.get("cursor") {
         None => None,
         Some(c) => Some(
@@ -399,9 +402,11 @@ pub async fn events(
             "category",
             "cursor",
             "limit",
+            "near",
             "partner",
             "postcode_area",
             "q",
+            "within",
         ],
     );
     let credits = super::licences::attributions(&state.config());
@@ -414,7 +419,20 @@ pub async fn events(
     );
     let st = state.clone();
     let render = move || {
+        if near.is_some() {
+            super::oruk_routes::ensure_places(&st, "near")?;
+        }
         let conn = st.store.reader()?;
+        // `near` + `within`: events whose venue is within that distance (by its own point, else
+        // its postcode's centroid), with every other filter and in the listing's own order.
+        if let Some((postcode, metres)) = &near {
+            let near = super::oruk_routes::postcodes_near(&conn, "near", postcode, *metres)?;
+            f.rows = Some(crate::store::places::rows_near(
+                &conn,
+                RecordKind::Events,
+                &near,
+            )?);
+        }
         let cur = after.as_ref().map(|(s, id)| (*s, id.as_str()));
         // The page's first `limit + 1` entries by (start, id), one past the page to know whether
         // another follows. Singles come from the index already in order; series occurrences are

@@ -672,6 +672,8 @@ pub struct Filter {
     pub category: Option<String>,
     pub partner: Option<String>,
     pub postcode_area: Option<String>,
+    /// Only these rows: a distance search's (`places::rows_near`).
+    pub rows: Option<Vec<i64>>,
 }
 
 /// Appends the filters' conditions on `entities` (unqualified columns). `q` keeps the rows its
@@ -711,6 +713,12 @@ pub(super) fn filter_sql(
     if let Some(p) = &f.partner {
         sql.push_str(" AND id IN (SELECT entity_id FROM entity_partners WHERE partner_id = ?)");
         args.push(Value::Text(p.clone()));
+    }
+    if let Some(rows) = &f.rows {
+        sql.push_str(" AND rowid IN (SELECT value FROM json_each(?))");
+        args.push(Value::Text(
+            serde_json::to_string(rows).unwrap_or_else(|_| "[]".into()),
+        ));
     }
     if let Some(a) = &f.postcode_area {
         let a = a.trim().to_ascii_uppercase();

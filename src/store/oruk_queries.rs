@@ -20,9 +20,29 @@ pub struct ServiceQuery {
     pub min_change: Option<i64>,
     /// Only services that have a location (the `service_at_locations` listing).
     pub located: bool,
-    /// Only services at one of these postcodes (standard form), found through the organisations'
-    /// postcode index.
-    pub postcodes: Option<Vec<String>>,
+    /// Only these rows (a distance search's, [`super::places::rows_near`]): organisations' and
+    /// events' row ids.
+    pub near: Option<NearRows>,
+}
+
+/// The rows a distance search found, by kind.
+#[derive(Debug, Clone, Default)]
+pub struct NearRows {
+    pub organisations: Vec<i64>,
+    pub events: Vec<i64>,
+}
+
+impl NearRows {
+    pub fn find(conn: &Connection, near: &super::places::Near) -> Result<NearRows> {
+        Ok(NearRows {
+            organisations: super::places::rows_near(conn, RecordKind::Organisations, near)?,
+            events: super::places::rows_near(conn, RecordKind::Events, near)?,
+        })
+    }
+}
+
+fn id_list(rows: &[i64]) -> Value {
+    Value::Text(serde_json::to_string(rows).unwrap_or_else(|_| "[]".into()))
 }
 
 /// One listed entity: its canonical id, kind and published JSON.
@@ -39,6 +59,8 @@ const LOCATED_SQL: &str = " AND (json_extract(body, '$.address.street') IS NOT N
     OR json_extract(body, '$.address.locality') IS NOT NULL
     OR json_extract(body, '$.address.region') IS NOT NULL
     OR json_extract(body, '$.address.postcode') IS NOT NULL
+    OR json_extract(body, '$.address.latitude') IS NOT NULL
+    OR json_extract(body, '$.location.latitude') IS NOT NULL
     OR json_extract(body, '$.location.name') IS NOT NULL
     OR json_extract(body, '$.location.address') IS NOT NULL
     OR json_extract(body, '$.location.postcode') IS NOT NULL
@@ -54,32 +76,29 @@ enum Part {
 /// `FROM … WHERE …` for one part. The kind and liveness conditions are spelled as the partial
 /// indexes' own, so the planner reads the index in listing order instead of every entity.
 fn where_sql(part: Part, q: &ServiceQuery, sql: &mut String, args: &mut Vec<Value>) {
-    sql.push_str(match (part, q.postcodes.is_some()) {
+    sql.push_str(match (part, q.near.is_some()) {
         (Part::Organisations, false) => {
             " FROM entities INDEXED BY entities_orgs
               WHERE deleted_at IS NULL AND kind = 'organisations'"
         }
+        // A distance search reads the rows it found by row id.
         (Part::Organisations, true) => {
-            " FROM entities INDEXED BY entities_org_postcode
-              WHERE deleted_at IS NULL AND kind = 'organisations'"
+            " FROM entities WHERE deleted_at IS NULL AND kind = 'organisations'"
         }
-        (Part::Series, _) => {
+        (Part::Series, false) => {
             " FROM entities INDEXED BY entities_series
               WHERE deleted_at IS NULL AND recurring = 1 AND kind = 'events'"
         }
+        (Part::Series, true) => {
+            " FROM entities WHERE deleted_at IS NULL AND recurring = 1 AND kind = 'events'"
+        }
     });
-    if let Some(pcs) = &q.postcodes {
-        sql.push_str(match part {
-            Part::Organisations => {
-                " AND json_extract(body, '$.address.postcode') IN (SELECT value FROM json_each(?))"
-            }
-            Part::Series => {
-                " AND json_extract(body, '$.location.postcode') IN (SELECT value FROM json_each(?))"
-            }
-        });
-        args.push(Value::Text(
-            serde_json::to_string(pcs).unwrap_or_else(|_| "[]".into()),
-        ));
+    if let Some(near) = &q.near {
+        sql.push_str(" AND rowid IN (SELECT value FROM json_each(?))");
+        args.push(id_list(match part {
+            Part::Organisations => &near.organisations,
+            Part::Series => &near.events,
+        }));
     }
     if let Some(t) = &q.text {
         let kind = match part {
@@ -227,24 +246,22 @@ pub fn id_at(conn: &Connection, rowid: i64) -> Result<Option<String>> {
         .optional()?)
 }
 
-/// A page of live organisations at any of `postcodes` (standard form), in name order after the
-/// `(sort_key, id)` cursor, with the JSON API's other filters: the `near` search of
-/// `/v1/organisations`, read through the organisations' postcode index.
+/// A page of the live organisations among `rows` (a distance search's row ids), in name order
+/// after the `(sort_key, id)` cursor, with the JSON API's other filters: the `near` search of
+/// `/v1/organisations`.
 pub fn organisations_at(
     conn: &Connection,
     f: &super::entities::Filter,
-    postcodes: &[String],
+    rows: &[i64],
     after: Option<(&str, &str)>,
     limit: usize,
 ) -> Result<Vec<OrgRow>> {
     let mut sql = String::from(
-        "SELECT sort_key, id, body FROM entities INDEXED BY entities_org_postcode
+        "SELECT sort_key, id, body FROM entities
          WHERE deleted_at IS NULL AND kind = 'organisations'
-         AND json_extract(body, '$.address.postcode') IN (SELECT value FROM json_each(?))",
+         AND rowid IN (SELECT value FROM json_each(?))",
     );
-    let mut args = vec![Value::Text(
-        serde_json::to_string(postcodes).unwrap_or_else(|_| "[]".into()),
-    )];
+    let mut args = vec![id_list(rows)];
     super::entities::filter_sql(RecordKind::Organisations, f, &mut sql, &mut args);
     super::entities::name_page(conn, sql, args, after, limit)
 }

@@ -173,15 +173,10 @@ pub fn any(conn: &Connection) -> Result<bool, StoreError> {
         .is_some())
 }
 
-/// Every loaded postcode within `metres` of `centre`: the R*Tree gives those in the bounding box,
-/// the great-circle distance decides.
-pub fn postcodes_within(
-    conn: &Connection,
-    centre: (f64, f64),
-    metres: f64,
-) -> Result<Vec<String>, StoreError> {
-    // The circle's exact bounding coordinates: its widest longitude span is asin(sin δ / cos φ)
-    // (wider than δ / cos φ), and near a pole the box spans every longitude.
+/// Half the sides (degrees of latitude, of longitude) of the box around the circle of `metres`
+/// about `centre`. The circle's widest longitude span is asin(sin δ / cos φ) (wider than
+/// δ / cos φ), and near a pole the box spans every longitude.
+fn box_half_sides(centre: (f64, f64), metres: f64) -> (f64, f64) {
     let delta = metres / EARTH_RADIUS_M;
     let dlat = delta.to_degrees();
     let ratio = delta.sin() / centre.0.to_radians().cos().abs();
@@ -190,6 +185,110 @@ pub fn postcodes_within(
     } else {
         ratio.asin().to_degrees()
     };
+    (dlat, dlon)
+}
+
+/// A distance search: the circle, and the loaded postcodes whose centroids lie in it (the
+/// searched postcode always among them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Near {
+    pub centre: (f64, f64),
+    pub metres: f64,
+    pub postcodes: Vec<String>,
+}
+
+/// Row ids of the live entities of `kind` inside the circle, found through the R*Trees: by the
+/// point a partner gave when there is one (`entity_points`), else by their postcode's centroid
+/// (the postcodes `near` holds, then the kind's postcode index). In no particular order.
+pub fn rows_near(
+    conn: &Connection,
+    kind: crate::model::RecordKind,
+    near: &Near,
+) -> Result<Vec<i64>, StoreError> {
+    let mut rows = rows_at_given_points(conn, kind, near.centre, near.metres)?;
+    rows.extend(rows_at_postcodes_without_points(
+        conn,
+        kind,
+        &near.postcodes,
+    )?);
+    rows.sort_unstable();
+    rows.dedup();
+    Ok(rows)
+}
+
+fn rows_at_given_points(
+    conn: &Connection,
+    kind: crate::model::RecordKind,
+    centre: (f64, f64),
+    metres: f64,
+) -> Result<Vec<i64>, StoreError> {
+    let (dlat, dlon) = box_half_sides(centre, metres);
+    let mut st = conn.prepare_cached(
+        // Only live records have a row (the triggers drop a withdrawn one), so no entity is read.
+        "SELECT id, lat, lon FROM entity_points
+         WHERE max_lat >= ?1 AND min_lat <= ?2 AND max_lon >= ?3 AND min_lon <= ?4 AND kind = ?5",
+    )?;
+    let rows = st.query_map(
+        params![
+            centre.0 - dlat,
+            centre.0 + dlat,
+            centre.1 - dlon,
+            centre.1 + dlon,
+            kind.as_str()
+        ],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, f64>(2)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, la, lo) = row?;
+        if distance_m(centre, (la, lo)) <= metres {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn rows_at_postcodes_without_points(
+    conn: &Connection,
+    kind: crate::model::RecordKind,
+    postcodes: &[String],
+) -> Result<Vec<i64>, StoreError> {
+    // Spelled as each postcode index's own expression and condition, so the planner uses it;
+    // a record with a point of its own is known by its R*Tree row (by id), not by parsing its body.
+    let sql = match kind {
+        crate::model::RecordKind::Organisations => {
+            "SELECT rowid FROM entities INDEXED BY entities_org_postcode
+             WHERE deleted_at IS NULL AND kind = 'organisations'
+               AND json_extract(body, '$.address.postcode') IN (SELECT value FROM json_each(?1))
+               AND NOT EXISTS (SELECT 1 FROM entity_points p WHERE p.id = entities.rowid)"
+        }
+        crate::model::RecordKind::Events => {
+            "SELECT rowid FROM entities INDEXED BY entities_event_postcode
+             WHERE deleted_at IS NULL AND kind = 'events'
+               AND json_extract(body, '$.location.postcode') IN (SELECT value FROM json_each(?1))
+               AND NOT EXISTS (SELECT 1 FROM entity_points p WHERE p.id = entities.rowid)"
+        }
+    };
+    let list = serde_json::to_string(postcodes).unwrap_or_else(|_| "[]".into());
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = st.query_map(params![list], |r| r.get::<_, i64>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every loaded postcode within `metres` of `centre`: the R*Tree gives those in the bounding box,
+/// the great-circle distance decides.
+pub fn postcodes_within(
+    conn: &Connection,
+    centre: (f64, f64),
+    metres: f64,
+) -> Result<Vec<String>, StoreError> {
+    let (dlat, dlon) = box_half_sides(centre, metres);
     let mut st = conn.prepare_cached(
         "SELECT c.postcode, c.lat, c.lon FROM postcode_rtree t
          JOIN postcode_centroids c ON c.id = t.id

@@ -664,6 +664,13 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
             }
         }
     }
+    // GEO places the venue; one that cannot be a point is dropped, the event kept.
+    if let Some(g) = prop(comp, "GEO") {
+        match crate::ingest::geo::from_ical(g.val.as_str()) {
+            Ok(point) => (location.latitude, location.longitude) = point.unzip(),
+            Err(e) => warnings.push(format!("{e}; the point is dropped")),
+        }
+    }
     let mut categories = Vec::new();
     for p in comp.properties.iter().filter(|p| p.name == "CATEGORIES") {
         // CATEGORIES is a TEXT list: split on unescaped commas, then unescape each item.
