@@ -801,92 +801,190 @@ fn apply(
     let now = chrono::Utc::now();
     let now_s = store::timestamp(now);
     let pid = partner.id.as_str();
-    let mut counts = RunCounts::default();
-    let mut touched: Vec<RecordKind> = Vec::new();
-    let mut all_rejections = Vec::new();
-    let mut all_warnings = Vec::new();
+    let mut tally = Tally::default();
 
     let mut conn = store.writer();
     let tx = conn.transaction().map_err(StoreError::from)?;
     store::upsert_partner(&tx, pid, &partner.name, partner.priority)?;
     let guard = Guard::new(partner, now, force);
+    let at = Applying {
+        tx: &tx,
+        pid,
+        now_s: &now_s,
+        guard: &guard,
+    };
     for fd in data {
-        let mut rejections = fd.rejections;
-        all_warnings.extend(fd.warnings);
-        let Some(g) = fd.parsed else {
-            all_rejections.extend(rejections);
-            counts.feeds_unchanged += 1;
-            continue;
-        };
-        // An incremental feed with nothing new since its cursor is as good as "not modified".
-        if !g.complete && g.records.is_empty() && g.deleted.is_empty() {
-            counts.feeds_unchanged += 1;
-        } else {
-            counts.feeds_fetched += 1;
-        }
-        let key = fd.feed.key.as_str();
-        let recs = g.records;
-        counts.records_seen += recs.len();
-        // Only an incremental feed needs a count: a full feed's size before follows from what the
-        // upsert found and what it no longer lists (a count is a scan of the partner's rows).
-        let counted = if g.complete {
-            None
-        } else {
-            Some(records::live_count(&tx, pid, key)?)
-        };
-        // A kind with no stored keys is resolved in full next, whatever changed: which records
-        // changed need not be kept (at a first sync, a million rows written and deleted again).
-        let track = store::block_keys::any(&tx, fd.feed.kind)?;
-        let up = records::upsert(&tx, pid, key, &recs, &now_s, track)?;
-        if track {
-            store::block_keys::mark_dirty(&tx, &up.changed)?;
-        }
-        counts.inserted += up.inserted;
-        counts.updated += up.updated;
-        counts.unchanged += up.unchanged;
-        let (deletions, live_before) = if up.fresh {
-            (Vec::new(), 0)
-        } else if let Some(before) = counted {
-            // Deletions the partner stated one by one (RPDE tombstones) count like missing ones.
-            (records::live_rows(&tx, pid, key, &g.deleted)?, before)
-        } else {
-            let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
-            let missing = records::missing_from_feed(&tx, pid, key, &seen)?;
-            let before = up.unchanged + up.updated + missing.len();
-            (keep_unread(&tx, missing, &mut rejections)?, before)
-        };
-        let remaining = (live_before + up.inserted).saturating_sub(deletions.len());
-        guard.check(
-            &tx,
-            key,
-            deletions.len(),
-            live_before,
-            remaining,
-            g.complete && recs.is_empty(),
-        )?;
-        guard.remember(&tx, key, remaining, !deletions.is_empty())?;
-        records::mark_deleted(&tx, &deletions, &now_s)?;
-        if track {
-            store::block_keys::mark_dirty(&tx, &deletions)?;
-        }
-        counts.deleted += deletions.len();
-        let state = records::FeedState {
-            source: fd.feed.source.to_string(),
-            etag: g.validators.etag,
-            last_modified: g.validators.last_modified,
-            cursor: g.cursor,
-        };
-        records::save_feed_state(&tx, pid, key, &state, &now_s)?;
-        if (up.inserted + up.updated + deletions.len()) > 0 && !touched.contains(&fd.feed.kind) {
-            touched.push(fd.feed.kind);
-        }
-        all_rejections.extend(rejections);
+        apply_feed(&at, fd, &mut tally)?;
     }
-    counts.rejected = all_rejections.len();
-    counts.warned = all_warnings.len();
+    tally.counts.rejected = tally.rejections.len();
+    tally.counts.warned = tally.warnings.len();
     // Removed partners whose grace period ran out are withdrawn with the kinds resolved below.
     store::withdrawal::withdraw_due(&tx, now)?;
-    let mut resolved = false;
+    let resolved = resolve_or_defer(
+        &tx,
+        std::mem::take(&mut tally.touched),
+        settings,
+        now,
+        defer,
+    )?;
+    let outcome = if tally.counts.feeds_fetched == 0 {
+        Outcome::Unchanged
+    } else {
+        Outcome::Ok
+    };
+    runs::add_rejections(&tx, run_id, &tally.rejections)?;
+    runs::add_warnings(&tx, run_id, &tally.warnings)?;
+    runs::finish(&tx, run_id, outcome.as_str(), &tally.counts, None, &now_s)?;
+    tx.commit().map_err(StoreError::from)?;
+    if resolved {
+        // The resolution's page cache was freed at commit.
+        store::release_freed_memory();
+    }
+    Ok((outcome, tally.counts))
+}
+
+/// What every feed of one sync's transaction writes with.
+struct Applying<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    pid: &'a str,
+    now_s: &'a str,
+    guard: &'a Guard<'a>,
+}
+
+/// What a sync's feeds add up to: the run's counts and caveats, and the kinds whose records
+/// changed.
+#[derive(Default)]
+struct Tally {
+    counts: RunCounts,
+    touched: Vec<RecordKind>,
+    rejections: Vec<StoredRejection>,
+    warnings: Vec<StoredRejection>,
+}
+
+/// Applies one feed: upserts its records, deletes what it no longer has (within the guard) and
+/// stores where the next sync of it starts.
+fn apply_feed(at: &Applying, fd: FeedData, tally: &mut Tally) -> Result<(), SyncError> {
+    let mut rejections = fd.rejections;
+    tally.warnings.extend(fd.warnings);
+    let Some(g) = fd.parsed else {
+        tally.rejections.extend(rejections);
+        tally.counts.feeds_unchanged += 1;
+        return Ok(());
+    };
+    // An incremental feed with nothing new since its cursor is as good as "not modified".
+    if !g.complete && g.records.is_empty() && g.deleted.is_empty() {
+        tally.counts.feeds_unchanged += 1;
+    } else {
+        tally.counts.feeds_fetched += 1;
+    }
+    let (key, kind) = (fd.feed.key.as_str(), fd.feed.kind);
+    tally.counts.records_seen += g.records.len();
+    let written = write_records(at, kind, key, &g)?;
+    let up = &written.upsert;
+    tally.counts.inserted += up.inserted;
+    tally.counts.updated += up.updated;
+    tally.counts.unchanged += up.unchanged;
+    let deleted = delete_dropped(at, key, &g, &written, &mut rejections)?;
+    tally.counts.deleted += deleted;
+    let state = records::FeedState {
+        source: fd.feed.source.to_string(),
+        etag: g.validators.etag,
+        last_modified: g.validators.last_modified,
+        cursor: g.cursor,
+    };
+    records::save_feed_state(at.tx, at.pid, key, &state, at.now_s)?;
+    if (up.inserted + up.updated + deleted) > 0 && !tally.touched.contains(&kind) {
+        tally.touched.push(kind);
+    }
+    tally.rejections.extend(rejections);
+    Ok(())
+}
+
+/// A feed's records as upserted, with what its deletions are weighed against.
+struct Written {
+    upsert: records::UpsertStats,
+    /// Live records of an incremental feed before the upsert.
+    counted: Option<usize>,
+    /// Whether the kind's changed records are noted for a scoped resolution.
+    track: bool,
+}
+
+fn write_records(
+    at: &Applying,
+    kind: RecordKind,
+    key: &str,
+    g: &Gathered,
+) -> Result<Written, SyncError> {
+    // Only an incremental feed needs a count: a full feed's size before follows from what the
+    // upsert found and what it no longer lists (a count is a scan of the partner's rows).
+    let counted = if g.complete {
+        None
+    } else {
+        Some(records::live_count(at.tx, at.pid, key)?)
+    };
+    // A kind with no stored keys is resolved in full next, whatever changed: which records
+    // changed need not be kept (at a first sync, a million rows written and deleted again).
+    let track = store::block_keys::any(at.tx, kind)?;
+    let upsert = records::upsert(at.tx, at.pid, key, &g.records, at.now_s, track)?;
+    if track {
+        store::block_keys::mark_dirty(at.tx, &upsert.changed)?;
+    }
+    Ok(Written {
+        upsert,
+        counted,
+        track,
+    })
+}
+
+/// Soft-deletes the records a feed dropped (a full feed's missing ones, an incremental feed's
+/// tombstones) unless the mass-deletion guard holds them; returns how many.
+fn delete_dropped(
+    at: &Applying,
+    key: &str,
+    g: &Gathered,
+    written: &Written,
+    rejections: &mut [StoredRejection],
+) -> Result<usize, SyncError> {
+    let up = &written.upsert;
+    let (deletions, live_before) = if up.fresh {
+        (Vec::new(), 0)
+    } else if let Some(before) = written.counted {
+        // Deletions the partner stated one by one (RPDE tombstones) count like missing ones.
+        (records::live_rows(at.tx, at.pid, key, &g.deleted)?, before)
+    } else {
+        let seen: HashSet<&str> = g.records.iter().map(|r| r.source_id.as_str()).collect();
+        let missing = records::missing_from_feed(at.tx, at.pid, key, &seen)?;
+        let before = up.unchanged + up.updated + missing.len();
+        (keep_unread(at.tx, missing, rejections)?, before)
+    };
+    let remaining = (live_before + up.inserted).saturating_sub(deletions.len());
+    let feed_empty = g.complete && g.records.is_empty();
+    at.guard.check(
+        at.tx,
+        key,
+        deletions.len(),
+        live_before,
+        remaining,
+        feed_empty,
+    )?;
+    at.guard
+        .remember(at.tx, key, remaining, !deletions.is_empty())?;
+    records::mark_deleted(at.tx, &deletions, at.now_s)?;
+    if written.track {
+        store::block_keys::mark_dirty(at.tx, &deletions)?;
+    }
+    Ok(deletions.len())
+}
+
+/// Resolves the kinds this sync changed and any left marked, or, when another sync is on its
+/// way, only marks them; returns whether anything was resolved.
+fn resolve_or_defer(
+    tx: &rusqlite::Transaction,
+    touched: Vec<RecordKind>,
+    settings: &dedupe::Settings,
+    now: chrono::DateTime<chrono::Utc>,
+    defer: bool,
+) -> Result<bool, SyncError> {
     if defer {
         // Another sync is on its way: resolving every live record now would be redone in a
         // moment. Mark the kinds; the last sync of the batch resolves them once.
@@ -897,27 +995,15 @@ fn apply(
             )
             .map_err(StoreError::from)?;
         }
-    } else {
-        for kind in dirty(&tx)?.into_iter().chain(touched) {
-            crate::resolve::resolve_kind(&tx, kind, settings, now)?;
-            clear_dirty(&tx, kind)?;
-            resolved = true;
-        }
+        return Ok(false);
     }
-    let outcome = if counts.feeds_fetched == 0 {
-        Outcome::Unchanged
-    } else {
-        Outcome::Ok
-    };
-    runs::add_rejections(&tx, run_id, &all_rejections)?;
-    runs::add_warnings(&tx, run_id, &all_warnings)?;
-    runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
-    tx.commit().map_err(StoreError::from)?;
-    if resolved {
-        // The resolution's page cache was freed at commit.
-        store::release_freed_memory();
+    let mut resolved = false;
+    for kind in dirty(tx)?.into_iter().chain(touched) {
+        crate::resolve::resolve_kind(tx, kind, settings, now)?;
+        clear_dirty(tx, kind)?;
+        resolved = true;
     }
-    Ok((outcome, counts))
+    Ok(resolved)
 }
 
 fn dirty(tx: &rusqlite::Transaction) -> Result<Vec<RecordKind>, StoreError> {
