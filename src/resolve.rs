@@ -124,18 +124,21 @@ fn resolve_full(
         "records loaded"
     );
     let manual = review::decisions(tx, kind)?;
-    // Grouping needs no store and runs on every core, while this thread, the one on the
-    // connection, writes the stored keys: the writes overlap the scoring instead of following
-    // the entities.
-    let (grouping, written) = std::thread::scope(|threads| {
-        let grouping = threads.spawn(|| dedupe::group(&live, &feats, settings, &manual));
-        let written = block_keys::replace_kind(tx, kind, &keys);
-        let grouping = grouping
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (grouping, written)
+    // Grouping needs no store and runs on the shared pool, while this thread, the one on the
+    // connection (which cannot leave it), writes the stored keys: the writes overlap the scoring
+    // instead of following the entities.
+    let mut grouping = None;
+    let written = rayon::in_place_scope(|s| {
+        s.spawn(|_| grouping = Some(dedupe::group(&live, &feats, settings, &manual)));
+        block_keys::replace_kind(tx, kind, &keys)
     });
     written?;
+    // The scope returns once its job has run (a panic in it resumes here), so the grouping is
+    // there; were it not, grouping on this thread is right, only slower.
+    let grouping = match grouping {
+        Some(g) => g,
+        None => dedupe::group(&live, &feats, settings, &manual),
+    };
     let keyed = keys.len();
     drop(keys);
     let grouped = t.elapsed();
@@ -149,7 +152,7 @@ fn resolve_full(
     ids::settle(tx, kind, &live, &mut resolution.clusters)?;
     let stats = write_resolution(tx, kind, &live, resolution, now, None)?;
     // Freeing every loaded record is one long walk of the heap; the writer need not wait for it.
-    std::thread::spawn(move || drop((live, feats)));
+    rayon::spawn(move || drop((live, feats)));
     tracing::debug!(
         kind = kind.as_str(),
         records = keyed,
