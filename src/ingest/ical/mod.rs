@@ -262,9 +262,42 @@ type Stamp = Option<DateTime<FixedOffset>>;
 /// revision with different starts or titles are different events a publisher gave one UID, each
 /// kept under a derived id (`UID#start`).
 fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_uid: HashMap<String, Vec<Read>> = HashMap::new();
-    let mut overrides: Vec<(String, Read)> = Vec::new();
+    let sorted = by_uid(reads, feed);
+    let mut masters = masters(&sorted.order, sorted.masters);
+    let singles = apply_overrides(&mut masters.events, sorted.overrides);
+    for uid in sorted.order {
+        let ids = masters.extra_ids.remove(&uid).unwrap_or_default();
+        for id in std::iter::once(uid).chain(ids) {
+            if let Some((mut ev, updated_at)) = masters.events.remove(&id) {
+                // One override per occurrence, the last applied (highest SEQUENCE) winning:
+                // newest first, a stable sort, then the first of each kept.
+                ev.overrides.reverse();
+                ev.overrides.sort_by_key(|o| o.recurrence_id);
+                ev.overrides.dedup_by_key(|o| o.recurrence_id);
+                feed.records.push(record(id, ev, updated_at));
+            }
+        }
+    }
+    for (id, ev, updated_at) in singles {
+        feed.records.push(record(id, ev, updated_at));
+    }
+}
+
+/// A calendar's VEVENTs by UID (derived where absent): masters, and the UIDs in file order, apart
+/// from overrides.
+struct ByUid {
+    order: Vec<String>,
+    masters: HashMap<String, Vec<Read>>,
+    overrides: Vec<(String, Read)>,
+}
+
+/// Sorts the reads by UID; what could not be applied to each becomes its warning in `feed`.
+fn by_uid(reads: Vec<Read>, feed: &mut ParsedFeed) -> ByUid {
+    let mut sorted = ByUid {
+        order: Vec::new(),
+        masters: HashMap::new(),
+        overrides: Vec::new(),
+    };
     for r in reads {
         let uid = r.uid.clone().unwrap_or_else(|| derived_uid(&r.event));
         for w in &r.warnings {
@@ -274,20 +307,30 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             });
         }
         match r.recurrence_id {
-            Some(_) => overrides.push((uid, r)),
+            Some(_) => sorted.overrides.push((uid, r)),
             None => {
-                let list = by_uid.entry(uid.clone()).or_default();
+                let list = sorted.masters.entry(uid.clone()).or_default();
                 if list.is_empty() {
-                    order.push(uid);
+                    sorted.order.push(uid);
                 }
                 list.push(r);
             }
         }
     }
-    // Each UID's masters resolved to the records kept, the first under the UID itself.
-    let mut masters: HashMap<String, (Event, Stamp)> = HashMap::new();
+    sorted
+}
+
+/// The events the masters stand for, by record id, and per UID the ids past its first.
+struct Masters {
+    events: HashMap<String, (Event, Stamp)>,
+    extra_ids: HashMap<String, Vec<String>>,
+}
+
+/// Each UID's masters resolved to the records kept, the first under the UID itself.
+fn masters(order: &[String], mut by_uid: HashMap<String, Vec<Read>>) -> Masters {
+    let mut events: HashMap<String, (Event, Stamp)> = HashMap::new();
     let mut extra_ids: HashMap<String, Vec<String>> = HashMap::new();
-    for uid in &order {
+    for uid in order {
         let Some(list) = by_uid.remove(uid) else {
             continue;
         };
@@ -298,7 +341,7 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
                 uid.clone()
             } else {
                 let mut id = format!("{uid}#{}", r.event.start.to_rfc3339());
-                if masters.contains_key(&id) {
+                if events.contains_key(&id) {
                     id = format!("{id}#{}", derived_uid(&r.event));
                 }
                 id
@@ -306,10 +349,19 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             if i > 0 {
                 ids.push(id.clone());
             }
-            masters.insert(id, (r.event, r.updated_at));
+            events.insert(id, (r.event, r.updated_at));
         }
         extra_ids.insert(uid.clone(), ids);
     }
+    Masters { events, extra_ids }
+}
+
+/// Joins each override to its master's series (or replaces a single master's own start); an
+/// override without a master to join is returned as an event of its own, one per occurrence.
+fn apply_overrides(
+    masters: &mut HashMap<String, (Event, Stamp)>,
+    mut overrides: Vec<(String, Read)>,
+) -> Vec<(String, Event, Stamp)> {
     // A later SEQUENCE of the same occurrence is applied last, so it wins.
     overrides.sort_by_key(|(_, r)| r.sequence);
     let mut singles: Vec<(String, Event, Stamp)> = Vec::new();
@@ -319,17 +371,7 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
         let ev = r.event;
         match masters.get_mut(&uid) {
             Some((master, _)) if master.recurrence.is_some() => {
-                master.overrides.push(Override {
-                    recurrence_id: rid,
-                    cancelled: ev.status == EventStatus::Cancelled,
-                    start: ev.start,
-                    end: ev.end,
-                    title: (ev.title != master.title).then(|| ev.title.clone()),
-                    description: (ev.description != master.description)
-                        .then(|| ev.description.clone())
-                        .flatten(),
-                    location: (ev.location != master.location).then(|| ev.location.clone()),
-                });
+                master.overrides.push(override_of(master, rid, ev));
             }
             // A single event's override of its own start replaces it.
             Some((master, _)) if master.start == rid => *master = ev,
@@ -346,21 +388,21 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             }
         }
     }
-    for uid in order {
-        let ids = extra_ids.remove(&uid).unwrap_or_default();
-        for id in std::iter::once(uid).chain(ids) {
-            if let Some((mut ev, updated_at)) = masters.remove(&id) {
-                // One override per occurrence, the last applied (highest SEQUENCE) winning:
-                // newest first, a stable sort, then the first of each kept.
-                ev.overrides.reverse();
-                ev.overrides.sort_by_key(|o| o.recurrence_id);
-                ev.overrides.dedup_by_key(|o| o.recurrence_id);
-                feed.records.push(record(id, ev, updated_at));
-            }
-        }
-    }
-    for (id, ev, updated_at) in singles {
-        feed.records.push(record(id, ev, updated_at));
+    singles
+}
+
+/// An occurrence of `master` as `ev` overrides it: what differs from the series.
+fn override_of(master: &Event, recurrence_id: DateTime<FixedOffset>, ev: Event) -> Override {
+    Override {
+        recurrence_id,
+        cancelled: ev.status == EventStatus::Cancelled,
+        start: ev.start,
+        end: ev.end,
+        title: (ev.title != master.title).then(|| ev.title.clone()),
+        description: (ev.description != master.description)
+            .then(|| ev.description.clone())
+            .flatten(),
+        location: (ev.location != master.location).then(|| ev.location.clone()),
     }
 }
 
