@@ -540,25 +540,51 @@ const BOOKING_HOSTS: &[&str] = &[
 pub const UNTITLED: &str = "(No title)";
 
 fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<Event, String> {
-    // Calendar clients show an event without SUMMARY as untitled; so do we.
-    let title = prop(comp, "SUMMARY")
+    let when = when(comp, zones, warnings)?;
+    let recurrence = recurrence_lines(comp, &when, zones, warnings);
+    let text = texts(comp);
+    Ok(Event {
+        title: title(comp),
+        description: text.description,
+        description_html: text.description_html,
+        start: when.start,
+        end: when.end,
+        timezone: when.tz.map(|z| z.name().to_string()),
+        all_day: when.all_day,
+        recurrence: (!recurrence.is_empty()).then_some(recurrence),
+        status: status(comp),
+        location: location(comp),
+        url: text.url,
+        booking_url: text.booking_url,
+        organiser: organiser(comp),
+        categories: categories(comp),
+        overrides: Vec::new(),
+    })
+}
+
+/// Calendar clients show an event without SUMMARY as untitled; so do we.
+fn title(comp: &Component) -> String {
+    prop(comp, "SUMMARY")
         .map(|p| p.val.as_str().to_string())
         .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| UNTITLED.to_string());
+        .unwrap_or_else(|| UNTITLED.to_string())
+}
+
+/// When a VEVENT happens, as read from DTSTART, DTEND or DURATION.
+struct When {
+    start: DateTime<FixedOffset>,
+    end: Option<DateTime<FixedOffset>>,
+    all_day: bool,
+    /// The zone its times are in; `None` keeps them in UTC.
+    tz: Option<Tz>,
+}
+
+/// The event's start, end and zone. No readable DTSTART, or a DURATION that cannot be applied,
+/// rejects the event; an end that cannot be read or lies before the start is a warning.
+fn when(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<When, String> {
     let dtstart = prop(comp, "DTSTART").ok_or("no DTSTART")?;
     let (start, all_day) = time(dtstart, zones)?;
-    let tz = match param(dtstart, "TZID") {
-        // Kept in UTC: no IANA zone has the definition's offsets.
-        Some(tzid)
-            if zones.defined.contains_key(tzid.trim().trim_matches('"'))
-                && zones.known(tzid).is_none() =>
-        {
-            None
-        }
-        Some(tzid) => zones.resolve(tzid),
-        None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
-        None => Some(zones.default),
-    };
+    let tz = start_zone(dtstart, zones);
     // An end that cannot be read loses the end, not the event: the start is what a listing needs.
     let dtend = prop(comp, "DTEND").and_then(|p| match time(p, zones) {
         Ok((t, _)) => Some(t),
@@ -569,28 +595,65 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
     });
     let end = match (dtend, prop(comp, "DURATION")) {
         (Some(t), _) => Some(t),
-        (None, Some(d)) => {
-            let text = d.val.as_str();
-            duration(text)
-                .ok_or_else(|| format!("DURATION {text:?} is not a duration a date can hold"))?;
-            let end = recurrence::add_duration(start, tz.unwrap_or(chrono_tz::UTC), text)
-                .filter(|e| e.year() <= 9999)
-                .ok_or_else(|| format!("DURATION {text:?} ends after the year 9999"))?;
-            Some(end)
-        }
+        (None, Some(d)) => Some(end_after(start, tz, d.val.as_str())?),
         // An all-day event without an end lasts its one day (RFC 5545 3.6.1).
         (None, None) if all_day => Some(start + Duration::days(1)),
         (None, None) => None,
     };
-    // An end before the start: a single event's DTEND and DTSTART swapped by the exporter are
-    // read the other way round (as recurring-ical-events does); a series keeps the start its
-    // rule is anchored on and loses the end. Either way, said so.
     let repeats = comp
         .properties
         .iter()
         .any(|p| p.name == "RRULE" || p.name == "RDATE");
-    let (start, end) = match end {
-        Some(e) if e < start && dtend.is_some() && !repeats => {
+    let (start, end) = end_in_order(start, end, dtend.is_some() && !repeats, warnings);
+    Ok(When {
+        start,
+        end,
+        all_day,
+        tz,
+    })
+}
+
+/// The zone DTSTART is given in: its TZID's IANA zone, none for UTC times, the calendar's
+/// default for floating ones.
+fn start_zone(dtstart: &Property, zones: &Zones) -> Option<Tz> {
+    match param(dtstart, "TZID") {
+        // Kept in UTC: no IANA zone has the definition's offsets.
+        Some(tzid)
+            if zones.defined.contains_key(tzid.trim().trim_matches('"'))
+                && zones.known(tzid).is_none() =>
+        {
+            None
+        }
+        Some(tzid) => zones.resolve(tzid),
+        None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
+        None => Some(zones.default),
+    }
+}
+
+/// The end a DURATION gives: in the start's zone, so a day is a calendar day across a change
+/// of the clocks.
+fn end_after(
+    start: DateTime<FixedOffset>,
+    tz: Option<Tz>,
+    text: &str,
+) -> Result<DateTime<FixedOffset>, String> {
+    duration(text).ok_or_else(|| format!("DURATION {text:?} is not a duration a date can hold"))?;
+    recurrence::add_duration(start, tz.unwrap_or(chrono_tz::UTC), text)
+        .filter(|e| e.year() <= 9999)
+        .ok_or_else(|| format!("DURATION {text:?} ends after the year 9999"))
+}
+
+/// An end before the start: a single event's DTEND and DTSTART swapped by the exporter are
+/// read the other way round (as recurring-ical-events does; `swappable`); a series keeps the
+/// start its rule is anchored on and loses the end. Either way, said so.
+fn end_in_order(
+    start: DateTime<FixedOffset>,
+    end: Option<DateTime<FixedOffset>>,
+    swappable: bool,
+    warnings: &mut Vec<String>,
+) -> (DateTime<FixedOffset>, Option<DateTime<FixedOffset>>) {
+    match end {
+        Some(e) if e < start && swappable => {
             warnings.push(format!(
                 "DTEND {} is before DTSTART {}; read as swapped (the earlier is the start)",
                 e.to_rfc3339(),
@@ -607,11 +670,21 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
             (start, None)
         }
         e => (start, e),
-    };
+    }
+}
+
+/// The event's RRULE, RDATE and EXDATE lines as applied to its start; none when no rule or date
+/// is left to repeat it. A rule that cannot be applied leaves the first occurrence, and says so.
+fn recurrence_lines(
+    comp: &Component,
+    when: &When,
+    zones: &Zones,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
     let anchor = recurrence::Anchor {
-        start,
-        tz: tz.unwrap_or(chrono_tz::UTC),
-        all_day,
+        start: when.start,
+        tz: when.tz.unwrap_or(chrono_tz::UTC),
+        all_day: when.all_day,
     };
     let mut recurrence = Vec::new();
     for p in comp
@@ -619,27 +692,9 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         .iter()
         .filter(|p| p.name == "RRULE" || p.name == "RDATE" || p.name == "EXDATE")
     {
-        let params: String = p
-            .params
-            .iter()
-            .map(|x| match &x.val {
-                // A value holding ':' (Outlook's "(UTC-05:00) Eastern Time") stays quoted.
-                Some(v) => {
-                    let v = v.as_str().trim_matches('"');
-                    if v.contains([':', ';', ',']) {
-                        format!(";{}=\"{v}\"", x.key.as_str())
-                    } else {
-                        format!(";{}={v}", x.key.as_str())
-                    }
-                }
-                None => format!(";{}", x.key.as_str()),
-            })
-            .collect();
-        let line = format!("{}{params}:{}", p.name.as_str(), p.val.as_str());
-        match recurrence::parse_line(&line, &anchor, &|n| zones.resolve(n)) {
+        match recurrence::parse_line(&content_line(p), &anchor, &|n| zones.resolve(n)) {
             Ok(Some(l)) => recurrence.extend(l.to_line().split('\n').map(str::to_string)),
             Ok(None) => {}
-            // A rule that cannot be applied leaves the first occurrence, and says so.
             Err(e) => warnings.push(format!("{} not applied: {e}", p.name.as_str())),
         }
     }
@@ -650,10 +705,46 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         // Exceptions with nothing to except from: the event is single.
         recurrence.clear();
     }
-    let status = match prop(comp, "STATUS").map(|p| p.val.as_str().trim().to_ascii_uppercase()) {
+    recurrence
+}
+
+/// A property written back as its content line (`NAME;PARAM=value:value`).
+fn content_line(p: &Property) -> String {
+    let params: String = p
+        .params
+        .iter()
+        .map(|x| match &x.val {
+            // A value holding ':' (Outlook's "(UTC-05:00) Eastern Time") stays quoted.
+            Some(v) => {
+                let v = v.as_str().trim_matches('"');
+                if v.contains([':', ';', ',']) {
+                    format!(";{}=\"{v}\"", x.key.as_str())
+                } else {
+                    format!(";{}={v}", x.key.as_str())
+                }
+            }
+            None => format!(";{}", x.key.as_str()),
+        })
+        .collect();
+    format!("{}{params}:{}", p.name.as_str(), p.val.as_str())
+}
+
+fn status(comp: &Component) -> EventStatus {
+    match prop(comp, "STATUS").map(|p| p.val.as_str().trim().to_ascii_uppercase()) {
         Some(s) if s == "CANCELLED" => EventStatus::Cancelled,
         _ => EventStatus::Scheduled,
-    };
+    }
+}
+
+/// The event's description (plain, and HTML where the exporter gave one) and its links.
+struct Texts {
+    description: Option<String>,
+    description_html: Option<String>,
+    url: Option<String>,
+    booking_url: Option<String>,
+}
+
+fn texts(comp: &Component) -> Texts {
     let description = prop(comp, "DESCRIPTION").map(|p| p.val.as_str().to_string());
     let description_html = comp
         .properties
@@ -663,8 +754,8 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
                 && param(p, "FMTTYPE").is_some_and(|f| f.eq_ignore_ascii_case("text/html"))
         })
         .map(|p| p.val.as_str().to_string());
-    let location_text = prop(comp, "LOCATION").map(|p| p.val.as_str().trim().to_string());
     let url = prop(comp, "URL").map(|p| p.val.as_str().trim().to_string());
+    // The URL if it is a ticketing site's, else the first such link in the description.
     let booking_url = url
         .clone()
         .filter(|u| BOOKING_HOSTS.iter().any(|h| u.contains(h)))
@@ -673,42 +764,74 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
                 .as_deref()
                 .and_then(|d| first_url(d, BOOKING_HOSTS))
         });
-    let mut location = Location::default();
-    if let Some(loc) = location_text.filter(|l| !l.is_empty()) {
-        let lower = loc.to_lowercase();
-        if loc.starts_with("http://") || loc.starts_with("https://") {
-            location.online = true;
-            location.url = Some(loc.clone());
-        } else {
-            location.online = [
-                "online",
-                "webinar",
-                "zoom",
-                "microsoft teams",
-                "teams meeting",
-                "virtual",
-            ]
-            .iter()
-            .any(|w| lower.contains(w));
-            // A UK postcode at the end of the address ("…, Macclesfield, SK10 1EE").
-            let parts: Vec<&str> = loc.split(',').map(str::trim).collect();
-            if let Some(pc) = parts.last().and_then(|l| crate::normalise::postcode(l)) {
-                location.postcode = Some(pc);
-                if parts.len() > 1 {
-                    location.name = Some(parts[0].to_string());
-                    location.address =
-                        Some(parts[1..parts.len() - 1].join(", ")).filter(|a| !a.is_empty());
-                } else {
-                    location.name = Some(loc.clone());
-                }
-            } else {
-                location.name = Some(loc.clone());
-            }
-        }
+    Texts {
+        description,
+        description_html,
+        url,
+        booking_url,
     }
+}
+
+/// Where the event is, from its LOCATION.
+fn location(comp: &Component) -> Location {
+    prop(comp, "LOCATION")
+        .map(|p| p.val.as_str().trim())
+        .filter(|l| !l.is_empty())
+        .map(place)
+        .unwrap_or_default()
+}
+
+/// A LOCATION text read as a link (online), or a place: its name, address and a UK postcode at
+/// the end ("…, Macclesfield, SK10 1EE"); words like "online" or "zoom" mark it online too.
+fn place(loc: &str) -> Location {
+    let mut location = Location::default();
+    if loc.starts_with("http://") || loc.starts_with("https://") {
+        location.online = true;
+        location.url = Some(loc.to_string());
+        return location;
+    }
+    let lower = loc.to_lowercase();
+    location.online = [
+        "online",
+        "webinar",
+        "zoom",
+        "microsoft teams",
+        "teams meeting",
+        "virtual",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let parts: Vec<&str> = loc.split(',').map(str::trim).collect();
+    match (
+        parts.last().and_then(|l| crate::normalise::postcode(l)),
+        parts.as_slice(),
+    ) {
+        (Some(pc), [name, address @ .., _]) => {
+            location.postcode = Some(pc);
+            location.name = Some(name.to_string());
+            location.address = Some(address.join(", ")).filter(|a| !a.is_empty());
+        }
+        (Some(pc), _) => {
+            location.postcode = Some(pc);
+            location.name = Some(loc.to_string());
+        }
+        (None, _) => location.name = Some(loc.to_string()),
+    }
+    location
+}
+
+fn organiser(comp: &Component) -> Organiser {
+    Organiser {
+        name: prop(comp, "ORGANIZER").and_then(|p| param(p, "CN").map(str::to_string)),
+        organisation_id: None,
+    }
+}
+
+/// The event's CATEGORIES, every property of them: a TEXT list, split on unescaped commas, then
+/// each item unescaped and trimmed.
+fn categories(comp: &Component) -> Vec<String> {
     let mut categories = Vec::new();
     for p in comp.properties.iter().filter(|p| p.name == "CATEGORIES") {
-        // CATEGORIES is a TEXT list: split on unescaped commas, then unescape each item.
         let mut item = String::new();
         let mut chars = p.val.as_str().chars();
         while let Some(c) = chars.next() {
@@ -724,32 +847,11 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         }
         categories.push(item);
     }
-    let categories = categories
+    categories
         .into_iter()
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty())
-        .collect();
-    let organiser = Organiser {
-        name: prop(comp, "ORGANIZER").and_then(|p| param(p, "CN").map(str::to_string)),
-        organisation_id: None,
-    };
-    Ok(Event {
-        title,
-        description,
-        description_html,
-        start,
-        end,
-        timezone: tz.map(|z| z.name().to_string()),
-        all_day,
-        recurrence: (!recurrence.is_empty()).then_some(recurrence),
-        status,
-        location,
-        url,
-        booking_url,
-        organiser,
-        categories,
-        overrides: Vec::new(),
-    })
+        .collect()
 }
 
 #[cfg(test)]
