@@ -125,18 +125,21 @@ fn resolve_full(
         "records loaded"
     );
     let manual = review::decisions(tx, kind)?;
-    // Grouping needs no store and runs on every core, while this thread, the one on the
-    // connection, writes the stored keys: the writes overlap the scoring instead of following
-    // the entities.
-    let (grouping, written) = std::thread::scope(|threads| {
-        let grouping = threads.spawn(|| dedupe::group(&live, &feats, settings, &manual));
-        let written = block_keys::replace_kind(tx, kind, &keys);
-        let grouping = grouping
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (grouping, written)
+    // Grouping needs no store and runs on the shared pool, while this thread, the one on the
+    // connection (which cannot leave it), writes the stored keys: the writes overlap the scoring
+    // instead of following the entities.
+    let mut grouping = None;
+    let written = rayon::in_place_scope(|s| {
+        s.spawn(|_| grouping = Some(dedupe::group(&live, &feats, settings, &manual)));
+        block_keys::replace_kind(tx, kind, &keys)
     });
     written?;
+    // The scope returns once its job has run (a panic in it resumes here), so the grouping is
+    // there; were it not, grouping on this thread is right, only slower.
+    let grouping = match grouping {
+        Some(g) => g,
+        None => dedupe::group(&live, &feats, settings, &manual),
+    };
     let keyed = keys.len();
     drop(keys);
     let grouped = t.elapsed();
@@ -150,7 +153,7 @@ fn resolve_full(
     ids::settle(tx, kind, &live, &mut resolution.clusters)?;
     let stats = write_resolution(tx, kind, &live, resolution, now, None)?;
     // Freeing every loaded record is one long walk of the heap; the writer need not wait for it.
-    std::thread::spawn(move || drop((live, feats)));
+    rayon::spawn(move || drop((live, feats)));
     tracing::debug!(
         kind = kind.as_str(),
         records = keyed,
@@ -197,23 +200,86 @@ fn resolve_scoped(
     now: DateTime<Utc>,
 ) -> Result<entities::ApplyStats, StoreError> {
     let t = std::time::Instant::now();
-    // The changed records as they are now (deleted ones are absent), with their new keys.
-    let current = records::live_by_rows(tx, changed)?;
-    let feats = current
+    let rekeyed = rekey(tx, kind, changed, settings)?;
+    let against = candidates(tx, kind, changed, &rekeyed)?;
+    let looked_up = t.elapsed();
+    let matching = matching(tx, &against, &rekeyed.feats, settings)?;
+    let scored = t.elapsed();
+
+    let mut rows: BTreeSet<i64> = rekeyed.current.iter().map(|r| r.row_id).collect();
+    rows.extend(&matching);
+    let seeds: Vec<i64> = changed.iter().chain(&matching).copied().collect();
+    let (rows, mut entity_ids) = whole_clusters(tx, kind, rows, &seeds)?;
+    let scoped = records::live_by_rows(tx, &rows)?;
+    let scoped_feats = features_of(&scoped);
+    tracing::debug!(
+        kind = kind.as_str(),
+        changed = changed.len(),
+        same_features = rekeyed.same.len(),
+        candidates = against.len(),
+        matching = matching.len(),
+        scope = scoped.len(),
+        keys_and_lookup_ms = looked_up.as_millis() as u64,
+        candidates_ms = (scored - looked_up).as_millis() as u64,
+        clusters_ms = (t.elapsed() - scored).as_millis() as u64,
+        "scoped resolution"
+    );
+    let mut resolution = group_scope(tx, kind, &scoped, &scoped_feats, settings)?;
+    // Ids brought back are entities the write rewrites, like the scope's own.
+    entity_ids.extend(ids::settle(tx, kind, &scoped, &mut resolution.clusters)?);
+    entity_ids.sort();
+    entity_ids.dedup();
+    write_resolution(
+        tx,
+        kind,
+        &scoped,
+        resolution,
+        now,
+        Some(Scope {
+            entities: &entity_ids,
+            rows: &rows,
+            changed,
+        }),
+    )
+}
+
+/// Each record's match features, worked out on the shared pool.
+fn features_of(records: &[StoredRecord]) -> Vec<features::Features> {
+    records
         .par_iter()
         .map(|r| features::of(&r.payload))
-        .collect::<Vec<_>>();
-    let live_keys: Vec<RecordKeys> = current
+        .collect()
+}
+
+/// The changed records as they are now (deleted ones are absent), with their features and the
+/// keys just stored for them.
+struct Rekeyed {
+    current: Vec<StoredRecord>,
+    feats: Vec<features::Features>,
+    keys: Vec<RecordKeys>,
+    /// Rows whose match features did not change.
+    same: BTreeSet<i64>,
+}
+
+/// Stores the changed records' new keys; deleted records lose theirs.
+fn rekey(
+    tx: &Transaction,
+    kind: RecordKind,
+    changed: &[i64],
+    settings: &dedupe::Settings,
+) -> Result<Rekeyed, StoreError> {
+    let current = records::live_by_rows(tx, changed)?;
+    let feats = features_of(&current);
+    let keys: Vec<RecordKeys> = current
         .iter()
         .zip(&feats)
         .map(|(r, f)| keys_of(r, f, settings))
         .collect();
     // A record whose match features did not change (a new description, say) scores the same
     // against everything: its cluster is re-merged, but it needs no new candidates.
-    let same: BTreeSet<i64> = block_keys::replace_rows(tx, kind, &live_keys)?
+    let same: BTreeSet<i64> = block_keys::replace_rows(tx, kind, &keys)?
         .into_iter()
         .collect();
-    // Deleted records lose their keys.
     let live_rows: BTreeSet<i64> = current.iter().map(|r| r.row_id).collect();
     let gone: Vec<RecordKeys> = changed
         .iter()
@@ -226,13 +292,26 @@ fn resolve_scoped(
         })
         .collect();
     block_keys::replace_rows(tx, kind, &gone)?;
+    Ok(Rekeyed {
+        current,
+        feats,
+        keys,
+        same,
+    })
+}
 
-    // Candidates sharing a key, kept when they score high enough to matter (merge, review or
-    // an identifier conflict) against a changed record.
+/// Records sharing a stored key with a changed record whose features changed, each with the
+/// changed records (indexes into `rekeyed`) it is to be scored against.
+fn candidates(
+    tx: &Transaction,
+    kind: RecordKind,
+    changed: &[i64],
+    rekeyed: &Rekeyed,
+) -> Result<HashMap<i64, Vec<usize>>, StoreError> {
     let changed_set: BTreeSet<i64> = changed.iter().copied().collect();
     let mut against: HashMap<i64, Vec<usize>> = HashMap::new();
-    for (i, k) in live_keys.iter().enumerate() {
-        if same.contains(&k.row_id) {
+    for (i, k) in rekeyed.keys.iter().enumerate() {
+        if rekeyed.same.contains(&k.row_id) {
             continue;
         }
         for n in block_keys::neighbours(tx, kind, k, block::BOUNDS)? {
@@ -241,38 +320,50 @@ fn resolve_scoped(
             }
         }
     }
+    Ok(against)
+}
+
+/// The candidates that score high enough to matter (merge, review or an identifier conflict)
+/// against a changed record, in row order. Read and scored a chunk at a time: a wide change can
+/// name many candidates.
+fn matching(
+    tx: &Transaction,
+    against: &HashMap<i64, Vec<usize>>,
+    feats: &[features::Features],
+    settings: &dedupe::Settings,
+) -> Result<Vec<i64>, StoreError> {
     let mut candidate_rows: Vec<i64> = against.keys().copied().collect();
     candidate_rows.sort_unstable();
-    let looked_up = t.elapsed();
-    // Read and scored a chunk at a time: a wide change can name many candidates.
     let mut matching: Vec<i64> = Vec::new();
     for rows in candidate_rows.chunks(4_096) {
         let candidates = records::live_by_rows(tx, rows)?;
-        matching.extend(
-            candidates
-                .par_iter()
-                .map(|c| {
-                    let cf = features::of(&c.payload);
-                    let hit = against.get(&c.row_id).is_some_and(|idx| {
-                        idx.iter().any(|&i| {
-                            let s = score::weigh(&feats[i], &cf, settings.event_tolerance_secs);
-                            s.conflict || s.weight >= settings.review_threshold
-                        })
-                    });
-                    hit.then_some(c.row_id)
-                })
-                .collect::<Vec<_>>()
-                .into_iter()
-                .flatten(),
-        );
+        let hits: Vec<i64> = candidates
+            .par_iter()
+            .filter_map(|c| {
+                let cf = features::of(&c.payload);
+                let hit = against.get(&c.row_id).is_some_and(|idx| {
+                    idx.iter().filter_map(|&i| feats.get(i)).any(|f| {
+                        let s = score::weigh(f, &cf, settings.event_tolerance_secs);
+                        s.conflict || s.weight >= settings.review_threshold
+                    })
+                });
+                hit.then_some(c.row_id)
+            })
+            .collect();
+        matching.extend(hits);
     }
-    let scored = t.elapsed();
+    Ok(matching)
+}
 
-    // Whole clusters of everything touched, and of records admins tied to them.
-    let mut rows = live_rows;
-    rows.extend(&matching);
-    let seeds: Vec<i64> = changed.iter().chain(&matching).copied().collect();
-    let mut entity_ids: BTreeSet<String> = records::entities_of(tx, &seeds)?.into_iter().collect();
+/// Widens `rows` to the whole clusters of every record of `seeds`, and of records admins tied to
+/// any record in scope: the rows to resolve, and the entities they belonged to.
+fn whole_clusters(
+    tx: &Transaction,
+    kind: RecordKind,
+    mut rows: BTreeSet<i64>,
+    seeds: &[i64],
+) -> Result<(Vec<i64>, Vec<String>), StoreError> {
+    let mut entity_ids: BTreeSet<String> = records::entities_of(tx, seeds)?.into_iter().collect();
     for e in &entity_ids {
         rows.extend(records::members_of(tx, e)?);
     }
@@ -293,53 +384,22 @@ fn resolve_scoped(
             }
         }
     }
+    Ok((rows.into_iter().collect(), entity_ids.into_iter().collect()))
+}
 
-    let rows: Vec<i64> = rows.into_iter().collect();
-    let entity_ids: Vec<String> = entity_ids.into_iter().collect();
-    let scoped = records::live_by_rows(tx, &rows)?;
-    let scoped_feats = scoped
-        .par_iter()
-        .map(|r| features::of(&r.payload))
-        .collect::<Vec<_>>();
-    tracing::debug!(
-        kind = kind.as_str(),
-        changed = changed.len(),
-        same_features = same.len(),
-        candidates = candidate_rows.len(),
-        matching = matching.len(),
-        scope = scoped.len(),
-        keys_and_lookup_ms = looked_up.as_millis() as u64,
-        candidates_ms = (scored - looked_up).as_millis() as u64,
-        clusters_ms = (t.elapsed() - scored).as_millis() as u64,
-        "scoped resolution"
-    );
+/// Groups a scope with the admins' decisions, weighing shared values by their frequency in the
+/// whole store, and gives its clusters canonical ids.
+fn group_scope(
+    tx: &Transaction,
+    kind: RecordKind,
+    scoped: &[StoredRecord],
+    scoped_feats: &[features::Features],
+    settings: &dedupe::Settings,
+) -> Result<dedupe::Resolution, StoreError> {
     let manual = review::decisions(tx, kind)?;
-    let frequencies = stored_frequencies(tx, kind, &scoped_feats)?;
-    let grouping = dedupe::group_with(
-        &scoped,
-        &scoped_feats,
-        settings,
-        &manual,
-        Some(&frequencies),
-    );
-    let mut resolution = with_ids(tx, kind, &scoped, grouping)?;
-    // Ids brought back are entities the write rewrites, like the scope's own.
-    let mut entity_ids = entity_ids;
-    entity_ids.extend(ids::settle(tx, kind, &scoped, &mut resolution.clusters)?);
-    entity_ids.sort();
-    entity_ids.dedup();
-    write_resolution(
-        tx,
-        kind,
-        &scoped,
-        resolution,
-        now,
-        Some(Scope {
-            entities: &entity_ids,
-            rows: &rows,
-            changed,
-        }),
-    )
+    let frequencies = stored_frequencies(tx, kind, scoped_feats)?;
+    let grouping = dedupe::group_with(scoped, scoped_feats, settings, &manual, Some(&frequencies));
+    with_ids(tx, kind, scoped, grouping)
 }
 
 /// Survivorship and the stored VEVENT block, for the store to write entities with.

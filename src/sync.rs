@@ -332,32 +332,7 @@ async fn gather_feed(
     let (validators, cursor) = if opts.full {
         (fetch::Validators::default(), None)
     } else {
-        let store = ctx.store.clone();
-        let (pid, key, src) = (
-            partner.id.to_string(),
-            feed.key.clone(),
-            source_desc.clone(),
-        );
-        blocking(move || {
-            let conn = store.reader()?;
-            Ok(match records::feed_state(&conn, &pid, &key)? {
-                // A feed whose URL changed in config starts afresh.
-                Some(s) if s.source == src => (
-                    fetch::Validators {
-                        etag: s.etag,
-                        last_modified: s.last_modified,
-                    },
-                    s.cursor,
-                ),
-                _ => (fetch::Validators::default(), None),
-            })
-        })
-        .await?
-    };
-    let parse_err = |error: ingest::ParseError| SyncError::Parse {
-        feed: feed.key.clone(),
-        source_desc: source_desc.clone(),
-        error,
+        stored_state(ctx, partner, feed, &source_desc).await?
     };
     let mut harvest = ingest::Harvest::new(feed.format, feed.kind, feed.columns.clone());
     harvest.set_series_lookup(series_lookup(
@@ -366,50 +341,182 @@ async fn gather_feed(
         series.clone(),
         missed.clone(),
     ));
-    let conditional = harvest.conditional();
-    let mut queue = std::collections::VecDeque::new();
-    for start in harvest.start(&source_desc, cursor.as_deref()) {
-        let src = if start.link == source_desc {
-            feed.source.clone()
-        } else {
-            absolute(&start.link, &feed.source).map_err(|reason| SyncError::Link {
-                feed: feed.key.clone(),
-                link: start.link.clone(),
-                reason,
-            })?
+    let mut crawl = Crawl::start(ctx, feed, source_desc, validators, cursor, &mut harvest)?;
+    while let Some((src, role)) = crawl.next_page()? {
+        let page = match crawl.fetch(&src, role, &mut harvest).await? {
+            Page::Unchanged => return Ok(FeedData::unchanged(feed)),
+            Page::Skipped => continue,
+            Page::Read(page) => page,
         };
-        queue.push_back((src, start.role));
+        harvest = crawl.read(harvest, page, role).await?;
     }
-    let mut visited: HashSet<String> = queue.iter().map(|(s, _)| s.to_string()).collect();
-    let mut first_validators = None;
-    let mut last_page: Option<Source> = None;
-    let mut pages = 0u32;
-    let mut harvest_bytes = 0u64;
-    while let Some((src, role)) = queue.pop_front() {
-        pages += 1;
-        if pages > feed.max_pages {
+    let (harvested, prepared) = finish_harvest(ctx, partner, feed, series, harvest).await?;
+    // The cursor is a link on the last page: store it resolved, so it works from anywhere.
+    let cursor = crawl.resolved_cursor(harvested.cursor)?;
+    Ok(FeedData {
+        feed: feed.clone(),
+        parsed: Some(Gathered {
+            records: prepared.records,
+            validators: crawl.kept_validators(),
+            deleted: harvested.deleted,
+            complete: harvested.complete,
+            cursor,
+        }),
+        rejections: prepared.rejections,
+        warnings: prepared.warnings,
+    })
+}
+
+impl FeedData {
+    /// A feed the partner said has not changed since the last sync.
+    fn unchanged(feed: &Feed) -> FeedData {
+        FeedData {
+            feed: feed.clone(),
+            parsed: None,
+            rejections: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The validators and cursor the last sync of `feed` stored; none when its source changed since.
+async fn stored_state(
+    ctx: &SyncContext,
+    partner: &Partner,
+    feed: &Feed,
+    source_desc: &str,
+) -> Result<(fetch::Validators, Option<String>), SyncError> {
+    let store = ctx.store.clone();
+    let (pid, key, src) = (
+        partner.id.to_string(),
+        feed.key.clone(),
+        source_desc.to_string(),
+    );
+    blocking(move || {
+        let conn = store.reader()?;
+        Ok(match records::feed_state(&conn, &pid, &key)? {
+            // A feed whose URL changed in config starts afresh.
+            Some(s) if s.source == src => (
+                fetch::Validators {
+                    etag: s.etag,
+                    last_modified: s.last_modified,
+                },
+                s.cursor,
+            ),
+            _ => (fetch::Validators::default(), None),
+        })
+    })
+    .await
+}
+
+/// What fetching one page of a feed came to.
+enum Page {
+    /// The partner said "not modified" to the stored validators: the whole feed is unchanged.
+    Unchanged,
+    /// A page whose failure does not fail the feed (an item page, an optional listing).
+    Skipped,
+    Read(FetchedPage),
+}
+
+struct FetchedPage {
+    body: Vec<u8>,
+    validators: fetch::Validators,
+    /// Where the body came from, after redirects.
+    source: Source,
+}
+
+/// One feed's crawl in progress: the pages still to read and what the pages read so far left.
+struct Crawl<'a> {
+    ctx: &'a SyncContext,
+    feed: &'a Feed,
+    /// The feed's configured source, as errors and the stored state name it.
+    source_desc: String,
+    /// Whether the adapter reads the feed whole, so its first page may be asked "modified since?".
+    conditional: bool,
+    /// What the last sync stored, sent with that first page.
+    validators: fetch::Validators,
+    queue: std::collections::VecDeque<(Source, ingest::PageRole)>,
+    visited: HashSet<String>,
+    pages: u32,
+    bytes: u64,
+    first_validators: Option<fetch::Validators>,
+    last_page: Option<Source>,
+}
+
+impl<'a> Crawl<'a> {
+    /// Queues the pages the adapter starts from (the feed itself, or where its cursor points).
+    fn start(
+        ctx: &'a SyncContext,
+        feed: &'a Feed,
+        source_desc: String,
+        validators: fetch::Validators,
+        cursor: Option<String>,
+        harvest: &mut ingest::Harvest,
+    ) -> Result<Crawl<'a>, SyncError> {
+        let mut queue = std::collections::VecDeque::new();
+        for start in harvest.start(&source_desc, cursor.as_deref()) {
+            let src = if start.link == source_desc {
+                feed.source.clone()
+            } else {
+                absolute(&start.link, &feed.source)
+                    .map_err(|reason| link_error(feed, start.link.clone(), reason))?
+            };
+            queue.push_back((src, start.role));
+        }
+        let visited = queue.iter().map(|(s, _)| s.to_string()).collect();
+        Ok(Crawl {
+            ctx,
+            feed,
+            source_desc,
+            conditional: harvest.conditional(),
+            validators,
+            queue,
+            visited,
+            pages: 0,
+            bytes: 0,
+            first_validators: None,
+            last_page: None,
+        })
+    }
+
+    /// The next page to read, counted against the feed's `max_pages`.
+    fn next_page(&mut self) -> Result<Option<(Source, ingest::PageRole)>, SyncError> {
+        let Some(next) = self.queue.pop_front() else {
+            return Ok(None);
+        };
+        self.pages += 1;
+        if self.pages > self.feed.max_pages {
             return Err(SyncError::TooManyPages {
-                feed: feed.key.clone(),
-                max_pages: feed.max_pages,
+                feed: self.feed.key.clone(),
+                max_pages: self.feed.max_pages,
             });
         }
-        let use_validators = conditional && pages == 1;
+        Ok(Some(next))
+    }
+
+    /// Fetches one page within what is left of the harvest's byte budget. An item page that
+    /// fails is the item's rejection, an optional listing not found is none; any other failure
+    /// fails the feed.
+    async fn fetch(
+        &self,
+        src: &Source,
+        role: ingest::PageRole,
+        harvest: &mut ingest::Harvest,
+    ) -> Result<Page, SyncError> {
+        let use_validators = self.conditional && self.pages == 1;
         let v = if use_validators {
-            validators.clone()
+            self.validators.clone()
         } else {
             fetch::Validators::default()
         };
-        let limit = fetch::PageLimit::within_harvest(feed, harvest_bytes);
-        let fetched = ctx.fetcher.fetch_source(feed, &src, &v, limit).await;
-        let (body, page_validators, final_url) = match fetched {
-            Ok(fetch::FetchOutcome::NotModified) if use_validators => {
-                return Ok(FeedData {
-                    feed: feed.clone(),
-                    parsed: None,
-                    rejections: Vec::new(),
-                    warnings: Vec::new(),
-                });
-            }
+        let limit = fetch::PageLimit::within_harvest(self.feed, self.bytes);
+        let fetched = self
+            .ctx
+            .fetcher
+            .fetch_source(self.feed, src, &v, limit)
+            .await;
+        let (body, validators, final_url) = match fetched {
+            Ok(fetch::FetchOutcome::NotModified) if use_validators => return Ok(Page::Unchanged),
             Ok(fetch::FetchOutcome::NotModified) => {
                 // We sent no validators, so a 304 is the partner's mistake; the page is empty.
                 (Vec::new(), fetch::Validators::default(), src.to_string())
@@ -419,34 +526,50 @@ async fn gather_feed(
                 validators,
                 final_url,
             }) => (body, validators, final_url),
-            Err(error) => match role {
-                ingest::PageRole::Item => {
-                    harvest.item_failed(&src.to_string(), &error.to_string());
-                    continue;
-                }
-                ingest::PageRole::OptionalListing if error.is_not_found() => {
-                    tracing::debug!(feed = %feed.key, url = %src, "optional listing not offered");
-                    continue;
-                }
-                _ => {
-                    return Err(SyncError::Fetch {
-                        feed: feed.key.clone(),
-                        source_desc: source_desc.clone(),
+            Err(error) => {
+                return match role {
+                    ingest::PageRole::Item => {
+                        harvest.item_failed(&src.to_string(), &error.to_string());
+                        Ok(Page::Skipped)
+                    }
+                    ingest::PageRole::OptionalListing if error.is_not_found() => {
+                        tracing::debug!(feed = %self.feed.key, url = %src, "optional listing not offered");
+                        Ok(Page::Skipped)
+                    }
+                    _ => Err(SyncError::Fetch {
+                        feed: self.feed.key.clone(),
+                        source_desc: self.source_desc.clone(),
                         error,
-                    })
-                }
-            },
+                    }),
+                };
+            }
         };
-        harvest_bytes += body.len() as u64;
-        if pages == 1 {
-            first_validators = Some(page_validators);
-        }
-        let page_src = match &src {
+        let source = match src {
             Source::Http(_) => url::Url::parse(&final_url)
                 .map(Source::Http)
                 .unwrap_or(src.clone()),
             Source::File(_) => src.clone(),
         };
+        Ok(Page::Read(FetchedPage {
+            body,
+            validators,
+            source,
+        }))
+    }
+
+    /// Hands a fetched page to the adapter (off the async threads) and queues the links it
+    /// names that stay with the partner and were not queued before.
+    async fn read(
+        &mut self,
+        mut harvest: ingest::Harvest,
+        page: FetchedPage,
+        role: ingest::PageRole,
+    ) -> Result<ingest::Harvest, SyncError> {
+        self.bytes += page.body.len() as u64;
+        if self.pages == 1 {
+            self.first_validators = Some(page.validators);
+        }
+        let (page_src, body) = (page.source, page.body);
         let page_url = page_src.to_string();
         let (h, links) = tokio::task::spawn_blocking(move || {
             let links = harvest.add_page(&page_url, role, &body);
@@ -455,30 +578,68 @@ async fn gather_feed(
         .await
         .map_err(|e| SyncError::Task(e.to_string()))?;
         harvest = h;
-        for link in links.map_err(parse_err)? {
-            match follow(&page_src, &link.link, &feed.source) {
+        let links = links.map_err(|error| SyncError::Parse {
+            feed: self.feed.key.clone(),
+            source_desc: self.source_desc.clone(),
+            error,
+        })?;
+        for link in links {
+            match follow(&page_src, &link.link, &self.feed.source) {
                 Ok(next) => {
-                    if visited.insert(next.to_string()) {
-                        queue.push_back((next, link.role));
+                    if self.visited.insert(next.to_string()) {
+                        self.queue.push_back((next, link.role));
                     }
                 }
                 Err(reason) if link.role == ingest::PageRole::Item => {
                     harvest.item_failed(&link.link, &reason);
                 }
-                Err(reason) => {
-                    return Err(SyncError::Link {
-                        feed: feed.key.clone(),
-                        link: link.link,
-                        reason,
-                    })
-                }
+                Err(reason) => return Err(link_error(self.feed, link.link, reason)),
             }
         }
-        last_page = Some(page_src);
+        self.last_page = Some(page_src);
+        Ok(harvest)
     }
+
+    /// The adapter's cursor resolved against the last page read.
+    fn resolved_cursor(&self, cursor: Option<String>) -> Result<Option<String>, SyncError> {
+        match (cursor, &self.last_page) {
+            (Some(c), Some(page)) => follow(page, &c, &self.feed.source)
+                .map(|next| Some(next.to_string()))
+                .map_err(|reason| link_error(self.feed, c, reason)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The validators to store: the first page's, for a feed asked "modified since?" next time.
+    fn kept_validators(&mut self) -> fetch::Validators {
+        if self.conditional {
+            self.first_validators.take().unwrap_or_default()
+        } else {
+            fetch::Validators::default()
+        }
+    }
+}
+
+fn link_error(feed: &Feed, link: String, reason: String) -> SyncError {
+    SyncError::Link {
+        feed: feed.key.clone(),
+        link,
+        reason,
+    }
+}
+
+/// Ends a feed's harvest off the async threads: the RPDE series it yielded are kept (for the
+/// partner's other feeds now and its sessions in later syncs), and its records normalised.
+async fn finish_harvest(
+    ctx: &SyncContext,
+    partner: &Partner,
+    feed: &Feed,
+    series: &SeenSeries,
+    harvest: ingest::Harvest,
+) -> Result<(ingest::Harvested, Prepared), SyncError> {
     let f = feed.clone();
     let (store, pid, seen) = (ctx.store.clone(), partner.id.to_string(), series.clone());
-    let (harvested, prepared) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         if let Some(found) = harvest.series().filter(|s| !s.is_empty()) {
             if let Err(e) = store::rpde_series::remember(&store.writer(), &pid, found) {
                 tracing::warn!(partner = %pid, error = %e, "cannot keep the feed's series for later syncs");
@@ -492,36 +653,7 @@ async fn gather_feed(
         (harvested, prepare(&f, parsed))
     })
     .await
-    .map_err(|e| SyncError::Task(e.to_string()))?;
-    // The cursor is a link on the last page: store it resolved, so it works from anywhere.
-    let cursor = match (harvested.cursor, &last_page) {
-        (Some(c), Some(page)) => Some(
-            follow(page, &c, &feed.source)
-                .map_err(|reason| SyncError::Link {
-                    feed: feed.key.clone(),
-                    link: c.clone(),
-                    reason,
-                })?
-                .to_string(),
-        ),
-        _ => None,
-    };
-    Ok(FeedData {
-        feed: feed.clone(),
-        parsed: Some(Gathered {
-            records: prepared.records,
-            validators: if conditional {
-                first_validators.unwrap_or_default()
-            } else {
-                fetch::Validators::default()
-            },
-            deleted: harvested.deleted,
-            complete: harvested.complete,
-            cursor,
-        }),
-        rejections: prepared.rejections,
-        warnings: prepared.warnings,
-    })
+    .map_err(|e| SyncError::Task(e.to_string()))
 }
 
 /// A page link from an adapter's start list: an absolute URL, or a path for a local feed.
@@ -669,92 +801,190 @@ fn apply(
     let now = chrono::Utc::now();
     let now_s = store::timestamp(now);
     let pid = partner.id.as_str();
-    let mut counts = RunCounts::default();
-    let mut touched: Vec<RecordKind> = Vec::new();
-    let mut all_rejections = Vec::new();
-    let mut all_warnings = Vec::new();
+    let mut tally = Tally::default();
 
     let mut conn = store.writer();
     let tx = conn.transaction().map_err(StoreError::from)?;
     store::upsert_partner(&tx, pid, &partner.name, partner.priority)?;
     let guard = Guard::new(partner, now, force);
+    let at = Applying {
+        tx: &tx,
+        pid,
+        now_s: &now_s,
+        guard: &guard,
+    };
     for fd in data {
-        let mut rejections = fd.rejections;
-        all_warnings.extend(fd.warnings);
-        let Some(g) = fd.parsed else {
-            all_rejections.extend(rejections);
-            counts.feeds_unchanged += 1;
-            continue;
-        };
-        // An incremental feed with nothing new since its cursor is as good as "not modified".
-        if !g.complete && g.records.is_empty() && g.deleted.is_empty() {
-            counts.feeds_unchanged += 1;
-        } else {
-            counts.feeds_fetched += 1;
-        }
-        let key = fd.feed.key.as_str();
-        let recs = g.records;
-        counts.records_seen += recs.len();
-        // Only an incremental feed needs a count: a full feed's size before follows from what the
-        // upsert found and what it no longer lists (a count is a scan of the partner's rows).
-        let counted = if g.complete {
-            None
-        } else {
-            Some(records::live_count(&tx, pid, key)?)
-        };
-        // A kind with no stored keys is resolved in full next, whatever changed: which records
-        // changed need not be kept (at a first sync, a million rows written and deleted again).
-        let track = store::block_keys::any(&tx, fd.feed.kind)?;
-        let up = records::upsert(&tx, pid, key, &recs, &now_s, track)?;
-        if track {
-            store::block_keys::mark_dirty(&tx, &up.changed)?;
-        }
-        counts.inserted += up.inserted;
-        counts.updated += up.updated;
-        counts.unchanged += up.unchanged;
-        let (deletions, live_before) = if up.fresh {
-            (Vec::new(), 0)
-        } else if let Some(before) = counted {
-            // Deletions the partner stated one by one (RPDE tombstones) count like missing ones.
-            (records::live_rows(&tx, pid, key, &g.deleted)?, before)
-        } else {
-            let seen: HashSet<&str> = recs.iter().map(|r| r.source_id.as_str()).collect();
-            let missing = records::missing_from_feed(&tx, pid, key, &seen)?;
-            let before = up.unchanged + up.updated + missing.len();
-            (keep_unread(&tx, missing, &mut rejections)?, before)
-        };
-        let remaining = (live_before + up.inserted).saturating_sub(deletions.len());
-        guard.check(
-            &tx,
-            key,
-            deletions.len(),
-            live_before,
-            remaining,
-            g.complete && recs.is_empty(),
-        )?;
-        guard.remember(&tx, key, remaining, !deletions.is_empty())?;
-        records::mark_deleted(&tx, &deletions, &now_s)?;
-        if track {
-            store::block_keys::mark_dirty(&tx, &deletions)?;
-        }
-        counts.deleted += deletions.len();
-        let state = records::FeedState {
-            source: fd.feed.source.to_string(),
-            etag: g.validators.etag,
-            last_modified: g.validators.last_modified,
-            cursor: g.cursor,
-        };
-        records::save_feed_state(&tx, pid, key, &state, &now_s)?;
-        if (up.inserted + up.updated + deletions.len()) > 0 && !touched.contains(&fd.feed.kind) {
-            touched.push(fd.feed.kind);
-        }
-        all_rejections.extend(rejections);
+        apply_feed(&at, fd, &mut tally)?;
     }
-    counts.rejected = all_rejections.len();
-    counts.warned = all_warnings.len();
+    tally.counts.rejected = tally.rejections.len();
+    tally.counts.warned = tally.warnings.len();
     // Removed partners whose grace period ran out are withdrawn with the kinds resolved below.
     store::withdrawal::withdraw_due(&tx, now)?;
-    let mut resolved = false;
+    let resolved = resolve_or_defer(
+        &tx,
+        std::mem::take(&mut tally.touched),
+        settings,
+        now,
+        defer,
+    )?;
+    let outcome = if tally.counts.feeds_fetched == 0 {
+        Outcome::Unchanged
+    } else {
+        Outcome::Ok
+    };
+    runs::add_rejections(&tx, run_id, &tally.rejections)?;
+    runs::add_warnings(&tx, run_id, &tally.warnings)?;
+    runs::finish(&tx, run_id, outcome.as_str(), &tally.counts, None, &now_s)?;
+    tx.commit().map_err(StoreError::from)?;
+    if resolved {
+        // The resolution's page cache was freed at commit.
+        store::release_freed_memory();
+    }
+    Ok((outcome, tally.counts))
+}
+
+/// What every feed of one sync's transaction writes with.
+struct Applying<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    pid: &'a str,
+    now_s: &'a str,
+    guard: &'a Guard<'a>,
+}
+
+/// What a sync's feeds add up to: the run's counts and caveats, and the kinds whose records
+/// changed.
+#[derive(Default)]
+struct Tally {
+    counts: RunCounts,
+    touched: Vec<RecordKind>,
+    rejections: Vec<StoredRejection>,
+    warnings: Vec<StoredRejection>,
+}
+
+/// Applies one feed: upserts its records, deletes what it no longer has (within the guard) and
+/// stores where the next sync of it starts.
+fn apply_feed(at: &Applying, fd: FeedData, tally: &mut Tally) -> Result<(), SyncError> {
+    let mut rejections = fd.rejections;
+    tally.warnings.extend(fd.warnings);
+    let Some(g) = fd.parsed else {
+        tally.rejections.extend(rejections);
+        tally.counts.feeds_unchanged += 1;
+        return Ok(());
+    };
+    // An incremental feed with nothing new since its cursor is as good as "not modified".
+    if !g.complete && g.records.is_empty() && g.deleted.is_empty() {
+        tally.counts.feeds_unchanged += 1;
+    } else {
+        tally.counts.feeds_fetched += 1;
+    }
+    let (key, kind) = (fd.feed.key.as_str(), fd.feed.kind);
+    tally.counts.records_seen += g.records.len();
+    let written = write_records(at, kind, key, &g)?;
+    let up = &written.upsert;
+    tally.counts.inserted += up.inserted;
+    tally.counts.updated += up.updated;
+    tally.counts.unchanged += up.unchanged;
+    let deleted = delete_dropped(at, key, &g, &written, &mut rejections)?;
+    tally.counts.deleted += deleted;
+    let state = records::FeedState {
+        source: fd.feed.source.to_string(),
+        etag: g.validators.etag,
+        last_modified: g.validators.last_modified,
+        cursor: g.cursor,
+    };
+    records::save_feed_state(at.tx, at.pid, key, &state, at.now_s)?;
+    if (up.inserted + up.updated + deleted) > 0 && !tally.touched.contains(&kind) {
+        tally.touched.push(kind);
+    }
+    tally.rejections.extend(rejections);
+    Ok(())
+}
+
+/// A feed's records as upserted, with what its deletions are weighed against.
+struct Written {
+    upsert: records::UpsertStats,
+    /// Live records of an incremental feed before the upsert.
+    counted: Option<usize>,
+    /// Whether the kind's changed records are noted for a scoped resolution.
+    track: bool,
+}
+
+fn write_records(
+    at: &Applying,
+    kind: RecordKind,
+    key: &str,
+    g: &Gathered,
+) -> Result<Written, SyncError> {
+    // Only an incremental feed needs a count: a full feed's size before follows from what the
+    // upsert found and what it no longer lists (a count is a scan of the partner's rows).
+    let counted = if g.complete {
+        None
+    } else {
+        Some(records::live_count(at.tx, at.pid, key)?)
+    };
+    // A kind with no stored keys is resolved in full next, whatever changed: which records
+    // changed need not be kept (at a first sync, a million rows written and deleted again).
+    let track = store::block_keys::any(at.tx, kind)?;
+    let upsert = records::upsert(at.tx, at.pid, key, &g.records, at.now_s, track)?;
+    if track {
+        store::block_keys::mark_dirty(at.tx, &upsert.changed)?;
+    }
+    Ok(Written {
+        upsert,
+        counted,
+        track,
+    })
+}
+
+/// Soft-deletes the records a feed dropped (a full feed's missing ones, an incremental feed's
+/// tombstones) unless the mass-deletion guard holds them; returns how many.
+fn delete_dropped(
+    at: &Applying,
+    key: &str,
+    g: &Gathered,
+    written: &Written,
+    rejections: &mut [StoredRejection],
+) -> Result<usize, SyncError> {
+    let up = &written.upsert;
+    let (deletions, live_before) = if up.fresh {
+        (Vec::new(), 0)
+    } else if let Some(before) = written.counted {
+        // Deletions the partner stated one by one (RPDE tombstones) count like missing ones.
+        (records::live_rows(at.tx, at.pid, key, &g.deleted)?, before)
+    } else {
+        let seen: HashSet<&str> = g.records.iter().map(|r| r.source_id.as_str()).collect();
+        let missing = records::missing_from_feed(at.tx, at.pid, key, &seen)?;
+        let before = up.unchanged + up.updated + missing.len();
+        (keep_unread(at.tx, missing, rejections)?, before)
+    };
+    let remaining = (live_before + up.inserted).saturating_sub(deletions.len());
+    let feed_empty = g.complete && g.records.is_empty();
+    at.guard.check(
+        at.tx,
+        key,
+        deletions.len(),
+        live_before,
+        remaining,
+        feed_empty,
+    )?;
+    at.guard
+        .remember(at.tx, key, remaining, !deletions.is_empty())?;
+    records::mark_deleted(at.tx, &deletions, at.now_s)?;
+    if written.track {
+        store::block_keys::mark_dirty(at.tx, &deletions)?;
+    }
+    Ok(deletions.len())
+}
+
+/// Resolves the kinds this sync changed and any left marked, or, when another sync is on its
+/// way, only marks them; returns whether anything was resolved.
+fn resolve_or_defer(
+    tx: &rusqlite::Transaction,
+    touched: Vec<RecordKind>,
+    settings: &dedupe::Settings,
+    now: chrono::DateTime<chrono::Utc>,
+    defer: bool,
+) -> Result<bool, SyncError> {
     if defer {
         // Another sync is on its way: resolving every live record now would be redone in a
         // moment. Mark the kinds; the last sync of the batch resolves them once.
@@ -765,27 +995,15 @@ fn apply(
             )
             .map_err(StoreError::from)?;
         }
-    } else {
-        for kind in dirty(&tx)?.into_iter().chain(touched) {
-            crate::resolve::resolve_kind(&tx, kind, settings, now)?;
-            clear_dirty(&tx, kind)?;
-            resolved = true;
-        }
+        return Ok(false);
     }
-    let outcome = if counts.feeds_fetched == 0 {
-        Outcome::Unchanged
-    } else {
-        Outcome::Ok
-    };
-    runs::add_rejections(&tx, run_id, &all_rejections)?;
-    runs::add_warnings(&tx, run_id, &all_warnings)?;
-    runs::finish(&tx, run_id, outcome.as_str(), &counts, None, &now_s)?;
-    tx.commit().map_err(StoreError::from)?;
-    if resolved {
-        // The resolution's page cache was freed at commit.
-        store::release_freed_memory();
+    let mut resolved = false;
+    for kind in dirty(tx)?.into_iter().chain(touched) {
+        crate::resolve::resolve_kind(tx, kind, settings, now)?;
+        clear_dirty(tx, kind)?;
+        resolved = true;
     }
-    Ok((outcome, counts))
+    Ok(resolved)
 }
 
 fn dirty(tx: &rusqlite::Transaction) -> Result<Vec<RecordKind>, StoreError> {

@@ -262,9 +262,42 @@ type Stamp = Option<DateTime<FixedOffset>>;
 /// revision with different starts or titles are different events a publisher gave one UID, each
 /// kept under a derived id (`UID#start`).
 fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
-    let mut order: Vec<String> = Vec::new();
-    let mut by_uid: HashMap<String, Vec<Read>> = HashMap::new();
-    let mut overrides: Vec<(String, Read)> = Vec::new();
+    let sorted = by_uid(reads, feed);
+    let mut masters = masters(&sorted.order, sorted.masters);
+    let singles = apply_overrides(&mut masters.events, sorted.overrides);
+    for uid in sorted.order {
+        let ids = masters.extra_ids.remove(&uid).unwrap_or_default();
+        for id in std::iter::once(uid).chain(ids) {
+            if let Some((mut ev, updated_at)) = masters.events.remove(&id) {
+                // One override per occurrence, the last applied (highest SEQUENCE) winning:
+                // newest first, a stable sort, then the first of each kept.
+                ev.overrides.reverse();
+                ev.overrides.sort_by_key(|o| o.recurrence_id);
+                ev.overrides.dedup_by_key(|o| o.recurrence_id);
+                feed.records.push(record(id, ev, updated_at));
+            }
+        }
+    }
+    for (id, ev, updated_at) in singles {
+        feed.records.push(record(id, ev, updated_at));
+    }
+}
+
+/// A calendar's VEVENTs by UID (derived where absent): masters, and the UIDs in file order, apart
+/// from overrides.
+struct ByUid {
+    order: Vec<String>,
+    masters: HashMap<String, Vec<Read>>,
+    overrides: Vec<(String, Read)>,
+}
+
+/// Sorts the reads by UID; what could not be applied to each becomes its warning in `feed`.
+fn by_uid(reads: Vec<Read>, feed: &mut ParsedFeed) -> ByUid {
+    let mut sorted = ByUid {
+        order: Vec::new(),
+        masters: HashMap::new(),
+        overrides: Vec::new(),
+    };
     for r in reads {
         let uid = r.uid.clone().unwrap_or_else(|| derived_uid(&r.event));
         for w in &r.warnings {
@@ -274,20 +307,30 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             });
         }
         match r.recurrence_id {
-            Some(_) => overrides.push((uid, r)),
+            Some(_) => sorted.overrides.push((uid, r)),
             None => {
-                let list = by_uid.entry(uid.clone()).or_default();
+                let list = sorted.masters.entry(uid.clone()).or_default();
                 if list.is_empty() {
-                    order.push(uid);
+                    sorted.order.push(uid);
                 }
                 list.push(r);
             }
         }
     }
-    // Each UID's masters resolved to the records kept, the first under the UID itself.
-    let mut masters: HashMap<String, (Event, Stamp)> = HashMap::new();
+    sorted
+}
+
+/// The events the masters stand for, by record id, and per UID the ids past its first.
+struct Masters {
+    events: HashMap<String, (Event, Stamp)>,
+    extra_ids: HashMap<String, Vec<String>>,
+}
+
+/// Each UID's masters resolved to the records kept, the first under the UID itself.
+fn masters(order: &[String], mut by_uid: HashMap<String, Vec<Read>>) -> Masters {
+    let mut events: HashMap<String, (Event, Stamp)> = HashMap::new();
     let mut extra_ids: HashMap<String, Vec<String>> = HashMap::new();
-    for uid in &order {
+    for uid in order {
         let Some(list) = by_uid.remove(uid) else {
             continue;
         };
@@ -298,7 +341,7 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
                 uid.clone()
             } else {
                 let mut id = format!("{uid}#{}", r.event.start.to_rfc3339());
-                if masters.contains_key(&id) {
+                if events.contains_key(&id) {
                     id = format!("{id}#{}", derived_uid(&r.event));
                 }
                 id
@@ -306,10 +349,19 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             if i > 0 {
                 ids.push(id.clone());
             }
-            masters.insert(id, (r.event, r.updated_at));
+            events.insert(id, (r.event, r.updated_at));
         }
         extra_ids.insert(uid.clone(), ids);
     }
+    Masters { events, extra_ids }
+}
+
+/// Joins each override to its master's series (or replaces a single master's own start); an
+/// override without a master to join is returned as an event of its own, one per occurrence.
+fn apply_overrides(
+    masters: &mut HashMap<String, (Event, Stamp)>,
+    mut overrides: Vec<(String, Read)>,
+) -> Vec<(String, Event, Stamp)> {
     // A later SEQUENCE of the same occurrence is applied last, so it wins.
     overrides.sort_by_key(|(_, r)| r.sequence);
     let mut singles: Vec<(String, Event, Stamp)> = Vec::new();
@@ -319,17 +371,7 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
         let ev = r.event;
         match masters.get_mut(&uid) {
             Some((master, _)) if master.recurrence.is_some() => {
-                master.overrides.push(Override {
-                    recurrence_id: rid,
-                    cancelled: ev.status == EventStatus::Cancelled,
-                    start: ev.start,
-                    end: ev.end,
-                    title: (ev.title != master.title).then(|| ev.title.clone()),
-                    description: (ev.description != master.description)
-                        .then(|| ev.description.clone())
-                        .flatten(),
-                    location: (ev.location != master.location).then(|| ev.location.clone()),
-                });
+                master.overrides.push(override_of(master, rid, ev));
             }
             // A single event's override of its own start replaces it.
             Some((master, _)) if master.start == rid => *master = ev,
@@ -346,21 +388,21 @@ fn group(reads: Vec<Read>, feed: &mut ParsedFeed) {
             }
         }
     }
-    for uid in order {
-        let ids = extra_ids.remove(&uid).unwrap_or_default();
-        for id in std::iter::once(uid).chain(ids) {
-            if let Some((mut ev, updated_at)) = masters.remove(&id) {
-                // One override per occurrence, the last applied (highest SEQUENCE) winning:
-                // newest first, a stable sort, then the first of each kept.
-                ev.overrides.reverse();
-                ev.overrides.sort_by_key(|o| o.recurrence_id);
-                ev.overrides.dedup_by_key(|o| o.recurrence_id);
-                feed.records.push(record(id, ev, updated_at));
-            }
-        }
-    }
-    for (id, ev, updated_at) in singles {
-        feed.records.push(record(id, ev, updated_at));
+    singles
+}
+
+/// An occurrence of `master` as `ev` overrides it: what differs from the series.
+fn override_of(master: &Event, recurrence_id: DateTime<FixedOffset>, ev: Event) -> Override {
+    Override {
+        recurrence_id,
+        cancelled: ev.status == EventStatus::Cancelled,
+        start: ev.start,
+        end: ev.end,
+        title: (ev.title != master.title).then(|| ev.title.clone()),
+        description: (ev.description != master.description)
+            .then(|| ev.description.clone())
+            .flatten(),
+        location: (ev.location != master.location).then(|| ev.location.clone()),
     }
 }
 
@@ -498,25 +540,51 @@ const BOOKING_HOSTS: &[&str] = &[
 pub const UNTITLED: &str = "(No title)";
 
 fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<Event, String> {
-    // Calendar clients show an event without SUMMARY as untitled; so do we.
-    let title = prop(comp, "SUMMARY")
+    let when = when(comp, zones, warnings)?;
+    let recurrence = recurrence_lines(comp, &when, zones, warnings);
+    let text = texts(comp);
+    Ok(Event {
+        title: title(comp),
+        description: text.description,
+        description_html: text.description_html,
+        start: when.start,
+        end: when.end,
+        timezone: when.tz.map(|z| z.name().to_string()),
+        all_day: when.all_day,
+        recurrence: (!recurrence.is_empty()).then_some(recurrence),
+        status: status(comp),
+        location: location(comp, warnings),
+        url: text.url,
+        booking_url: text.booking_url,
+        organiser: organiser(comp),
+        categories: categories(comp),
+        overrides: Vec::new(),
+    })
+}
+
+/// Calendar clients show an event without SUMMARY as untitled; so do we.
+fn title(comp: &Component) -> String {
+    prop(comp, "SUMMARY")
         .map(|p| p.val.as_str().to_string())
         .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| UNTITLED.to_string());
+        .unwrap_or_else(|| UNTITLED.to_string())
+}
+
+/// When a VEVENT happens, as read from DTSTART, DTEND or DURATION.
+struct When {
+    start: DateTime<FixedOffset>,
+    end: Option<DateTime<FixedOffset>>,
+    all_day: bool,
+    /// The zone its times are in; `None` keeps them in UTC.
+    tz: Option<Tz>,
+}
+
+/// The event's start, end and zone. No readable DTSTART, or a DURATION that cannot be applied,
+/// rejects the event; an end that cannot be read or lies before the start is a warning.
+fn when(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<When, String> {
     let dtstart = prop(comp, "DTSTART").ok_or("no DTSTART")?;
     let (start, all_day) = time(dtstart, zones)?;
-    let tz = match param(dtstart, "TZID") {
-        // Kept in UTC: no IANA zone has the definition's offsets.
-        Some(tzid)
-            if zones.defined.contains_key(tzid.trim().trim_matches('"'))
-                && zones.known(tzid).is_none() =>
-        {
-            None
-        }
-        Some(tzid) => zones.resolve(tzid),
-        None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
-        None => Some(zones.default),
-    };
+    let tz = start_zone(dtstart, zones);
     // An end that cannot be read loses the end, not the event: the start is what a listing needs.
     let dtend = prop(comp, "DTEND").and_then(|p| match time(p, zones) {
         Ok((t, _)) => Some(t),
@@ -527,28 +595,65 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
     });
     let end = match (dtend, prop(comp, "DURATION")) {
         (Some(t), _) => Some(t),
-        (None, Some(d)) => {
-            let text = d.val.as_str();
-            duration(text)
-                .ok_or_else(|| format!("DURATION {text:?} is not a duration a date can hold"))?;
-            let end = recurrence::add_duration(start, tz.unwrap_or(chrono_tz::UTC), text)
-                .filter(|e| e.year() <= 9999)
-                .ok_or_else(|| format!("DURATION {text:?} ends after the year 9999"))?;
-            Some(end)
-        }
+        (None, Some(d)) => Some(end_after(start, tz, d.val.as_str())?),
         // An all-day event without an end lasts its one day (RFC 5545 3.6.1).
         (None, None) if all_day => Some(start + Duration::days(1)),
         (None, None) => None,
     };
-    // An end before the start: a single event's DTEND and DTSTART swapped by the exporter are
-    // read the other way round (as recurring-ical-events does); a series keeps the start its
-    // rule is anchored on and loses the end. Either way, said so.
     let repeats = comp
         .properties
         .iter()
         .any(|p| p.name == "RRULE" || p.name == "RDATE");
-    let (start, end) = match end {
-        Some(e) if e < start && dtend.is_some() && !repeats => {
+    let (start, end) = end_in_order(start, end, dtend.is_some() && !repeats, warnings);
+    Ok(When {
+        start,
+        end,
+        all_day,
+        tz,
+    })
+}
+
+/// The zone DTSTART is given in: its TZID's IANA zone, none for UTC times, the calendar's
+/// default for floating ones.
+fn start_zone(dtstart: &Property, zones: &Zones) -> Option<Tz> {
+    match param(dtstart, "TZID") {
+        // Kept in UTC: no IANA zone has the definition's offsets.
+        Some(tzid)
+            if zones.defined.contains_key(tzid.trim().trim_matches('"'))
+                && zones.known(tzid).is_none() =>
+        {
+            None
+        }
+        Some(tzid) => zones.resolve(tzid),
+        None if dtstart.val.as_str().trim().ends_with(['Z', 'z']) => None,
+        None => Some(zones.default),
+    }
+}
+
+/// The end a DURATION gives: in the start's zone, so a day is a calendar day across a change
+/// of the clocks.
+fn end_after(
+    start: DateTime<FixedOffset>,
+    tz: Option<Tz>,
+    text: &str,
+) -> Result<DateTime<FixedOffset>, String> {
+    duration(text).ok_or_else(|| format!("DURATION {text:?} is not a duration a date can hold"))?;
+    recurrence::add_duration(start, tz.unwrap_or(chrono_tz::UTC), text)
+        .filter(|e| e.year() <= 9999)
+        .ok_or_else(|| format!("DURATION {text:?} ends after the year 9999"))
+}
+
+/// An end before the start: a single event's DTEND and DTSTART swapped by the exporter are
+/// read the other way round (as recurring-ical-events does; `swappable`); a series keeps the
+/// start its rule is anchored on and loses the end. Either way, said so.
+fn end_in_order(
+    start: DateTime<FixedOffset>,
+    end: Option<DateTime<FixedOffset>>,
+    swappable: bool,
+    warnings: &mut Vec<String>,
+) -> (DateTime<FixedOffset>, Option<DateTime<FixedOffset>>) {
+    match end {
+        Some(e) if e < start && swappable => {
             warnings.push(format!(
                 "DTEND {} is before DTSTART {}; read as swapped (the earlier is the start)",
                 e.to_rfc3339(),
@@ -565,11 +670,21 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
             (start, None)
         }
         e => (start, e),
-    };
+    }
+}
+
+/// The event's RRULE, RDATE and EXDATE lines as applied to its start; none when no rule or date
+/// is left to repeat it. A rule that cannot be applied leaves the first occurrence, and says so.
+fn recurrence_lines(
+    comp: &Component,
+    when: &When,
+    zones: &Zones,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
     let anchor = recurrence::Anchor {
-        start,
-        tz: tz.unwrap_or(chrono_tz::UTC),
-        all_day,
+        start: when.start,
+        tz: when.tz.unwrap_or(chrono_tz::UTC),
+        all_day: when.all_day,
     };
     let mut recurrence = Vec::new();
     for p in comp
@@ -577,27 +692,9 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         .iter()
         .filter(|p| p.name == "RRULE" || p.name == "RDATE" || p.name == "EXDATE")
     {
-        let params: String = p
-            .params
-            .iter()
-            .map(|x| match &x.val {
-                // A value holding ':' (Outlook's "(UTC-05:00) Eastern Time") stays quoted.
-                Some(v) => {
-                    let v = v.as_str().trim_matches('"');
-                    if v.contains([':', ';', ',']) {
-                        format!(";{}=\"{v}\"", x.key.as_str())
-                    } else {
-                        format!(";{}={v}", x.key.as_str())
-                    }
-                }
-                None => format!(";{}", x.key.as_str()),
-            })
-            .collect();
-        let line = format!("{}{params}:{}", p.name.as_str(), p.val.as_str());
-        match recurrence::parse_line(&line, &anchor, &|n| zones.resolve(n)) {
+        match recurrence::parse_line(&content_line(p), &anchor, &|n| zones.resolve(n)) {
             Ok(Some(l)) => recurrence.extend(l.to_line().split('\n').map(str::to_string)),
             Ok(None) => {}
-            // A rule that cannot be applied leaves the first occurrence, and says so.
             Err(e) => warnings.push(format!("{} not applied: {e}", p.name.as_str())),
         }
     }
@@ -608,10 +705,46 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         // Exceptions with nothing to except from: the event is single.
         recurrence.clear();
     }
-    let status = match prop(comp, "STATUS").map(|p| p.val.as_str().trim().to_ascii_uppercase()) {
+    recurrence
+}
+
+/// A property written back as its content line (`NAME;PARAM=value:value`).
+fn content_line(p: &Property) -> String {
+    let params: String = p
+        .params
+        .iter()
+        .map(|x| match &x.val {
+            // A value holding ':' (Outlook's "(UTC-05:00) Eastern Time") stays quoted.
+            Some(v) => {
+                let v = v.as_str().trim_matches('"');
+                if v.contains([':', ';', ',']) {
+                    format!(";{}=\"{v}\"", x.key.as_str())
+                } else {
+                    format!(";{}={v}", x.key.as_str())
+                }
+            }
+            None => format!(";{}", x.key.as_str()),
+        })
+        .collect();
+    format!("{}{params}:{}", p.name.as_str(), p.val.as_str())
+}
+
+fn status(comp: &Component) -> EventStatus {
+    match prop(comp, "STATUS").map(|p| p.val.as_str().trim().to_ascii_uppercase()) {
         Some(s) if s == "CANCELLED" => EventStatus::Cancelled,
         _ => EventStatus::Scheduled,
-    };
+    }
+}
+
+/// The event's description (plain, and HTML where the exporter gave one) and its links.
+struct Texts {
+    description: Option<String>,
+    description_html: Option<String>,
+    url: Option<String>,
+    booking_url: Option<String>,
+}
+
+fn texts(comp: &Component) -> Texts {
     let description = prop(comp, "DESCRIPTION").map(|p| p.val.as_str().to_string());
     let description_html = comp
         .properties
@@ -621,8 +754,8 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
                 && param(p, "FMTTYPE").is_some_and(|f| f.eq_ignore_ascii_case("text/html"))
         })
         .map(|p| p.val.as_str().to_string());
-    let location_text = prop(comp, "LOCATION").map(|p| p.val.as_str().trim().to_string());
     let url = prop(comp, "URL").map(|p| p.val.as_str().trim().to_string());
+    // The URL if it is a ticketing site's, else the first such link in the description.
     let booking_url = url
         .clone()
         .filter(|u| BOOKING_HOSTS.iter().any(|h| u.contains(h)))
@@ -631,49 +764,82 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
                 .as_deref()
                 .and_then(|d| first_url(d, BOOKING_HOSTS))
         });
-    let mut location = Location::default();
-    if let Some(loc) = location_text.filter(|l| !l.is_empty()) {
-        let lower = loc.to_lowercase();
-        if loc.starts_with("http://") || loc.starts_with("https://") {
-            location.online = true;
-            location.url = Some(loc.clone());
-        } else {
-            location.online = [
-                "online",
-                "webinar",
-                "zoom",
-                "microsoft teams",
-                "teams meeting",
-                "virtual",
-            ]
-            .iter()
-            .any(|w| lower.contains(w));
-            // A UK postcode at the end of the address ("…, Macclesfield, SK10 1EE").
-            let parts: Vec<&str> = loc.split(',').map(str::trim).collect();
-            if let Some(pc) = parts.last().and_then(|l| crate::postcode::standard(l)) {
-                location.postcode = Some(pc);
-                if parts.len() > 1 {
-                    location.name = Some(parts[0].to_string());
-                    location.address =
-                        Some(parts[1..parts.len() - 1].join(", ")).filter(|a| !a.is_empty());
-                } else {
-                    location.name = Some(loc.clone());
-                }
-            } else {
-                location.name = Some(loc.clone());
-            }
-        }
+    Texts {
+        description,
+        description_html,
+        url,
+        booking_url,
     }
-    // GEO places the venue; one that cannot be a point is dropped, the event kept.
+}
+
+/// Where the event is, from its LOCATION, placed by its GEO (a GEO that cannot be a point is
+/// dropped with a warning, the event kept).
+fn location(comp: &Component, warnings: &mut Vec<String>) -> Location {
+    let mut location = prop(comp, "LOCATION")
+        .map(|p| p.val.as_str().trim())
+        .filter(|l| !l.is_empty())
+        .map(place)
+        .unwrap_or_default();
     if let Some(g) = prop(comp, "GEO") {
         match crate::ingest::geo::from_ical(g.val.as_str()) {
             Ok(point) => (location.latitude, location.longitude) = point.unzip(),
             Err(e) => warnings.push(format!("{e}; the point is dropped")),
         }
     }
+    location
+}
+
+/// A LOCATION text read as a link (online), or a place: its name, address and a UK postcode at
+/// the end ("…, Macclesfield, SK10 1EE"); words like "online" or "zoom" mark it online too.
+fn place(loc: &str) -> Location {
+    let mut location = Location::default();
+    if loc.starts_with("http://") || loc.starts_with("https://") {
+        location.online = true;
+        location.url = Some(loc.to_string());
+        return location;
+    }
+    let lower = loc.to_lowercase();
+    location.online = [
+        "online",
+        "webinar",
+        "zoom",
+        "microsoft teams",
+        "teams meeting",
+        "virtual",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let parts: Vec<&str> = loc.split(',').map(str::trim).collect();
+    match (
+        parts.last().and_then(|l| crate::postcode::standard(l)),
+        parts.as_slice(),
+    ) {
+        (Some(pc), [name, address @ .., _]) => {
+            location.postcode = Some(pc);
+            location.name = Some(name.to_string());
+            location.address = Some(address.join(", ")).filter(|a| !a.is_empty());
+        }
+        (Some(pc), _) => {
+            location.postcode = Some(pc);
+            location.name = Some(loc.to_string());
+        }
+        (None, _) => location.name = Some(loc.to_string()),
+    }
+    location
+}
+
+fn organiser(comp: &Component) -> Organiser {
+    Organiser {
+        name: prop(comp, "ORGANIZER").and_then(|p| param(p, "CN").map(str::to_string)),
+        organisation_id: None,
+    }
+}
+
+/// The event's CATEGORIES, every property of them: a TEXT list, split on unescaped commas, then
+/// each item unescaped and trimmed.
+fn categories(comp: &Component) -> Vec<String> {
     let mut categories = Vec::new();
     for p in comp.properties.iter().filter(|p| p.name == "CATEGORIES") {
-        // CATEGORIES is a TEXT list: split on unescaped commas, then unescape each item.
         let mut item = String::new();
         let mut chars = p.val.as_str().chars();
         while let Some(c) = chars.next() {
@@ -689,32 +855,11 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
         }
         categories.push(item);
     }
-    let categories = categories
+    categories
         .into_iter()
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty())
-        .collect();
-    let organiser = Organiser {
-        name: prop(comp, "ORGANIZER").and_then(|p| param(p, "CN").map(str::to_string)),
-        organisation_id: None,
-    };
-    Ok(Event {
-        title,
-        description,
-        description_html,
-        start,
-        end,
-        timezone: tz.map(|z| z.name().to_string()),
-        all_day,
-        recurrence: (!recurrence.is_empty()).then_some(recurrence),
-        status,
-        location,
-        url,
-        booking_url,
-        organiser,
-        categories,
-        overrides: Vec::new(),
-    })
+        .collect()
 }
 
 #[cfg(test)]
