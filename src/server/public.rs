@@ -367,6 +367,145 @@ fn stored_event(row: &EventRow) -> Result<CanonicalEvent, crate::store::StoreErr
     })
 }
 
+/// `cursor=<start>.<id>` as `/v1/events` issues it.
+fn event_cursor(p: &HashMap<String, String>) -> Result<Option<(i64, String)>, ApiError> {
+    let Some(c) = p.get("cursor") else {
+        return Ok(None);
+    };
+    c.split_once('.')
+        .and_then(|(s, id)| s.parse::<i64>().ok().map(|s| (s, id.to_string())))
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_param("cursor", "is not a cursor this server issued"))
+}
+
+/// The page's first `keep` entries by (start, id) after `cur` (one past the page, to know
+/// whether another follows). Singles come from the index already in order; series occurrences
+/// are merged in as each series streams past, and only that many entries are ever held: a
+/// national store has thousands of series, each with dozens of occurrences a year.
+fn page_candidates(
+    conn: &rusqlite::Connection,
+    f: &Filter,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    cur: Option<(i64, &str)>,
+    keep: usize,
+) -> Result<Vec<Candidate>, crate::store::StoreError> {
+    let mut best: Vec<Candidate> =
+        entities::single_events(conn, f, from.timestamp(), to.timestamp(), cur, keep)?
+            .into_iter()
+            .map(|r| Candidate {
+                start: r.start_utc,
+                id: r.id,
+                occurrence: None,
+                body: Some(r.body),
+            })
+            .collect();
+    // Expansion starts at the cursor, and no series needs more occurrences than a page.
+    let expand_from = cur
+        .map(|(s, _)| from.max(DateTime::from_timestamp(s, 0).unwrap_or(from)))
+        .unwrap_or(from);
+    entities::for_each_series(conn, f, to.timestamp(), |row| {
+        let ev = stored_event(&row)?;
+        let occs = occurrences_past(&ev, &row.id, expand_from, to, cur, keep);
+        merge_occurrences(&mut best, &row.id, occs, cur, keep);
+        Ok(())
+    })?;
+    Ok(best)
+}
+
+/// A series' first occurrences from `from`, enough that a page's worth lie past the cursor:
+/// occurrences still under way at the cursor come first and are skipped, so it asks for more
+/// until that many are past it (or the series has no more).
+fn occurrences_past(
+    ev: &CanonicalEvent,
+    id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    cur: Option<(i64, &str)>,
+    keep: usize,
+) -> Vec<publish::json::Occurrence> {
+    let mut want = keep + 1;
+    loop {
+        let occs = publish::json::first_occurrences(&ev.event, from, to, want);
+        let before_cursor = occs
+            .iter()
+            .filter(|o| cur.is_some_and(|c| (o.start.timestamp(), id) <= c))
+            .count();
+        let max = publish::json::MAX_OCCURRENCES as usize;
+        if occs.len() < want || occs.len() - before_cursor > keep || want >= max {
+            return occs;
+        }
+        want = (want + before_cursor.max(1) * 2).min(max);
+    }
+}
+
+/// Merges a series' occurrences into the page's best `keep` candidates, in (start, id) order.
+fn merge_occurrences(
+    best: &mut Vec<Candidate>,
+    id: &str,
+    occs: Vec<publish::json::Occurrence>,
+    cur: Option<(i64, &str)>,
+    keep: usize,
+) {
+    for occ in occs {
+        let key = (occ.start.timestamp(), id);
+        if cur.is_some_and(|c| key <= c) {
+            continue;
+        }
+        // A series' occurrences come in time order: once one is past a full page, so are the
+        // rest.
+        if best.len() >= keep && best.last().is_some_and(|b| b.key() <= key) {
+            break;
+        }
+        let at = best.partition_point(|b| b.key() < key);
+        best.insert(
+            at,
+            Candidate {
+                start: key.0,
+                id: id.to_string(),
+                occurrence: Some(occ),
+                body: None,
+            },
+        );
+        best.truncate(keep);
+    }
+}
+
+/// The page's published bodies, with attributions: the series bodies of the occurrences that
+/// made the page are read once per series.
+fn page_items(
+    conn: &rusqlite::Connection,
+    best: Vec<Candidate>,
+    credits: &crate::licence::Attributions,
+) -> Result<Vec<Item>, crate::store::StoreError> {
+    let mut series_bodies: HashMap<String, Option<String>> = HashMap::new();
+    let mut items: Vec<Item> = Vec::with_capacity(best.len());
+    for c in best {
+        let body = match (c.occurrence, c.body) {
+            (None, Some(body)) => Some(body),
+            (Some(occ), _) => {
+                if !series_bodies.contains_key(&c.id) {
+                    let body = entities::event_body(conn, &c.id)?;
+                    series_bodies.insert(c.id.clone(), body);
+                }
+                series_bodies
+                    .get(&c.id)
+                    .and_then(Option::as_deref)
+                    .and_then(|b| publish::json::occurrence_body(b, &occ))
+            }
+            (None, None) => None,
+        };
+        if let Some(body) = body {
+            items.push(Item {
+                start: c.start,
+                id: c.id,
+                body: publish::json::with_attributions(&body, credits),
+            });
+        }
+    }
+    Ok(items)
+}
+
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -377,16 +516,7 @@ pub async fn events(
     let mut f = filter(&p)?;
     check_partner(&state, &f)?;
     let near = near_within(&p, &f)?;
-    let after: Option<(i64, String)> = match p.get("cursor") {
-        None => None,
-        Some(c) => Some(
-            c.split_once('.')
-                .and_then(|(s, id)| s.parse::<i64>().ok().map(|s| (s, id.to_string())))
-                .ok_or_else(|| {
-                    ApiError::bad_param("cursor", "is not a cursor this server issued")
-                })?,
-        ),
-    };
+    let after = event_cursor(&p)?;
     // Pages are cached until the store changes; default bounds are taken to the minute so
     // repeated requests share one rendering.
     let minute = |t: DateTime<Utc>| t - Duration::seconds(t.timestamp().rem_euclid(60));
@@ -434,92 +564,8 @@ pub async fn events(
             )?);
         }
         let cur = after.as_ref().map(|(s, id)| (*s, id.as_str()));
-        // The page's first `limit + 1` entries by (start, id), one past the page to know whether
-        // another follows. Singles come from the index already in order; series occurrences are
-        // merged in as each series streams past, and only that many entries are ever held: a
-        // national store has thousands of series, each with dozens of occurrences a year.
-        let keep = limit + 1;
-        let mut best: Vec<Candidate> =
-            entities::single_events(&conn, &f, from.timestamp(), to.timestamp(), cur, keep)?
-                .into_iter()
-                .map(|r| Candidate {
-                    start: r.start_utc,
-                    id: r.id,
-                    occurrence: None,
-                    body: Some(r.body),
-                })
-                .collect();
-        // Expansion starts at the cursor, and no series needs more occurrences than a page.
-        let expand_from = cur
-            .map(|(s, _)| from.max(DateTime::from_timestamp(s, 0).unwrap_or(from)))
-            .unwrap_or(from);
-        entities::for_each_series(&conn, &f, to.timestamp(), |row| {
-            let ev = stored_event(&row)?;
-            // Occurrences still under way at the cursor come first and are skipped, so ask for
-            // more until a page's worth lies past it (or the series has no more).
-            let mut want = keep + 1;
-            let occs = loop {
-                let occs = publish::json::first_occurrences(&ev.event, expand_from, to, want);
-                let before_cursor = occs
-                    .iter()
-                    .filter(|o| cur.is_some_and(|c| (o.start.timestamp(), row.id.as_str()) <= c))
-                    .count();
-                let max = publish::json::MAX_OCCURRENCES as usize;
-                if occs.len() < want || occs.len() - before_cursor > keep || want >= max {
-                    break occs;
-                }
-                want = (want + before_cursor.max(1) * 2).min(max);
-            };
-            for occ in occs {
-                let key = (occ.start.timestamp(), row.id.as_str());
-                if cur.is_some_and(|c| key <= c) {
-                    continue;
-                }
-                // A series' occurrences come in time order: once one is past a full page,
-                // so are the rest.
-                if best.len() >= keep && best.last().is_some_and(|b| b.key() <= key) {
-                    break;
-                }
-                let at = best.partition_point(|b| b.key() < key);
-                best.insert(
-                    at,
-                    Candidate {
-                        start: key.0,
-                        id: row.id.clone(),
-                        occurrence: Some(occ),
-                        body: None,
-                    },
-                );
-                best.truncate(keep);
-            }
-            Ok(())
-        })?;
-        // The series bodies of the occurrences that made the page, read once per series.
-        let mut series_bodies: HashMap<String, Option<String>> = HashMap::new();
-        let mut items: Vec<Item> = Vec::with_capacity(best.len());
-        for c in best {
-            let body = match (c.occurrence, c.body) {
-                (None, Some(body)) => Some(body),
-                (Some(occ), _) => {
-                    if !series_bodies.contains_key(&c.id) {
-                        let body = entities::event_body(&conn, &c.id)?;
-                        series_bodies.insert(c.id.clone(), body);
-                    }
-                    series_bodies
-                        .get(&c.id)
-                        .and_then(Option::as_deref)
-                        .and_then(|b| publish::json::occurrence_body(b, &occ))
-                }
-                (None, None) => None,
-            };
-            if let Some(body) = body {
-                items.push(Item {
-                    start: c.start,
-                    id: c.id,
-                    body: publish::json::with_attributions(&body, &credits),
-                });
-            }
-        }
+        let best = page_candidates(&conn, &f, from, to, cur, limit + 1)?;
+        let items = page_items(&conn, best, &credits)?;
         let next = (items.len() > limit).then(|| {
             let last = &items[limit - 1];
             next_link(
