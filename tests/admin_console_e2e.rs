@@ -412,3 +412,89 @@ fn session_lifetime_is_configured() {
     assert!(!out.status.success(), "{said}");
     assert!(said.contains("admin.session_hours"), "{said}");
 }
+
+/// Resyncs `partner` through the bearer API and waits: the run's result.
+fn resync_waiting(base: &str, partner: &str) -> String {
+    let (status, body) = post(
+        &format!("{base}/admin/resync?partner={partner}&wait=true"),
+        Some(TOKEN),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["runs"][0]["result"].as_str().unwrap().to_string()
+}
+
+fn organisations_listed(base: &str) -> usize {
+    let (status, _, body) = get_with(&format!("{base}/v1/organisations?limit=100"), &[]).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["items"].as_array().unwrap().len()
+}
+
+#[test]
+fn held_syncs_are_kept_or_applied_from_the_partner_page() {
+    let site = fake_site();
+    let many: Vec<String> = (0..8)
+        .map(|i| format!(r#"{{"id": "g{i}", "name": "Goole Group {i}", "address": {{"postcode": "DN14 {i}AA"}}}}"#))
+        .collect();
+    site.put(
+        "/orgs.json",
+        "application/json",
+        format!(r#"{{"organisations": [{}]}}"#, many.join(",")),
+    );
+    let env = TestEnv::new(&partner("gamma", &site));
+    let daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
+    let base = daemon.base.clone();
+    assert_eq!(resync_waiting(&base, "gamma"), "ok");
+    assert_eq!(organisations_listed(&base), 8);
+
+    // The feed loses six of its eight: the guard holds the sync and the page offers both ways.
+    let two = format!(r#"{{"organisations": [{}]}}"#, many[..2].join(","));
+    site.put("/orgs.json", "application/json", two);
+    assert_eq!(resync_waiting(&base, "gamma"), "held");
+    let (session, _, csrf) = sign_in(&base, &[]);
+    let page_url = format!("{base}/admin/console/partners/gamma");
+    let (_, _, page) = send("GET", &page_url, Some(&session), "", &[]);
+    assert!(page.contains("Held by the mass-deletion guard"), "{page}");
+    assert!(page.contains("id=\"keep-held\""), "{page}");
+    assert!(page.contains("id=\"apply-held\""), "{page}");
+
+    // Keep: refused without the CSRF token; with it the hold is settled, nothing is deleted.
+    let keep = format!("{base}/admin/console/partners/gamma/keep");
+    let (status, _, _) = send("POST", &keep, Some(&session), "csrf=bad", &[]);
+    assert_eq!(status, 403);
+    let (status, _, _) = send("POST", &keep, None, &format!("csrf={csrf}"), &[]);
+    assert_eq!(status, 401, "no session");
+    let (status, h, body) = send("POST", &keep, Some(&session), &format!("csrf={csrf}"), &[]);
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(h["location"], "/admin/console/partners/gamma");
+    let (_, _, page) = send("GET", &page_url, Some(&session), "", &[]);
+    assert!(!page.contains("Held by the mass-deletion guard"), "{page}");
+    assert!(
+        page.contains("class=\"kept\""),
+        "the run reads kept: {page}"
+    );
+    assert_eq!(organisations_listed(&base), 8, "keeping deletes nothing");
+
+    // The next sync is checked again, and Apply lets the deletions through.
+    assert_eq!(resync_waiting(&base, "gamma"), "held");
+    let resync = format!("{base}/admin/console/partners/gamma/resync");
+    let (status, _, _) = send(
+        "POST",
+        &resync,
+        Some(&session),
+        &format!("csrf={csrf}&mode=force"),
+        &[],
+    );
+    assert_eq!(status, 303);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while organisations_listed(&base) != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the applied sync never deleted the six"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.stop();
+}
