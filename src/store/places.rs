@@ -222,33 +222,46 @@ fn rows_at_given_points(
     centre: (f64, f64),
     metres: f64,
 ) -> Result<Vec<i64>, StoreError> {
-    let (dlat, dlon) = box_half_sides(centre, metres);
-    let mut st = conn.prepare_cached(
+    keys_in_circle(
+        conn,
         // Only live records have a row (the triggers drop a withdrawn one), so no entity is read.
         "SELECT id, lat, lon FROM entity_points
          WHERE max_lat >= ?1 AND min_lat <= ?2 AND max_lon >= ?3 AND min_lon <= ?4 AND kind = ?5",
-    )?;
-    let rows = st.query_map(
-        params![
-            centre.0 - dlat,
-            centre.0 + dlat,
-            centre.1 - dlon,
-            centre.1 + dlon,
-            kind.as_str()
-        ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, f64>(1)?,
-                r.get::<_, f64>(2)?,
-            ))
-        },
-    )?;
+        Some(kind.as_str()),
+        centre,
+        metres,
+    )
+}
+
+/// The keys (column 0) of the rows `sql` finds in the box around the circle of `metres` about
+/// `centre` whose own point (columns 1 and 2) lies in it: the R*Tree gives the box (parameters
+/// ?1 to ?4, then `extra` as ?5), the great-circle distance decides.
+fn keys_in_circle<K: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+    extra: Option<&str>,
+    centre: (f64, f64),
+    metres: f64,
+) -> Result<Vec<K>, StoreError> {
+    let (dlat, dlon) = box_half_sides(centre, metres);
+    let (s, n, w, e) = (
+        centre.0 - dlat,
+        centre.0 + dlat,
+        centre.1 - dlon,
+        centre.1 + dlon,
+    );
+    let read =
+        |r: &rusqlite::Row| Ok((r.get::<_, K>(0)?, r.get::<_, f64>(1)?, r.get::<_, f64>(2)?));
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = match extra {
+        Some(x) => st.query_map(params![s, n, w, e, x], read)?,
+        None => st.query_map(params![s, n, w, e], read)?,
+    };
     let mut out = Vec::new();
     for row in rows {
-        let (id, la, lo) = row?;
+        let (key, la, lo) = row?;
         if distance_m(centre, (la, lo)) <= metres {
-            out.push(id);
+            out.push(key);
         }
     }
     Ok(out)
@@ -288,35 +301,15 @@ pub fn postcodes_within(
     centre: (f64, f64),
     metres: f64,
 ) -> Result<Vec<String>, StoreError> {
-    let (dlat, dlon) = box_half_sides(centre, metres);
-    let mut st = conn.prepare_cached(
+    keys_in_circle(
+        conn,
         "SELECT c.postcode, c.lat, c.lon FROM postcode_rtree t
          JOIN postcode_centroids c ON c.id = t.id
          WHERE t.max_lat >= ?1 AND t.min_lat <= ?2 AND t.max_lon >= ?3 AND t.min_lon <= ?4",
-    )?;
-    let rows = st.query_map(
-        params![
-            centre.0 - dlat,
-            centre.0 + dlat,
-            centre.1 - dlon,
-            centre.1 + dlon
-        ],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, f64>(1)?,
-                r.get::<_, f64>(2)?,
-            ))
-        },
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (pc, la, lo) = row?;
-        if distance_m(centre, (la, lo)) <= metres {
-            out.push(pc);
-        }
-    }
-    Ok(out)
+        None,
+        centre,
+        metres,
+    )
 }
 
 #[cfg(test)]
