@@ -314,15 +314,7 @@ fn admin_is_closed_without_a_token_and_sighup_reloads_config() {
     )
     .unwrap();
     Command::new("kill").args(["-HUP", &pid]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let health = json(&format!("{}/healthz", daemon.base));
-        if health["partners"].as_array().unwrap().len() == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "reload not applied: {health}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    daemon.wait_for_partners(2, Duration::from_secs(10));
     assert_eq!(daemon.stop(), Some(0));
 }
 

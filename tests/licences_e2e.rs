@@ -244,6 +244,8 @@ fn a_removed_partners_records_are_never_covered_by_the_others_licence() {
     let pid = daemon.child.id().to_string();
     Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     daemon.wait_for_log("partner removed from the config", Duration::from_secs(10));
+    // The removal is logged inside the store's transaction, before the new config serves.
+    daemon.wait_for_partners(1, Duration::from_secs(10));
     let feed = json(&format!("{base}/v1/feeds/organisations"));
     assert_eq!(feed["license"], format!("{base}/v1/licences"), "{feed}");
     let orgs = json(&format!("{base}/v1/organisations?limit=500"));

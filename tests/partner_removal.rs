@@ -142,6 +142,8 @@ fn removed_partner_kept_through_grace_then_withdrawn() {
     let pid = daemon.child.id().to_string();
     Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     daemon.wait_for_log("partner removed from the config", Duration::from_secs(10));
+    // The removal is logged inside the store's transaction, before the new config serves.
+    daemon.wait_for_partners(1, Duration::from_secs(10));
     assert_eq!(orgs(&base, ""), before);
     let by_beta = orgs(&base, "&partner=beta");
     assert_eq!(by_beta.len(), 2, "{by_beta:?}");

@@ -375,6 +375,23 @@ impl Daemon {
         }
     }
 
+    /// Waits until the daemon serves a config with `n` partners (as `/healthz` lists them):
+    /// after a SIGHUP, the point from which the new config answers every request.
+    pub fn wait_for_partners(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let health = json(&format!("{}/healthz", self.base));
+            if health["partners"].as_array().map(Vec::len) == Some(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload to {n} partners: {health}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the daemon to exit on its own; returns its exit code and its stderr.
     pub fn wait_exit(mut self, timeout: Duration) -> (Option<i32>, String) {
         let deadline = Instant::now() + timeout;
