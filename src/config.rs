@@ -120,6 +120,12 @@ impl PartnerId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id a source being previewed is read under: never a configured one (those are
+    /// `[a-z0-9-]`), so a preview's trial records cannot meet a partner's own.
+    pub fn preview() -> PartnerId {
+        PartnerId("~preview".to_string())
+    }
 }
 
 impl fmt::Display for PartnerId {
@@ -1043,6 +1049,53 @@ fn validate_feed(
         });
     }
     None
+}
+
+/// A feed to preview (from the admin console): `kind`, `format` and `url` checked as a
+/// `[[partners.feeds]]` block's are, with that block's default limits. Only an http(s) URL: a
+/// preview never reads the server's own files. Each problem names its field.
+pub fn preview_feed(kind: &str, format: &str, url: &str) -> Result<Feed, Vec<Problem>> {
+    let given = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let url = url.trim();
+    // Checked before anything reads it, so no answer tells whether a path exists on the server.
+    let http = url.starts_with("http://") || url.starts_with("https://");
+    let raw = RawFeed {
+        kind: given(kind),
+        format: given(format),
+        url: http.then(|| url.to_string()),
+        rate_limit_per_minute: None,
+        timeout_secs: None,
+        max_body_bytes: None,
+        retries: None,
+        headers: BTreeMap::new(),
+        columns: BTreeMap::new(),
+        max_pages: None,
+        max_harvest_bytes: None,
+    };
+    let mut problems = Vec::new();
+    let feed = validate_feed(
+        "preview",
+        0,
+        raw,
+        &mut HashSet::new(),
+        Path::new("."),
+        &|_| None,
+        &mut problems,
+    );
+    for p in &mut problems {
+        p.key = p.key.trim_start_matches("preview.feeds[0].").to_string();
+    }
+    if !http {
+        problems.retain(|p| p.key != "url");
+        problems.push(Problem::new(
+            "url",
+            "must be an http(s) URL: a preview does not read files on the server",
+        ));
+    }
+    match feed {
+        Some(f) if problems.is_empty() => Ok(f),
+        _ => Err(problems),
+    }
 }
 
 /// A feed's request limits, each within its range (else a problem and a safe value).

@@ -11,13 +11,14 @@ use tokio::sync::{watch, Mutex, Semaphore};
 
 use crate::config::{Config, Partner};
 use crate::metrics::Metrics;
-use crate::sync::{Outcome, SyncContext, SyncOptions, SyncReport};
+use crate::sync::{progress, Outcome, Progress, SyncContext, SyncOptions, SyncReport};
 
 /// A sync in progress, shared by everyone who asked for it.
 #[derive(Clone)]
 struct InFlight {
     run_id: i64,
     done: watch::Receiver<Option<SyncReport>>,
+    progress: Arc<Progress>,
 }
 
 /// A started (or joined) sync.
@@ -176,16 +177,18 @@ impl Runner {
             }
         };
         let (tx, rx) = watch::channel(None);
+        let progress = Arc::new(Progress::default());
         *current = Some(InFlight {
             run_id,
             done: rx.clone(),
+            progress: progress.clone(),
         });
         drop(current);
         let (ctx, slots) = (self.ctx.clone(), self.slots.clone());
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.ok();
-            let report = crate::sync::execute(&ctx, &partner, &opts, run_id).await;
+            let report = crate::sync::execute(&ctx, &partner, &opts, run_id, &progress).await;
             // The last sync of a batch resolves what the others deferred, before it reports done.
             if ctx.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
                 let (store, settings) = (ctx.store.clone(), ctx.dedupe);
@@ -223,6 +226,16 @@ impl Runner {
             .as_ref()
             .filter(|f| f.done.borrow().is_none())
             .map(|f| f.run_id)
+    }
+
+    /// A partner's running sync: its run id and how far it has got.
+    pub async fn progress(&self, partner_id: &str) -> Option<(i64, progress::Snapshot)> {
+        let (_, slot) = self.lookup(partner_id)?;
+        let current = slot.lock().await;
+        current
+            .as_ref()
+            .filter(|f| f.done.borrow().is_none())
+            .map(|f| (f.run_id, f.progress.snapshot()))
     }
 
     /// Waits until no sync is running (used at shutdown).

@@ -14,6 +14,11 @@ use crate::normalise;
 use crate::store::runs::{RunCounts, StoredRejection};
 use crate::store::{self, records, runs, Store, StoreError};
 
+pub mod preview;
+pub mod progress;
+
+pub use progress::{Progress, Stage};
+
 /// What the daemon needs to sync any partner.
 pub struct SyncContext {
     pub store: Arc<Store>,
@@ -157,7 +162,7 @@ pub async fn begin_run(
 /// report with `Outcome::Failed` and the reason.
 pub async fn sync_partner(ctx: &SyncContext, partner: &Partner, opts: &SyncOptions) -> SyncReport {
     match begin_run(ctx, partner, &opts.trigger).await {
-        Ok(run_id) => execute(ctx, partner, opts, run_id).await,
+        Ok(run_id) => execute(ctx, partner, opts, run_id, &Arc::default()).await,
         Err(e) => {
             tracing::error!(partner = %partner.id, error = %e, "cannot start sync run");
             SyncReport {
@@ -172,32 +177,49 @@ pub async fn sync_partner(ctx: &SyncContext, partner: &Partner, opts: &SyncOptio
     }
 }
 
-/// Runs the sync for a run opened with [`begin_run`] and closes it.
+/// Runs the sync for a run opened with [`begin_run`] and closes it, reporting how far it has got
+/// in `progress` as it goes.
 pub async fn execute(
     ctx: &SyncContext,
     partner: &Partner,
     opts: &SyncOptions,
     run_id: i64,
+    progress: &Arc<Progress>,
 ) -> SyncReport {
     let started = Instant::now();
     let pid = partner.id.to_string();
     tracing::info!(partner = %pid, run = run_id, trigger = %opts.trigger, full = opts.full, "sync starting");
 
+    progress.set_stage(Stage::Fetching);
+    let harvesting = Harvesting {
+        ctx,
+        partner,
+        opts,
+        series: SeenSeries::default(),
+        progress,
+        remember: true,
+    };
     let mut stop = ctx.stop.clone();
     let gathered = tokio::select! {
-        r = gather(ctx, partner, opts) => r,
+        r = gather(&harvesting) => r,
         Ok(_) = stop.wait_for(|s| *s) => Err(SyncError::Stopped),
     };
     let result = match gathered {
         Ok(data) => {
             let store = ctx.store.clone();
             let partner = partner.clone();
-            let (force, settings) = (opts.force, ctx.dedupe);
-            let defer = ctx.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 1;
-            blocking(move || apply(&store, &partner, run_id, data, force, &settings, defer)).await
+            let settings = ctx.dedupe;
+            let plan = RunPlan {
+                id: run_id,
+                force: opts.force,
+                defer: ctx.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 1,
+                progress: progress.clone(),
+            };
+            blocking(move || apply(&store, &partner, &plan, data, &settings)).await
         }
         Err(e) => Err(e),
     };
+    progress.set_stage(Stage::Finished);
     let (outcome, counts, error) = match result {
         Ok((outcome, counts)) => (outcome, counts, None),
         Err(e) => {
@@ -257,30 +279,40 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| SyncError::Task(e.to_string()))?
 }
 
+/// What every feed of one partner's harvest is read with.
+struct Harvesting<'a> {
+    ctx: &'a SyncContext,
+    partner: &'a Partner,
+    opts: &'a SyncOptions,
+    /// The RPDE series the partner's feeds have yielded so far.
+    series: SeenSeries,
+    progress: &'a Progress,
+    /// Whether the series a feed yields are kept for later syncs (a preview keeps nothing).
+    remember: bool,
+}
+
 /// Fetches and parses every feed; the first feed that cannot be read fails the whole sync, so a
 /// partner is never half-updated.
-async fn gather(
-    ctx: &SyncContext,
-    partner: &Partner,
-    opts: &SyncOptions,
-) -> Result<Vec<FeedData>, SyncError> {
-    let mut out = Vec::with_capacity(partner.feeds.len());
-    let series = SeenSeries::default();
-    let mut missed = Vec::with_capacity(partner.feeds.len());
-    for feed in &partner.feeds {
+async fn gather(h: &Harvesting<'_>) -> Result<Vec<FeedData>, SyncError> {
+    let feeds = &h.partner.feeds;
+    let mut out = Vec::with_capacity(feeds.len());
+    let mut missed = Vec::with_capacity(feeds.len());
+    for (i, feed) in feeds.iter().enumerate() {
+        h.progress.feed_started(i + 1, feeds.len());
         let m = Missed::default();
-        out.push(gather_feed(ctx, partner, feed, opts, &series, &m).await?);
+        out.push(gather_feed(h, feed, &m).await?);
         missed.push(m);
     }
     // A session feed read before the feed of its series is read again once that is known, so the
     // order feeds are listed in does not decide whether sessions get their series.
     for (i, m) in missed.iter().enumerate() {
-        let resolvable = match (series.lock(), m.lock()) {
+        let resolvable = match (h.series.lock(), m.lock()) {
             (Ok(seen), Ok(m)) => m.iter().any(|r| seen.contains_key(r)),
             _ => false,
         };
-        if let (true, Some(feed), Some(slot)) = (resolvable, partner.feeds.get(i), out.get_mut(i)) {
-            *slot = gather_feed(ctx, partner, feed, opts, &series, &Missed::default()).await?;
+        if let (true, Some(feed), Some(slot)) = (resolvable, feeds.get(i), out.get_mut(i)) {
+            h.progress.feed_started(i + 1, feeds.len());
+            *slot = gather_feed(h, feed, &Missed::default()).await?;
         }
     }
     Ok(out)
@@ -321,15 +353,13 @@ fn series_lookup(
 /// Fetches one feed's pages in order (following the links each page names, within the partner's
 /// host or directory) and parses them with the feed's adapter.
 async fn gather_feed(
-    ctx: &SyncContext,
-    partner: &Partner,
+    h: &Harvesting<'_>,
     feed: &Feed,
-    opts: &SyncOptions,
-    series: &SeenSeries,
     missed: &Missed,
 ) -> Result<FeedData, SyncError> {
+    let (ctx, partner) = (h.ctx, h.partner);
     let source_desc = feed.source.to_string();
-    let (validators, cursor) = if opts.full {
+    let (validators, cursor) = if h.opts.full {
         (fetch::Validators::default(), None)
     } else {
         stored_state(ctx, partner, feed, &source_desc).await?
@@ -338,10 +368,11 @@ async fn gather_feed(
     harvest.set_series_lookup(series_lookup(
         ctx.store.clone(),
         partner.id.to_string(),
-        series.clone(),
+        h.series.clone(),
         missed.clone(),
     ));
     let mut crawl = Crawl::start(ctx, feed, source_desc, validators, cursor, &mut harvest)?;
+    crawl.progress = Some(h.progress);
     while let Some((src, role)) = crawl.next_page()? {
         let page = match crawl.fetch(&src, role, &mut harvest).await? {
             Page::Unchanged => return Ok(FeedData::unchanged(feed)),
@@ -350,7 +381,9 @@ async fn gather_feed(
         };
         harvest = crawl.read(harvest, page, role).await?;
     }
-    let (harvested, prepared) = finish_harvest(ctx, partner, feed, series, harvest).await?;
+    let (harvested, prepared) = finish_harvest(h, feed, harvest).await?;
+    h.progress
+        .feed_read(prepared.records.len(), prepared.rejections.len());
     // The cursor is a link on the last page: store it resolved, so it works from anywhere.
     let cursor = crawl.resolved_cursor(harvested.cursor)?;
     Ok(FeedData {
@@ -441,6 +474,8 @@ struct Crawl<'a> {
     bytes: u64,
     first_validators: Option<fetch::Validators>,
     last_page: Option<Source>,
+    /// Told of each page read.
+    progress: Option<&'a Progress>,
 }
 
 impl<'a> Crawl<'a> {
@@ -476,6 +511,7 @@ impl<'a> Crawl<'a> {
             bytes: 0,
             first_validators: None,
             last_page: None,
+            progress: None,
         })
     }
 
@@ -566,6 +602,9 @@ impl<'a> Crawl<'a> {
         role: ingest::PageRole,
     ) -> Result<ingest::Harvest, SyncError> {
         self.bytes += page.body.len() as u64;
+        if let Some(p) = self.progress {
+            p.page_read(page.body.len());
+        }
         if self.pages == 1 {
             self.first_validators = Some(page.validators);
         }
@@ -631,17 +670,22 @@ fn link_error(feed: &Feed, link: String, reason: String) -> SyncError {
 /// Ends a feed's harvest off the async threads: the RPDE series it yielded are kept (for the
 /// partner's other feeds now and its sessions in later syncs), and its records normalised.
 async fn finish_harvest(
-    ctx: &SyncContext,
-    partner: &Partner,
+    h: &Harvesting<'_>,
     feed: &Feed,
-    series: &SeenSeries,
     harvest: ingest::Harvest,
 ) -> Result<(ingest::Harvested, Prepared), SyncError> {
     let f = feed.clone();
-    let (store, pid, seen) = (ctx.store.clone(), partner.id.to_string(), series.clone());
+    let (store, pid, seen) = (
+        h.ctx.store.clone(),
+        h.partner.id.to_string(),
+        h.series.clone(),
+    );
+    let remember = h.remember;
     tokio::task::spawn_blocking(move || {
         if let Some(found) = harvest.series().filter(|s| !s.is_empty()) {
-            if let Err(e) = store::rpde_series::remember(&store.writer(), &pid, found) {
+            if !remember {
+                // A preview keeps nothing: the series serve this harvest's other feeds only.
+            } else if let Err(e) = store::rpde_series::remember(&store.writer(), &pid, found) {
                 tracing::warn!(partner = %pid, error = %e, "cannot keep the feed's series for later syncs");
             }
             if let Ok(mut m) = seen.lock() {
@@ -788,16 +832,26 @@ fn prepare(feed: &Feed, parsed: ParsedFeed) -> Prepared {
     }
 }
 
+/// The run a sync's gathered feeds are applied in.
+struct RunPlan {
+    id: i64,
+    /// Deletions go through past the partner's `max_delete_share`.
+    force: bool,
+    /// Another sync is on its way: mark the changed kinds, leave resolving them to the last one.
+    defer: bool,
+    progress: Arc<Progress>,
+}
+
 /// Applies gathered feeds in one transaction and closes the run inside it.
 fn apply(
     store: &Store,
     partner: &Partner,
-    run_id: i64,
+    plan: &RunPlan,
     data: Vec<FeedData>,
-    force: bool,
     settings: &dedupe::Settings,
-    defer: bool,
 ) -> Result<(Outcome, RunCounts), SyncError> {
+    let (run_id, force, defer) = (plan.id, plan.force, plan.defer);
+    plan.progress.set_stage(Stage::Applying);
     let now = chrono::Utc::now();
     let now_s = store::timestamp(now);
     let pid = partner.id.as_str();
@@ -820,6 +874,9 @@ fn apply(
     tally.counts.warned = tally.warnings.len();
     // Removed partners whose grace period ran out are withdrawn with the kinds resolved below.
     store::withdrawal::withdraw_due(&tx, now)?;
+    if !defer {
+        plan.progress.set_stage(Stage::Resolving);
+    }
     let resolved = resolve_or_defer(
         &tx,
         std::mem::take(&mut tally.touched),

@@ -1,9 +1,10 @@
 """Drives the admin console in headless Chromium through chromedriver (Selenium), one browser
 session: sign in, settle the queued pair with a keyboard shortcut, resync a partner and watch it
 finish, search a run's rejections, split a record off the merged entity, sign out. Screenshots of
-each page at 1280 and 390 wide.
+each page at 1280 and 390 wide. Previews a new source before signing out.
 
-argv: base URL, admin token, chromedriver path, chromium path, screenshot dir, partner id.
+argv: base URL, admin token, chromedriver path, chromium path, screenshot dir, partner id, and
+the URL of a new source to preview (a directory with one charity the partners already list).
 Exits non-zero (with the reason) when the console does not behave.
 """
 
@@ -17,7 +18,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-base, token, driver_path, chromium, shots, partner = sys.argv[1:7]
+from selenium.webdriver.support.ui import Select
+
+base, token, driver_path, chromium, shots, partner, source = sys.argv[1:8]
 
 options = webdriver.ChromeOptions()
 options.binary_location = chromium
@@ -131,6 +134,20 @@ try:
     assert "Split beta record b1 off" in text("#done"), text("#done")
     rows = driver.find_elements(By.CSS_SELECTOR, "#members tbody tr")
     assert len(rows) == 1 and "alpha" in rows[0].text, text("#members")
+
+    # Preview a new source: nothing is kept, the page says what would land and merge.
+    driver.find_element(By.LINK_TEXT, "Preview a source").click()
+    wait.until(EC.presence_of_element_located((By.ID, "preview-form")))
+    driver.find_element(By.ID, "url").send_keys(source)
+    Select(driver.find_element(By.ID, "kind")).select_by_value("organisations")
+    Select(driver.find_element(By.ID, "format")).select_by_value("tributary-json")
+    driver.find_element(By.ID, "preview-run").click()
+    wait.until(EC.presence_of_element_located((By.ID, "preview-summary")))
+    summary = text("#preview-summary")
+    assert "2 would land" in summary and "1 would merge" in summary, summary
+    assert "Nothing was saved" in summary, summary
+    assert "Selby" in text("#preview-merges"), text("#preview-merges")
+    shoot("preview")
 
     # Sign out: the session ends and the console asks to sign in again.
     driver.find_element(By.ID, "sign-out").click()

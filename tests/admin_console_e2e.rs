@@ -8,6 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::console::{send, sign_in};
 use common::*;
 
 const TOKEN: &str = "console-token-3141";
@@ -21,91 +22,17 @@ const BETA: &str = r#"{"organisations": [
   {"id": "b1", "name": "Hull Community Shop", "address": {"postcode": "HU9 9ZZ"}}
 ]}"#;
 
+const NEW_SOURCE: &str = r#"{"organisations": [
+  {"id": "n1", "name": "Selby Arts Collective", "identifiers": {"charity_number": "2222222"}},
+  {"id": "n2", "name": "Goole Men's Shed"}
+]}"#;
+
 fn partner(id: &str, site: &FakeSite) -> String {
     format!(
         "[[partners]]\nid = \"{id}\"\nname = \"Partner {id}\"\n\n\
          [[partners.feeds]]\nkind = \"organisations\"\nformat = \"tributary-json\"\nurl = \"{}\"\nretries = 0\n\n",
         site.url("/orgs.json"),
     )
-}
-
-/// A request as a browser without JavaScript would send it: form body, cookie, no redirects.
-fn send(
-    method: &str,
-    url: &str,
-    cookie: Option<&str>,
-    form: &str,
-    extra: &[(&str, &str)],
-) -> (u16, reqwest::header::HeaderMap, String) {
-    let (method, url, cookie, form) = (
-        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-        url.to_string(),
-        cookie.map(String::from),
-        form.to_string(),
-    );
-    let extra: Vec<(String, String)> = extra
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            let mut req = client
-                .request(method, &url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form);
-            if let Some(c) = cookie {
-                req = req.header("cookie", format!("tributary_admin={c}"));
-            }
-            for (k, v) in extra {
-                req = req.header(k, v);
-            }
-            let resp = req.send().await.unwrap();
-            let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-            (status, headers, resp.text().await.unwrap())
-        })
-    })
-    .join()
-    .unwrap()
-}
-
-/// Signs in over plain HTTP: (session id, its Set-Cookie header, the CSRF token of its pages).
-fn sign_in(base: &str, extra: &[(&str, &str)]) -> (String, String, String) {
-    let (status, h, body) = send(
-        "POST",
-        &format!("{base}/admin/console/sign-in"),
-        None,
-        &format!("token={TOKEN}"),
-        extra,
-    );
-    assert_eq!(status, 303, "{body}");
-    let set = h["set-cookie"].to_str().unwrap().to_string();
-    let id = set
-        .strip_prefix("tributary_admin=")
-        .and_then(|s| s.split(';').next())
-        .unwrap()
-        .to_string();
-    let (_, _, page) = send(
-        "GET",
-        &format!("{base}/admin/console/partners"),
-        Some(&id),
-        "",
-        &[],
-    );
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("a CSRF token in the page")
-        .to_string();
-    (id, set, csrf)
 }
 
 fn open_review(base: &str) -> Vec<serde_json::Value> {
@@ -160,6 +87,8 @@ fn admin_console_in_a_browser_and_its_refusals() {
     let (a, b) = (fake_site(), fake_site());
     a.put("/orgs.json", "application/json", ALPHA);
     b.put("/orgs.json", "application/json", BETA);
+    // A source nobody syncs, for the browser to preview.
+    a.put("/new.json", "application/json", NEW_SOURCE);
     let env = TestEnv::new(&format!("{}{}", partner("alpha", &a), partner("beta", &b)));
     let daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
     let base = daemon.base.clone();
@@ -190,7 +119,7 @@ fn admin_console_in_a_browser_and_its_refusals() {
     let (status, _, _) = send("POST", &decide, Some("forged"), "csrf=x&decision=same", &[]);
     assert_eq!(status, 401, "a decision with a made-up session");
 
-    let (session, set_cookie, csrf) = sign_in(&base, &[]);
+    let (session, set_cookie, csrf) = sign_in(&base, TOKEN, &[]);
     for attr in [
         "HttpOnly",
         "SameSite=Strict",
@@ -200,7 +129,7 @@ fn admin_console_in_a_browser_and_its_refusals() {
         assert!(set_cookie.contains(attr), "{attr} in {set_cookie}");
     }
     assert!(!set_cookie.contains("Secure"), "plain http: {set_cookie}");
-    let (_, https_cookie, _) = sign_in(&base, &[("x-forwarded-proto", "https")]);
+    let (_, https_cookie, _) = sign_in(&base, TOKEN, &[("x-forwarded-proto", "https")]);
     assert!(https_cookie.contains("; Secure"), "{https_cookie}");
 
     // CSRF: a valid session with a missing or wrong token is refused.
@@ -264,7 +193,16 @@ fn admin_console_in_a_browser_and_its_refusals() {
             "/tests/admin_console_browser.py"
         );
         let out = Command::new(python())
-            .args([script, &base, TOKEN, &driver, &chromium, &dir, "alpha"])
+            .args([
+                script,
+                &base,
+                TOKEN,
+                &driver,
+                &chromium,
+                &dir,
+                "alpha",
+                &a.url("/new.json"),
+            ])
             .output()
             .unwrap();
         assert!(
@@ -300,7 +238,7 @@ fn admin_console_in_a_browser_and_its_refusals() {
             .unwrap();
         assert!(admin_ok >= 1, "the browser's resync finished");
         for page in [
-            "sign-in", "review", "partners", "partner", "run", "entity", "split",
+            "sign-in", "review", "partners", "partner", "run", "entity", "split", "preview",
         ] {
             for width in ["desktop", "phone"] {
                 let p = std::path::Path::new(&dir).join(format!("{page}-{width}.png"));
@@ -322,7 +260,7 @@ fn admin_console_in_a_browser_and_its_refusals() {
     };
     let ids = shops(&base);
     assert_eq!(ids.len(), 2, "{ids:?}");
-    let (session, _, csrf) = sign_in(&base, &[]);
+    let (session, _, csrf) = sign_in(&base, TOKEN, &[]);
     let entity = format!("{base}/admin/console/entities/{}", ids[0]);
     let (status, _, confirm) = send(
         "GET",
@@ -390,7 +328,7 @@ fn session_lifetime_is_configured() {
         partner("beta", &site)
     ));
     let daemon = env.start_with(&[("TRIBUTARY_ADMIN_TOKEN", TOKEN)]);
-    let (_, cookie, _) = sign_in(&daemon.base, &[]);
+    let (_, cookie, _) = sign_in(&daemon.base, TOKEN, &[]);
     assert!(cookie.contains("Max-Age=7200"), "{cookie}");
     daemon.stop();
 
@@ -453,7 +391,7 @@ fn held_syncs_are_kept_or_applied_from_the_partner_page() {
     let two = format!(r#"{{"organisations": [{}]}}"#, many[..2].join(","));
     site.put("/orgs.json", "application/json", two);
     assert_eq!(resync_waiting(&base, "gamma"), "held");
-    let (session, _, csrf) = sign_in(&base, &[]);
+    let (session, _, csrf) = sign_in(&base, TOKEN, &[]);
     let page_url = format!("{base}/admin/console/partners/gamma");
     let (_, _, page) = send("GET", &page_url, Some(&session), "", &[]);
     assert!(page.contains("Held by the mass-deletion guard"), "{page}");

@@ -220,8 +220,8 @@ pub async fn partners(State(state): State<AppState>) -> Result<Response, ApiErro
     if let Some(runner) = &state.runner {
         let config = state.config();
         for p in &config.partners {
-            if let Some(id) = runner.running(p.id.as_str()).await {
-                running.insert(p.id.to_string(), id);
+            if let Some(live) = runner.progress(p.id.as_str()).await {
+                running.insert(p.id.to_string(), live);
             }
             if let Some(at) = runner.next_sync(p.id.as_str()) {
                 next.insert(p.id.to_string(), at);
@@ -244,7 +244,8 @@ pub async fn partners(State(state): State<AppState>) -> Result<Response, ApiErro
                 "priority": p.priority,
                 "schedule": p.schedule.expr,
                 "next_run": next.get(pid).copied().or_else(|| scheduler::next_run(p, &config)).map(|t| t.to_rfc3339()),
-                "running_run_id": running.get(pid),
+                "running_run_id": running.get(pid).map(|(run, _)| run),
+                "progress": running.get(pid).map(|(_, p)| p),
                 "last_run": last,
                 "last_success_at": ok.and_then(|r| r.finished_at),
                 "last_failure": failed.map(|r| serde_json::json!({

@@ -1,7 +1,7 @@
 //! Queries only the admin console needs: how many open review pairs a filter matches, the next
 //! pair of one partner's, and a run's rejections matching a search.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::review::{self, ReviewItem};
 use super::runs::StoredRejection;
@@ -164,6 +164,65 @@ pub fn live_id(conn: &Connection, id: &str, hops: usize) -> Result<Option<String
         }
     }
     Ok(None)
+}
+
+/// One of a partner's records with the other partners' records that share its entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedEntity {
+    pub record_id: String,
+    pub payload: String,
+    /// (row, partner, record id) of each other partner's record in the same entity.
+    pub others: Vec<(i64, String, String)>,
+}
+
+/// Each live record of `partner` (in row order) with the other partners' live records in its
+/// entity: after a trial resolution inside a transaction, what the partner's records would merge
+/// with.
+pub fn shared_entities(conn: &Connection, partner: &str) -> Result<Vec<SharedEntity>> {
+    let mut st = conn.prepare(
+        "SELECT p.id, p.source_id, p.payload, o.id, o.partner_id, o.source_id
+         FROM source_records p
+         LEFT JOIN record_entities pe ON pe.row_id = p.id
+         LEFT JOIN record_entities oe ON oe.entity_id = pe.entity_id AND oe.row_id != p.id
+         LEFT JOIN source_records o ON o.id = oe.row_id AND o.deleted_at IS NULL AND o.partner_id != ?1
+         WHERE p.partner_id = ?1 AND p.deleted_at IS NULL
+         ORDER BY p.id, o.id",
+    )?;
+    let mut rows = st.query(params![partner])?;
+    let mut out: Vec<SharedEntity> = Vec::new();
+    let mut last = None;
+    while let Some(r) = rows.next()? {
+        let row: i64 = r.get(0)?;
+        if last != Some(row) {
+            last = Some(row);
+            out.push(SharedEntity {
+                record_id: r.get(1)?,
+                payload: r.get(2)?,
+                others: Vec::new(),
+            });
+        }
+        let other: Option<i64> = r.get(3)?;
+        if let (Some(o), Some(entry)) = (other, out.last_mut()) {
+            entry.others.push((o, r.get(4)?, r.get(5)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The entity each of `rows` belongs to as committed (rows with none are left out).
+pub fn entities_of_rows(
+    conn: &Connection,
+    rows: &[i64],
+) -> Result<std::collections::HashMap<i64, String>> {
+    let mut st = conn.prepare_cached("SELECT entity_id FROM record_entities WHERE row_id = ?1")?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let entity: Option<String> = st.query_row(params![row], |r| r.get(0)).optional()?;
+        if let Some(e) = entity {
+            out.insert(*row, e);
+        }
+    }
+    Ok(out)
 }
 
 /// Partner records of an entity at most shown on its page.

@@ -2,6 +2,8 @@
 //! `tributary` binary run as a one-shot command or as a daemon.
 #![allow(dead_code)]
 
+pub mod console;
+
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

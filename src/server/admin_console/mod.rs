@@ -4,6 +4,7 @@
 
 pub mod entities;
 pub mod partners;
+pub mod preview;
 pub mod review;
 pub mod runs;
 pub mod session;
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/partners/{id}/progress", get(partners::progress))
         .route("/console/partners/{id}/resync", post(partners::resync))
         .route("/console/partners/{id}/keep", post(partners::keep))
+        .route("/console/preview", get(preview::form).post(preview::run))
         .route("/console/runs/{id}", get(runs::detail))
         .route("/console/entities/{id}", get(entities::detail))
         .route(
@@ -71,7 +73,7 @@ header{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;align-items:center;border-bo
 header nav a{margin-right:1rem}header form{margin-left:auto}\
 a{color:#0b4dab}a:focus,button:focus,input:focus,select:focus{outline:3px solid #f0b400;outline-offset:2px}\
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #ccc;vertical-align:top;overflow-wrap:break-word}th{white-space:nowrap}\
-input,select{font:inherit;padding:.3rem}button{font:inherit;padding:.45rem 1rem;border:2px solid #1b1b1b;background:#fff;cursor:pointer;border-radius:.25rem}\
+input,select{font:inherit;padding:.3rem}input[type=url]{width:40rem;max-width:100%;box-sizing:border-box}button{font:inherit;padding:.45rem 1rem;border:2px solid #1b1b1b;background:#fff;cursor:pointer;border-radius:.25rem}\
 button.primary{background:#0b4dab;color:#fff;border-color:#0b4dab}\
 .error,.failed,.held,.interrupted{color:#a4000f;font-weight:600}.ok{color:#0a6b2d}\
 .agree{background:#e8f5ec}.differ{background:#fdecee}.mark{white-space:nowrap;font-weight:600}\
@@ -104,6 +106,7 @@ pub fn page_with_head(title: &str, csrf: Option<&str>, head: Markup, body: Marku
                         nav aria-label="Console" {
                             a href={ (BASE) "/review" } { "Review queue" }
                             a href={ (BASE) "/partners" } { "Partners" }
+                            a href={ (BASE) "/preview" } { "Preview a source" }
                         }
                         form method="post" action={ (BASE) "/sign-out" } {
                             input type="hidden" name="csrf" value=(csrf);

@@ -26,6 +26,8 @@ struct Health {
     backoff_minutes: i64,
     next_run: Option<String>,
     running: Option<i64>,
+    /// How far the running sync has got, in words.
+    progress: Option<String>,
     orgs: usize,
     events: usize,
 }
@@ -35,7 +37,7 @@ async fn health(state: &AppState, ids: Vec<String>) -> Result<Vec<Health>, ApiEr
     let mut live = Vec::new();
     for id in &ids {
         let (running, next) = match &state.runner {
-            Some(r) => (r.running(id).await, r.next_sync(id)),
+            Some(r) => (r.progress(id).await, r.next_sync(id)),
             None => (None, None),
         };
         live.push((running, next));
@@ -63,7 +65,8 @@ async fn health(state: &AppState, ids: Vec<String>) -> Result<Vec<Health>, ApiEr
                 last,
                 last_ok: ok.and_then(|r| r.finished_at),
                 streak,
-                running,
+                running: running.map(|(run, _)| run),
+                progress: running.map(|(_, p)| p.describe()),
                 orgs,
                 events,
             });
@@ -191,7 +194,10 @@ pub async fn detail(
                 h2 #sync-title { "Sync" }
                 p #progress role="status" aria-live="polite" data-running=[h.running]
                     data-progress={ (BASE) "/partners/" (super::enc(&h.id)) "/progress" } {
-                    @match h.running { Some(run) => { "Run " (run) " is syncing…" }, None => { "No sync running." } }
+                    @match h.running {
+                        Some(run) => { "Run " (run) " is syncing: " (h.progress.as_deref().unwrap_or("")) }
+                        None => { "No sync running." }
+                    }
                 }
                 div.actions {
                     (resync_form(csrf, &h.id, "now", "Resync now", "resync"))
@@ -242,7 +248,7 @@ pub async fn detail(
 /// Polls the progress endpoint while a sync runs and reloads the page when it has finished.
 const POLL: &str = "(function(){var el=document.getElementById('progress');if(!el||!el.dataset.running)return;\
 function tick(){fetch(el.dataset.progress,{credentials:'same-origin'}).then(function(r){return r.json();}).then(function(p){\
-if(p.running){el.textContent='Run '+p.running+' is syncing… ('+p.elapsed_secs+' s)';setTimeout(tick,1000);}\
+if(p.running){el.textContent='Run '+p.running+' is syncing: '+(p.progress_text||'')+' ('+p.elapsed_secs+' s)';setTimeout(tick,1000);}\
 else{el.textContent='Finished: '+(p.last?p.last.result:'');location.reload();}}).catch(function(){setTimeout(tick,3000);});}\
 setTimeout(tick,500);})();";
 
@@ -351,10 +357,11 @@ pub async fn progress(
     if state.config().partner(&id).is_none() {
         return ApiError::not_found(format!("no partner {id:?}")).into_response();
     }
-    let running = match &state.runner {
-        Some(r) => r.running(&id).await,
+    let live = match &state.runner {
+        Some(r) => r.progress(&id).await,
         None => None,
     };
+    let running = live.map(|(run, _)| run);
     let st = state.clone();
     let found = blocking(move || {
         let conn = st.store.reader()?;
@@ -377,9 +384,12 @@ pub async fn progress(
                 .num_seconds()
                 .max(0)
         });
+    let progress = live.map(|(_, p)| p);
     Json(serde_json::json!({
         "running": running,
         "elapsed_secs": elapsed,
+        "progress": progress,
+        "progress_text": progress.map(|p| p.describe()),
         "last": last.map(|r| serde_json::json!({
             "id": r.id, "result": r.result, "finished_at": r.finished_at, "counts": r.counts,
         })),
