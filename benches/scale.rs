@@ -11,6 +11,8 @@
 //! results and the store's record counts are checked first, and a failure ends the bench with
 //! exit status 1 (so CI's smoke run fails).
 
+#[path = "common/nginx.rs"]
+mod nginx;
 #[path = "common/synth.rs"]
 mod synth;
 
@@ -534,6 +536,7 @@ fn main() {
         }
         _ => println!("load: wrk not installed (apt-get install wrk)"),
     }
+    against_nginx(&cal, dir.path());
     // What calendar clients really send: gzip accepted, and the ETag they hold.
     let gz_size = Command::new("curl")
         .args(["-s", "-H", "Accept-Encoding: gzip", &cal])
@@ -572,7 +575,7 @@ fn main() {
     // dedupe by UID — against tributary syncing only those event feeds into a fresh store.
     let events_only = write_config(dir.path(), &base, false, true);
     let _ = std::fs::remove_file(&store);
-    let (ours, _, _) = measured(
+    let (ours, ours_mb, _) = measured(
         Command::new(BIN)
             .arg("--config")
             .arg(&events_only)
@@ -580,6 +583,7 @@ fn main() {
             .env("RUST_LOG", "warn"),
     );
     check_store(&store, &[("events", events.records.len())], &["ok"]);
+    let ours_out = counts(&store, "events").1;
     let script = r#"
 import sys, glob, icalendar
 merged = icalendar.Calendar(); merged.add('prodid', '-//baseline//EN'); merged.add('version', '2.0')
@@ -618,8 +622,188 @@ print(len(seen))
             py / ours.max(1e-9)
         );
     }
+    let ours = Merged {
+        secs: ours,
+        peak_mb: ours_mb,
+        events_out: ours_out,
+    };
+    peers(&ics_dir, &base, &ours, events.records.len());
     if let Some(path) = kept {
         std::mem::forget(dir);
         println!("kept: {}", path.display());
+    }
+}
+
+/// One merge of the partners' calendars: its time, peak memory and the events it published.
+struct Merged {
+    secs: f64,
+    peak_mb: u64,
+    events_out: usize,
+}
+
+/// The calendar mergers a partner could use instead, from `--peers <dir>` (a folder with their
+/// executables, e.g. a venv's `bin/` after `pip install mergecal open-web-calendar`), on the
+/// same `.ics` feeds: `mergecal` on the files, `open-web-calendar` fetching them from the same
+/// server tributary synced from (its URL cache off). Each beside tributary's events-only sync.
+fn peers(ics_dir: &Path, base: &str, ours: &Merged, events_in: usize) {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(dir) = args
+        .iter()
+        .position(|a| a == "--peers")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+    else {
+        println!("peers: not run (give --peers <folder with mergecal and open-web-calendar>)");
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(ics_dir)
+        .unwrap_or_else(|e| fail(&e.to_string()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ics"))
+        .collect();
+    files.sort();
+    let report = |name: &str, m: &Merged| {
+        println!(
+            "peer {name}: {:.2}s, peak {} MB, {} events out of {events_in} in; tributary {:.2}s, peak {} MB, {} events out ({:.1}x faster, {:.2}x the memory)",
+            m.secs, m.peak_mb, m.events_out, ours.secs, ours.peak_mb, ours.events_out,
+            m.secs / ours.secs.max(1e-9),
+            ours.peak_mb as f64 / (m.peak_mb.max(1) as f64),
+        );
+    };
+    let out = ics_dir.join("mergecal.out");
+    let (secs, peak_mb, _) = measured(
+        Command::new(dir.join("mergecal"))
+            .args(&files)
+            .arg("--output")
+            .arg(&out),
+    );
+    report(
+        "mergecal",
+        &Merged {
+            secs,
+            peak_mb,
+            events_out: vevents(&std::fs::read(&out).unwrap_or_default()),
+        },
+    );
+    match open_web_calendar(&dir, base, &files) {
+        Ok(m) => report("open-web-calendar", &m),
+        Err(e) => println!("peer open-web-calendar: failed: {e}"),
+    }
+}
+
+/// VEVENTs in a calendar's bytes.
+fn vevents(ics: &[u8]) -> usize {
+    let needle = b"BEGIN:VEVENT";
+    ics.windows(needle.len()).filter(|w| w == needle).count()
+}
+
+/// Runs open-web-calendar's server and times one `/calendar.ics` merging every feed by URL.
+fn open_web_calendar(dir: &Path, base: &str, files: &[PathBuf]) -> Result<Merged, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let cache = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut server = Command::new(dir.join("open-web-calendar"))
+        .env("PORT", port.to_string())
+        .env("CACHE_REQUESTED_URLS_FOR_SECONDS", "0")
+        .env("CACHE_DIRECTORY", cache.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    let root = format!("http://127.0.0.1:{port}");
+    let up = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", &format!("{root}/about.html")])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !up {
+        let _ = server.kill();
+        return Err("its server did not answer".into());
+    }
+    // The feeds as tributary's partners publish them (`pNN-events.ics` beside the `pNN.ics` files).
+    let query: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_stem()?.to_str().map(String::from))
+        .map(|stem| format!("url={}", enc(&format!("{base}/{stem}-events.ics"))))
+        .collect();
+    let url = format!("{root}/calendar.ics?{}", query.join("&"));
+    let body = cache.path().join("merged.ics");
+    let pid = server.id();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        std::thread::spawn(move || loop {
+            match tributary::process_memory::resident_bytes_of(pid) {
+                Some((_, p)) => {
+                    peak.fetch_max(p / 1024 / 1024, std::sync::atomic::Ordering::Relaxed);
+                }
+                None => return,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        })
+    };
+    let started = Instant::now();
+    let got = Command::new("curl")
+        .args(["-s", "-f", "-o"])
+        .arg(&body)
+        .arg(&url)
+        .status();
+    let secs = started.elapsed().as_secs_f64();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = sampler.join();
+    if !got.is_ok_and(|s| s.success()) {
+        return Err(format!("GET {root}/calendar.ics?… did not answer 200"));
+    }
+    Ok(Merged {
+        secs,
+        peak_mb: peak.load(std::sync::atomic::Ordering::Relaxed),
+        events_out: vevents(&std::fs::read(&body).unwrap_or_default()),
+    })
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The year's calendar body served by nginx from disk beside tributary serving it, alternating.
+fn against_nginx(cal: &str, dir: &Path) {
+    let body = Command::new("curl")
+        .args(["-sf", cal])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    if body.is_empty() {
+        fail("the calendar did not answer");
+    }
+    let ngx_dir = dir.join("nginx");
+    let _ = std::fs::create_dir_all(&ngx_dir);
+    let files = [("calendar.ics".to_string(), body)];
+    let (mut child, addr) = match nginx::start(&ngx_dir, &files, "text/calendar") {
+        Ok(v) => v,
+        Err(e) => {
+            println!("load, calendar.ics against nginx: not run ({e})");
+            return;
+        }
+    };
+    let (ours, theirs) = (wrk(cal), wrk(&format!("http://{addr}/calendar.ics")));
+    let _ = child.kill();
+    let _ = child.wait();
+    if let (Some(o), Some(t)) = (ours, theirs) {
+        let rate = |s: &str| -> f64 {
+            s.split_whitespace()
+                .next()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0.0)
+        };
+        println!(
+            "load, calendar.ics against nginx serving the same {} KB from disk: tributary {o}; nginx {t}; ratio {:.2}x",
+            files[0].1.len() / 1024,
+            rate(&o) / rate(&t).max(1e-9)
+        );
     }
 }

@@ -7,6 +7,8 @@
 //! `-- --keep` leaves the generated feeds and store behind.
 //! A step that fails (a sync, the daemon, nginx, a non-200 answer) ends the bench with status 1.
 
+#[path = "common/nginx.rs"]
+mod nginx;
 #[path = "common/synth.rs"]
 mod synth;
 
@@ -182,57 +184,6 @@ fn start_daemon(dir: &Path, config: &Path) -> (Child, String) {
     }
 }
 
-/// nginx serving `files` (name → bytes) from `dir/www` on a port of its own.
-fn start_nginx(dir: &Path, files: &[(String, Vec<u8>)]) -> (Child, String) {
-    let www = dir.join("www");
-    std::fs::create_dir_all(&www).unwrap_or_else(|e| fail(&e.to_string()));
-    for (name, body) in files {
-        std::fs::write(www.join(name), body).unwrap_or_else(|e| fail(&e.to_string()));
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| fail(&e.to_string()));
-    let d = dir.display();
-    let conf = format!(
-        "worker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n{}events {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/nt; proxy_temp_path {d}/nt; fastcgi_temp_path {d}/nt; uwsgi_temp_path {d}/nt; scgi_temp_path {d}/nt;\n  server {{ listen 127.0.0.1:{port}; root {}; location / {{ default_type application/json; etag on; }} }}\n}}\n",
-        if whoami_root() { "user root;\n" } else { "" },
-        www.display()
-    );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap_or_else(|e| fail(&e.to_string()));
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("nginx (apt-get install nginx): {e}")));
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        if Instant::now() > deadline {
-            fail("nginx did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, addr)
-}
-
-fn whoami_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n = arg("--orgs", if quick { 20_000 } else { 1_000_000 });
@@ -358,7 +309,8 @@ fn main() {
         .iter()
         .map(|(n, b, _)| (n.clone(), b.clone()))
         .collect();
-    let (mut nginx, ngx) = start_nginx(dir.path(), &files);
+    let (mut nginx, ngx) =
+        nginx::start(dir.path(), &files, "application/json").unwrap_or_else(|e| fail(&e));
     for ((name, body, path), q) in bodies.iter().zip(&loaded) {
         let (status, served, _) = get(&ngx, &format!("/{name}"));
         if status != 200 || &served != body {
