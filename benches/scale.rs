@@ -2,7 +2,9 @@
 //! iCalendar event feeds, overlapping listings, some recurring events), serves them from a real
 //! HTTP server on 127.0.0.1 with ETags, and measures with the release binary: a full first sync, an
 //! unchanged re-sync (304s only), a sync with 1% changed, peak RSS, calendar.ics and /v1/events
-//! latency, load with `wrk`, and a Python `icalendar` merge of the same .ics feeds as a baseline.
+//! latency, load with `wrk` (the calendar also against nginx serving the same bytes), a Python
+//! `icalendar` merge of the same .ics feeds as a baseline, and with `--peers <dir>` the calendar
+//! mergers `mergecal` and `open-web-calendar` on them.
 //!
 //! `cargo bench --bench scale -- --orgs 100000 --events 20000` (one size);
 //! `cargo bench --bench scale -- --quick` (smoke: 5k organisations, 2k events).
