@@ -52,6 +52,8 @@ pub const DEFAULT_EVENT_TOLERANCE_MINUTES: i64 = 10;
 /// 105,024 a year of a 200,000-event region holds, so such a year publishes whole, while one
 /// rendering stays near 0.4 KB an event (about 100 MB at the bound) however big the store grows.
 pub const DEFAULT_CALENDAR_MAX_EVENTS: usize = 250_000;
+/// How long a client or a cache in front may reuse a public answer (`publish.max_age_secs`).
+pub const DEFAULT_MAX_AGE_SECS: u32 = 60;
 
 /// One problem found in a config file, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,6 +248,8 @@ pub struct Config {
 pub struct PublishConfig {
     /// Most single events one calendar response carries; past it the response says it was cut.
     pub calendar_max_events: usize,
+    /// `Cache-Control: public, max-age=` of every cacheable public answer (`max_age_secs`).
+    pub max_age_secs: u32,
 }
 
 /// `[sync]`: partner lifecycle.
@@ -309,6 +313,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawPublish {
     calendar_max_events: Option<i64>,
+    max_age_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -563,7 +568,7 @@ fn validate(
     })
 }
 
-/// `[publish]`: the calendar's bound.
+/// `[publish]`: the calendar's bound and how long public answers may be reused.
 fn validate_publish(raw: &RawPublish, problems: &mut Vec<Problem>) -> PublishConfig {
     let max = bounded(
         problems,
@@ -573,8 +578,17 @@ fn validate_publish(raw: &RawPublish, problems: &mut Vec<Problem>) -> PublishCon
         1..=100_000_000,
         "events",
     );
+    let max_age = bounded(
+        problems,
+        "publish.max_age_secs",
+        raw.max_age_secs,
+        i64::from(DEFAULT_MAX_AGE_SECS),
+        0..=86_400,
+        "seconds",
+    );
     PublishConfig {
         calendar_max_events: max as usize,
+        max_age_secs: max_age as u32,
     }
 }
 

@@ -2,7 +2,8 @@
 //! of the real daemon: cacheable answers are stored and served for the daemon's max-age, a sync's
 //! change shows through the cache once that runs out, expired entries are revalidated and the
 //! daemon answers them 304, gzip passes through as the daemon made it, and /metrics and admin
-//! routes are never stored. The max-age is the daemon's 60 s, so this test takes about a minute.
+//! routes are never stored. The daemon's max-age is configured down to 8 s (`publish.max_age_secs`;
+//! the default is 60), so the test waits seconds, not a minute.
 
 mod common;
 
@@ -14,8 +15,8 @@ use common::*;
 
 const CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx.conf");
 const TOKEN: &str = "nginx-test-token";
-/// The daemon's `Cache-Control: public, max-age=60`.
-const MAX_AGE: Duration = Duration::from_secs(60);
+/// The daemon's `Cache-Control: public, max-age=8`, as its config below sets it.
+const MAX_AGE: Duration = Duration::from_secs(8);
 
 /// `nginx`, or `None` (a loud skip) outside CI when it is not installed; in CI it must be there.
 fn nginx() -> Option<&'static str> {
@@ -141,7 +142,8 @@ fn nginx_caches_for_max_age_then_revalidates_and_shows_a_sync_change() {
     let Some(bin) = nginx() else { return };
     let partner = fake_partner(ics_feed(&feed("Coffee morning"), None));
     let env = TestEnv::new(&format!(
-        "[[partners]]\nid = \"cvs\"\nname = \"CVS\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"ical\"\nurl = \"{}\"\nretries = 0\n",
+        "[publish]\nmax_age_secs = {}\n\n[[partners]]\nid = \"cvs\"\nname = \"CVS\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"ical\"\nurl = \"{}\"\nretries = 0\n",
+        MAX_AGE.as_secs(),
         partner.url("/events.ics")
     ));
     let out = env.cmd(&["sync"]);
@@ -170,6 +172,10 @@ fn nginx_caches_for_max_age_then_revalidates_and_shows_a_sync_change() {
     let filled = Instant::now();
     let (s, h, body) = blocking_get(&cal).unwrap();
     assert_eq!((s, cache_status(&h).as_str()), (200, "MISS"), "{h:?}");
+    assert_eq!(
+        h["cache-control"],
+        format!("public, max-age={}", MAX_AGE.as_secs())
+    );
     assert!(body.contains("SUMMARY:Coffee morning"));
     let (_, h, _) = blocking_get(&one).unwrap();
     assert_eq!(cache_status(&h), "MISS");
@@ -276,4 +282,16 @@ fn nginx_caches_for_max_age_then_revalidates_and_shows_a_sync_change() {
     let (_, h, _) = blocking_get(&one).unwrap();
     assert_eq!(cache_status(&h), "HIT");
     daemon.stop();
+}
+
+#[test]
+fn check_config_names_a_max_age_out_of_range() {
+    let env = TestEnv::new("[publish]\nmax_age_secs = 100000\n");
+    let out = env.cmd(&["check-config"]);
+    assert!(!out.status.success());
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("publish.max_age_secs") && text.contains("86400"),
+        "{text}"
+    );
 }

@@ -105,7 +105,10 @@ const ROOT: &[(&str, Kind)] = &[
     ),
     (
         "publish",
-        Kind::Table(&[("calendar_max_events", Kind::Int)]),
+        Kind::Table(&[
+            ("calendar_max_events", Kind::Int),
+            ("max_age_secs", Kind::Int),
+        ]),
     ),
     ("partners", Kind::Tables(PARTNER)),
 ];

@@ -114,6 +114,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             count_requests,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            freshness,
+        ))
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::cors::CorsLayer::permissive())
         .with_state(state)
@@ -302,6 +306,33 @@ pub fn etag_of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     format!("\"{}\"", hex::encode(&h.finalize()[..16]))
 }
 
+/// What every cacheable answer says of its freshness until [`freshness`] puts the configured
+/// `publish.max_age_secs` in its place (it is the default).
+const PUBLIC_CACHE: &str = "public, max-age=60";
+
+/// Gives every cacheable answer the configured `publish.max_age_secs`, read per request so a
+/// reloaded config takes effect at once.
+async fn freshness(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    let secs = state.config().publish.max_age_secs;
+    if secs != crate::config::DEFAULT_MAX_AGE_SECS
+        && resp
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .map(|v| v.as_bytes())
+            == Some(PUBLIC_CACHE.as_bytes())
+    {
+        if let Ok(v) = header::HeaderValue::from_str(&format!("public, max-age={secs}")) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, v);
+        }
+    }
+    resp
+}
+
 /// A cacheable response: strong ETag over the body, Last-Modified, 304 when the client has it.
 pub fn cached(
     req: &HeaderMap,
@@ -341,7 +372,7 @@ pub fn cached_with_etag(
 
     let mut builder = Response::builder()
         .header(header::ETAG, etag)
-        .header(header::CACHE_CONTROL, "public, max-age=60");
+        .header(header::CACHE_CONTROL, PUBLIC_CACHE);
     if let Some(lm) = &lm {
         builder = builder.header(header::LAST_MODIFIED, lm);
     }
