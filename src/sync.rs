@@ -850,26 +850,13 @@ fn apply(
     data: Vec<FeedData>,
     settings: &dedupe::Settings,
 ) -> Result<(Outcome, RunCounts), SyncError> {
-    let (run_id, force, defer) = (plan.id, plan.force, plan.defer);
+    let (run_id, defer) = (plan.id, plan.defer);
     plan.progress.set_stage(Stage::Applying);
     let now = chrono::Utc::now();
     let now_s = store::timestamp(now);
-    let pid = partner.id.as_str();
-    let mut tally = Tally::default();
-
     let mut conn = store.writer();
     let tx = conn.transaction().map_err(StoreError::from)?;
-    store::upsert_partner(&tx, pid, &partner.name, partner.priority)?;
-    let guard = Guard::new(partner, now, force);
-    let at = Applying {
-        tx: &tx,
-        pid,
-        now_s: &now_s,
-        guard: &guard,
-    };
-    for fd in data {
-        apply_feed(&at, fd, &mut tally)?;
-    }
+    let mut tally = write_feeds(&tx, partner, data, now, plan.force)?;
     tally.counts.rejected = tally.rejections.len();
     tally.counts.warned = tally.warnings.len();
     // Removed partners whose grace period ran out are withdrawn with the kinds resolved below.
@@ -898,6 +885,32 @@ fn apply(
         store::release_freed_memory();
     }
     Ok((outcome, tally.counts))
+}
+
+/// Writes a partner's gathered feeds in `tx` (the partner's row, its records, deletions within
+/// the guard unless `force`, each feed's state) and adds up what they did.
+fn write_feeds(
+    tx: &rusqlite::Transaction,
+    partner: &Partner,
+    data: Vec<FeedData>,
+    now: chrono::DateTime<chrono::Utc>,
+    force: bool,
+) -> Result<Tally, SyncError> {
+    let pid = partner.id.as_str();
+    let now_s = store::timestamp(now);
+    store::upsert_partner(tx, pid, &partner.name, partner.priority)?;
+    let guard = Guard::new(partner, now, force);
+    let at = Applying {
+        tx,
+        pid,
+        now_s: &now_s,
+        guard: &guard,
+    };
+    let mut tally = Tally::default();
+    for fd in data {
+        apply_feed(&at, fd, &mut tally)?;
+    }
+    Ok(tally)
 }
 
 /// What every feed of one sync's transaction writes with.

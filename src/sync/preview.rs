@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use super::{
-    apply_feed, blocking, gather, Applying, FeedData, Guard, Harvesting, Progress, SeenSeries,
-    Stage, SyncContext, SyncError, SyncOptions, Tally,
+    blocking, gather, write_feeds, FeedData, Harvesting, Progress, SeenSeries, Stage, SyncContext,
+    SyncError, SyncOptions,
 };
 use crate::config::{Feed, Partner, PartnerId, Schedule};
 use crate::model::Payload;
 use crate::store::runs::StoredRejection;
-use crate::store::{self, console, Store, StoreError};
+use crate::store::{console, Store, StoreError};
 
 /// What a source would bring if it were a partner's feed.
 #[derive(Debug, Clone, Default)]
@@ -111,26 +111,13 @@ fn trial(
     settings: &crate::dedupe::Settings,
 ) -> Result<Preview, SyncError> {
     let now = chrono::Utc::now();
-    let now_s = store::timestamp(now);
-    let pid = partner.id.as_str();
-    let mut tally = Tally::default();
     let mut conn = store.writer();
     let tx = conn.transaction().map_err(StoreError::from)?;
-    store::upsert_partner(&tx, pid, &partner.name, partner.priority)?;
-    let guard = Guard::new(partner, now, true);
-    let at = Applying {
-        tx: &tx,
-        pid,
-        now_s: &now_s,
-        guard: &guard,
-    };
-    for fd in data {
-        apply_feed(&at, fd, &mut tally)?;
-    }
+    let mut tally = write_feeds(&tx, partner, data, now, true)?;
     for kind in std::mem::take(&mut tally.touched) {
         crate::resolve::resolve_kind(&tx, kind, settings, now)?;
     }
-    let shared = console::shared_entities(&tx, pid)?;
+    let shared = console::shared_entities(&tx, partner.id.as_str())?;
     // Dropped, not committed: the records, their entities and every change they made go.
     drop(tx);
     drop(conn);
