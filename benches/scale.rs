@@ -785,7 +785,7 @@ fn against_nginx(cal: &str, dir: &Path) {
     let ngx_dir = dir.join("nginx");
     let _ = std::fs::create_dir_all(&ngx_dir);
     let files = [("calendar.ics".to_string(), body)];
-    let (mut child, addr) = match nginx::start(&ngx_dir, &files, "text/calendar") {
+    let (child, addr) = match nginx::start(&ngx_dir, &files, "text/calendar") {
         Ok(v) => v,
         Err(e) => {
             println!("load, calendar.ics against nginx: not run ({e})");
@@ -793,8 +793,7 @@ fn against_nginx(cal: &str, dir: &Path) {
         }
     };
     let (ours, theirs) = (wrk(cal), wrk(&format!("http://{addr}/calendar.ics")));
-    let _ = child.kill();
-    let _ = child.wait();
+    nginx::stop(child);
     if let (Some(o), Some(t)) = (ours, theirs) {
         let rate = |s: &str| -> f64 {
             s.split_whitespace()

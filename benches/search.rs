@@ -309,7 +309,7 @@ fn main() {
         .iter()
         .map(|(n, b, _)| (n.clone(), b.clone()))
         .collect();
-    let (mut nginx, ngx) =
+    let (nginx, ngx) =
         nginx::start(dir.path(), &files, "application/json").unwrap_or_else(|e| fail(&e));
     for ((name, body, path), q) in bodies.iter().zip(&loaded) {
         let (status, served, _) = get(&ngx, &format!("/{name}"));
@@ -325,8 +325,7 @@ fn main() {
             ours.0 / theirs.0.max(1e-9)
         );
     }
-    let _ = nginx.kill();
-    let _ = nginx.wait();
+    nginx::stop(nginx);
     let _ = daemon.kill();
     let _ = daemon.wait();
     // `--keep` leaves the feeds, config and store behind (to time a sync by another build).

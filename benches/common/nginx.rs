@@ -51,6 +51,15 @@ pub fn start(
     Ok((child, addr))
 }
 
+/// Stops nginx and its workers: SIGTERM to the master, which takes its workers down (a SIGKILL
+/// would leave them running, orphaned, holding the port).
+pub fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
