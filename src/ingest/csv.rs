@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::times::{instant, DEFAULT_TZ};
-use super::ParseError;
+use super::{geo, ParseError};
 use crate::model::{
     Address, Event, EventStatus, Identifiers, Location, Organisation, Organiser, ParsedFeed,
     Payload, RecordKind, Rejection, SourceRecord,
@@ -40,6 +40,19 @@ impl Row<'_> {
             .unwrap_or_default()
     }
 
+    /// The row's point: `latitude`/`longitude` columns, else the short names exports use
+    /// (`lat`, and `lng`, `lon` or `long`). A point that fails the check is left out with a note
+    /// for the feed's warnings; the row still lands.
+    fn point(&self, notes: &mut Vec<String>) -> Option<geo::Point> {
+        let first = |names: &[&str]| names.iter().find_map(|c| self.get(c));
+        let lat = first(&["latitude", "lat"]).map(serde_json::Value::String);
+        let lon = first(&["longitude", "lng", "lon", "long"]).map(serde_json::Value::String);
+        geo::from_json(lat.as_ref(), lon.as_ref()).unwrap_or_else(|reason| {
+            notes.push(format!("point left out: {reason}"));
+            None
+        })
+    }
+
     fn flag(&self, col: &str) -> Result<bool, String> {
         match self.get(col).map(|v| v.to_ascii_lowercase()).as_deref() {
             None | Some("false" | "no" | "n" | "0") => Ok(false),
@@ -65,6 +78,8 @@ const ORGANISATION_COLUMNS: &[&str] = &[
     "locality",
     "region",
     "postcode",
+    "latitude",
+    "longitude",
     "categories",
     "url",
     "updated_at",
@@ -84,6 +99,8 @@ const EVENT_COLUMNS: &[&str] = &[
     "location_name",
     "location_address",
     "postcode",
+    "latitude",
+    "longitude",
     "online",
     "location_url",
     "url",
@@ -184,11 +201,14 @@ pub fn parse_mapped(
                 .collect(),
         };
         let id = row.get("id");
+        let mut notes = Vec::new();
         let result = match &id {
             None => Err("no id".to_string()),
             Some(id) => match kind {
-                RecordKind::Organisations => organisation(&row).map(Payload::Organisation),
-                RecordKind::Events => event(&row).map(Payload::Event),
+                RecordKind::Organisations => {
+                    organisation(&row, &mut notes).map(Payload::Organisation)
+                }
+                RecordKind::Events => event(&row, &mut notes).map(Payload::Event),
             }
             .map(|payload| (id.clone(), payload)),
         };
@@ -201,6 +221,10 @@ pub fn parse_mapped(
                     });
                     continue;
                 }
+                feed.warnings.extend(notes.drain(..).map(|note| Rejection {
+                    source_id: Some(id.clone()),
+                    reason: format!("row {n}: {note}"),
+                }));
                 let updated_at = row
                     .get("updated_at")
                     .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
@@ -248,8 +272,9 @@ fn apply_mapping(
     Ok(headers)
 }
 
-fn organisation(row: &Row) -> Result<Organisation, String> {
+fn organisation(row: &Row, notes: &mut Vec<String>) -> Result<Organisation, String> {
     let name = row.get("name").ok_or("no name")?;
+    let point = row.point(notes);
     Ok(Organisation {
         name,
         alternate_names: row.list("alternate_names"),
@@ -268,14 +293,16 @@ fn organisation(row: &Row) -> Result<Organisation, String> {
             locality: row.get("locality"),
             region: row.get("region"),
             postcode: row.get("postcode"),
-            ..Address::default()
+            latitude: point.map(|p| p.0),
+            longitude: point.map(|p| p.1),
         },
         categories: row.list("categories"),
     })
 }
 
-fn event(row: &Row) -> Result<Event, String> {
+fn event(row: &Row, notes: &mut Vec<String>) -> Result<Event, String> {
     let title = row.get("title").ok_or("no title")?;
+    let point = row.point(notes);
     let tz: chrono_tz::Tz = match row.get("timezone") {
         None => DEFAULT_TZ,
         Some(name) => name
@@ -318,7 +345,8 @@ fn event(row: &Row) -> Result<Event, String> {
             postcode: row.get("postcode"),
             online: row.flag("online")?,
             url: row.get("location_url"),
-            ..Location::default()
+            latitude: point.map(|p| p.0),
+            longitude: point.map(|p| p.1),
         },
         url: row.get("url"),
         booking_url: row.get("booking_url"),
@@ -421,6 +449,59 @@ mod tests {
             err.to_string()
                 .contains("columns.website maps to \"Web Site\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn coordinates_are_read_under_their_common_names_and_bad_ones_warned() {
+        let csv = "id,name,postcode,Lat,Lng\n\
+                   a,Alpha,CW1 2AB,53.0979,-2.4411\n\
+                   b,Beta,CW1 2AB,,\n\
+                   c,Gamma,CW1 2AB,95,-2.4\n\
+                   d,Delta,CW1 2AB,53.1,\n";
+        let feed = parse(RecordKind::Organisations, csv.as_bytes()).unwrap();
+        let points: Vec<_> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Organisation(o) => (o.address.latitude, o.address.longitude),
+                Payload::Event(_) => panic!("an organisation feed"),
+            })
+            .collect();
+        assert_eq!(
+            points,
+            vec![
+                (Some(53.0979), Some(-2.4411)),
+                (None, None),
+                (None, None),
+                (None, None)
+            ]
+        );
+        assert!(feed.rejections.is_empty(), "every row lands");
+        let warned: Vec<&str> = feed.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(
+            warned[0].starts_with("row 4: point left out: latitude 95"),
+            "{warned:?}"
+        );
+        assert!(
+            warned[1].contains("latitude without longitude"),
+            "{warned:?}"
+        );
+
+        // Events: `latitude`/`longitude`, or a partner's own headers through `columns`.
+        let csv = "id,title,start,Y,X\ne1,Walk,2027-05-01T10:00:00,51.5,-0.12\n";
+        let mapping = BTreeMap::from([
+            ("latitude".to_string(), "Y".to_string()),
+            ("longitude".to_string(), "X".to_string()),
+        ]);
+        let feed = parse_mapped(RecordKind::Events, csv.as_bytes(), &mapping).unwrap();
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("an event feed")
+        };
+        assert_eq!(
+            (e.location.latitude, e.location.longitude),
+            (Some(51.5), Some(-0.12))
         );
     }
 

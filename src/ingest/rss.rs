@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 
 use super::times::{instant, local_time, DEFAULT_TZ};
-use super::{dates_in_text, feed_xml, html, ParseError};
+use super::{dates_in_text, feed_xml, geo, html, ParseError};
 use crate::model::{
     Event, EventStatus, Location, Organiser, ParsedFeed, Payload, Rejection, SourceRecord,
 };
@@ -19,6 +19,10 @@ const EVENT_MODULE_NS: &str = "http://purl.org/rss/1.0/modules/event/";
 const XCAL_NS: &str = "urn:ietf:params:xml:ns:xcal";
 /// The W3C RDF Calendar vocabulary some feeds embed as `ical:dtstart`.
 const RDFCAL_NS: &str = "http://www.w3.org/2002/12/cal/ical#";
+/// GeoRSS Simple (`georss:point`, "latitude longitude").
+const GEORSS_NS: &str = "http://www.georss.org/georss";
+/// W3C Basic Geo (`geo:lat`, `geo:long`).
+const W3C_GEO_NS: &str = "http://www.w3.org/2003/01/geo/wgs84_pos#";
 
 /// A feed item, whichever dialect it came in.
 #[derive(Default)]
@@ -65,13 +69,21 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedFeed, ParseError> {
             });
             continue;
         }
-        match event(&post) {
-            Ok(e) => feed.records.push(SourceRecord {
-                source_id: id,
-                url: post.link.clone(),
-                updated_at: post.published,
-                payload: Payload::Event(e),
-            }),
+        let mut notes = Vec::new();
+        match event(&post, &mut notes) {
+            Ok(e) => {
+                feed.warnings
+                    .extend(notes.into_iter().map(|reason| Rejection {
+                        source_id: Some(id.clone()),
+                        reason,
+                    }));
+                feed.records.push(SourceRecord {
+                    source_id: id,
+                    url: post.link.clone(),
+                    updated_at: post.published,
+                    payload: Payload::Event(e),
+                })
+            }
             Err(reason) => feed.rejections.push(Rejection {
                 source_id: Some(id),
                 reason,
@@ -234,7 +246,33 @@ fn local(t: NaiveDateTime) -> Result<DateTime<FixedOffset>, String> {
     local_time(DEFAULT_TZ, t).ok_or_else(|| format!("{t} does not exist in {}", DEFAULT_TZ.name()))
 }
 
-fn event(post: &Post) -> Result<Event, String> {
+/// The post's point: GeoRSS Simple's `georss:point`, else W3C Basic Geo's `geo:lat` and
+/// `geo:long`. A point that fails the check is left out with a note for the feed's warnings; the
+/// event still lands.
+fn point(post: &Post, notes: &mut Vec<String>) -> Option<geo::Point> {
+    let text = |s: &str| serde_json::Value::String(s.to_string());
+    let found = match ext(post, &[(GEORSS_NS, "point"), ("georss", "point")]) {
+        Some(p) => match p.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [lat, lon] => geo::from_json(Some(&text(lat)), Some(&text(lon))),
+            _ => Err(format!("georss:point {p:?} is not \"latitude longitude\"")),
+        },
+        None => geo::from_json(
+            ext(post, &[(W3C_GEO_NS, "lat"), ("geo", "lat")])
+                .map(text)
+                .as_ref(),
+            ext(post, &[(W3C_GEO_NS, "long"), ("geo", "long")])
+                .map(text)
+                .as_ref(),
+        ),
+    };
+    found.unwrap_or_else(|reason| {
+        notes.push(format!("point left out: {reason}"));
+        None
+    })
+}
+
+fn event(post: &Post, notes: &mut Vec<String>) -> Result<Event, String> {
+    let point = point(post, notes);
     let title = post
         .title
         .clone()
@@ -326,6 +364,8 @@ fn event(post: &Post) -> Result<Event, String> {
         location: Location {
             name: location_text.map(str::to_string),
             online,
+            latitude: point.map(|p| p.0),
+            longitude: point.map(|p| p.1),
             ..Location::default()
         },
         url: post.link.clone(),
@@ -547,6 +587,61 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn georss_and_w3c_geo_points_are_read_and_bad_ones_warned() {
+        let item = |guid: &str, geo: &str| {
+            format!("<item><title>Walk {guid}</title><guid>{guid}</guid><ev:startdate>2027-05-01T10:00:00+01:00</ev:startdate>{geo}</item>")
+        };
+        let rss = format!(
+            r#"<?xml version="1.0"?><rss version="2.0" xmlns:ev="http://purl.org/rss/1.0/modules/event/" xmlns:georss="http://www.georss.org/georss" xmlns:w="http://www.w3.org/2003/01/geo/wgs84_pos#"><channel><title>t</title><link>https://x.example/</link><description>d</description>{}{}{}{}</channel></rss>"#,
+            item("a", "<georss:point>53.0979 -2.4411</georss:point>"),
+            item("b", "<w:lat>51.5</w:lat><w:long>-0.12</w:long>"),
+            item("c", "<georss:point>53.0979</georss:point>"),
+            item("d", "<w:lat>51.5</w:lat><w:long>-200</w:long>"),
+        );
+        let feed = parse(rss.as_bytes()).unwrap();
+        let points: Vec<_> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => (e.location.latitude, e.location.longitude),
+                Payload::Organisation(_) => panic!("an event feed"),
+            })
+            .collect();
+        assert_eq!(
+            points,
+            vec![
+                (Some(53.0979), Some(-2.4411)),
+                (Some(51.5), Some(-0.12)),
+                (None, None),
+                (None, None)
+            ]
+        );
+        let warned: Vec<(Option<&str>, &str)> = feed
+            .warnings
+            .iter()
+            .map(|w| (w.source_id.as_deref(), w.reason.as_str()))
+            .collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert_eq!(warned[0].0, Some("c"));
+        assert!(
+            warned[0].1.contains("is not \"latitude longitude\""),
+            "{warned:?}"
+        );
+        assert!(warned[1].1.contains("longitude -200"), "{warned:?}");
+
+        let atom = r#"<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xmlns:georss="http://www.georss.org/georss" xmlns:ev="http://purl.org/rss/1.0/modules/event/"><title>t</title><id>urn:t</id><updated>2027-01-01T00:00:00Z</updated>
+<entry><title>Fair</title><id>urn:fair</id><updated>2027-01-01T00:00:00Z</updated><ev:startdate>2027-06-01T10:00:00+01:00</ev:startdate><georss:point>52.2 0.12</georss:point></entry></feed>"#;
+        let feed = parse(atom.as_bytes()).unwrap();
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("an event feed")
+        };
+        assert_eq!(
+            (e.location.latitude, e.location.longitude),
+            (Some(52.2), Some(0.12))
+        );
     }
 
     #[test]

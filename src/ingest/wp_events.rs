@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::times::{local_time, DEFAULT_TZ};
 use super::tributary_json::item_id;
 use super::{
-    json_page, json_str, next_numbered_page, Collected, Harvested, PageRequest, ParseError,
+    geo, json_page, json_str, next_numbered_page, Collected, Harvested, PageRequest, ParseError,
 };
 use crate::model::{Event, EventStatus, Location, Organiser, Payload, Rejection, SourceRecord};
 
@@ -18,6 +18,7 @@ const FORMAT: &str = "wp-events";
 pub struct Harvest {
     records: Collected,
     rejections: Vec<Rejection>,
+    warnings: Vec<Rejection>,
 }
 
 fn names(v: &Value, key: &str, field: &str) -> Vec<String> {
@@ -48,15 +49,25 @@ impl Harvest {
                     continue;
                 }
             };
-            match event(e) {
-                Ok(ev) => self.records.put(SourceRecord {
-                    source_id: id,
-                    url: json_str(e, "url"),
-                    updated_at: json_str(e, "modified_utc")
-                        .and_then(|m| NaiveDateTime::parse_from_str(&m, "%Y-%m-%d %H:%M:%S").ok())
-                        .map(|m| m.and_utc().fixed_offset()),
-                    payload: Payload::Event(ev),
-                }),
+            let mut notes = Vec::new();
+            match event(e, &mut notes) {
+                Ok(ev) => {
+                    self.warnings
+                        .extend(notes.into_iter().map(|reason| Rejection {
+                            source_id: Some(id.clone()),
+                            reason,
+                        }));
+                    self.records.put(SourceRecord {
+                        source_id: id,
+                        url: json_str(e, "url"),
+                        updated_at: json_str(e, "modified_utc")
+                            .and_then(|m| {
+                                NaiveDateTime::parse_from_str(&m, "%Y-%m-%d %H:%M:%S").ok()
+                            })
+                            .map(|m| m.and_utc().fixed_offset()),
+                        payload: Payload::Event(ev),
+                    })
+                }
                 Err(reason) => self.rejections.push(Rejection {
                     source_id: Some(id),
                     reason,
@@ -74,7 +85,9 @@ impl Harvest {
     }
 
     pub fn finish(self) -> Harvested {
-        Harvested::whole(self.records.into_records(), self.rejections)
+        let mut out = Harvested::whole(self.records.into_records(), self.rejections);
+        out.parsed.warnings = self.warnings;
+        out
     }
 }
 
@@ -103,7 +116,23 @@ fn time(
     }
 }
 
-fn event(e: &Value) -> Result<Event, String> {
+/// The venue's point: The Events Calendar's REST API writes `geo_lat`/`geo_lng` (with its maps
+/// add-on), other exporters `latitude`/`longitude`. A point that fails the check is left out with
+/// a note for the feed's warnings; the event still lands.
+fn venue_point(venue: Option<&Value>, notes: &mut Vec<String>) -> Option<geo::Point> {
+    let v = venue?;
+    let read = |lat: &str, lon: &str| geo::from_json(v.get(lat), v.get(lon));
+    let found = match read("geo_lat", "geo_lng") {
+        Ok(None) => read("latitude", "longitude"),
+        other => other,
+    };
+    found.unwrap_or_else(|reason| {
+        notes.push(format!("venue point left out: {reason}"));
+        None
+    })
+}
+
+fn event(e: &Value, notes: &mut Vec<String>) -> Result<Event, String> {
     let title = json_str(e, "title").ok_or("event has no title")?;
     let tz: chrono_tz::Tz = match json_str(e, "timezone") {
         // TEC writes fixed offsets as "UTC+1"; those carry no DST rules, so London is the better guess.
@@ -130,6 +159,7 @@ fn event(e: &Value) -> Result<Event, String> {
         let n = n.to_ascii_lowercase();
         n.contains("online") || n.contains("virtual") || n.contains("zoom") || n.contains("teams")
     });
+    let point = venue_point(venue, notes);
     let address: Vec<String> = venue
         .map(|v| {
             ["address", "city"]
@@ -164,7 +194,8 @@ fn event(e: &Value) -> Result<Event, String> {
             postcode: venue.and_then(|v| json_str(v, "zip")),
             online,
             url: None,
-            ..Location::default()
+            latitude: point.map(|p| p.0),
+            longitude: point.map(|p| p.1),
         },
         url: json_str(e, "url"),
         booking_url: json_str(e, "website"),
@@ -224,6 +255,53 @@ mod tests {
         assert_eq!(week.start.to_rfc3339(), "2027-06-01T00:00:00+01:00");
         assert_eq!(week.end.unwrap().to_rfc3339(), "2027-06-08T00:00:00+01:00");
         assert!(out.parsed.rejections[0].reason.contains("start_date"));
+    }
+
+    #[test]
+    fn venue_points_are_read_and_bad_ones_left_out_with_a_warning() {
+        let body = br#"{"events":[
+            {"id":1,"title":"Maps","start_date":"2027-03-01 10:00:00","timezone":"Europe/London",
+             "venue":{"venue":"Hall","zip":"CW1 2AB","geo_lat":"53.0979","geo_lng":"-2.4411"}},
+            {"id":2,"title":"Plain","start_date":"2027-03-01 10:00:00","timezone":"Europe/London",
+             "venue":{"venue":"Barn","latitude":51.5,"longitude":-0.12}},
+            {"id":3,"title":"Broken","start_date":"2027-03-01 10:00:00","timezone":"Europe/London",
+             "venue":{"venue":"Moon","geo_lat":"153.1","geo_lng":"-2.4"}},
+            {"id":4,"title":"Half","start_date":"2027-03-01 10:00:00","timezone":"Europe/London",
+             "venue":{"venue":"Half","geo_lat":"53.1"}}]}"#;
+        let mut h = Harvest::default();
+        h.add_page("https://x.example/p", body).unwrap();
+        let out = h.finish();
+        let points: Vec<(Option<f64>, Option<f64>)> = out
+            .parsed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => (e.location.latitude, e.location.longitude),
+                Payload::Organisation(_) => panic!("an event feed"),
+            })
+            .collect();
+        assert_eq!(
+            points,
+            vec![
+                (Some(53.0979), Some(-2.4411)),
+                (Some(51.5), Some(-0.12)),
+                (None, None),
+                (None, None)
+            ]
+        );
+        assert!(out.parsed.rejections.is_empty(), "the events still land");
+        let warned: Vec<_> = out
+            .parsed
+            .warnings
+            .iter()
+            .map(|w| (w.source_id.clone(), w.reason.clone()))
+            .collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].1.contains("latitude 153.1"), "{warned:?}");
+        assert!(
+            warned[1].1.contains("latitude without longitude"),
+            "{warned:?}"
+        );
     }
 
     #[test]

@@ -309,29 +309,19 @@ fn services_listing(
     Ok(oruk::page(contents, total, l.page, l.per_page))
 }
 
-/// The search within `metres` of `postcode`'s centroid, with the loaded postcodes in it (the
-/// postcode itself included); `param` names the request parameter a postcode the centroids lack
-/// is blamed on.
+/// The search within `metres` of `postcode`'s centroid; `param` names the request parameter a
+/// postcode the centroids lack is blamed on.
 pub(super) fn postcodes_near(
     conn: &Connection,
     param: &str,
     postcode: &str,
     metres: f64,
 ) -> Result<places::Near, ApiError> {
-    let Some(centre) = places::centroid(conn, postcode)? else {
-        return Err(ApiError::bad_param(
+    places::Near::around(conn, postcode, metres)?.ok_or_else(|| {
+        ApiError::bad_param(
             param,
             format!("{postcode} is not in this server's postcode centroids"),
-        ));
-    };
-    let mut within = places::postcodes_within(conn, centre, metres)?;
-    if !within.iter().any(|p| p == postcode) {
-        within.push(postcode.to_string());
-    }
-    Ok(places::Near {
-        centre,
-        metres,
-        postcodes: within,
+        )
     })
 }
 

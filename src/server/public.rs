@@ -189,7 +189,11 @@ pub async fn organisations(
     );
     let credits = super::licences::attributions(&state.config());
     // Licences are applied as pages render: a reloaded licence must not be served from the cache.
-    let key = format!("organisations|{keys:?}|{}", credits.fingerprint());
+    let key = format!(
+        "organisations|{keys:?}|{}{}",
+        credits.fingerprint(),
+        centroids_key(&state, near.is_some())
+    );
     let st = state.clone();
     let render = move || {
         if near.is_some() {
@@ -202,7 +206,8 @@ pub async fn organisations(
             // their postcode's centroid, as ORUK's search), in name order.
             Some((postcode, metres)) => {
                 let near = super::oruk_routes::postcodes_near(&conn, "near", postcode, *metres)?;
-                let at = crate::store::places::rows_near(&conn, RecordKind::Organisations, &near)?;
+                let at =
+                    crate::store::places::placed_near(&conn, RecordKind::Organisations, &near)?;
                 match &after {
                     Some(entities::OrgCursor::Ranked { .. }) => None,
                     Some(entities::OrgCursor::Name { sort_key, id }) => {
@@ -253,6 +258,20 @@ pub async fn organisations(
 }
 
 /// `near=<postcode>&within=<km>`, both or neither; not with `postcode_area`.
+/// A distance search's page depends on the centroid file as well as the store: the file as it is
+/// now (its fingerprint) is part of the page's cache key, so after the operator replaces the file
+/// the next search loads it instead of serving a page placed by the old one.
+fn centroids_key(state: &AppState, near: bool) -> String {
+    let path = state.config().store.postcode_centroids.clone();
+    match path.filter(|_| near) {
+        None => String::new(),
+        Some(path) => format!(
+            "|{}",
+            crate::store::places::fingerprint(&path).unwrap_or_default()
+        ),
+    }
+}
+
 fn near_within(p: &HashMap<String, String>, f: &Filter) -> Result<Option<(String, f64)>, ApiError> {
     let (near, within) = match (p.get("near"), p.get("within")) {
         (None, None) => return Ok(None),
@@ -542,10 +561,11 @@ pub async fn events(
     let credits = super::licences::attributions(&state.config());
     // Licences are applied as pages render: a reloaded licence must not be served from the cache.
     let key = format!(
-        "events|{}|{}|{keys:?}|{}",
+        "events|{}|{}|{keys:?}|{}{}",
         from.timestamp(),
         to.timestamp(),
-        credits.fingerprint()
+        credits.fingerprint(),
+        centroids_key(&state, near.is_some())
     );
     let st = state.clone();
     let render = move || {

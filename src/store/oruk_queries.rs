@@ -246,22 +246,56 @@ pub fn id_at(conn: &Connection, rowid: i64) -> Result<Option<String>> {
         .optional()?)
 }
 
-/// A page of the live organisations among `rows` (a distance search's row ids), in name order
-/// after the `(sort_key, id)` cursor, with the JSON API's other filters: the `near` search of
-/// `/v1/organisations`.
+/// A page of the live organisations among `placed` (a distance search's, in name order), after
+/// the `(sort_key, id)` cursor, with the JSON API's other filters: the `near` search of
+/// `/v1/organisations`. Only the rows the page needs are read: the found rows are taken in name
+/// order a slice at a time (each twice the last, so a filter that keeps few rows costs a few
+/// reads, not one per row), until the page is full.
 pub fn organisations_at(
     conn: &Connection,
     f: &super::entities::Filter,
-    rows: &[i64],
+    placed: &[super::places::Placed],
     after: Option<(&str, &str)>,
     limit: usize,
 ) -> Result<Vec<OrgRow>> {
-    let mut sql = String::from(
-        "SELECT sort_key, id, body FROM entities
-         WHERE deleted_at IS NULL AND kind = 'organisations'
-         AND rowid IN (SELECT value FROM json_each(?))",
-    );
-    let mut args = vec![id_list(rows)];
-    super::entities::filter_sql(RecordKind::Organisations, f, &mut sql, &mut args);
-    super::entities::name_page(conn, sql, args, after, limit)
+    // Rows named before the cursor's name cannot follow it; equal names are left to the query,
+    // which breaks ties by id.
+    let start = after.map_or(0, |(k, _)| {
+        placed.partition_point(|p| p.sort_key.as_str() < k)
+    });
+    let mut rest = placed.get(start..).unwrap_or_default();
+    let mut out: Vec<OrgRow> = Vec::new();
+    let mut slice = limit.max(1);
+    while !rest.is_empty() && out.len() < limit {
+        let end = slice_end(rest, slice);
+        let (taken, left) = rest.split_at(end);
+        let rows: Vec<i64> = taken.iter().map(|p| p.row).collect();
+        let mut sql = String::from(
+            "SELECT sort_key, id, body FROM entities
+             WHERE deleted_at IS NULL AND kind = 'organisations'
+             AND rowid IN (SELECT value FROM json_each(?))",
+        );
+        let mut args = vec![id_list(&rows)];
+        super::entities::filter_sql(RecordKind::Organisations, f, &mut sql, &mut args);
+        out.extend(super::entities::name_page(
+            conn,
+            sql,
+            args,
+            after,
+            limit - out.len(),
+        )?);
+        rest = left;
+        slice = slice.saturating_mul(2);
+    }
+    Ok(out)
+}
+
+/// Where a slice of `want` rows of the name-ordered `placed` ends: never between two equal
+/// names, whose order (by id) only the query knows, so the slices' pages follow each other.
+fn slice_end(placed: &[super::places::Placed], want: usize) -> usize {
+    let mut end = want.min(placed.len());
+    while end > 0 && end < placed.len() && placed[end].sort_key == placed[end - 1].sort_key {
+        end += 1;
+    }
+    end
 }

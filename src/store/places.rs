@@ -1,6 +1,7 @@
-//! Postcode centroids for distance search: loads the operator's ONS Postcode Directory CSV into
-//! the store (an R*Tree over the centroids), and answers which postcodes lie within a distance of
-//! a point — a bounding-box read of the R*Tree, then the exact great-circle check.
+//! Distance search: loads the operator's ONS Postcode Directory CSV of postcode centroids into
+//! the store, and finds the records within a distance of a point — every placed record (by its
+//! partner's point, else its postcode's centroid) is a row of one table keyed by grid cell: a
+//! range read per band of the box around the circle, then the exact great-circle check.
 
 use std::path::Path;
 
@@ -47,7 +48,9 @@ pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
     2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
 }
 
-fn fingerprint(path: &Path) -> Result<String, PlacesError> {
+/// What identifies a centroid file as it is now (path, size, modification time): the store loads
+/// it again when this changes.
+pub fn fingerprint(path: &Path) -> Result<String, PlacesError> {
     let meta = std::fs::metadata(path).map_err(|source| PlacesError::Io {
         path: path.display().to_string(),
         source,
@@ -148,6 +151,7 @@ pub fn load(conn: &mut Connection, path: &Path) -> Result<LoadStats, PlacesError
             }
         }
     }
+    place_by_new_centroids(&tx)?;
     tx.execute(
         "INSERT INTO postcode_source (id, fingerprint) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint",
@@ -155,6 +159,17 @@ pub fn load(conn: &mut Connection, path: &Path) -> Result<LoadStats, PlacesError
     )?;
     tx.commit()?;
     Ok(stats)
+}
+
+/// Places again every record the old centroids placed, and every one the new set places (those
+/// with a partner-given point keep their row): the triggers place records as they are written,
+/// but not when the centroids under them change.
+fn place_by_new_centroids(tx: &rusqlite::Transaction) -> Result<(), PlacesError> {
+    tx.execute_batch(
+        "DELETE FROM entity_places WHERE by_postcode;
+         INSERT INTO entity_places SELECT * FROM entity_place_rows WHERE by_postcode;",
+    )?;
+    Ok(())
 }
 
 /// A postcode's centroid (latitude, longitude), if the loaded set has it.
@@ -188,128 +203,151 @@ fn box_half_sides(centre: (f64, f64), metres: f64) -> (f64, f64) {
     (dlat, dlon)
 }
 
-/// A distance search: the circle, and the loaded postcodes whose centroids lie in it (the
-/// searched postcode always among them).
-#[derive(Debug, Clone, PartialEq)]
+/// A distance search: the circle about a postcode's centroid.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Near {
     pub centre: (f64, f64),
     pub metres: f64,
-    pub postcodes: Vec<String>,
 }
 
-/// Row ids of the live entities of `kind` inside the circle, found through the R*Trees: by the
-/// point a partner gave when there is one (`entity_points`), else by their postcode's centroid
-/// (the postcodes `near` holds, then the kind's postcode index). In no particular order.
+impl Near {
+    /// The circle of `metres` about `postcode`'s centroid, if the loaded set has the postcode.
+    pub fn around(
+        conn: &Connection,
+        postcode: &str,
+        metres: f64,
+    ) -> Result<Option<Near>, StoreError> {
+        Ok(centroid(conn, postcode)?.map(|centre| Near { centre, metres }))
+    }
+}
+
+/// A record found by a distance search, with its key in the name order (`entities.sort_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub row: i64,
+    pub sort_key: String,
+}
+
+/// Side of a grid cell of `entity_places`, in degrees, and cells per band of latitude; the
+/// migration's `entity_place_rows` computes a place's cell with the same numbers.
+const CELL_DEG: f64 = 0.05;
+const BAND_CELLS: i64 = 8192;
+
+/// The band of latitude and the column of longitude of a point's cell: both only grow with the
+/// coordinate, so the cells of a box's corners bound the cells of every point in it.
+fn band(lat: f64) -> i64 {
+    ((lat.clamp(-90.0, 90.0) + 90.0) / CELL_DEG) as i64
+}
+
+fn column(lon: f64) -> i64 {
+    ((lon.clamp(-180.0, 180.0) + 180.0) / CELL_DEG) as i64
+}
+
+fn kind_code(kind: crate::model::RecordKind) -> i64 {
+    match kind {
+        crate::model::RecordKind::Organisations => 0,
+        crate::model::RecordKind::Events => 1,
+    }
+}
+
+/// The live records of `kind` inside the circle, in name order (`sort_key`, as SQLite's binary
+/// collation orders it): each is placed by the point its partner gave, else by its postcode's
+/// centroid, and both kinds of place are rows of the one table of places.
+pub fn placed_near(
+    conn: &Connection,
+    kind: crate::model::RecordKind,
+    near: &Near,
+) -> Result<Vec<Placed>, StoreError> {
+    let mut found = places_in_circle(conn, kind, near, |r| {
+        Ok(Placed {
+            row: r.get(0)?,
+            sort_key: r.get(3)?,
+        })
+    })?;
+    found.sort_unstable_by(|a, b| a.sort_key.cmp(&b.sort_key).then(a.row.cmp(&b.row)));
+    Ok(found)
+}
+
+/// Row ids of the live records of `kind` inside the circle (placed as [`placed_near`] places
+/// them), in row order.
 pub fn rows_near(
     conn: &Connection,
     kind: crate::model::RecordKind,
     near: &Near,
 ) -> Result<Vec<i64>, StoreError> {
-    let mut rows = rows_at_given_points(conn, kind, near.centre, near.metres)?;
-    rows.extend(rows_at_postcodes_without_points(
-        conn,
-        kind,
-        &near.postcodes,
-    )?);
+    let mut rows = places_in_circle(conn, kind, near, |r| r.get::<_, i64>(0))?;
     rows.sort_unstable();
-    rows.dedup();
     Ok(rows)
 }
 
-fn rows_at_given_points(
-    conn: &Connection,
-    kind: crate::model::RecordKind,
-    centre: (f64, f64),
-    metres: f64,
-) -> Result<Vec<i64>, StoreError> {
-    keys_in_circle(
-        conn,
-        // Only live records have a row (the triggers drop a withdrawn one), so no entity is read.
-        "SELECT id, lat, lon FROM entity_points
-         WHERE max_lat >= ?1 AND min_lat <= ?2 AND max_lon >= ?3 AND min_lon <= ?4 AND kind = ?5",
-        Some(kind.as_str()),
-        centre,
-        metres,
-    )
+/// The box around the circle: south, north, west, east. A box that would cross the
+/// antimeridian spans every longitude instead (more rows read, none missed).
+fn bounding_box(near: &Near) -> (f64, f64, f64, f64) {
+    let Near { centre, metres } = *near;
+    let (dlat, dlon) = box_half_sides(centre, metres);
+    let (w, e) = (centre.1 - dlon, centre.1 + dlon);
+    let (w, e) = if w < -180.0 || e > 180.0 {
+        (-180.0, 180.0)
+    } else {
+        (w, e)
+    };
+    (centre.0 - dlat, centre.0 + dlat, w, e)
 }
 
-/// The keys (column 0) of the rows `sql` finds in the box around the circle of `metres` about
-/// `centre` whose own point (columns 1 and 2) lies in it: the R*Tree gives the box (parameters
-/// ?1 to ?4, then `extra` as ?5), the great-circle distance decides.
-fn keys_in_circle<K: rusqlite::types::FromSql>(
+/// What `key` reads from each place of `kind` inside the circle: the rows of the grid cells the
+/// box covers (one range of the table's key per band of latitude, columns row, lat, lon,
+/// sort_key), whose exact point the great-circle distance then decides.
+fn places_in_circle<K>(
     conn: &Connection,
-    sql: &str,
-    extra: Option<&str>,
-    centre: (f64, f64),
-    metres: f64,
+    kind: crate::model::RecordKind,
+    near: &Near,
+    key: impl Fn(&rusqlite::Row) -> rusqlite::Result<K>,
 ) -> Result<Vec<K>, StoreError> {
-    let (dlat, dlon) = box_half_sides(centre, metres);
-    let (s, n, w, e) = (
-        centre.0 - dlat,
-        centre.0 + dlat,
-        centre.1 - dlon,
-        centre.1 + dlon,
-    );
-    let read =
-        |r: &rusqlite::Row| Ok((r.get::<_, K>(0)?, r.get::<_, f64>(1)?, r.get::<_, f64>(2)?));
-    let mut st = conn.prepare_cached(sql)?;
-    let rows = match extra {
-        Some(x) => st.query_map(params![s, n, w, e, x], read)?,
-        None => st.query_map(params![s, n, w, e], read)?,
-    };
+    let (s, n, w, e) = bounding_box(near);
+    let (west, east) = (column(w), column(e));
+    let mut st = conn.prepare_cached(
+        "SELECT row, lat, lon, sort_key FROM entity_places
+         WHERE kind_code = ?1 AND cell BETWEEN ?2 AND ?3",
+    )?;
     let mut out = Vec::new();
-    for row in rows {
-        let (key, la, lo) = row?;
-        if distance_m(centre, (la, lo)) <= metres {
-            out.push(key);
+    for b in band(s)..=band(n) {
+        let mut rows = st.query(params![
+            kind_code(kind),
+            b * BAND_CELLS + west,
+            b * BAND_CELLS + east
+        ])?;
+        while let Some(r) = rows.next()? {
+            let point = (r.get::<_, f64>(1)?, r.get::<_, f64>(2)?);
+            if distance_m(near.centre, point) <= near.metres {
+                out.push(key(r)?);
+            }
         }
     }
     Ok(out)
 }
 
-fn rows_at_postcodes_without_points(
-    conn: &Connection,
-    kind: crate::model::RecordKind,
-    postcodes: &[String],
-) -> Result<Vec<i64>, StoreError> {
-    // Spelled as each postcode index's own expression and condition, so the planner uses it;
-    // a record with a point of its own is known by its R*Tree row (by id), not by parsing its body.
-    let sql = match kind {
-        crate::model::RecordKind::Organisations => {
-            "SELECT rowid FROM entities INDEXED BY entities_org_postcode
-             WHERE deleted_at IS NULL AND kind = 'organisations'
-               AND json_extract(body, '$.address.postcode') IN (SELECT value FROM json_each(?1))
-               AND NOT EXISTS (SELECT 1 FROM entity_points p WHERE p.id = entities.rowid)"
-        }
-        crate::model::RecordKind::Events => {
-            "SELECT rowid FROM entities INDEXED BY entities_event_postcode
-             WHERE deleted_at IS NULL AND kind = 'events'
-               AND json_extract(body, '$.location.postcode') IN (SELECT value FROM json_each(?1))
-               AND NOT EXISTS (SELECT 1 FROM entity_points p WHERE p.id = entities.rowid)"
-        }
-    };
-    let list = serde_json::to_string(postcodes).unwrap_or_else(|_| "[]".into());
-    let mut st = conn.prepare_cached(sql)?;
-    let rows = st.query_map(params![list], |r| r.get::<_, i64>(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Every loaded postcode within `metres` of `centre`: the R*Tree gives those in the bounding box,
-/// the great-circle distance decides.
+/// Every loaded postcode within `metres` of `centre`: the centroids' R*Tree gives those in the
+/// bounding box, the great-circle distance decides.
 pub fn postcodes_within(
     conn: &Connection,
     centre: (f64, f64),
     metres: f64,
 ) -> Result<Vec<String>, StoreError> {
-    keys_in_circle(
-        conn,
+    let near = Near { centre, metres };
+    let (s, n, w, e) = bounding_box(&near);
+    let mut st = conn.prepare_cached(
         "SELECT c.postcode, c.lat, c.lon FROM postcode_rtree t
          JOIN postcode_centroids c ON c.id = t.id
          WHERE t.max_lat >= ?1 AND t.min_lat <= ?2 AND t.max_lon >= ?3 AND t.min_lon <= ?4",
-        None,
-        centre,
-        metres,
-    )
+    )?;
+    let mut rows = st.query(params![s, n, w, e])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        if distance_m(centre, (r.get(1)?, r.get(2)?)) <= metres {
+            out.push(r.get(0)?);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
