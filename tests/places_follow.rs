@@ -192,3 +192,40 @@ fn distance_search_follows_postcodes_points_and_the_centroid_file() {
     );
     daemon.stop();
 }
+
+/// A centroid file that cannot be read makes distance search a 503 saying so (the rest of the API
+/// answers as ever); once the operator fixes the file, the next search loads it and answers.
+#[test]
+fn a_broken_centroid_file_is_a_503_until_it_is_fixed() {
+    let env = TestEnv::new("");
+    std::fs::write(
+        env.dir.path().join("centroids.csv"),
+        "no,columns,we,know\n1,2,3,4\n",
+    )
+    .unwrap();
+    write_orgs(&env, &[org("a", "Crewe Club", CREWE.0, None)]);
+    let config = env.config();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[store]\npath = \"data/tributary.db\"\n",
+        "[store]\npath = \"data/tributary.db\"\npostcode_centroids = \"centroids.csv\"\n",
+    );
+    std::fs::write(
+        &config,
+        format!("{text}[[partners]]\nid = \"dir\"\nname = \"Directory\"\n\n[[partners.feeds]]\nkind = \"organisations\"\nformat = \"tributary-json\"\nurl = \"orgs.json\"\n"),
+    )
+    .unwrap();
+    sync(&env);
+    let daemon = env.start();
+    let base = daemon.base.clone();
+    let url = format!("{base}/v1/organisations?near=CW1%202AB&within=1");
+    let (status, _, body) = blocking_get(&url).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cannot be loaded"), "{body}");
+    assert_eq!(
+        json(&format!("{base}/v1/organisations"))["items"][0]["name"],
+        "Crewe Club"
+    );
+    write_centroids(&env, &[CREWE, VILLAGE, PENZANCE]);
+    assert_eq!(near(&base, CREWE.0, 1.0), set(&["Crewe Club"]));
+    daemon.stop();
+}

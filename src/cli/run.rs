@@ -43,6 +43,11 @@ pub async fn run(
         tracing::warn!("no admin token configured: the admin API answers 503");
     }
     let app_config = Arc::new(arc_swap::ArcSwap::new(config.clone()));
+    let places = Arc::new(server::places_loader::PlacesLoader::default());
+    // Loaded while the daemon starts, so the first distance search does not wait for it.
+    if let Some(path) = &config.store.postcode_centroids {
+        places.start(store.clone(), path.clone());
+    }
     let app = server::router(AppState {
         store: store.clone(),
         config: app_config.clone(),
@@ -52,6 +57,7 @@ pub async fn run(
         cache: Arc::new(server::cache::ResponseCache::new(
             config.server.response_cache_bytes,
         )),
+        places,
     });
     let limits = server::ServeLimits {
         header_read_timeout: config.server.header_read_timeout,

@@ -10,6 +10,7 @@ pub mod embed;
 pub mod licences;
 pub mod metrics_route;
 pub mod oruk_routes;
+pub mod places_loader;
 pub mod public;
 pub mod status_page;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Rendered calendars, reused until the store changes.
     pub cache: Arc<cache::ResponseCache>,
+    /// Loads the postcode centroid file off the request path.
+    pub places: Arc<places_loader::PlacesLoader>,
 }
 
 impl AppState {

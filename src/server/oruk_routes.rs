@@ -14,6 +14,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::places_loader::Readiness;
 use super::{blocking, cached, ApiError, AppState};
 use crate::model::{CanonicalEvent, CanonicalOrganisation, RecordKind};
 use crate::publish::oruk::{self, Links, Part};
@@ -325,8 +326,9 @@ pub(super) fn postcodes_near(
     })
 }
 
-/// Loads the configured postcode centroids into the store unless it holds the file as it is now
-/// (read once, and again whenever the file changes).
+/// Makes sure the configured postcode centroids are in the store as the file is now: a load under
+/// way (at start-up, or after the file changed) is waited for a few seconds at most, then the
+/// search answers 503 until it is done.
 pub(super) fn ensure_places(st: &AppState, param: &str) -> Result<(), ApiError> {
     let Some(path) = st.config().store.postcode_centroids.clone() else {
         return Err(ApiError::bad_param(
@@ -334,28 +336,22 @@ pub(super) fn ensure_places(st: &AppState, param: &str) -> Result<(), ApiError> 
             "postcode search needs postcode centroids, and this server's config sets no store.postcode_centroids",
         ));
     };
-    let failed = |e: places::PlacesError| {
-        tracing::error!(error = %e, "cannot load the postcode centroids");
-        ApiError::unavailable(
+    let readiness = st
+        .places
+        .ensure(&st.store, &path, super::places_loader::WAIT)
+        .map_err(|e| {
+            tracing::error!(error = %e, "cannot check the postcode centroids");
+            ApiError::unavailable("postcode search is unavailable: see the log")
+        })?;
+    match readiness {
+        Readiness::Ready => Ok(()),
+        Readiness::Loading => Err(ApiError::unavailable(
+            "postcode search is not ready: the postcode centroids are being loaded; try again in a minute",
+        )),
+        Readiness::Failed => Err(ApiError::unavailable(
             "postcode search is unavailable: the postcode centroid file cannot be loaded; see the log",
-        )
-    };
-    if places::is_current(&*st.store.reader()?, &path).map_err(failed)? {
-        return Ok(());
+        )),
     }
-    let mut writer = st.store.writer();
-    // Another request may have loaded it while this one waited for the writer.
-    if places::is_current(&writer, &path).map_err(failed)? {
-        return Ok(());
-    }
-    let stats = places::load(&mut writer, &path).map_err(failed)?;
-    tracing::info!(
-        loaded = stats.loaded,
-        skipped = stats.skipped,
-        file = %path.display(),
-        "postcode centroids loaded"
-    );
-    Ok(())
 }
 
 pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
