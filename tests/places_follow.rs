@@ -74,6 +74,20 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
+/// The store reads `centroids.csv`; one partner publishes `orgs.json`.
+fn configure(env: &TestEnv) {
+    let config = env.config();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[store]\npath = \"data/tributary.db\"\n",
+        "[store]\npath = \"data/tributary.db\"\npostcode_centroids = \"centroids.csv\"\n",
+    );
+    std::fs::write(
+        &config,
+        format!("{text}[[partners]]\nid = \"dir\"\nname = \"Directory\"\n\n[[partners.feeds]]\nkind = \"organisations\"\nformat = \"tributary-json\"\nurl = \"orgs.json\"\n"),
+    )
+    .unwrap();
+}
+
 fn sync(env: &TestEnv) {
     let out = env.cmd(&["sync"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -91,16 +105,7 @@ fn distance_search_follows_postcodes_points_and_the_centroid_file() {
             org("pointed", "Pointed Trust", PENZANCE.0, None),
         ],
     );
-    let config = env.config();
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[store]\npath = \"data/tributary.db\"\n",
-        "[store]\npath = \"data/tributary.db\"\npostcode_centroids = \"centroids.csv\"\n",
-    );
-    std::fs::write(
-        &config,
-        format!("{text}[[partners]]\nid = \"dir\"\nname = \"Directory\"\n\n[[partners.feeds]]\nkind = \"organisations\"\nformat = \"tributary-json\"\nurl = \"orgs.json\"\n"),
-    )
-    .unwrap();
+    configure(&env);
     sync(&env);
 
     let daemon = env.start();
@@ -204,16 +209,7 @@ fn a_broken_centroid_file_is_a_503_until_it_is_fixed() {
     )
     .unwrap();
     write_orgs(&env, &[org("a", "Crewe Club", CREWE.0, None)]);
-    let config = env.config();
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[store]\npath = \"data/tributary.db\"\n",
-        "[store]\npath = \"data/tributary.db\"\npostcode_centroids = \"centroids.csv\"\n",
-    );
-    std::fs::write(
-        &config,
-        format!("{text}[[partners]]\nid = \"dir\"\nname = \"Directory\"\n\n[[partners.feeds]]\nkind = \"organisations\"\nformat = \"tributary-json\"\nurl = \"orgs.json\"\n"),
-    )
-    .unwrap();
+    configure(&env);
     sync(&env);
     let daemon = env.start();
     let base = daemon.base.clone();
