@@ -257,7 +257,6 @@ pub async fn organisations(
     .await
 }
 
-/// `near=<postcode>&within=<km>`, both or neither; not with `postcode_area`.
 /// A distance search's page depends on the centroid file as well as the store: the file as it is
 /// now (its fingerprint) is part of the page's cache key, so after the operator replaces the file
 /// the next search loads it instead of serving a page placed by the old one.
@@ -272,6 +271,7 @@ fn centroids_key(state: &AppState, near: bool) -> String {
     }
 }
 
+/// `near=<postcode>&within=<km>`, both or neither; not with `postcode_area`.
 fn near_within(p: &HashMap<String, String>, f: &Filter) -> Result<Option<(String, f64)>, ApiError> {
     let (near, within) = match (p.get("near"), p.get("within")) {
         (None, None) => return Ok(None),
