@@ -371,8 +371,15 @@ async fn gather_feed(
         h.series.clone(),
         missed.clone(),
     ));
-    let mut crawl = Crawl::start(ctx, feed, source_desc, validators, cursor, &mut harvest)?;
-    crawl.progress = Some(h.progress);
+    let mut crawl = Crawl::start(
+        ctx,
+        feed,
+        source_desc,
+        validators,
+        cursor,
+        &mut harvest,
+        h.progress,
+    )?;
     while let Some((src, role)) = crawl.next_page()? {
         let page = match crawl.fetch(&src, role, &mut harvest).await? {
             Page::Unchanged => return Ok(FeedData::unchanged(feed)),
@@ -475,7 +482,7 @@ struct Crawl<'a> {
     first_validators: Option<fetch::Validators>,
     last_page: Option<Source>,
     /// Told of each page read.
-    progress: Option<&'a Progress>,
+    progress: &'a Progress,
 }
 
 impl<'a> Crawl<'a> {
@@ -487,6 +494,7 @@ impl<'a> Crawl<'a> {
         validators: fetch::Validators,
         cursor: Option<String>,
         harvest: &mut ingest::Harvest,
+        progress: &'a Progress,
     ) -> Result<Crawl<'a>, SyncError> {
         let mut queue = std::collections::VecDeque::new();
         for start in harvest.start(&source_desc, cursor.as_deref()) {
@@ -511,7 +519,7 @@ impl<'a> Crawl<'a> {
             bytes: 0,
             first_validators: None,
             last_page: None,
-            progress: None,
+            progress,
         })
     }
 
@@ -602,9 +610,7 @@ impl<'a> Crawl<'a> {
         role: ingest::PageRole,
     ) -> Result<ingest::Harvest, SyncError> {
         self.bytes += page.body.len() as u64;
-        if let Some(p) = self.progress {
-            p.page_read(page.body.len());
-        }
+        self.progress.page_read(page.body.len());
         if self.pages == 1 {
             self.first_validators = Some(page.validators);
         }
