@@ -41,16 +41,13 @@ impl PlacesLoader {
         let me = self.clone();
         let spawned = std::thread::Builder::new()
             .name("postcode-centroids".into())
-            .spawn({
-                let me = me.clone();
-                move || {
-                    load_unless_current(&store, &path);
-                    me.finish();
-                }
+            .spawn(move || {
+                load_unless_current(&store, &path);
+                me.finish();
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start loading the postcode centroids");
-            me.finish();
+            self.finish();
         }
     }
 
