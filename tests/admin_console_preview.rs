@@ -121,13 +121,22 @@ fn a_preview_shows_what_would_land_merge_and_be_rejected_and_keeps_nothing() {
     assert_eq!(status, 200);
     assert!(page.contains("id=\"preview-form\"") && page.contains("Preview a source"));
 
-    let body = form(
-        &csrf,
+    // A signed-in preview of `url` as `kind` in `format`: (status, page).
+    let run = |url: &str, kind: &str, format: &str| {
+        let (status, _, page) = send(
+            "POST",
+            &preview,
+            Some(&session),
+            &form(&csrf, url, kind, format),
+            &[],
+        );
+        (status, page)
+    };
+    let (status, page) = run(
         &new.url("/directory.json"),
         "organisations",
         "tributary-json",
     );
-    let (status, _, page) = send("POST", &preview, Some(&session), &body, &[]);
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains("1 page read")
@@ -159,18 +168,7 @@ fn a_preview_shows_what_would_land_merge_and_be_rejected_and_keeps_nothing() {
     );
 
     // A paged OpenActive feed: every page read, its sessions' series found, none kept.
-    let (status, _, page) = send(
-        "POST",
-        &preview,
-        Some(&session),
-        &form(
-            &csrf,
-            &new.url("/openactive/session-series"),
-            "events",
-            "rpde",
-        ),
-        &[],
-    );
+    let (status, page) = run(&new.url("/openactive/session-series"), "events", "rpde");
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("3 pages read"), "{page}");
     assert!(
@@ -179,18 +177,7 @@ fn a_preview_shows_what_would_land_merge_and_be_rejected_and_keeps_nothing() {
     );
 
     // A source that cannot be read fails as the partner's sync would, with the reason.
-    let (status, _, page) = send(
-        "POST",
-        &preview,
-        Some(&session),
-        &form(
-            &csrf,
-            &new.url("/gone.json"),
-            "organisations",
-            "tributary-json",
-        ),
-        &[],
-    );
+    let (status, page) = run(&new.url("/gone.json"), "organisations", "tributary-json");
     assert_eq!(status, 200);
     let error = page
         .split("id=\"preview-error\"")
