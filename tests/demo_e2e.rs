@@ -159,31 +159,6 @@ fn seed_webinar_is_one_event_with_both_partners_and_a_stable_uid() {
     daemon.stop();
 }
 
-/// Runs a consumer command; `None` (skip) only outside CI when the tool is not installed.
-fn consumer(
-    program: &str,
-    args: &[&str],
-    probe: &[&str],
-    what: &str,
-) -> Option<Vec<serde_json::Value>> {
-    let ok = Command::new(program)
-        .args(probe)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{what} is required in CI (.ci/run installs it)"
-        );
-        eprintln!("skipping {what}: not installed (bash .ci/run installs it)");
-        return None;
-    }
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(out.status.success(), "{what} failed: {}", stderr(&out));
-    Some(serde_json::from_slice(&out.stdout).unwrap())
-}
-
 const PY_ICALENDAR: &str = r#"
 import json, sys, icalendar
 from datetime import datetime, date, timezone

@@ -640,3 +640,28 @@ pub fn fake_site() -> FakeSite {
 pub fn python() -> String {
     std::env::var("TRIBUTARY_PYTHON").unwrap_or_else(|_| "python3".into())
 }
+
+/// Runs a consumer command; `None` (skip) only outside CI when the tool is not installed.
+pub fn consumer(
+    program: &str,
+    args: &[&str],
+    probe: &[&str],
+    what: &str,
+) -> Option<Vec<serde_json::Value>> {
+    let ok = Command::new(program)
+        .args(probe)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("skipping {what}: not installed (bash .ci/run installs it)");
+        return None;
+    }
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(out.status.success(), "{what} failed: {}", stderr(&out));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
