@@ -9,8 +9,12 @@ use common::*;
 const DEPTH: usize = 100_000;
 
 fn partner(id: &str, format: &str, url: &str) -> String {
+    partner_of(id, "events", format, url)
+}
+
+fn partner_of(id: &str, kind: &str, format: &str, url: &str) -> String {
     format!(
-        "[[partners]]\nid = \"{id}\"\nname = \"Partner {id}\"\n\n[[partners.feeds]]\nkind = \"events\"\nformat = \"{format}\"\nurl = \"{url}\"\nretries = 0\ntimeout_secs = 10\n\n"
+        "[[partners]]\nid = \"{id}\"\nname = \"Partner {id}\"\n\n[[partners.feeds]]\nkind = \"{kind}\"\nformat = \"{format}\"\nurl = \"{url}\"\nretries = 0\ntimeout_secs = 10\n\n"
     )
 }
 
@@ -59,6 +63,21 @@ fn deeply_nested_feeds_fail_alone_and_the_process_lives() {
         "}".repeat(DEPTH)
     );
     site.put("/deep.html", "text/html", deep_ld);
+    // An ORUK API and a WordPress events API answering JSON nested 100,000 deep.
+    let deep_array = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
+    let deep_oruk = format!(r#"{{"totalPages":1,"contents":[{deep_array}]}}"#);
+    site.put(
+        "/oruk/organizations?page=1&per_page=100",
+        "application/json",
+        deep_oruk.clone(),
+    );
+    site.put(
+        "/oruk/services?page=1&per_page=100",
+        "application/json",
+        deep_oruk,
+    );
+    let deep_wp = format!(r#"{{"events":[{deep_array}],"total_pages":1}}"#);
+    site.put("/wp/events", "application/json", deep_wp);
 
     let env = TestEnv::new(
         &[
@@ -68,6 +87,8 @@ fn deeply_nested_feeds_fail_alone_and_the_process_lives() {
             partner("deephtml", "rss", &site.url("/deep-html.xml")),
             partner("deeprpde", "rpde", &site.url("/deep.rpde")),
             partner("deepld", "jsonld", &site.url("/deep.html")),
+            partner_of("deeporuk", "organisations", "oruk", &site.url("/oruk/")),
+            partner("deepwp", "wp-events", &site.url("/wp/events")),
         ]
         .concat(),
     );
@@ -108,7 +129,11 @@ fn deeply_nested_feeds_fail_alone_and_the_process_lives() {
         .map(Result::unwrap)
         .collect();
     let ids: Vec<&str> = failed.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(ids, vec!["deepatom", "deeprpde", "deepxml"], "{failed:?}");
+    assert_eq!(
+        ids,
+        vec!["deepatom", "deeporuk", "deeprpde", "deepwp", "deepxml"],
+        "{failed:?}"
+    );
     for (p, e) in &failed {
         assert!(
             e.contains("nested deeper") || e.contains("recursion limit"),
