@@ -19,6 +19,20 @@ fn main() {
             text.len()
         );
     }
+    // Wide rather than deep: as many sibling tags, each with an attribute to strip.
+    for count in [10_000usize, 100_000] {
+        let wide = r#"<b onclick="x()">w</b>"#.repeat(count);
+        let t = Instant::now();
+        let clean = html::sanitise(&wide);
+        let text = html::to_text(&wide);
+        println!(
+            "html sibling tags count={count} bytes={} sanitise+to_text {:.3} s (out {} + {} bytes)",
+            wide.len(),
+            t.elapsed().as_secs_f64(),
+            clean.len(),
+            text.len()
+        );
+    }
     for depth in [10_000usize, 100_000, 1_000_000] {
         let doc = format!(
             r#"<rss version="2.0" xmlns:x="urn:x"><channel><title>t</title><link>l</link><description>d</description><item><title>a</title>{}{}</item></channel></rss>"#,
