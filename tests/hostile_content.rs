@@ -60,6 +60,21 @@ fn read_calendar(env: &TestEnv, name: &str, ics: &str, from: &str, to: &str) -> 
     .map(|mut v| v.remove(0))
 }
 
+/// The merged `calendar.ics` over [`WINDOW`], and how the reference reader reads it (`None`
+/// outside CI when the reader is not installed).
+fn merged_calendar(env: &TestEnv, daemon: &Daemon) -> (String, Option<Value>) {
+    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{WINDOW}", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    let read = read_calendar(
+        env,
+        "merged.ics",
+        &ics,
+        "2027-01-01T00:00:00+00:00",
+        "2027-12-31T00:00:00+00:00",
+    );
+    (ics, read)
+}
+
 fn items(url: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut next = Some(url.to_string());
@@ -204,21 +219,14 @@ fn markup_in_every_text_field_reaches_consumers_as_text_or_sanitised_html() {
         }
     }
 
-    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{WINDOW}", daemon.base)).unwrap();
-    assert_eq!(status, 200);
+    let (ics, read) = merged_calendar(&env, &daemon);
     let lower = ics.to_ascii_lowercase();
     for bad in [
         "<script", "onerror", "onload", "<iframe", "<svg", "<b>", "<em>",
     ] {
         assert!(!lower.contains(bad), "calendar.ics keeps {bad}:\n{ics}");
     }
-    if let Some(read) = read_calendar(
-        &env,
-        "merged.ics",
-        &ics,
-        "2027-01-01T00:00:00+00:00",
-        "2027-12-31T00:00:00+00:00",
-    ) {
+    if let Some(read) = read {
         let summaries: Vec<&str> = read["events"]
             .as_array()
             .unwrap()
@@ -306,18 +314,11 @@ fn tributary_json_recurrence_lines_cannot_smuggle_properties_into_the_calendar()
             "2027-01-26T10:00:00+00:00"
         ]
     );
-    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{WINDOW}", daemon.base)).unwrap();
-    assert_eq!(status, 200);
+    let (ics, read) = merged_calendar(&env, &daemon);
     for bad in ["evil", "Injected", "X-EVIL", "ATTACH"] {
         assert!(!ics.contains(bad), "calendar.ics holds {bad}:\n{ics}");
     }
-    if let Some(read) = read_calendar(
-        &env,
-        "merged.ics",
-        &ics,
-        "2027-01-01T00:00:00+00:00",
-        "2027-12-31T00:00:00+00:00",
-    ) {
+    if let Some(read) = read {
         assert_eq!(read["events"].as_array().unwrap().len(), 1, "{read}");
         assert_eq!(
             read["occurrences"]["Cafe"],
@@ -362,15 +363,8 @@ fn a_withdrawn_event_is_cancelled_by_its_status_property_not_by_text_that_imitat
     assert!(stdout(&out).contains("1 deleted"), "{}", stdout(&out));
 
     let daemon = env.start();
-    let (status, _, ics) = blocking_get(&format!("{}/calendar.ics?{WINDOW}", daemon.base)).unwrap();
-    assert_eq!(status, 200);
-    if let Some(read) = read_calendar(
-        &env,
-        "merged.ics",
-        &ics,
-        "2027-01-01T00:00:00+00:00",
-        "2027-12-31T00:00:00+00:00",
-    ) {
+    let (ics, read) = merged_calendar(&env, &daemon);
+    if let Some(read) = read {
         let events = read["events"].as_array().unwrap();
         assert_eq!(events.len(), 10, "{read}");
         for e in events {

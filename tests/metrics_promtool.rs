@@ -15,20 +15,12 @@ const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
 
 /// `promtool`, or `None` (a loud skip) outside CI when it is not installed; in CI it must be there.
 fn promtool() -> Option<&'static str> {
-    let ok = Command::new("promtool")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool is required in CI (.ci/run installs Debian's prometheus package)"
-        );
-        eprintln!("skipping: promtool not installed (apt-get install prometheus; bash .ci/run installs it)");
-        return None;
-    }
-    Some("promtool")
+    tool_available(
+        "promtool",
+        &["--version"],
+        "promtool (Debian's prometheus package)",
+    )
+    .then_some("promtool")
 }
 
 fn check_metrics(promtool: &str, text: &str) -> std::process::Output {

@@ -641,13 +641,9 @@ pub fn python() -> String {
     std::env::var("TRIBUTARY_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Runs a consumer command; `None` (skip) only outside CI when the tool is not installed.
-pub fn consumer(
-    program: &str,
-    args: &[&str],
-    probe: &[&str],
-    what: &str,
-) -> Option<Vec<serde_json::Value>> {
+/// Whether `program probe…` succeeds. Outside CI a missing tool is a loud skip (`false`); in CI
+/// it fails the test, since `.ci/run` installs every tool the tests use.
+pub fn tool_available(program: &str, probe: &[&str], what: &str) -> bool {
     let ok = Command::new(program)
         .args(probe)
         .output()
@@ -659,6 +655,18 @@ pub fn consumer(
             "{what} is required in CI (.ci/run installs it)"
         );
         eprintln!("skipping {what}: not installed (bash .ci/run installs it)");
+    }
+    ok
+}
+
+/// Runs a consumer command; `None` (skip) only outside CI when the tool is not installed.
+pub fn consumer(
+    program: &str,
+    args: &[&str],
+    probe: &[&str],
+    what: &str,
+) -> Option<Vec<serde_json::Value>> {
+    if !tool_available(program, probe, what) {
         return None;
     }
     let out = Command::new(program).args(args).output().unwrap();
