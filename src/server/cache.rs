@@ -10,6 +10,7 @@ use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
@@ -260,6 +261,35 @@ pub struct ResponseCache {
     slots: Mutex<Slots>,
     /// Bytes of bodies (and their gzip forms) kept; the least recently asked-for go first.
     max_bytes: usize,
+    /// The store's change number as last read, so a hit need not ask the store for it.
+    pub change: ChangeHint,
+}
+
+/// The store's change number as last read, with the writer generation it was read at
+/// ([`crate::store::Store::generation`]). While the generation stands still nothing was written,
+/// so the number stands too; it is read again at least every [`ChangeHint::MAX_AGE`] all the
+/// same, so a write the count cannot see (by hand, with the daemon running) is noticed soon.
+#[derive(Default)]
+pub struct ChangeHint {
+    last: Mutex<Option<(u64, i64, Instant)>>,
+}
+
+impl ChangeHint {
+    pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+    /// The change number read at `generation`, if that is the latest reading and recent.
+    pub fn get(&self, generation: u64) -> Option<i64> {
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.filter(|(g, _, at)| *g == generation && at.elapsed() < Self::MAX_AGE)
+            .map(|(_, change, _)| change)
+    }
+
+    /// Notes `change` as read at `generation` (taken before the read, so a write that
+    /// ends during the read leaves the hint behind the count and it is read again).
+    pub fn set(&self, generation: u64, change: i64) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((generation, change, Instant::now()));
+    }
 }
 
 #[derive(Default)]
@@ -317,6 +347,7 @@ impl ResponseCache {
         ResponseCache {
             slots: Mutex::default(),
             max_bytes,
+            change: ChangeHint::default(),
         }
     }
 
@@ -381,6 +412,21 @@ impl ResponseCache {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_change_hint_holds_only_for_its_generation_and_not_for_long() {
+        let hint = ChangeHint::default();
+        assert_eq!(hint.get(0), None, "nothing read yet");
+        hint.set(4, 17);
+        assert_eq!(hint.get(4), Some(17));
+        assert_eq!(
+            hint.get(5),
+            None,
+            "the writer was given back since: read again"
+        );
+        *hint.last.lock().unwrap() = Some((4, 17, Instant::now() - ChangeHint::MAX_AGE));
+        assert_eq!(hint.get(4), None, "too old, whatever the generation");
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -649,8 +649,7 @@ where
         + Send
         + 'static,
 {
-    let st = state.clone();
-    let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
+    let change = current_change(state).await?;
     let entry =
         state
             .cache
@@ -669,6 +668,19 @@ where
             })
             .await?;
     serve_entry(headers, content_type, entry).await
+}
+
+/// The store's change number: from the hint while this process has written nothing since it
+/// was read, else from the store (one index step, but a blocking thread and a reader).
+async fn current_change(state: &AppState) -> Result<i64, ApiError> {
+    let generation = state.store.generation();
+    if let Some(change) = state.cache.change.get(generation) {
+        return Ok(change);
+    }
+    let st = state.clone();
+    let change = blocking(move || Ok(entities::last_change(&*st.store.reader()?)?.0)).await?;
+    state.cache.change.set(generation, change);
+    Ok(change)
 }
 
 /// Bodies smaller than this are not worth a stored gzip copy (the compression layer handles them).

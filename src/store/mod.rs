@@ -20,6 +20,7 @@ pub mod webhooks;
 pub mod withdrawal;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -110,8 +111,39 @@ pub struct Store {
     /// through it fails instead of changing anything.
     writer: Mutex<Connection>,
     readers: ReaderPool,
+    /// Counts the writer's releases: each is the end of at most one transaction, so an
+    /// unchanged count means this process has written nothing since (see [`Store::generation`]).
+    generation: AtomicU64,
     /// Held for the store's lifetime by the one writing process; the OS drops it if we die.
     _lock: Option<std::fs::File>,
+}
+
+/// The writer connection, borrowed for one transaction. Giving it back counts a generation.
+pub struct Writer<'a> {
+    conn: MutexGuard<'a, Connection>,
+    generation: &'a AtomicU64,
+}
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        // Counted while the lock is still held, after any transaction on it has ended: a
+        // reader that sees the old count read before the write was given back, which is a
+        // state the store was in.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Read-only connections: idle ones reused so a request does not pay for opening one, and at
@@ -282,6 +314,7 @@ impl Store {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
             readers: ReaderPool::new(),
+            generation: AtomicU64::new(0),
             _lock: Some(lock),
         })
     }
@@ -317,6 +350,7 @@ impl Store {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
             readers: ReaderPool::new(),
+            generation: AtomicU64::new(0),
             _lock: None,
         })
     }
@@ -360,10 +394,20 @@ impl Store {
     }
 
     /// The single writer connection. Hold it only for one transaction.
-    pub fn writer(&self) -> MutexGuard<'_, Connection> {
+    pub fn writer(&self) -> Writer<'_> {
         // A panic while holding the lock leaves no half-written transaction (rusqlite rolls back on
         // drop), so the connection is still sound to reuse.
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+        Writer {
+            conn: self.writer.lock().unwrap_or_else(|e| e.into_inner()),
+            generation: &self.generation,
+        }
+    }
+
+    /// How many times this process has given the writer back. Equal counts mean nothing was
+    /// written in between by this process, which holds the store's only writer (its lock keeps
+    /// other tributary processes out): readers use it to skip asking the store what changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// A read-only connection from the pool (opened on demand). Readers never wait for the
@@ -638,6 +682,23 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_release_of_the_writer_counts_a_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let before = store.generation();
+        {
+            let mut w = store.writer();
+            let tx = w.transaction().unwrap();
+            tx.execute("CREATE TABLE t (x)", []).unwrap();
+            tx.commit().unwrap();
+            assert_eq!(store.generation(), before, "not until it is given back");
+        }
+        assert_eq!(store.generation(), before + 1);
+        let _reader = store.reader().unwrap();
+        assert_eq!(store.generation(), before + 1, "reading counts nothing");
+    }
 
     #[test]
     fn no_more_readers_than_the_limit_are_out_at_once() {
