@@ -195,22 +195,57 @@ fn fold_dateless(dateless: Vec<(usize, Option<String>)>, feed: &mut ParsedFeed) 
     feed.rejections.extend(rejections);
 }
 
-/// Parses one VEVENT's lines with the crate, as a calendar of its own.
-fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
+/// One VEVENT's lines as a calendar of its own, for the crate's parser.
+fn as_calendar<'a>(lines: impl IntoIterator<Item = &'a String>) -> String {
     let mut text = String::from("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n");
-    for l in block {
+    for l in lines {
         text.push_str(l);
         text.push_str("\r\n");
     }
     text.push_str("END:VEVENT\r\nEND:VCALENDAR\r\n");
+    text
+}
+
+/// A content line's property name, for messages.
+fn property_name(line: &str) -> &str {
+    let end = line.find([';', ':']).unwrap_or(line.len());
+    line.get(..end.min(40)).unwrap_or("")
+}
+
+/// The VEVENT's lines the crate's parser can read, and the names of those it cannot (a parameter
+/// value with an unquoted `;` or `:`, …). The parser fails a whole component on one such line;
+/// only when it does is each line tried on its own, so the cost stays linear in the block.
+fn readable_lines(block: &[String]) -> (Vec<&String>, Vec<&str>) {
+    if icalendar::parser::read_calendar(&as_calendar(block)).is_ok() {
+        return (block.iter().collect(), Vec::new());
+    }
+    let (kept, bad): (Vec<&String>, Vec<&String>) = block
+        .iter()
+        .partition(|l| icalendar::parser::read_calendar(&as_calendar([*l])).is_ok());
+    (kept, bad.into_iter().map(|l| property_name(l)).collect())
+}
+
+/// Parses one VEVENT's lines with the crate, as a calendar of its own. A line the parser cannot
+/// read is left out with a warning naming its property, and the rest of the event is read.
+fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
+    let (lines, unreadable) = readable_lines(block);
+    let text = as_calendar(lines);
     let cal = icalendar::parser::read_calendar(&text)
-        .map_err(|e| e.lines().take(3).collect::<Vec<_>>().join(" "))?;
+        .map_err(|_| "the VEVENT could not be read as iCalendar".to_string())?;
     let comp = cal
         .components
         .iter()
         .find(|c| c.name == "VEVENT")
         .ok_or("the VEVENT could not be read")?;
-    let mut warnings = Vec::new();
+    if let Some(name) = unreadable.iter().find(|n| **n == "DTSTART") {
+        return Err(format!(
+            "{name} could not be read (a malformed parameter or value), so no date to list"
+        ));
+    }
+    let mut warnings: Vec<String> = unreadable
+        .iter()
+        .map(|n| format!("{n} could not be read (a malformed parameter or value) and is left out"))
+        .collect();
     zones.take_warnings();
     let event = event(comp, zones, &mut warnings);
     warnings.extend(zones.take_warnings());
@@ -537,8 +572,6 @@ const BOOKING_HOSTS: &[&str] = &[
 ];
 
 /// The title of a VEVENT without SUMMARY.
-pub const UNTITLED: &str = "(No title)";
-
 fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<Event, String> {
     let when = when(comp, zones, warnings)?;
     let recurrence = recurrence_lines(comp, &when, zones, warnings);
@@ -562,12 +595,12 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
     })
 }
 
-/// Calendar clients show an event without SUMMARY as untitled; so do we.
+/// SUMMARY is optional (RFC 5545 3.6.1): an event without one is kept with an empty title, as
+/// the calendar has it, rather than given a made-up one; each client labels it as it does its own.
 fn title(comp: &Component) -> String {
     prop(comp, "SUMMARY")
         .map(|p| p.val.as_str().to_string())
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| UNTITLED.to_string())
+        .unwrap_or_default()
 }
 
 /// When a VEVENT happens, as read from DTSTART, DTEND or DURATION.
@@ -973,7 +1006,7 @@ mod tests {
             e.end.map(|t| t.to_rfc3339()).as_deref(),
             Some("2005-07-11T10:00:00-04:00")
         );
-        assert_eq!(e.title, UNTITLED);
+        assert_eq!(e.title, "");
         assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
         assert!(feed.warnings[0].reason.contains("read as swapped"));
     }
@@ -1112,5 +1145,57 @@ mod tests {
         assert_eq!(feed.rejections.len(), 1, "{:?}", feed.rejections);
         assert_eq!(feed.rejections[0].source_id.as_deref(), Some("lonely"));
         assert!(feed.rejections[0].reason.contains("no DTSTART"));
+    }
+
+    #[test]
+    fn an_event_without_summary_stays_untitled_rather_than_given_a_made_up_title() {
+        let feed = parse(
+            "BEGIN:VEVENT\r\nDTSTART:20270310T090000\r\nDTEND:20270310T100000\r\nLOCATION:Hall\r\nEND:VEVENT\r\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let rec = crate::normalise::record(feed.records[0].clone()).unwrap();
+        let Payload::Event(e) = &rec.payload else {
+            panic!("not an event")
+        };
+        // What the calendar says: no title (RFC 5545 makes SUMMARY optional); the event is kept.
+        assert_eq!(e.title, "");
+        assert_eq!(e.start.to_rfc3339(), "2027-03-10T09:00:00+00:00");
+        assert_eq!(e.location.name.as_deref(), Some("Hall"));
+    }
+
+    #[test]
+    fn a_property_the_parser_cannot_read_is_left_out_with_a_warning() {
+        let feed = parse(
+            cal(concat!(
+                "BEGIN:VEVENT\r\nUID:p1\r\nDTSTART:20270601T180000Z\r\nSUMMARY:Choir\r\n",
+                // A parameter value escaped as if it were text: an unquoted ';' and ':' inside it.
+                "ATTENDEE;CN=Smith\\; Jones\\: choir lead:mailto:lead@example.org\r\n",
+                "LOCATION:Church hall\r\nEND:VEVENT\r\n",
+                "BEGIN:VEVENT\r\nUID:p2\r\n",
+                "DTSTART;TZID=Europe/London;X-NOTE=a\\;b\\:c:20270602T180000\r\n",
+                "SUMMARY:Start unreadable\r\nEND:VEVENT\r\n",
+            ))
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(e.title, "Choir");
+        assert_eq!(e.location.name.as_deref(), Some("Church hall"));
+        let warned: Vec<&str> = feed.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("ATTENDEE") && warned[0].contains("left out"));
+        // An unreadable DTSTART is said to be one, not leaked as a parser trace.
+        assert_eq!(feed.rejections.len(), 1);
+        let reason = &feed.rejections[0].reason;
+        assert!(
+            reason.contains("DTSTART") && reason.contains("could not be read"),
+            "{reason}"
+        );
+        assert!(!reason.contains("Satisfy"), "{reason}");
     }
 }
