@@ -502,7 +502,7 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
         || (v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()));
     if let (Some(tzid), false) = (param(p, "TZID"), v.ends_with(['Z', 'z'])) {
         let naive = if is_date {
-            NaiveDate::parse_from_str(&v[..v.len().min(8)], "%Y%m%d")
+            NaiveDate::parse_from_str(v.get(..8).unwrap_or(v), "%Y%m%d")
                 .ok()
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         } else {
@@ -533,7 +533,7 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
         })
     };
     if is_date {
-        let d = NaiveDate::parse_from_str(&v[..v.len().min(8)], "%Y%m%d")
+        let d = NaiveDate::parse_from_str(v.get(..8).unwrap_or(v), "%Y%m%d")
             .map_err(|_| format!("{name} {v:?} is not a date"))?;
         let midnight = d.and_hms_opt(0, 0, 0).ok_or("bad date")?;
         return localise(midnight).map(|t| (t, true));
@@ -628,6 +628,15 @@ fn when(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<W
     });
     let end = match (dtend, prop(comp, "DURATION")) {
         (Some(t), _) => Some(t),
+        // A DURATION that is not one at all ("1H") is read like an unreadable DTEND: the end is
+        // lost, not the event. A well-formed one no date can hold stays a rejection.
+        (None, Some(d)) if !duration_form(d.val.as_str()) => {
+            warnings.push(format!(
+                "DURATION {:?} is not a duration; the end is dropped",
+                d.val.as_str()
+            ));
+            all_day.then(|| start + Duration::days(1))
+        }
         (None, Some(d)) => Some(end_after(start, tz, d.val.as_str())?),
         // An all-day event without an end lasts its one day (RFC 5545 3.6.1).
         (None, None) if all_day => Some(start + Duration::days(1)),
@@ -665,6 +674,19 @@ fn start_zone(dtstart: &Property, zones: &Zones) -> Option<Tz> {
 
 /// The end a DURATION gives: in the start's zone, so a day is a calendar day across a change
 /// of the clocks.
+/// Whether a value is written as an RFC 5545 duration (`[+-]P` then digits and unit letters),
+/// whatever its length.
+fn duration_form(s: &str) -> bool {
+    let s = s.trim();
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    s.strip_prefix(['P', 'p']).is_some_and(|body| {
+        body.bytes().any(|b| b.is_ascii_digit())
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"WDTHMSwdthms".contains(&b))
+    })
+}
+
 fn end_after(
     start: DateTime<FixedOffset>,
     tz: Option<Tz>,
@@ -1197,5 +1219,39 @@ mod tests {
             "{reason}"
         );
         assert!(!reason.contains("Satisfy"), "{reason}");
+    }
+
+    #[test]
+    fn a_malformed_duration_loses_the_end_and_a_broken_date_is_a_rejection_not_a_panic() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:typo\r\nDTSTART:20270301T100000Z\r\nDURATION:1H\r\nSUMMARY:Typo\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:day\r\nDTSTART;VALUE=DATE:20270302\r\nDURATION:one day\r\nSUMMARY:Day\r\nEND:VEVENT\r\n",
+            // A multi-byte character across the eighth byte of a DATE value.
+            "BEGIN:VEVENT\r\nUID:mb\r\nDTSTART;VALUE=DATE:2027030\u{e9}\r\nSUMMARY:Broken\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:mbz\r\nDTSTART;VALUE=DATE;TZID=Europe/London:2027030\u{e9}\r\nSUMMARY:Broken\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        let ids: Vec<&str> = feed.records.iter().map(|r| r.source_id.as_str()).collect();
+        assert_eq!(ids, ["typo", "day"], "{:?}", feed.rejections);
+        let ends: Vec<Option<String>> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => e.end.map(|t| t.to_rfc3339()),
+                Payload::Organisation(_) => None,
+            })
+            .collect();
+        // The timed event has no end; the all-day one lasts its day.
+        assert_eq!(ends, [None, Some("2027-03-03T00:00:00+00:00".to_string())]);
+        let warned: Vec<&str> = feed.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned
+            .iter()
+            .all(|w| w.contains("DURATION") && w.contains("end is dropped")));
+        assert_eq!(feed.rejections.len(), 2, "{:?}", feed.rejections);
+        assert!(feed
+            .rejections
+            .iter()
+            .all(|r| r.reason.contains("not a date")));
     }
 }
