@@ -85,17 +85,80 @@ fn unfold(text: &str) -> Vec<String> {
     out
 }
 
-/// The index of the colon ending a line's name and parameters (quoted values may hold colons).
+/// The index of the colon ending a line's name and parameters (quoted values may hold colons,
+/// and so may an unquoted Windows zone description: `TZID=(UTC+01:00) Amsterdam, Berlin`).
 pub fn value_colon(line: &str) -> Option<usize> {
     let mut quoted = false;
+    let mut in_params = false;
     for (i, c) in line.char_indices() {
         match c {
             '"' => quoted = !quoted,
-            ':' if !quoted => return Some(i),
+            ';' if !quoted => in_params = true,
+            ':' if quoted => {}
+            ':' if in_params && in_utc_offset(&line[..i]) => {}
+            ':' => return Some(i),
             _ => {}
         }
     }
     None
+}
+
+/// Whether text ends inside an unclosed `(UTC+hh` or `(GMT-hh`, the start of a Windows zone
+/// description, so the colon after it is the offset's own.
+fn in_utc_offset(before: &str) -> bool {
+    let Some(open) = before.rfind('(') else {
+        return false;
+    };
+    let inner = &before[open + 1..];
+    let Some(sign) = inner.get(3..) else {
+        return false;
+    };
+    let prefix = inner.get(..3).unwrap_or("");
+    (prefix.eq_ignore_ascii_case("UTC") || prefix.eq_ignore_ascii_case("GMT"))
+        && sign.starts_with(['+', '-'])
+        && sign.len() <= 3
+        && sign.bytes().skip(1).all(|b| b.is_ascii_digit())
+        && !inner.contains(')')
+}
+
+/// The line with any parameter value holding a colon put in quotes (RFC 5545 3.2), so the
+/// iCalendar parser splits the line where [`value_colon`] does.
+fn quote_colon_params(line: &str, colon: usize) -> String {
+    let head = &line[..colon];
+    if !head.contains(':') {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len() + 4);
+    let mut quoted = false;
+    let mut part = String::new();
+    let flush = |part: &mut String, out: &mut String| {
+        match part.split_once('=') {
+            Some((k, v)) if v.contains(':') && !v.starts_with('"') => {
+                out.push_str(k);
+                out.push_str("=\"");
+                out.push_str(&v.replace('"', "'"));
+                out.push('"');
+            }
+            _ => out.push_str(part),
+        }
+        part.clear();
+    };
+    for c in head.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                part.push(c);
+            }
+            ';' if !quoted => {
+                flush(&mut part, &mut out);
+                out.push(';');
+            }
+            _ => part.push(c),
+        }
+    }
+    flush(&mut part, &mut out);
+    out.push_str(&line[colon..]);
+    out
 }
 
 /// A line's name upper-cased, the rest as it was.
@@ -455,7 +518,13 @@ pub fn scan(text: &str) -> Scan {
     let mut sc = Scanner::default();
     for raw in unfold(text) {
         match value_colon(&raw).filter(|&c| is_property(&raw, c)) {
-            Some(colon) => sc.line(fix_case(&raw, colon)),
+            Some(colon) => {
+                let line = fix_case(&raw, colon);
+                match value_colon(&line) {
+                    Some(c) => sc.line(quote_colon_params(&line, c)),
+                    None => sc.line(line),
+                }
+            }
             None => sc.not_content(&raw),
         }
     }
@@ -569,6 +638,23 @@ mod tests {
         let cut = scan("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:a\r\nBEGIN:VEVENT\r\nUID:b\r\n");
         assert_eq!(cut.events.len(), 2);
         assert!(cut.events.iter().all(|e| e.problem.is_some()));
+    }
+
+    #[test]
+    fn an_unquoted_windows_zone_description_keeps_its_colon() {
+        let s = scan(concat!(
+            "BEGIN:VEVENT\r\nDTSTART;TZID=(UTC+01:00) Amsterdam, Berlin:20270101T100000\r\n",
+            "EXDATE;VALUE=DATE-TIME;TZID=(GMT-05:00) Eastern Time (US & Canada):20270108T100000\r\n",
+            "SUMMARY;LANGUAGE=en:Meeting (10:00 start)\r\nEND:VEVENT\r\n",
+        ));
+        assert_eq!(
+            s.events[0].lines,
+            [
+                "DTSTART;TZID=\"(UTC+01:00) Amsterdam, Berlin\":20270101T100000",
+                "EXDATE;VALUE=DATE-TIME;TZID=\"(GMT-05:00) Eastern Time (US & Canada)\":20270108T100000",
+                "SUMMARY;LANGUAGE=en:Meeting (10:00 start)",
+            ]
+        );
     }
 
     #[test]

@@ -1254,4 +1254,11 @@ mod tests {
             .iter()
             .all(|r| r.reason.contains("not a date")));
     }
+
+    #[test]
+    fn an_unquoted_windows_zone_description_is_read_as_its_zone() {
+        let e = one("BEGIN:VEVENT\r\nUID:win\r\nDTSTART;TZID=(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna:20270701T100000\r\nSUMMARY:Board\r\nEND:VEVENT\r\n");
+        assert_eq!(e.start.to_rfc3339(), "2027-07-01T10:00:00+02:00");
+        assert_eq!(e.timezone.as_deref(), Some("Europe/Berlin"));
+    }
 }
