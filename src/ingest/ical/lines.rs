@@ -35,9 +35,13 @@ pub struct Scan {
     pub dropped: usize,
 }
 
-/// Text of the file: UTF-8 if it is; UTF-8 with the odd broken byte replaced (U+FFFD) if it
-/// is mostly UTF-8; otherwise Latin-1 (the usual non-UTF-8 charset of exporters), byte for byte.
+/// Text of the file: UTF-16 when it opens with a UTF-16 byte-order mark (as Windows tools save
+/// "Unicode" text); UTF-8 if it is; UTF-8 with the odd broken byte replaced (U+FFFD) if it is
+/// mostly UTF-8; otherwise Latin-1 (the usual non-UTF-8 charset of exporters), byte for byte.
 pub fn decode(bytes: &[u8]) -> String {
+    if let Some(text) = utf16(bytes) {
+        return text;
+    }
     match std::str::from_utf8(bytes) {
         Ok(s) => s.trim_start_matches('\u{feff}').to_string(),
         Err(_) => {
@@ -54,6 +58,17 @@ pub fn decode(bytes: &[u8]) -> String {
             }
         }
     }
+}
+
+/// Bytes after a UTF-16 byte-order mark, decoded (malformed units become U+FFFD); `None`
+/// without the mark.
+fn utf16(bytes: &[u8]) -> Option<String> {
+    let (encoding, bom) = encoding_rs::Encoding::for_bom(bytes)?;
+    if encoding == encoding_rs::UTF_8 {
+        return None;
+    }
+    let rest = bytes.get(bom..).unwrap_or_default();
+    Some(encoding.decode_without_bom_handling(rest).0.into_owned())
 }
 
 /// Whether the text is iCalendar at all: a `BEGIN:VCALENDAR` line, or a bare `BEGIN:VEVENT` as
@@ -561,6 +576,19 @@ mod tests {
             ]
         );
         assert_eq!(decode(b"SUMMARY:Caf\xe9"), "SUMMARY:Café");
+        // UTF-16 with its byte-order mark, either byte order.
+        let text = "BEGIN:VCALENDAR\r\nSUMMARY:Café ☕\r\n";
+        let le: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let be: Vec<u8> = [0xfe, 0xff]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        assert_eq!(decode(&le), text);
+        assert_eq!(decode(&be), text);
+        assert_eq!(decode(&le[..le.len() - 1]).chars().last(), Some('\u{fffd}'));
         assert_eq!(decode("SUMMARY:Café ü\u{ff}".as_bytes()), "SUMMARY:Café üÿ");
         let bare = "BEGIN:VEVENT\nUID:c\nEND:VEVENT\n";
         assert!(is_calendar(bare));
