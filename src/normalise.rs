@@ -140,7 +140,9 @@ fn plain_of(markup: &str) -> String {
 }
 
 fn event(mut e: Event) -> Result<Event, String> {
-    e.title = text(&markup_free(e.title)).ok_or("event has no title")?;
+    // A title is not required: an iCalendar VEVENT without SUMMARY is a listable event. Formats
+    // whose records need a title (CSV, RSS, WordPress events) reject one without it themselves.
+    e.title = text(&markup_free(e.title)).unwrap_or_default();
     if let Some(end) = e.end {
         if end < e.start {
             return Err(format!(

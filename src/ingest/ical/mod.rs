@@ -195,22 +195,57 @@ fn fold_dateless(dateless: Vec<(usize, Option<String>)>, feed: &mut ParsedFeed) 
     feed.rejections.extend(rejections);
 }
 
-/// Parses one VEVENT's lines with the crate, as a calendar of its own.
-fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
+/// One VEVENT's lines as a calendar of its own, for the crate's parser.
+fn as_calendar<'a>(lines: impl IntoIterator<Item = &'a String>) -> String {
     let mut text = String::from("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n");
-    for l in block {
+    for l in lines {
         text.push_str(l);
         text.push_str("\r\n");
     }
     text.push_str("END:VEVENT\r\nEND:VCALENDAR\r\n");
+    text
+}
+
+/// A content line's property name, for messages.
+fn property_name(line: &str) -> &str {
+    let end = line.find([';', ':']).unwrap_or(line.len());
+    line.get(..end.min(40)).unwrap_or("")
+}
+
+/// The VEVENT's lines the crate's parser can read, and the names of those it cannot (a parameter
+/// value with an unquoted `;` or `:`, …). The parser fails a whole component on one such line;
+/// only when it does is each line tried on its own, so the cost stays linear in the block.
+fn readable_lines(block: &[String]) -> (Vec<&String>, Vec<&str>) {
+    if icalendar::parser::read_calendar(&as_calendar(block)).is_ok() {
+        return (block.iter().collect(), Vec::new());
+    }
+    let (kept, bad): (Vec<&String>, Vec<&String>) = block
+        .iter()
+        .partition(|l| icalendar::parser::read_calendar(&as_calendar([*l])).is_ok());
+    (kept, bad.into_iter().map(|l| property_name(l)).collect())
+}
+
+/// Parses one VEVENT's lines with the crate, as a calendar of its own. A line the parser cannot
+/// read is left out with a warning naming its property, and the rest of the event is read.
+fn read_block(block: &[String], zones: &Zones) -> Result<Read, String> {
+    let (lines, unreadable) = readable_lines(block);
+    let text = as_calendar(lines);
     let cal = icalendar::parser::read_calendar(&text)
-        .map_err(|e| e.lines().take(3).collect::<Vec<_>>().join(" "))?;
+        .map_err(|_| "the VEVENT could not be read as iCalendar".to_string())?;
     let comp = cal
         .components
         .iter()
         .find(|c| c.name == "VEVENT")
         .ok_or("the VEVENT could not be read")?;
-    let mut warnings = Vec::new();
+    if let Some(name) = unreadable.iter().find(|n| **n == "DTSTART") {
+        return Err(format!(
+            "{name} could not be read (a malformed parameter or value), so no date to list"
+        ));
+    }
+    let mut warnings: Vec<String> = unreadable
+        .iter()
+        .map(|n| format!("{n} could not be read (a malformed parameter or value) and is left out"))
+        .collect();
     zones.take_warnings();
     let event = event(comp, zones, &mut warnings);
     warnings.extend(zones.take_warnings());
@@ -467,7 +502,7 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
         || (v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()));
     if let (Some(tzid), false) = (param(p, "TZID"), v.ends_with(['Z', 'z'])) {
         let naive = if is_date {
-            NaiveDate::parse_from_str(&v[..v.len().min(8)], "%Y%m%d")
+            NaiveDate::parse_from_str(v.get(..8).unwrap_or(v), "%Y%m%d")
                 .ok()
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         } else {
@@ -498,7 +533,7 @@ fn time(p: &Property, zones: &Zones) -> Result<(DateTime<FixedOffset>, bool), St
         })
     };
     if is_date {
-        let d = NaiveDate::parse_from_str(&v[..v.len().min(8)], "%Y%m%d")
+        let d = NaiveDate::parse_from_str(v.get(..8).unwrap_or(v), "%Y%m%d")
             .map_err(|_| format!("{name} {v:?} is not a date"))?;
         let midnight = d.and_hms_opt(0, 0, 0).ok_or("bad date")?;
         return localise(midnight).map(|t| (t, true));
@@ -537,8 +572,6 @@ const BOOKING_HOSTS: &[&str] = &[
 ];
 
 /// The title of a VEVENT without SUMMARY.
-pub const UNTITLED: &str = "(No title)";
-
 fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<Event, String> {
     let when = when(comp, zones, warnings)?;
     let recurrence = recurrence_lines(comp, &when, zones, warnings);
@@ -562,12 +595,12 @@ fn event(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<
     })
 }
 
-/// Calendar clients show an event without SUMMARY as untitled; so do we.
+/// SUMMARY is optional (RFC 5545 3.6.1): an event without one is kept with an empty title, as
+/// the calendar has it, rather than given a made-up one; each client labels it as it does its own.
 fn title(comp: &Component) -> String {
     prop(comp, "SUMMARY")
         .map(|p| p.val.as_str().to_string())
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| UNTITLED.to_string())
+        .unwrap_or_default()
 }
 
 /// When a VEVENT happens, as read from DTSTART, DTEND or DURATION.
@@ -595,6 +628,15 @@ fn when(comp: &Component, zones: &Zones, warnings: &mut Vec<String>) -> Result<W
     });
     let end = match (dtend, prop(comp, "DURATION")) {
         (Some(t), _) => Some(t),
+        // A DURATION that is not one at all ("1H") is read like an unreadable DTEND: the end is
+        // lost, not the event. A well-formed one no date can hold stays a rejection.
+        (None, Some(d)) if !duration_form(d.val.as_str()) => {
+            warnings.push(format!(
+                "DURATION {:?} is not a duration; the end is dropped",
+                d.val.as_str()
+            ));
+            all_day.then(|| start + Duration::days(1))
+        }
         (None, Some(d)) => Some(end_after(start, tz, d.val.as_str())?),
         // An all-day event without an end lasts its one day (RFC 5545 3.6.1).
         (None, None) if all_day => Some(start + Duration::days(1)),
@@ -632,6 +674,19 @@ fn start_zone(dtstart: &Property, zones: &Zones) -> Option<Tz> {
 
 /// The end a DURATION gives: in the start's zone, so a day is a calendar day across a change
 /// of the clocks.
+/// Whether a value is written as an RFC 5545 duration (`[+-]P` then digits and unit letters),
+/// whatever its length.
+fn duration_form(s: &str) -> bool {
+    let s = s.trim();
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    s.strip_prefix(['P', 'p']).is_some_and(|body| {
+        body.bytes().any(|b| b.is_ascii_digit())
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"WDTHMSwdthms".contains(&b))
+    })
+}
+
 fn end_after(
     start: DateTime<FixedOffset>,
     tz: Option<Tz>,
@@ -973,7 +1028,7 @@ mod tests {
             e.end.map(|t| t.to_rfc3339()).as_deref(),
             Some("2005-07-11T10:00:00-04:00")
         );
-        assert_eq!(e.title, UNTITLED);
+        assert_eq!(e.title, "");
         assert!(feed.rejections.is_empty(), "{:?}", feed.rejections);
         assert!(feed.warnings[0].reason.contains("read as swapped"));
     }
@@ -1112,5 +1167,98 @@ mod tests {
         assert_eq!(feed.rejections.len(), 1, "{:?}", feed.rejections);
         assert_eq!(feed.rejections[0].source_id.as_deref(), Some("lonely"));
         assert!(feed.rejections[0].reason.contains("no DTSTART"));
+    }
+
+    #[test]
+    fn an_event_without_summary_stays_untitled_rather_than_given_a_made_up_title() {
+        let feed = parse(
+            "BEGIN:VEVENT\r\nDTSTART:20270310T090000\r\nDTEND:20270310T100000\r\nLOCATION:Hall\r\nEND:VEVENT\r\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let rec = crate::normalise::record(feed.records[0].clone()).unwrap();
+        let Payload::Event(e) = &rec.payload else {
+            panic!("not an event")
+        };
+        // What the calendar says: no title (RFC 5545 makes SUMMARY optional); the event is kept.
+        assert_eq!(e.title, "");
+        assert_eq!(e.start.to_rfc3339(), "2027-03-10T09:00:00+00:00");
+        assert_eq!(e.location.name.as_deref(), Some("Hall"));
+    }
+
+    #[test]
+    fn a_property_the_parser_cannot_read_is_left_out_with_a_warning() {
+        let feed = parse(
+            cal(concat!(
+                "BEGIN:VEVENT\r\nUID:p1\r\nDTSTART:20270601T180000Z\r\nSUMMARY:Choir\r\n",
+                // A parameter value escaped as if it were text: an unquoted ';' and ':' inside it.
+                "ATTENDEE;CN=Smith\\; Jones\\: choir lead:mailto:lead@example.org\r\n",
+                "LOCATION:Church hall\r\nEND:VEVENT\r\n",
+                "BEGIN:VEVENT\r\nUID:p2\r\n",
+                "DTSTART;TZID=Europe/London;X-NOTE=a\\;b\\:c:20270602T180000\r\n",
+                "SUMMARY:Start unreadable\r\nEND:VEVENT\r\n",
+            ))
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
+        let Payload::Event(e) = &feed.records[0].payload else {
+            panic!("not an event")
+        };
+        assert_eq!(e.title, "Choir");
+        assert_eq!(e.location.name.as_deref(), Some("Church hall"));
+        let warned: Vec<&str> = feed.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("ATTENDEE") && warned[0].contains("left out"));
+        // An unreadable DTSTART is said to be one, not leaked as a parser trace.
+        assert_eq!(feed.rejections.len(), 1);
+        let reason = &feed.rejections[0].reason;
+        assert!(
+            reason.contains("DTSTART") && reason.contains("could not be read"),
+            "{reason}"
+        );
+        assert!(!reason.contains("Satisfy"), "{reason}");
+    }
+
+    #[test]
+    fn a_malformed_duration_loses_the_end_and_a_broken_date_is_a_rejection_not_a_panic() {
+        let feed = parse(cal(concat!(
+            "BEGIN:VEVENT\r\nUID:typo\r\nDTSTART:20270301T100000Z\r\nDURATION:1H\r\nSUMMARY:Typo\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:day\r\nDTSTART;VALUE=DATE:20270302\r\nDURATION:one day\r\nSUMMARY:Day\r\nEND:VEVENT\r\n",
+            // A multi-byte character across the eighth byte of a DATE value.
+            "BEGIN:VEVENT\r\nUID:mb\r\nDTSTART;VALUE=DATE:2027030\u{e9}\r\nSUMMARY:Broken\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:mbz\r\nDTSTART;VALUE=DATE;TZID=Europe/London:2027030\u{e9}\r\nSUMMARY:Broken\r\nEND:VEVENT\r\n",
+        )).as_bytes())
+        .unwrap();
+        let ids: Vec<&str> = feed.records.iter().map(|r| r.source_id.as_str()).collect();
+        assert_eq!(ids, ["typo", "day"], "{:?}", feed.rejections);
+        let ends: Vec<Option<String>> = feed
+            .records
+            .iter()
+            .map(|r| match &r.payload {
+                Payload::Event(e) => e.end.map(|t| t.to_rfc3339()),
+                Payload::Organisation(_) => None,
+            })
+            .collect();
+        // The timed event has no end; the all-day one lasts its day.
+        assert_eq!(ends, [None, Some("2027-03-03T00:00:00+00:00".to_string())]);
+        let warned: Vec<&str> = feed.warnings.iter().map(|w| w.reason.as_str()).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned
+            .iter()
+            .all(|w| w.contains("DURATION") && w.contains("end is dropped")));
+        assert_eq!(feed.rejections.len(), 2, "{:?}", feed.rejections);
+        assert!(feed
+            .rejections
+            .iter()
+            .all(|r| r.reason.contains("not a date")));
+    }
+
+    #[test]
+    fn an_unquoted_windows_zone_description_is_read_as_its_zone() {
+        let e = one("BEGIN:VEVENT\r\nUID:win\r\nDTSTART;TZID=(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna:20270701T100000\r\nSUMMARY:Board\r\nEND:VEVENT\r\n");
+        assert_eq!(e.start.to_rfc3339(), "2027-07-01T10:00:00+02:00");
+        assert_eq!(e.timezone.as_deref(), Some("Europe/Berlin"));
     }
 }
