@@ -140,9 +140,15 @@ fn plain_of(markup: &str) -> String {
 }
 
 fn event(mut e: Event) -> Result<Event, String> {
-    // A title is not required: an iCalendar VEVENT without SUMMARY is a listable event. Formats
-    // whose records need a title (CSV, RSS, WordPress events) reject one without it themselves.
-    e.title = text(&markup_free(e.title)).unwrap_or_default();
+    // An event given no title stays untitled (an iCalendar VEVENT without SUMMARY is listable;
+    // formats that require a title reject a record without one themselves). A title given but
+    // made of nothing but markup is a broken record, not an untitled one.
+    let given = !e.title.trim().is_empty();
+    e.title = match text(&markup_free(e.title)) {
+        Some(t) => t,
+        None if !given => String::new(),
+        None => return Err("event title holds nothing but markup".into()),
+    };
     if let Some(end) = e.end {
         if end < e.start {
             return Err(format!(

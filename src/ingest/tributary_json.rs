@@ -148,6 +148,10 @@ fn record(kind: RecordKind, item: Value) -> Result<SourceRecord, String> {
 }
 
 fn event(raw: RawEvent) -> Result<Event, String> {
+    // The canonical shape requires a title (only an iCalendar VEVENT may come without one).
+    if raw.title.trim().is_empty() {
+        return Err("event has no title".into());
+    }
     let tz: chrono_tz::Tz = match raw.timezone.as_deref() {
         None => DEFAULT_TZ,
         Some(name) => name
@@ -228,7 +232,8 @@ mod tests {
             {"id": "crlf", "title": "C", "start": "2027-01-05T10:00:00",
              "recurrence": ["RRULE:FREQ=WEEKLY\r\nX-EVIL:1"]},
             {"id": "secondly", "title": "S", "start": "2027-01-05T10:00:00",
-             "recurrence": ["RRULE:FREQ=SECONDLY"]}
+             "recurrence": ["RRULE:FREQ=SECONDLY"]},
+            {"id": "untitled", "title": " ", "start": "2027-01-05T10:00:00"}
         ]});
         let feed = parse(RecordKind::Events, doc.to_string().as_bytes()).unwrap();
         assert_eq!(feed.records.len(), 1, "{:?}", feed.rejections);
@@ -243,10 +248,12 @@ mod tests {
             ]
         );
         let reasons: Vec<&str> = feed.rejections.iter().map(|r| r.reason.as_str()).collect();
-        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert!(reasons[0].contains("quote"), "{}", reasons[0]);
         assert!(reasons[1].contains("control character"), "{}", reasons[1]);
         assert!(reasons[2].contains("SECONDLY"), "{}", reasons[2]);
+        // The canonical shape requires a title.
+        assert!(reasons[3].contains("no title"), "{}", reasons[3]);
     }
 
     #[test]

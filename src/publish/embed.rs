@@ -220,7 +220,7 @@ pub fn google_link(item: &EventItem) -> String {
     };
     let mut link = format!(
         "https://calendar.google.com/calendar/render?action=TEMPLATE&text={}&dates={dates}",
-        encode(&e.title)
+        encode(shown_title(&e.title))
     );
     if let Some(p) = place(&item.event) {
         link.push_str(&format!("&location={}", encode(&p)));
@@ -237,7 +237,7 @@ pub fn outlook_link(item: &EventItem) -> String {
     let end = item.end.unwrap_or(item.start + chrono::Duration::hours(1));
     let mut link = format!(
         "https://outlook.live.com/calendar/0/deeplink/compose?path=%2Fcalendar%2Faction%2Fcompose&rru=addevent&subject={}&startdt={}&enddt={}",
-        encode(&e.title),
+        encode(shown_title(&e.title)),
         encode(&item.start.to_rfc3339()),
         encode(&end.to_rfc3339())
     );
@@ -272,16 +272,27 @@ fn attribution(partners: &[Attribution]) -> Markup {
     }
 }
 
+/// What a page shows for an event's title: the partner's, or a plain label when it gave none
+/// (an iCalendar event may have no SUMMARY), so no heading or link is left without text.
+fn shown_title(title: &str) -> &str {
+    if title.is_empty() {
+        "Untitled event"
+    } else {
+        title
+    }
+}
+
 fn event_entry(item: &EventItem, look: &Look) -> Markup {
     let e = &item.event.event;
+    let title = shown_title(&e.title);
     let title_link = e.url.as_deref().or(e.booking_url.as_deref());
     html! {
         li {
             article aria-labelledby={ "trib-" (item.event.id) } {
                 h3 id={ "trib-" (item.event.id) } {
                     @match title_link {
-                        Some(u) => a href=(u) { (e.title) },
-                        None => (e.title),
+                        Some(u) => a href=(u) { (title) },
+                        None => (title),
                     }
                 }
                 p {
@@ -294,9 +305,9 @@ fn event_entry(item: &EventItem, look: &Look) -> Markup {
                     (attribution(&item.partners))
                     p class="trib-add" {
                         span { "Add to calendar:" }
-                        a href=(item.ics_url) aria-label={ "Add " (e.title) " to your calendar (.ics file)" } { ".ics" }
-                        a href=(google_link(item)) aria-label={ "Add " (e.title) " to Google Calendar" } { "Google" }
-                        a href=(outlook_link(item)) aria-label={ "Add " (e.title) " to Outlook" } { "Outlook" }
+                        a href=(item.ics_url) aria-label={ "Add " (title) " to your calendar (.ics file)" } { ".ics" }
+                        a href=(google_link(item)) aria-label={ "Add " (title) " to Google Calendar" } { "Google" }
+                        a href=(outlook_link(item)) aria-label={ "Add " (title) " to Outlook" } { "Outlook" }
                     }
                 }
             }
@@ -492,5 +503,11 @@ mod tests {
         assert!((contrast_on_white(255, 255, 255) - 1.0).abs() < 0.01);
         // #767676 is the lightest grey WCAG's examples give 4.5:1 on white.
         assert!((contrast_on_white(0x76, 0x76, 0x76) - 4.54).abs() < 0.02);
+    }
+
+    #[test]
+    fn an_event_given_no_title_is_shown_with_a_label() {
+        assert_eq!(shown_title(""), "Untitled event");
+        assert_eq!(shown_title("Tea dance"), "Tea dance");
     }
 }

@@ -1185,6 +1185,14 @@ mod tests {
         assert_eq!(e.title, "");
         assert_eq!(e.start.to_rfc3339(), "2027-03-10T09:00:00+00:00");
         assert_eq!(e.location.name.as_deref(), Some("Hall"));
+        // A SUMMARY that is nothing but markup is a broken title, not a missing one.
+        let feed = parse(
+            "BEGIN:VEVENT\r\nUID:m@x\r\nDTSTART:20270310T090000Z\r\nSUMMARY:<b></b>\r\nEND:VEVENT\r\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let err = crate::normalise::record(feed.records[0].clone()).unwrap_err();
+        assert!(err.contains("nothing but markup"), "{err}");
     }
 
     #[test]
