@@ -58,6 +58,7 @@ pub async fn run(
             config.server.response_cache_bytes,
         )),
         places,
+        credits: Arc::default(),
     });
     let limits = server::ServeLimits {
         header_read_timeout: config.server.header_read_timeout,

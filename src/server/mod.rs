@@ -40,12 +40,19 @@ pub struct AppState {
     pub cache: Arc<cache::ResponseCache>,
     /// Loads the postcode centroid file off the request path.
     pub places: Arc<places_loader::PlacesLoader>,
+    /// The partners' attributions, worked out once per config.
+    pub credits: Arc<licences::CreditsMemo>,
 }
 
 impl AppState {
     /// The config in force now.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+
+    /// The attributions of the config in force now.
+    pub fn credits(&self) -> Arc<licences::Credits> {
+        self.credits.of(&self.config())
     }
 }
 

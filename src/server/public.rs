@@ -187,11 +187,11 @@ pub async fn organisations(
             "within",
         ],
     );
-    let credits = super::licences::attributions(&state.config());
+    let credits = state.credits();
     // Licences are applied as pages render: a reloaded licence must not be served from the cache.
     let key = format!(
         "organisations|{keys:?}|{}{}",
-        credits.fingerprint(),
+        credits.fingerprint,
         centroids_key(&state, near.is_some())
     );
     let st = state.clone();
@@ -241,7 +241,7 @@ pub async fn organisations(
         let bodies: Vec<String> = rows
             .iter()
             .take(limit)
-            .map(|r| publish::json::with_attributions(&r.body, &credits))
+            .map(|r| publish::json::with_attributions(&r.body, &credits.all))
             .collect();
         let body = publish::json::page(bodies.iter().map(String::as_str), next.as_deref());
         Ok((vec![body], last_modified(&conn)?))
@@ -558,13 +558,13 @@ pub async fn events(
             "within",
         ],
     );
-    let credits = super::licences::attributions(&state.config());
+    let credits = state.credits();
     // Licences are applied as pages render: a reloaded licence must not be served from the cache.
     let key = format!(
         "events|{}|{}|{keys:?}|{}{}",
         from.timestamp(),
         to.timestamp(),
-        credits.fingerprint(),
+        credits.fingerprint,
         centroids_key(&state, near.is_some())
     );
     let st = state.clone();
@@ -585,7 +585,7 @@ pub async fn events(
         }
         let cur = after.as_ref().map(|(s, id)| (*s, id.as_str()));
         let best = page_candidates(&conn, &f, from, to, cur, limit + 1)?;
-        let items = page_items(&conn, best, &credits)?;
+        let items = page_items(&conn, best, &credits.all)?;
         let next = (items.len() > limit).then(|| {
             let last = &items[limit - 1];
             next_link(
