@@ -600,6 +600,13 @@ mod tests {
         for field in [&e.title, &text] {
             assert!(!html::has_markup(field), "{field}");
         }
+        // A title given as nothing but markup is a broken record; no title given stays untitled.
+        let mut broken = e.clone();
+        broken.title = "<b></b>".into();
+        assert!(event(broken).unwrap_err().contains("nothing but markup"));
+        let mut untitled = e.clone();
+        untitled.title = String::new();
+        assert_eq!(event(untitled).unwrap().title, "");
         // Prose with a bare "<" or "&" is left alone.
         let plain = descriptions(Some("Ages 5 < 11 & parents".into()), None);
         assert_eq!(plain, (Some("Ages 5 < 11 & parents".into()), None));
