@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{python, BIN};
+use common::{python, tool_available, BIN};
 
 const HARNESS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/harness.py");
 const READERS: &str = "import icalendar, recurring_ical_events, feedparser";
@@ -14,18 +14,11 @@ const READERS: &str = "import icalendar, recurring_ical_events, feedparser";
 #[test]
 fn corpus_conformance_does_not_drop_below_the_recorded_scorecard() {
     let py = python();
-    let has_readers = Command::new(&py)
-        .args(["-c", READERS])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !has_readers {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{py} lacks the reference readers (icalendar, recurring-ical-events, feedparser); \
-             bash .ci/run installs them into .venv"
-        );
-        eprintln!("skipping: {py} lacks the reference readers (bash .ci/run installs them)");
+    if !tool_available(
+        &py,
+        &["-c", READERS],
+        "the reference readers (icalendar, recurring-ical-events, feedparser)",
+    ) {
         return;
     }
     let mut cmd = Command::new(&py);
